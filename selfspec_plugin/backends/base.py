@@ -1,0 +1,35 @@
+"""What every backend shares: sampling settings, per-item seeds, completions and prompt rendering."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int  # the run seed; each request gets item_seed(seed, prompt.id)
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str  # "stop" or "length"
+    tokens: int
+
+
+def item_seed(run_seed: int, item_id: str) -> int:
+    """A request's sampling seed: stable across runs, processes and machines."""
+    digest = hashlib.sha256(f"{run_seed}:{item_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def render(prompt, mode: str, tokenizer) -> str:
+    """Completion mode: the plain text. Chat mode: the chat template, then the assistant prefix."""
+    if mode == "completion":
+        return prompt.text
+    chat = tokenizer.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
+    return chat + prompt.prefix

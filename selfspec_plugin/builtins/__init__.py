@@ -1,0 +1,1 @@
+"""Built-in implementations of selfspec's hooks, registered exactly like third-party plugins."""

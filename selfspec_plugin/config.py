@@ -1,0 +1,75 @@
+"""The `selfspec:` block of an Axolotl config. Defaults follow Kang et al. (2023); see docs/config.md.
+
+Unknown keys and out-of-range values fail validation with the field's name (pydantic, extra="forbid").
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .filters import BLACKLIST
+
+
+class VllmOptions(BaseModel):
+    """Passed through to `vllm.LLM(...)`; unset values keep vLLM's own defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_model_len: Optional[int] = Field(None, gt=0)
+    max_num_seqs: Optional[int] = Field(None, gt=0)
+    dtype: Optional[str] = None
+    enforce_eager: Optional[bool] = None
+    gpu_memory_utilization: Optional[float] = Field(None, gt=0, le=1)
+    tensor_parallel_size: Optional[int] = Field(None, gt=0)
+    quantization: Optional[str] = None
+
+
+class SelfSpecConfig(BaseModel):
+    """Self-specialization data generation settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: str = Field(description="Path to the seed tasks (.jsonl of {id?, task_type?, instruction, input?, output}).")
+    domain: str = Field("the target domain", description="Domain named in the prompts, e.g. 'biomedicine'.")
+    num_instructions: int = Field(5000, gt=0, description="Novel instructions to generate (paper: ~5K).")
+    model: Optional[str] = Field(None, description="Generator model; defaults to the config's base_model.")
+    backend: str = Field("vllm", description="Generation backend (registered through the `selfspec` plugin hooks).")
+    prompt_format: Literal["auto", "completion", "chat"] = Field(
+        "auto", description="auto: chat template if the tokenizer has one, else a plain completion prompt."
+    )
+    seed: int = Field(42, description="Run seed; every request's sampling seed derives from it and the item id.")
+
+    instruction_demos: int = Field(3, gt=0, description="Seed demos per brainstorming prompt (paper: 3).")
+    temperature: float = Field(1.0, ge=0, description="Brainstorming temperature (paper: 1.0).")
+    top_p: float = Field(0.98, gt=0, le=1, description="Brainstorming top-p (paper: 0.98).")
+    instruction_max_tokens: int = Field(512, gt=0)
+    prompts_per_round: int = Field(64, gt=0, description="Brainstorming prompts per round (one engine call).")
+    max_rounds: int = Field(200, gt=0, description="Stop brainstorming after this many rounds even if short.")
+
+    response_demos: int = Field(5, gt=0, description="Seed demos per response prompt (paper: 5).")
+    response_temperature: float = Field(0.0, ge=0, description="0 = greedy (paper).")
+    response_max_tokens: int = Field(512, gt=0)
+    chunk_size: int = Field(256, gt=0, description="Responses per chunk: the unit of resumption.")
+
+    rouge_threshold: float = Field(0.7, gt=0, le=1, description="Drop an instruction whose ROUGE-L F with a kept one exceeds this.")
+    min_words: int = Field(4, ge=1, description="Drop instructions with fewer words (paper: <=3 dropped).")
+    max_words: int = Field(150, ge=1, description="Drop instructions with more words (paper: >150 dropped).")
+    blacklist: list[str] = Field(default_factory=lambda: list(BLACKLIST))
+    filters: Optional[list[str]] = Field(None, description="Registered filters to run; default: all.")
+
+    runs_dir: Optional[str] = Field(None, description="Where run directories go; default: <output_dir>/selfspec.")
+    vllm: VllmOptions = Field(default_factory=VllmOptions)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) is greater than max_words ({self.max_words})")
+        return self
+
+
+class SelfSpecArgs(BaseModel):
+    """Merged into Axolotl's config model by `SelfSpecPlugin.get_input_args`: adds the `selfspec:` key."""
+
+    selfspec: Optional[SelfSpecConfig] = None

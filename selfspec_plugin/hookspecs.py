@@ -1,0 +1,26 @@
+"""selfspec's extension points (pluggy). Third-party packages implement them and expose the module under
+the `selfspec` entry-point group; the built-ins are registered through the very same hooks."""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("selfspec")
+hookimpl = pluggy.HookimplMarker("selfspec")
+
+
+@hookspec
+def register_backends(register):
+    """Register generation backends: `register(name, factory)`; `factory(model, options)` returns an
+    object with `chat_capable`, `generate(prompts, sampling, mode) -> list[Completion]` and `close()`."""
+
+
+@hookspec
+def register_filters(register):
+    """Register filters: `register(FilterSpec(name, stage, build, order))`."""
+
+
+@hookspec(firstresult=True)
+def generate_dataset(job, backend, progress):
+    """Produce the run's records from a `Job` with an open backend; the first non-None result wins.
+    The built-in implementation is the self-specialization pipeline."""

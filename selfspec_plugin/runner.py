@@ -1,0 +1,58 @@
+"""Owns a generation run: cache lookup, the backend's lifetime, the `generate_dataset` hook, the child process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import plugins, store
+from .config import SelfSpecConfig
+from .errors import SelfSpecError
+
+
+def make_job(block: dict, base_model: str | None, output_dir: str | None) -> store.Job:
+    """Resolve a `selfspec:` block plus the surrounding Axolotl config into a Job."""
+    config = block if isinstance(block, SelfSpecConfig) else SelfSpecConfig(**block)
+    model = config.model or base_model
+    if not model:
+        raise SelfSpecError("selfspec.model: no generator model (set selfspec.model or base_model)")
+    runs_dir = Path(config.runs_dir or Path(output_dir or ".") / "selfspec")
+    return store.Job(config, str(model), runs_dir)
+
+
+def generate(job: store.Job, progress: bool = True) -> Path:
+    """Run the job in this process (or reuse its finished run); returns the run directory."""
+    run_dir = store.run_dir(job)
+    if store.is_complete(run_dir):
+        print(f"selfspec: reusing cached run {run_dir}", file=sys.stderr)
+        return run_dir
+    cfg = job.config
+    backend = plugins.make_backend(cfg.backend, job.model, cfg.vllm.model_dump())
+    try:
+        plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
+    finally:
+        backend.close()
+    if not store.is_complete(run_dir):
+        raise SelfSpecError(f"selfspec: generation finished without a complete run in {run_dir}")
+    return run_dir
+
+
+def generate_in_child(job: store.Job) -> Path:
+    """Run the job in a child Python process, so the engine's memory (GPU too) is gone when it returns."""
+    run_dir = store.run_dir(job)
+    if store.is_complete(run_dir):
+        print(f"selfspec: reusing cached run {run_dir}", file=sys.stderr)
+        return run_dir
+    job.runs_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=job.runs_dir, delete=False) as fh:
+        fh.write(job.to_json())
+    try:
+        proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "run-job", fh.name], env=os.environ.copy())
+    finally:
+        os.unlink(fh.name)
+    if proc.returncode != 0:
+        raise SelfSpecError(f"selfspec: generation failed (exit code {proc.returncode}); see the messages above")
+    return run_dir

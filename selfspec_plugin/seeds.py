@@ -1,0 +1,67 @@
+"""Seed tasks: the handful of expert-written (instruction, input, output) triplets that start a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import SelfSpecError
+
+REQUIRED = ("instruction", "output")
+OPTIONAL = ("id", "task_type", "input")
+
+
+def parse_seed(obj: object, where: str, index: int) -> dict:
+    """Validate one decoded seed object and return it as a plain record `{id, task_type, instruction, input, output}`."""
+    if not isinstance(obj, dict):
+        raise SelfSpecError(f"{where}: a seed must be a JSON object, got {type(obj).__name__}")
+    unknown = sorted(set(obj) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise SelfSpecError(
+            f"{where}: unknown field {unknown[0]!r} (allowed: {', '.join(OPTIONAL + REQUIRED)})"
+        )
+    for field in REQUIRED:
+        if field not in obj:
+            raise SelfSpecError(f"{where}: missing field {field!r}")
+    for field in ("instruction", "input", "output", "task_type"):
+        if field in obj and not isinstance(obj[field], str):
+            raise SelfSpecError(f"{where}: field {field!r} must be a string, got {type(obj[field]).__name__}")
+    for field in REQUIRED:
+        if not obj[field].strip():
+            raise SelfSpecError(f"{where}: field {field!r} is empty")
+    seed_id = obj.get("id", f"seed-{index}")
+    if not isinstance(seed_id, (str, int)) or isinstance(seed_id, bool):
+        raise SelfSpecError(f"{where}: field 'id' must be a string or an integer")
+    return {
+        "id": str(seed_id),
+        "task_type": obj.get("task_type", ""),
+        "instruction": obj["instruction"].strip(),
+        "input": obj.get("input", "").strip(),
+        "output": obj["output"].strip(),
+    }
+
+
+def load_seeds(path: str | Path) -> list[dict]:
+    """Read a seeds .jsonl file; any problem raises SelfSpecError naming file:line and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise SelfSpecError(f"seeds file not found: {path}")
+    seeds: list[dict] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SelfSpecError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            seed = parse_seed(obj, where, lineno)
+            if seed["id"] in seen:
+                raise SelfSpecError(f"{where}: duplicate id {seed['id']!r} (first on line {seen[seed['id']]})")
+            seen[seed["id"]] = lineno
+            seeds.append(seed)
+    if not seeds:
+        raise SelfSpecError(f"{path}: no seed tasks in file")
+    return seeds

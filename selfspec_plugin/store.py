@@ -1,0 +1,118 @@
+"""Run directories: keyed by a hash of everything that shapes the output; written atomically.
+
+Layout of one run:  <runs_dir>/<key>/
+    instructions/round-00000.jsonl   raw brainstorming completions, one file per round
+    responses/chunk-00000.jsonl      raw responses, one file per chunk
+    data.jsonl                       the kept triplets (alpaca fields + id)
+    rejected.jsonl                   everything dropped, with its reason
+    manifest.json                    inputs' hashes, params, counts, timings: written last = run complete
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .config import SelfSpecConfig
+from .errors import SelfSpecError
+from .prompts import templates_hash
+
+MANIFEST = "manifest.json"
+DATA = "data.jsonl"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A resolved generation job: settings, generator model, and where its runs live."""
+
+    config: SelfSpecConfig
+    model: str
+    runs_dir: Path
+
+    def to_json(self) -> str:
+        return json.dumps({"config": self.config.model_dump(), "model": self.model, "runs_dir": str(self.runs_dir)})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Job":
+        raw = json.loads(text)
+        return cls(SelfSpecConfig(**raw["config"]), raw["model"], Path(raw["runs_dir"]))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_fingerprint(model: str) -> dict:
+    """Identify a model directory by its config, tokenizer and weight files' sizes (cheap, path-independent)."""
+    path = Path(model)
+    if not path.is_dir():
+        raise SelfSpecError(f"model not found: {model!r} is not a local model directory (nothing is downloaded)")
+    if not (path / "config.json").is_file():
+        raise SelfSpecError(f"model directory {model!r} has no config.json")
+    small = {name: sha256_file(path / name) for name in ("config.json", "tokenizer.json", "tokenizer_config.json")
+             if (path / name).is_file()}
+    weights = {p.name: p.stat().st_size for p in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))}
+    return {"files": small, "weights": weights}
+
+
+def run_inputs(job: Job) -> dict:
+    """Everything that shapes the output, as plain data."""
+    settings = job.config.model_dump(exclude={"runs_dir", "chunk_size"})
+    settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in ("gpu_memory_utilization", "max_num_seqs")}
+    seeds = Path(job.config.seeds)
+    if not seeds.is_file():
+        raise SelfSpecError(f"selfspec.seeds: file not found: {seeds}")
+    return {
+        "seeds_sha256": sha256_file(seeds),
+        "model": model_fingerprint(job.model),
+        "templates": templates_hash(),
+        "settings": settings,
+    }
+
+
+def run_key(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_dir(job: Job) -> Path:
+    return job.runs_dir / run_key(run_inputs(job))
+
+
+def is_complete(path: Path) -> bool:
+    return (path / MANIFEST).is_file() and (path / DATA).is_file()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: Path, records: Iterable[dict]) -> None:
+    _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
+
+
+def write_json(path: Path, obj: dict) -> None:
+    _atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

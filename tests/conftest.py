@@ -1,0 +1,34 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+
+# The project runs offline: nothing may come from a model hub.
+for key, value in {
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "AXOLOTL_DO_NOT_TRACK": "1",
+    "WANDB_MODE": "disabled", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+}.items():
+    os.environ.setdefault(key, value)
+# `axolotl train` runs `accelerate launch`, which must be on PATH.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    from tiny_model import tiny_model_dir
+
+    return tiny_model_dir()
+
+
+@pytest.fixture
+def write_seeds(tmp_path):
+    def write(lines: list[str], name: str = "seeds.jsonl") -> Path:
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    return write

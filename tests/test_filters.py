@@ -1,0 +1,71 @@
+import random
+
+import pytest
+from rouge_score import rouge_scorer
+
+from selfspec_plugin import filters as f
+
+from conftest import ROOT
+
+
+def test_rouge_matches_reference_rouge_score():
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    rng = random.Random(1)
+    words = "the cell gene protein binds inhibits drug patient tumour of a in to and".split()
+    for _ in range(300):
+        a = " ".join(rng.choices(words, k=rng.randint(0, 12)))
+        b = " ".join(rng.choices(words, k=rng.randint(0, 12)))
+        expected = scorer.score(a, b)["rougeL"].fmeasure
+        assert f.rouge_l_f(f.rouge_tokens(a), f.rouge_tokens(b)) == pytest.approx(expected)
+
+
+def test_novelty_pool_decides_like_brute_force():
+    rng = random.Random(7)
+    words = ("list extract the genes proteins diseases drugs mentioned in text passage abstract classify "
+             "sentiment answer question yes no summarize describe").split()
+    texts = [" ".join(rng.choices(words, k=rng.randint(4, 10))) for _ in range(400)]
+    check = f.novelty_check(0.7, [])
+    kept_pool, kept_brute = [], []
+    for t in texts:
+        if check({"instruction": t}) is None:
+            kept_pool.append(t)
+        toks = f.rouge_tokens(t)
+        if all(f.rouge_l_f(toks, f.rouge_tokens(k)) <= 0.7 for k in kept_brute):
+            kept_brute.append(t)
+    assert kept_pool == kept_brute
+    assert 0 < len(kept_pool) < len(texts)
+
+
+def test_novelty_against_seeds_reports_score():
+    check = f.novelty_check(0.7, ["Extract all disease names mentioned in the text."])
+    reason = check({"instruction": "Extract all the disease names mentioned in this text."})
+    assert reason is not None and reason.startswith("similar:") and float(reason.split(":")[1]) > 0.7
+    assert check({"instruction": "Which organ produces insulin?"}) is None
+
+
+@pytest.mark.parametrize(
+    "instruction, inp, reason",
+    [
+        ("Too short here", "", "too_short"),
+        (" ".join(["word"] * 151), "", "too_long"),
+        ("Draw the structure of the heart.", "", "blacklist:draw"),
+        ("Describe the patient record.", "See the attached file.", "blacklist:file"),
+        ("- List the genes in the text.", "", "bad_start"),
+        ("Élucidez le mécanisme du médicament.", "", "bad_start"),
+        ("List the genes named in the passage.", "BRCA1 and TP53", None),
+    ],
+)
+def test_instruction_rules(instruction, inp, reason):
+    checks = [f.start_check, f.word_count_check(4, 150), f.blacklist_check()]
+    assert f.run_checks(checks, {"instruction": instruction, "input": inp}) == reason
+
+
+def test_blacklist_matches_words_not_substrings():
+    check = f.blacklist_check()
+    assert check({"instruction": "Summarize the profile of the mapk pathway", "input": ""}) is None
+
+
+def test_response_rules():
+    assert f.response_check({"output": "", "finish_reason": "stop"}) == "empty_response"
+    assert f.response_check({"output": "partial", "finish_reason": "length"}) == "truncated_response"
+    assert f.response_check({"output": "fine", "finish_reason": "stop"}) is None
