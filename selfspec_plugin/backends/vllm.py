@@ -7,11 +7,15 @@ import os
 from .base import Completion, Sampling, item_seed, render
 
 # Measured on 2-core CPU machines (docs/install.md): without a KV-cache size the CPU engine asks for 92 %
-# of a NUMA node and fails; internal traffic stays on loopback.
+# of a NUMA node and fails; by default it also leaves one core idle; internal traffic stays on loopback.
 CPU_ENV_DEFAULTS = {
     "VLLM_CPU_KVCACHE_SPACE": "2",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
     "VLLM_HOST_IP": "127.0.0.1",
+}
+ENV_DEFAULTS = {
     "VLLM_NO_USAGE_STATS": "1",
+    "VLLM_LOGGING_LEVEL": "WARNING",  # keep the progress bars readable; set it to INFO to see the engine
 }
 
 
@@ -25,12 +29,12 @@ class VLLMBackend:
         import torch
 
         on_gpu = torch.cuda.is_available()
-        if not on_gpu:
-            for key, value in CPU_ENV_DEFAULTS.items():
-                os.environ.setdefault(key, value)
+        for key, value in {**ENV_DEFAULTS, **({} if on_gpu else CPU_ENV_DEFAULTS)}.items():
+            os.environ.setdefault(key, value)
         from vllm import LLM
 
         kwargs = {k: v for k, v in options.items() if v is not None}
+        kwargs.setdefault("enable_prefix_caching", True)  # every brainstorming prompt shares the header
         if not on_gpu:
             kwargs.setdefault("enforce_eager", True)  # torch.compile costs minutes on CPU
             kwargs.setdefault("max_model_len", CPU_MAX_MODEL_LEN)

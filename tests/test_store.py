@@ -1,0 +1,75 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from selfspec_plugin import store
+from selfspec_plugin.cli import main
+from selfspec_plugin.errors import SelfSpecError
+from selfspec_plugin.runner import make_job
+
+from conftest import ROOT
+
+
+@pytest.fixture
+def model_dir(tmp_path) -> Path:
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "config.json").write_text('{"model_type": "llama"}')
+    (d / "model.safetensors").write_bytes(b"\0" * 16)
+    return d
+
+
+def key(block, model, out="out"):
+    return store.run_dir(make_job(block, str(model), out)).name
+
+
+def test_run_key_tracks_what_shapes_the_output(tmp_path, model_dir):
+    seeds = tmp_path / "s.jsonl"
+    seeds.write_text((ROOT / "seeds" / "biomed.jsonl").read_text())
+    base = key({"seeds": str(seeds)}, model_dir)
+    assert base == key({"seeds": str(seeds), "chunk_size": 7, "runs_dir": str(tmp_path / "elsewhere")}, model_dir)
+    assert base == key({"seeds": str(seeds), "vllm": {"gpu_memory_utilization": 0.5}}, model_dir)
+    assert base != key({"seeds": str(seeds), "temperature": 0.9}, model_dir)
+    assert base != key({"seeds": str(seeds), "vllm": {"dtype": "float32"}}, model_dir)
+    (model_dir / "model.safetensors").write_bytes(b"\0" * 17)
+    changed_model = key({"seeds": str(seeds)}, model_dir)
+    assert changed_model != base
+    seeds.write_text(seeds.read_text() + json.dumps({"instruction": "Define sepsis.", "output": "x"}) + "\n")
+    assert key({"seeds": str(seeds)}, model_dir) != changed_model
+
+
+def test_missing_inputs_are_clear(tmp_path, model_dir):
+    with pytest.raises(SelfSpecError, match="selfspec.seeds: file not found"):
+        key({"seeds": str(tmp_path / "none.jsonl")}, model_dir)
+    with pytest.raises(SelfSpecError, match="model not found"):
+        key({"seeds": str(ROOT / "seeds" / "biomed.jsonl")}, tmp_path / "no-model")
+    with pytest.raises(SelfSpecError, match="selfspec.model: no generator model"):
+        make_job({"seeds": "s"}, None, "out")
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "d.jsonl"
+    store.write_jsonl(path, [{"a": 1}])
+
+    def broken():
+        yield {"a": 2}
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        store.write_jsonl(path, broken())
+    assert store.read_jsonl(path) == [{"a": 1}]
+    assert [p.name for p in tmp_path.iterdir()] == ["d.jsonl"]
+
+
+def test_cli_reports_bad_block_with_field_and_exit_code(tmp_path, capsys):
+    recipe = tmp_path / "r.yml"
+    recipe.write_text("base_model: m\nselfspec:\n  seeds: s.jsonl\n  top_p: 2\n  seedz: x\n")
+    assert main(["generate", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "selfspec.top_p" in err and "selfspec.seedz" in err
+    assert main(["generate", str(tmp_path / "missing.yml")]) == 2
+    assert "config not found" in capsys.readouterr().err
+    recipe.write_text("base_model: m\n")
+    assert main(["generate", str(recipe)]) == 2
+    assert "no `selfspec:` block" in capsys.readouterr().err
