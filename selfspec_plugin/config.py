@@ -48,6 +48,11 @@ class SelfSpecConfig(BaseModel):
     prompts_per_round: int = Field(64, gt=0, description="Brainstorming prompts per round (one engine call).")
     max_rounds: int = Field(200, gt=0, description="Stop brainstorming after this many rounds even if short.")
 
+    corpus: Optional[str] = Field(None, description="Local domain corpus (.jsonl/.txt/.parquet) grounding the responses.")
+    corpus_text_field: str = Field("text", description="The text field of a .jsonl corpus or column of a .parquet one.")
+    retriever: str = Field("bm25", description="Retriever (registered through the `selfspec` plugin hooks).")
+    retrieval_k: int = Field(3, gt=0, description="Documents given to each response prompt as background.")
+
     response_demos: int = Field(5, gt=0, description="Seed demos per response prompt (paper: 5).")
     response_temperature: float = Field(0.0, ge=0, description="0 = greedy (paper).")
     response_max_tokens: int = Field(512, gt=0)

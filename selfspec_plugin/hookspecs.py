@@ -16,6 +16,12 @@ def register_backends(register):
 
 
 @hookspec
+def register_retrievers(register):
+    """Register retrievers: `register(name, factory)`; `factory(docs, cache_dir)` returns an object with
+    `search(queries, k) -> list[list[{id, text, score}]]`."""
+
+
+@hookspec
 def register_filters(register):
     """Register filters: `register(FilterSpec(name, stage, build, order))`."""
 

@@ -19,6 +19,7 @@ from . import plugins, store
 from .backends import Sampling
 from .errors import SelfSpecError
 from .filters import run_checks
+from .retrieval import load_corpus
 from .prompts import brainstorm_prompt, parse_brainstorm, response_prompt
 from .seeds import load_seeds
 
@@ -108,20 +109,30 @@ def respond(job, run_dir, backend, mode, seeds, instructions, progress) -> tuple
     cfg = job.config
     checks = build_checks("response", cfg.model_dump(), cfg.filters)
     sampling = Sampling(cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed)
+    retriever = None
+    if cfg.corpus:
+        docs = load_corpus(cfg.corpus, cfg.corpus_text_field)
+        retriever = plugins.make_retriever(cfg.retriever, docs, run_dir / "index")
     data, rejected, stats = [], [], Stats()
     chunks = range(0, len(instructions), cfg.chunk_size)
     for c, start in enumerate(tqdm(chunks, desc="selfspec: responses", unit="chunk", disable=not progress)):
         items = instructions[start : start + cfg.chunk_size]
-        prompts = [response_prompt(it["id"], it, sample_demos(seeds, cfg.response_demos, f"{cfg.seed}:demos:{it['id']}"), cfg.domain)
-                   for it in items]
+        hits = (retriever.search([f"{it['instruction']} {it['input']}" for it in items], cfg.retrieval_k)
+                if retriever else [[] for _ in items])
+        prompts = [
+            response_prompt(it["id"], it, sample_demos(seeds, cfg.response_demos, f"{cfg.seed}:demos:{it['id']}"),
+                            cfg.domain, tuple(h["text"] for h in found))
+            for it, found in zip(items, hits)
+        ]
         rows = _generate_chunk(run_dir / "responses" / f"chunk-{c:05d}.jsonl", backend, prompts, sampling, mode, stats)
-        for item, row in zip(items, rows):
+        for item, row, found in zip(items, rows, hits):
             rec = {**item, "output": row["text"].strip(), "finish_reason": row["finish_reason"]}
             reason = run_checks(checks, rec)
             if reason:
                 rejected.append({"stage": "response", **rec, "rejected": reason})
             else:
-                data.append({"id": rec["id"], **{f: rec[f] for f in ALPACA_FIELDS}})
+                data.append({"id": rec["id"], **{f: rec[f] for f in ALPACA_FIELDS},
+                             **({"docs": [h["id"] for h in found]} if retriever else {})})
     return data, rejected, {"chunks": len(chunks), "tokens": stats.tokens, "seconds": round(stats.seconds, 2)}
 
 

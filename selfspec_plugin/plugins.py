@@ -10,7 +10,7 @@ from . import hookspecs
 from .errors import SelfSpecError
 from .filters import FilterSpec
 
-BUILTINS = ("selfspec_plugin.builtins.backends", "selfspec_plugin.builtins.filters", "selfspec_plugin.builtins.pipeline")
+BUILTINS = tuple(f"selfspec_plugin.builtins.{name}" for name in ("backends", "retrievers", "filters", "pipeline"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,12 +40,23 @@ def backends() -> dict:
     return _collect("register_backends")
 
 
+def retrievers() -> dict:
+    return _collect("register_retrievers")
+
+
 def filters() -> dict[str, FilterSpec]:
     return _collect("register_filters")
 
 
-def make_backend(name: str, model: str, options: dict):
-    available = backends()
+def _factory(kind: str, name: str, available: dict):
     if name not in available:
-        raise SelfSpecError(f"selfspec.backend: unknown backend {name!r} (available: {', '.join(sorted(available))})")
-    return available[name](model, options)
+        raise SelfSpecError(f"selfspec.{kind}: unknown {kind} {name!r} (available: {', '.join(sorted(available))})")
+    return available[name]
+
+
+def make_backend(name: str, model: str, options: dict):
+    return _factory("backend", name, backends())(model, options)
+
+
+def make_retriever(name: str, docs: list[dict], cache_dir):
+    return _factory("retriever", name, retrievers())(docs, cache_dir)

@@ -33,6 +33,9 @@ RESPONSE_HEADER = (
 )
 
 
+BACKGROUND = "### Background:"
+
+
 @dataclass(frozen=True)
 class Prompt:
     """One generation request: its stable id, both renderings, and stop strings for completion mode."""
@@ -46,7 +49,7 @@ class Prompt:
 
 def templates_hash() -> str:
     """Identity of the prompt templates: part of the run's cache key."""
-    return hashlib.sha256((BRAINSTORM_HEADER + RESPONSE_HEADER + NO_INPUT).encode()).hexdigest()[:16]
+    return hashlib.sha256((BRAINSTORM_HEADER + RESPONSE_HEADER + NO_INPUT + BACKGROUND).encode()).hexdigest()[:16]
 
 
 def _list_item(n: int, instruction: str, inp: str) -> str:
@@ -98,14 +101,18 @@ def _query(instruction: str, inp: str) -> str:
     return f"### Instruction:\n{instruction}\n\n### Input:\n{inp or NO_INPUT}\n\n### Response:\n"
 
 
-def response_prompt(prompt_id: str, item: dict, demos: list[dict], domain: str) -> Prompt:
-    """The response prompt: expert header, seed demos as solved examples, then the new task."""
+def response_prompt(prompt_id: str, item: dict, demos: list[dict], domain: str, background: tuple[str, ...] = ()) -> Prompt:
+    """The response prompt: expert header, seed demos as solved examples, then the new task, preceded by
+    retrieved background documents when there are any."""
     header = RESPONSE_HEADER.format(domain=domain)
     solved = [_query(d["instruction"], d["input"]) + d["output"] for d in demos]
-    text = "\n\n".join([header, *solved, _query(item["instruction"], item["input"])])
+    task = _query(item["instruction"], item["input"])
+    if background:
+        task = f"{BACKGROUND}\n" + "\n".join(f"[{n}] {doc}" for n, doc in enumerate(background, 1)) + "\n\n" + task
+    text = "\n\n".join([header, *solved, task])
     messages: list[dict] = [{"role": "system", "content": header}]
     for d in demos:
         messages.append({"role": "user", "content": _query(d["instruction"], d["input"]).rstrip()})
         messages.append({"role": "assistant", "content": d["output"]})
-    messages.append({"role": "user", "content": _query(item["instruction"], item["input"]).rstrip()})
+    messages.append({"role": "user", "content": task.rstrip()})
     return Prompt(id=prompt_id, text=text, messages=tuple(messages), stop=("###",))

@@ -69,7 +69,7 @@ def load_seeds(path: str | Path) -> list[dict]:
 
 def check_seeds(path: str | Path, threshold: float = 0.7) -> tuple[list[str], list[str], dict[str, int]]:
     """Lint a seeds file: returns (errors, warnings, task-type counts). Schema problems are errors;
-    near-duplicate instructions (ROUGE-L F > threshold), repeated tasks and unbalanced types are warnings."""
+    repeated tasks too; near-duplicate instructions (ROUGE-L F > threshold) and a dominant task type are warnings."""
     from collections import Counter
 
     from .filters import NoveltyPool
@@ -93,8 +93,8 @@ def check_seeds(path: str | Path, threshold: float = 0.7) -> tuple[list[str], li
                             f"with seed {seeds[hit[1]]['id']!r}")
         pool.add(seed["instruction"])
     types = Counter(s["task_type"] or "(none)" for s in seeds)
-    mean = len(seeds) / len(types)
     for name, count in sorted(types.items()):
-        if count < mean / 3:
-            warnings.append(f"{path}: task type {name!r} has {count} seed(s), far below the mean of {mean:.1f}")
+        if len(types) > 1 and count > 0.4 * len(seeds):
+            warnings.append(f"{path}: task type {name!r} holds {count} of {len(seeds)} seeds: the generated tasks "
+                            "will lean towards it")
     return errors, warnings, dict(sorted(types.items()))

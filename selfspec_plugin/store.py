@@ -13,16 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 from .config import SelfSpecConfig
 from .errors import SelfSpecError
 from .prompts import templates_hash
 
 MANIFEST = "manifest.json"
+UMASK = os.umask(0o22)
+os.umask(UMASK)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DATA = "data.jsonl"
 
 
@@ -51,11 +55,28 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _hub_config(model: str) -> Optional[str]:
+    """A hub model id's cached config.json, if the local Hugging Face cache has it."""
+    if not HUB_ID.match(model):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(model, "config.json")
+    return found if isinstance(found, str) else None
+
+
 def model_fingerprint(model: str) -> dict:
-    """Identify a model directory by its config, tokenizer and weight files' sizes (cheap, path-independent)."""
+    """Identify a model by its config, tokenizer and weight files' sizes (cheap, path-independent).
+    A hub id (org/name) is identified by its name, and must be in the local cache when the hub is offline."""
     path = Path(model)
     if not path.is_dir():
-        raise SelfSpecError(f"model not found: {model!r} is not a local model directory (nothing is downloaded)")
+        if HUB_ID.match(model) and (os.environ.get("HF_HUB_OFFLINE") not in ("1", "true") or _hub_config(model)):
+            return {"hub_id": model}
+        raise SelfSpecError(
+            f"model not found: {model!r} is not a local model directory"
+            + (" and the hub is offline (HF_HUB_OFFLINE=1)" if HUB_ID.match(model) else "")
+            + " (for the demo model run `selfspec fetch-demo-model`)"
+        )
     if not (path / "config.json").is_file():
         raise SelfSpecError(f"model directory {model!r} has no config.json")
     small = {name: sha256_file(path / name) for name in ("config.json", "tokenizer.json", "tokenizer_config.json")
@@ -71,8 +92,12 @@ def run_inputs(job: Job) -> dict:
     seeds = Path(job.config.seeds)
     if not seeds.is_file():
         raise SelfSpecError(f"selfspec.seeds: file not found: {seeds}")
+    corpus = Path(job.config.corpus) if job.config.corpus else None
+    if corpus is not None and not corpus.is_file():
+        raise SelfSpecError(f"selfspec.corpus: file not found: {corpus}")
     return {
         "seeds_sha256": sha256_file(seeds),
+        "corpus_sha256": sha256_file(corpus) if corpus else None,
         "model": model_fingerprint(job.model),
         "templates": templates_hash(),
         "settings": settings,
@@ -95,6 +120,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

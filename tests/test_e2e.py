@@ -56,7 +56,7 @@ dataset_prepared_path: {out}/prepared
 
 
 def write_recipe(path: Path, model: Path, extra: str = "") -> Path:
-    path.write_text(RECIPE.format(model=model, seeds=ROOT / "seeds" / "biomed.jsonl", out=path.parent / "out", extra=extra))
+    path.write_text(RECIPE.format(model=model, seeds=ROOT / "tests" / "data" / "seeds.jsonl", out=path.parent / "out", extra=extra))
     return path
 
 
@@ -103,7 +103,7 @@ def test_axolotl_train_generates_with_vllm_and_saves_an_adapter(trained):
     assert len({r["id"] for r in data}) == len(data)
     assert all(set(r) == {"id", "instruction", "input", "output"} and r["output"] for r in data)
     # the kept instructions passed the filters
-    seeds = [json.loads(line)["instruction"] for line in (ROOT / "seeds" / "biomed.jsonl").read_text().splitlines()]
+    seeds = [json.loads(line)["instruction"] for line in (ROOT / "tests" / "data" / "seeds.jsonl").read_text().splitlines()]
     from selfspec_plugin.filters import rouge_l_f, rouge_tokens
 
     for row in data:

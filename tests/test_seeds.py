@@ -48,3 +48,27 @@ def test_empty_and_missing_files(write_seeds, tmp_path):
         load_seeds(write_seeds(["", "  "]))
     with pytest.raises(SelfSpecError, match="not found"):
         load_seeds(tmp_path / "nope.jsonl")
+
+
+def test_seeds_check_reports_near_duplicates_and_balance(write_seeds):
+    from selfspec_plugin.seeds import check_seeds
+
+    lines = [json.dumps({"id": f"s{i}", "task_type": "qa", "instruction": f"Question number {i} about cells?", "output": "x"})
+             for i in range(6)]
+    lines.append(json.dumps({"id": "near", "task_type": "qa", "instruction": "Question number 1 about the cells?", "output": "y"}))
+    lines.append(json.dumps({"id": "rare", "task_type": "ner", "instruction": "Extract the genes.", "input": "TP53", "output": "TP53"}))
+    lines.append(json.dumps({"id": "dup", "task_type": "ner", "instruction": "Extract the genes.", "input": "TP53", "output": "TP53"}))
+    errors, warnings, types = check_seeds(write_seeds(lines))
+    assert len(errors) == 1 and "'dup' repeats the instruction and input of 'rare'" in errors[0]
+    assert any("'near'" in w and "ROUGE-L" in w for w in warnings)
+    assert types == {"ner": 2, "qa": 7}
+    assert any("'qa' holds 7 of 9 seeds" in w for w in warnings)
+
+
+def test_seeds_check_cli_exit_codes(write_seeds, capsys):
+    from selfspec_plugin.cli import main
+
+    assert main(["seeds", "check", str(ROOT / "seeds" / "biomed.jsonl")]) == 0
+    broken = write_seeds([GOOD, '{"instruction": "x", "output": 5}'])
+    assert main(["seeds", "check", str(broken)]) == 2
+    assert f"{broken}:2: field 'output' must be a string" in capsys.readouterr().err

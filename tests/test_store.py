@@ -44,6 +44,8 @@ def test_missing_inputs_are_clear(tmp_path, model_dir):
         key({"seeds": str(tmp_path / "none.jsonl")}, model_dir)
     with pytest.raises(SelfSpecError, match="model not found"):
         key({"seeds": str(ROOT / "seeds" / "biomed.jsonl")}, tmp_path / "no-model")
+    with pytest.raises(SelfSpecError, match="hub is offline"):  # the tests run with HF_HUB_OFFLINE=1
+        key({"seeds": str(ROOT / "seeds" / "biomed.jsonl")}, "no-such-org/no-such-model")
     with pytest.raises(SelfSpecError, match="selfspec.model: no generator model"):
         make_job({"seeds": "s"}, None, "out")
 

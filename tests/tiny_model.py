@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = ROOT / "seeds" / "biomed.jsonl"
+SEEDS = ROOT / "tests" / "data" / "seeds.jsonl"  # 12 short biomedical seeds: quick to train on
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 STEPS = 200
 

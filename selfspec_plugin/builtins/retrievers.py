@@ -1,0 +1,8 @@
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_retrievers(register):
+    from ..retrieval import BM25Retriever
+
+    register("bm25", BM25Retriever)

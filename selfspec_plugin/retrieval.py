@@ -1,0 +1,79 @@
+"""Grounding responses in a local domain corpus: BM25 (bm25s) over jsonl, txt or parquet documents.
+
+query = instruction + input; the top-k documents are given to the response prompt as background, and
+their ids are recorded with each triplet. The index is built once per run and cached in the run dir.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import SelfSpecError
+
+
+def load_corpus(path: str | Path, text_field: str = "text") -> list[dict]:
+    """Documents as `{id, text}`: .jsonl (a `text_field`, optional `id`/`title`), .txt (one per line), .parquet."""
+    path = Path(path)
+    if not path.is_file():
+        raise SelfSpecError(f"selfspec.corpus: file not found: {path}")
+    docs: list[dict] = []
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        if text_field not in table.column_names:
+            raise SelfSpecError(f"{path}: no column {text_field!r} (columns: {', '.join(table.column_names)})")
+        ids = table.column("id").to_pylist() if "id" in table.column_names else range(table.num_rows)
+        docs = [{"id": str(i), "text": t} for i, t in zip(ids, table.column(text_field).to_pylist()) if t]
+    elif path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
+                    raise SelfSpecError(f"{path}:{lineno}: missing string field {text_field!r}")
+                text = f"{obj['title']}. {obj[text_field]}" if obj.get("title") else obj[text_field]
+                docs.append({"id": str(obj.get("id", lineno)), "text": text})
+    else:
+        with path.open(encoding="utf-8") as fh:
+            docs = [{"id": str(n), "text": line.strip()} for n, line in enumerate(fh, 1) if line.strip()]
+    if not docs:
+        raise SelfSpecError(f"selfspec.corpus: {path} holds no documents")
+    return docs
+
+
+class BM25Retriever:
+    """bm25s index over a corpus; `search(queries, k)` returns, per query, the top-k `{id, text, score}`."""
+
+    name = "bm25"
+
+    def __init__(self, docs: list[dict], cache_dir: Path | None = None):
+        import bm25s
+
+        self.docs = docs
+        if cache_dir is not None and (cache_dir / "params.index.json").is_file():
+            self.index = bm25s.BM25.load(str(cache_dir))
+            return
+        self.index = bm25s.BM25()
+        self.index.index(bm25s.tokenize([d["text"] for d in docs], stopwords="en", show_progress=False),
+                         show_progress=False)
+        if cache_dir is not None:
+            tmp = cache_dir.with_name(cache_dir.name + ".tmp")
+            self.index.save(str(tmp))
+            tmp.rename(cache_dir)
+
+    def search(self, queries: list[str], k: int) -> list[list[dict]]:
+        import bm25s
+
+        k = min(k, len(self.docs))
+        tokens = bm25s.tokenize(queries, stopwords="en", show_progress=False)
+        results, scores = self.index.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        return [
+            [{**self.docs[int(i)], "score": round(float(s), 4)} for i, s in zip(row, srow) if s > 0]
+            for row, srow in zip(results, scores)
+        ]

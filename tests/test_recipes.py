@@ -1,0 +1,39 @@
+"""Every recipe in recipes/ passes Axolotl's own config validation with the plugin, keeps every key it
+sets (a typo would be dropped silently), and points at files that exist."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from selfspec_plugin.config import SelfSpecConfig
+
+from conftest import ROOT
+
+RECIPES = sorted((ROOT / "recipes").glob("*.yml"))
+CPU = ({"bf16": False, "fp8": False, "tf32": False, "n_gpu": 1, "compute_capability": None}, {"torch_version": "2.13.0"})
+GPU = ({"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_90"}, {"torch_version": "2.13.0"})
+
+
+def test_the_recipes_are_there():
+    assert {"smoke-cpu.yml", "biomed.yml", "finance.yml"} <= {p.name for p in RECIPES}
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_recipe_validates_with_axolotl(recipe, monkeypatch):
+    from axolotl.cli.config import prepare_plugins
+    from axolotl.utils.config import validate_config
+    from axolotl.utils.dict import DictDefault
+
+    monkeypatch.chdir(ROOT)
+    raw = yaml.safe_load(recipe.read_text())
+    cfg = DictDefault(copy.deepcopy(raw))
+    prepare_plugins(cfg)
+    validated = validate_config(cfg, *(CPU if "cpu" in recipe.name else GPU))
+    assert sorted(set(raw) - set(validated)) == []
+    block = SelfSpecConfig(**raw["selfspec"])
+    assert Path(block.seeds).is_file()
+    assert block.corpus is None or Path(block.corpus).is_file()
+    assert validated["adapter"] == "qlora" and validated["load_in_4bit"] is True
+    assert (validated["lora_r"], validated["lora_alpha"], validated["learning_rate"]) == (8, 16, 0.0003)
