@@ -5,7 +5,7 @@ Unknown keys and out-of-range values fail validation with the field's name (pyda
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -66,6 +66,13 @@ class SelfSpecConfig(BaseModel):
 
     runs_dir: Optional[str] = Field(None, description="Where run directories go; default: <output_dir>/selfspec.")
     vllm: VllmOptions = Field(default_factory=VllmOptions)
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict, description="Options of a non-vLLM backend (openai: base_url, model, concurrency, ...)."
+    )
+
+    def backend_settings(self) -> dict:
+        """What the chosen backend's factory receives."""
+        return self.vllm.model_dump() if self.backend == "vllm" else dict(self.backend_options)
 
     @model_validator(mode="after")
     def _check(self):

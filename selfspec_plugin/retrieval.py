@@ -37,7 +37,8 @@ def load_corpus(path: str | Path, text_field: str = "text") -> list[dict]:
                     raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
                 if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
                     raise SelfSpecError(f"{path}:{lineno}: missing string field {text_field!r}")
-                text = f"{obj['title']}. {obj[text_field]}" if obj.get("title") else obj[text_field]
+                title = str(obj.get("title") or "").strip()
+                text = f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {obj[text_field]}" if title else obj[text_field]
                 docs.append({"id": str(obj.get("id", lineno)), "text": text})
     else:
         with path.open(encoding="utf-8") as fh:

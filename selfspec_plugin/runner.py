@@ -30,14 +30,29 @@ def generate(job: store.Job, progress: bool = True) -> Path:
         print(f"selfspec: reusing cached run {run_dir}", file=sys.stderr)
         return run_dir
     cfg = job.config
-    backend = plugins.make_backend(cfg.backend, job.model, cfg.vllm.model_dump())
+    backend = plugins.make_backend(cfg.backend, job.model, cfg.backend_settings())
     try:
-        plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
+        manifest = plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
     finally:
         backend.close()
     if not store.is_complete(run_dir):
         raise SelfSpecError(f"selfspec: generation finished without a complete run in {run_dir}")
+    print(summary(manifest or store.read_json(run_dir / store.MANIFEST), run_dir), file=sys.stderr)
     return run_dir
+
+
+def summary(manifest: dict, run_dir: Path) -> str:
+    """The funnel of a finished run on one screen."""
+    c, s = manifest["counts"], manifest["stages"]
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(c["rejected"].items(), key=lambda kv: -kv[1])) or "none"
+    return "\n".join([
+        f"selfspec: run {run_dir}",
+        f"  brainstorming  {s['instructions']['rounds']} rounds, {s['instructions']['prompts']} prompts",
+        f"  instructions   {c['instructions_kept']} kept of {c['requested']} requested",
+        f"  triplets       {c['triplets']} in {store.DATA}",
+        f"  rejected       {reasons}",
+        f"  speed          {manifest['tokens_per_second']} generated tokens/s, {manifest['wall_seconds']} s",
+    ])
 
 
 def generate_in_child(job: store.Job) -> Path:

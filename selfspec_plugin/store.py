@@ -26,6 +26,8 @@ from .prompts import templates_hash
 MANIFEST = "manifest.json"
 UMASK = os.umask(0o22)
 os.umask(UMASK)
+# Backend options that change how fast or where, not what is generated (and secrets): not in the key.
+NOT_OUTPUT = {"api_key", "base_url", "concurrency", "timeout", "max_retries", "backoff", "batch_size", "device"}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DATA = "data.jsonl"
 
@@ -89,16 +91,18 @@ def run_inputs(job: Job) -> dict:
     """Everything that shapes the output, as plain data."""
     settings = job.config.model_dump(exclude={"runs_dir", "chunk_size"})
     settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in ("gpu_memory_utilization", "max_num_seqs")}
+    settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in NOT_OUTPUT}
     seeds = Path(job.config.seeds)
     if not seeds.is_file():
         raise SelfSpecError(f"selfspec.seeds: file not found: {seeds}")
     corpus = Path(job.config.corpus) if job.config.corpus else None
     if corpus is not None and not corpus.is_file():
         raise SelfSpecError(f"selfspec.corpus: file not found: {corpus}")
+    remote = job.config.backend == "openai" and not Path(job.model).is_dir()
     return {
         "seeds_sha256": sha256_file(seeds),
         "corpus_sha256": sha256_file(corpus) if corpus else None,
-        "model": model_fingerprint(job.model),
+        "model": {"served": job.model} if remote else model_fingerprint(job.model),
         "templates": templates_hash(),
         "settings": settings,
     }
@@ -137,6 +141,10 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> None:
 
 def write_json(path: Path, obj: dict) -> None:
     _atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -13,6 +13,12 @@ for key, value in {
     "WANDB_MODE": "disabled", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
 }.items():
     os.environ.setdefault(key, value)
+# Some of Axolotl's imports call colorama.init(), which wraps pytest's captured stderr; once pytest
+# closes that stream, every later log line fails ("I/O operation on closed file"). Colour is cosmetic.
+import colorama  # noqa: E402
+
+colorama.init = lambda *args, **kwargs: None
+
 # `axolotl train` runs `accelerate launch`, which must be on PATH.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 

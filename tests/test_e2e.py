@@ -135,6 +135,8 @@ def test_rerun_reuses_the_cache_and_a_resumed_run_is_byte_identical(trained):
     assert all(p.is_file() for p in lost)  # recomputed: exactly the unfinished chunks
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # untouched
     assert (run_dir / "data.jsonl").read_bytes() == original
+    triplets = len(original.decode().splitlines())
+    assert f"triplets       {triplets} in data.jsonl" in resumed.stderr  # the end-of-run funnel
 
 
 def test_misspelled_selfspec_key_stops_axolotl_before_any_work(tiny_model, tmp_path):

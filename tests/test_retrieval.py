@@ -7,6 +7,8 @@ from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.prompts import response_prompt
 from selfspec_plugin.retrieval import load_corpus
 
+from conftest import ROOT
+
 DOCS = [
     {"id": "statin", "text": "Statins inhibit HMG-CoA reductase, lowering LDL cholesterol synthesis in the liver."},
     {"id": "warfarin", "text": "Warfarin is a vitamin K antagonist; CYP2C9 inhibitors raise its anticoagulant effect."},
@@ -59,3 +61,27 @@ def test_background_goes_before_the_task():
     assert "### Background:\n[1] Statins inhibit HMG-CoA reductase.\n\n### Instruction:\nWhich enzyme" in p.text
     assert p.messages[-1]["content"].startswith("### Background:\n[1] Statins")
     assert "Background" not in p.messages[1]["content"]
+
+
+NCBI = ROOT.parent / "shared" / "benchmarks" / "ncbi-disease" / "NCBItrainset_corpus.txt"
+
+
+@pytest.mark.skipif(not NCBI.is_file(), reason="../shared/benchmarks is not beside this checkout")
+def test_bm25_over_real_pubmed_abstracts(tmp_path):
+    """593 public-domain PubMed abstracts (PubTator format, read in place) as a jsonl corpus."""
+    docs: dict[str, dict] = {}
+    for line in NCBI.read_text().splitlines():
+        parts = line.split("|", 2)
+        if len(parts) == 3 and parts[1] in ("t", "a"):
+            doc = docs.setdefault(parts[0], {"id": parts[0], "title": "", "text": ""})
+            doc["title" if parts[1] == "t" else "text"] = parts[2]
+    corpus = tmp_path / "pubmed.jsonl"
+    corpus.write_text("\n".join(json.dumps(d) for d in docs.values()))
+    loaded = load_corpus(corpus)
+    assert len(loaded) >= 590
+    retriever = plugins.make_retriever("bm25", loaded, tmp_path / "index")
+    for query in ("adenomatous polyposis coli tumour suppressor", "Duchenne muscular dystrophy dystrophin",
+                  "myotonic dystrophy"):
+        top = retriever.search([query], 3)[0]
+        assert len(top) == 3
+        assert any(word in top[0]["text"].lower() for word in query.lower().split()[:2])

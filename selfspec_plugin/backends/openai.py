@@ -1,0 +1,87 @@
+"""OpenAI-compatible HTTP backend (`vllm serve`, or any endpoint speaking /v1/completions and
+/v1/chat/completions): concurrent requests, retries with exponential backoff, timeouts. stdlib only.
+
+options: base_url (required, e.g. http://127.0.0.1:8000/v1), model (served name; default: the job's
+model), api_key (default: $OPENAI_API_KEY), concurrency (16), timeout (s, 120), max_retries (5),
+chat (whether to use the chat endpoint; default true: the server applies the model's template).
+In chat mode an assistant prefix is sent as a final assistant message that the server continues
+(vLLM's `continue_final_message`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from ..errors import SelfSpecError
+from .base import Completion, Sampling, item_seed
+
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, model: str, options: dict):
+        if not options.get("base_url"):
+            raise SelfSpecError("selfspec.backend_options.base_url: required by the openai backend")
+        self.base_url = options["base_url"].rstrip("/")
+        self.model = options.get("model") or model
+        self.api_key = options.get("api_key") or os.environ.get("OPENAI_API_KEY", "EMPTY")
+        self.concurrency = int(options.get("concurrency", 16))
+        self.timeout = float(options.get("timeout", 120))
+        self.max_retries = int(options.get("max_retries", 5))
+        self.backoff = float(options.get("backoff", 1.0))
+        self.chat_capable = bool(options.get("chat", True))
+
+    def _post(self, path: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            f"{self.base_url}{path}", data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"},
+        )
+        last = None
+        for attempt in range(self.max_retries + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                if exc.code not in RETRYABLE:
+                    raise SelfSpecError(f"{self.base_url}{path}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
+                last = f"HTTP {exc.code}"
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                last = str(getattr(exc, "reason", exc))
+            if attempt < self.max_retries:
+                time.sleep(self.backoff * 2**attempt)
+        raise SelfSpecError(f"backend server unreachable: {self.base_url}{path} failed {self.max_retries + 1} times "
+                            f"(last error: {last})")
+
+    def _one(self, prompt, sampling: Sampling, mode: str) -> Completion:
+        body = {"model": self.model, "max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
+                "top_p": sampling.top_p if sampling.temperature > 0 else 1.0, "seed": item_seed(sampling.seed, prompt.id)}
+        if prompt.stop:
+            body["stop"] = list(prompt.stop)
+        if mode == "chat":
+            messages = list(prompt.messages)
+            if prompt.prefix:
+                messages.append({"role": "assistant", "content": prompt.prefix})
+                body.update(continue_final_message=True, add_generation_prompt=False)
+            response = self._post("/chat/completions", {**body, "messages": messages})
+            choice = response["choices"][0]
+            text = choice["message"]["content"] or ""
+        else:
+            response = self._post("/completions", {**body, "prompt": prompt.text})
+            choice = response["choices"][0]
+            text = choice["text"]
+        tokens = (response.get("usage") or {}).get("completion_tokens") or 0
+        return Completion(text, "length" if choice.get("finish_reason") == "length" else "stop", int(tokens))
+
+    def generate(self, prompts: list, sampling: Sampling, mode: str) -> list[Completion]:
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(lambda p: self._one(p, sampling, mode), prompts))
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,109 @@
+"""The transformers and OpenAI-compatible backends, for real: the tiny model in-process, and a real
+vLLM OpenAI server (`python -m vllm.entrypoints.openai.api_server`) on 127.0.0.1."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from selfspec_plugin import plugins
+from selfspec_plugin.backends import Sampling
+from selfspec_plugin.errors import SelfSpecError
+from selfspec_plugin.prompts import brainstorm_prompt
+from selfspec_plugin.runner import generate, make_job
+from selfspec_plugin.seeds import load_seeds
+
+from conftest import ROOT
+
+SEEDS = ROOT / "tests" / "data" / "seeds.jsonl"
+SMALL = {"seeds": str(SEEDS), "domain": "biomedicine", "num_instructions": 6, "prompts_per_round": 6,
+         "max_rounds": 4, "instruction_max_tokens": 160, "response_max_tokens": 48, "chunk_size": 4}
+
+
+def test_openai_backend_retries_then_names_the_unreachable_server():
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    backend = plugins.make_backend("openai", "m", {"base_url": f"http://127.0.0.1:{port}/v1", "max_retries": 2,
+                                                   "backoff": 0.01, "timeout": 2})
+    prompt = brainstorm_prompt("p", load_seeds(SEEDS)[:3], "biomedicine")
+    start = time.time()
+    with pytest.raises(SelfSpecError, match=rf"backend server unreachable: http://127.0.0.1:{port}/v1/completions failed 3 times"):
+        backend.generate([prompt], Sampling(1.0, 0.98, 8, 0), "completion")
+    assert time.time() - start < 30
+
+
+def test_openai_backend_needs_a_base_url():
+    with pytest.raises(SelfSpecError, match="backend_options.base_url"):
+        plugins.make_backend("openai", "m", {})
+
+
+def read_run(run_dir):
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
+    return manifest, data
+
+
+@pytest.mark.slow
+def test_transformers_backend_runs_the_pipeline_reproducibly(tiny_model, tmp_path):
+    backend = plugins.make_backend("transformers", str(tiny_model), {})
+    prompts = [brainstorm_prompt(f"p{i}", load_seeds(SEEDS)[i : i + 3], "biomedicine") for i in range(3)]
+    sampling = Sampling(1.0, 0.98, 64, 7)
+    first = backend.generate(prompts, sampling, "completion")
+    assert backend.generate(prompts[::-1], sampling, "completion")[::-1] == first  # per-item seeds
+    assert all(c.tokens > 0 for c in first)
+    run_dir = generate(make_job({**SMALL, "backend": "transformers"}, str(tiny_model), str(tmp_path)), progress=False)
+    manifest, data = read_run(run_dir)
+    assert manifest["backend"] == "transformers" and manifest["counts"]["triplets"] == len(data) > 0
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_model, tmp_path_factory):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1", "VLLM_LOGGING_LEVEL": "WARNING"}
+    log = open(tmp_path_factory.mktemp("server") / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model), "--host", "127.0.0.1",
+         "--port", str(port), "--max-model-len", "2048", "--enforce-eager", "--no-enable-chunked-prefill",
+         "--max-num-batched-tokens", "8192", "--served-model-name", "tiny"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            assert proc.poll() is None, open(log.name).read()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(2)
+        else:
+            pytest.fail("vLLM server did not become healthy in 600 s")
+        yield f"{base}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_openai_backend_against_a_real_vllm_server(vllm_server, tmp_path):
+    options = {"base_url": vllm_server, "model": "tiny", "chat": False, "concurrency": 4}
+    backend = plugins.make_backend("openai", "tiny", options)
+    prompts = [brainstorm_prompt(f"p{i}", load_seeds(SEEDS)[i : i + 3], "biomedicine") for i in range(4)]
+    sampling = Sampling(1.0, 0.98, 48, 3)
+    first = backend.generate(prompts, sampling, "completion")
+    assert backend.generate(prompts, sampling, "completion") == first  # seeded requests repeat
+    assert all(c.tokens > 0 for c in first)
+    job = make_job({**SMALL, "backend": "openai", "backend_options": options}, "tiny", str(tmp_path))
+    manifest, data = read_run(generate(job, progress=False))
+    assert manifest["backend"] == "openai" and manifest["inputs"]["model"] == {"served": "tiny"}
+    assert "base_url" not in manifest["inputs"]["settings"]["backend_options"]
+    assert manifest["counts"]["triplets"] == len(data) > 0
