@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from .errors import SelfSpecError
@@ -83,13 +84,66 @@ def cmd_seeds_check(args) -> None:
         raise SelfSpecError("seed check failed")
 
 
+def cmd_inspect(args) -> None:
+    from .report import inspect
+
+    if not (Path(args.run_dir) / "manifest.json").is_file():
+        raise SelfSpecError(f"{args.run_dir}: not a finished run directory (no manifest.json)")
+    print(inspect(Path(args.run_dir), samples=args.samples))
+
+
+def cmd_filter(args) -> None:
+    from . import store
+    from .config import SelfSpecConfig
+    from .pipeline import filter_records
+    from .seeds import load_seeds
+
+    records = []
+    for lineno, rec in enumerate(_read_records(args.input), 1):
+        if not isinstance(rec.get("instruction"), str):
+            raise SelfSpecError(f"{args.input}:{lineno}: missing string field 'instruction'")
+        records.append(rec)
+    settings = {**SelfSpecConfig(seeds=args.seeds or "-", rouge_threshold=args.threshold).model_dump(),
+                "existing": [s["instruction"] for s in load_seeds(args.seeds)] if args.seeds else []}
+    kept, rejected = filter_records(records, settings)
+    store.write_jsonl(Path(args.output), kept)
+    store.write_jsonl(Path(args.output).with_suffix(".rejected.jsonl"), rejected)
+    reasons = Counter(r["rejected"].split(":")[0] for r in rejected)
+    print(f"{len(kept)} kept, {len(rejected)} rejected ({', '.join(f'{k} {v}' for k, v in reasons.most_common()) or 'none'})")
+
+
+def _read_records(path: str):
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+    except FileNotFoundError:
+        raise SelfSpecError(f"file not found: {path}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfspec", description="Self-specialization data generation for Axolotl.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,seeds,fetch-demo-model}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,inspect,filter,seeds,fetch-demo-model}")
     p = sub.add_parser("generate", help="generate (or reuse) the dataset of an Axolotl config's selfspec block")
     p.add_argument("config", help="Axolotl YAML with a `selfspec:` block")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("inspect", help="a finished run: funnel, rejection reasons, random samples")
+    p.add_argument("run_dir")
+    p.add_argument("--samples", type=int, default=5)
+    p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("filter", help="the novelty + heuristic filters on an existing alpaca jsonl")
+    p.add_argument("input")
+    p.add_argument("output", help="kept rows; rejected ones go to OUTPUT with .rejected.jsonl")
+    p.add_argument("--threshold", type=float, default=0.7, help="ROUGE-L F above which an instruction is a near-duplicate")
+    p.add_argument("--seeds", help="also drop instructions too close to these seed tasks")
+    p.set_defaults(func=cmd_filter)
     seeds = sub.add_parser("seeds", help="seed-file tools").add_subparsers(dest="seeds_command", required=True)
     p = seeds.add_parser("check", help="validate seed files: schema, duplicates, ROUGE-L overlap, task-type balance")
     p.add_argument("files", nargs="+")

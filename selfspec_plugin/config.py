@@ -64,6 +64,7 @@ class SelfSpecConfig(BaseModel):
     blacklist: list[str] = Field(default_factory=lambda: list(BLACKLIST))
     filters: Optional[list[str]] = Field(None, description="Registered filters to run; default: all.")
 
+    messages: bool = Field(False, description="Also write each triplet as chat `messages` (user/assistant).")
     runs_dir: Optional[str] = Field(None, description="Where run directories go; default: <output_dir>/selfspec.")
     vllm: VllmOptions = Field(default_factory=VllmOptions)
     backend_options: dict[str, Any] = Field(

@@ -19,6 +19,7 @@ from . import plugins, store
 from .backends import Sampling
 from .errors import SelfSpecError
 from .filters import run_checks
+from .report import dataset_card
 from .retrieval import load_corpus
 from .prompts import brainstorm_prompt, parse_brainstorm, response_prompt
 from .seeds import load_seeds
@@ -146,6 +147,21 @@ def _versions() -> dict:
     return found
 
 
+def filter_records(records: list[dict], settings: dict, names: list[str] | None = None) -> tuple[list[dict], list[dict]]:
+    """Run the registered instruction and response filters over existing triplets: (kept, rejected)."""
+    checks = build_checks("instruction", settings, names) + build_checks("response", settings, names)
+    kept, rejected = [], []
+    for rec in records:
+        reason = run_checks(checks, {"input": "", "output": "", **rec})
+        (rejected if reason else kept).append({**rec, "rejected": reason} if reason else rec)
+    return kept, rejected
+
+
+def as_messages(row: dict) -> list[dict]:
+    user = f"{row['instruction']}\n\n{row['input']}" if row["input"] else row["instruction"]
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}]
+
+
 def funnel(kept, data, rejected) -> dict:
     reasons = Counter(r["rejected"].split(":")[0] for r in rejected)
     return {"instructions_kept": len(kept), "triplets": len(data), "rejected": dict(sorted(reasons.items()))}
@@ -187,7 +203,10 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
         "tokens_per_second": round(generated / gen_seconds, 1) if gen_seconds else None,
         "wall_seconds": round(time.time() - start, 2),
     }
+    if cfg.messages:
+        data = [{**row, "messages": as_messages(row)} for row in data]
     store.write_jsonl(run_dir / "rejected.jsonl", rejected)
     store.write_jsonl(run_dir / store.DATA, data)
+    (run_dir / "README.md").write_text(dataset_card(manifest, data), encoding="utf-8")
     store.write_json(run_dir / store.MANIFEST, manifest)
     return manifest

@@ -11,6 +11,7 @@ from pathlib import Path
 from . import plugins, store
 from .config import SelfSpecConfig
 from .errors import SelfSpecError
+from .report import summary
 
 
 def make_job(block: dict, base_model: str | None, output_dir: str | None) -> store.Job:
@@ -39,20 +40,6 @@ def generate(job: store.Job, progress: bool = True) -> Path:
         raise SelfSpecError(f"selfspec: generation finished without a complete run in {run_dir}")
     print(summary(manifest or store.read_json(run_dir / store.MANIFEST), run_dir), file=sys.stderr)
     return run_dir
-
-
-def summary(manifest: dict, run_dir: Path) -> str:
-    """The funnel of a finished run on one screen."""
-    c, s = manifest["counts"], manifest["stages"]
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(c["rejected"].items(), key=lambda kv: -kv[1])) or "none"
-    return "\n".join([
-        f"selfspec: run {run_dir}",
-        f"  brainstorming  {s['instructions']['rounds']} rounds, {s['instructions']['prompts']} prompts",
-        f"  instructions   {c['instructions_kept']} kept of {c['requested']} requested",
-        f"  triplets       {c['triplets']} in {store.DATA}",
-        f"  rejected       {reasons}",
-        f"  speed          {manifest['tokens_per_second']} generated tokens/s, {manifest['wall_seconds']} s",
-    ])
 
 
 def generate_in_child(job: store.Job) -> Path:

@@ -41,27 +41,49 @@ def parse_seed(obj: object, where: str, index: int) -> dict:
     }
 
 
+def _jsonl_objects(path: Path):
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{lineno}", lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def _yaml_objects(path: Path):
+    """A YAML list of seed mappings; positions are reported as file:line of each item."""
+    import yaml
+
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise SelfSpecError(f"{path}: not valid YAML ({exc})") from None
+    if root is None:
+        return
+    if not isinstance(root, yaml.SequenceNode):
+        raise SelfSpecError(f"{path}:{root.start_mark.line + 1}: a YAML seeds file must be a list of tasks")
+    for node in root.value:
+        lineno = node.start_mark.line + 1
+        yield f"{path}:{lineno}", lineno, yaml.SafeLoader(yaml.serialize(node)).get_single_data()
+
+
 def load_seeds(path: str | Path) -> list[dict]:
-    """Read a seeds .jsonl file; any problem raises SelfSpecError naming file:line and the field."""
+    """Read a seeds file (.jsonl, or .yaml/.yml holding a list); any problem raises SelfSpecError naming
+    file:line and the field."""
     path = Path(path)
     if not path.is_file():
         raise SelfSpecError(f"seeds file not found: {path}")
     seeds: list[dict] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SelfSpecError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            seed = parse_seed(obj, where, lineno)
-            if seed["id"] in seen:
-                raise SelfSpecError(f"{where}: duplicate id {seed['id']!r} (first on line {seen[seed['id']]})")
-            seen[seed["id"]] = lineno
-            seeds.append(seed)
+    objects = _yaml_objects(path) if path.suffix in (".yaml", ".yml") else _jsonl_objects(path)
+    for where, lineno, obj in objects:
+        seed = parse_seed(obj, where, lineno)
+        if seed["id"] in seen:
+            raise SelfSpecError(f"{where}: duplicate id {seed['id']!r} (first on line {seen[seed['id']]})")
+        seen[seed["id"]] = lineno
+        seeds.append(seed)
     if not seeds:
         raise SelfSpecError(f"{path}: no seed tasks in file")
     return seeds

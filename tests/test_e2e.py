@@ -146,3 +146,29 @@ def test_misspelled_selfspec_key_stops_axolotl_before_any_work(tiny_model, tmp_p
     assert proc.returncode != 0
     assert "selfspec.num_instructons" in output and "Extra inputs are not permitted" in output
     assert not (tmp_path / "out").exists()
+
+
+def test_kill_9_mid_run_then_rerun_is_byte_identical(trained):
+    import os
+    import shutil
+    import signal
+    import time
+
+    work, recipe, run_dir, _ = trained
+    original = (run_dir / "data.jsonl").read_bytes()
+    shutil.rmtree(run_dir)
+    proc = subprocess.Popen([sys.executable, "-m", "selfspec_plugin.cli", "generate", "--no-progress", str(recipe)],
+                            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    marker = run_dir / "instructions" / "round-00001.jsonl"
+    deadline = time.time() + 600
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the generator and its vLLM engine processes, mid-brainstorm
+    proc.wait()
+    assert marker.exists() and not (run_dir / "manifest.json").exists()
+    done = sorted(p.name for p in (run_dir / "instructions").glob("round-*.jsonl"))
+
+    rerun = selfspec("generate", "--no-progress", str(recipe), cwd=work)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert (run_dir / "data.jsonl").read_bytes() == original
+    assert set(done) <= {p.name for p in (run_dir / "instructions").glob("round-*.jsonl")}

@@ -69,3 +69,26 @@ def test_response_rules():
     assert f.response_check({"output": "", "finish_reason": "stop"}) == "empty_response"
     assert f.response_check({"output": "partial", "finish_reason": "length"}) == "truncated_response"
     assert f.response_check({"output": "fine", "finish_reason": "stop"}) is None
+
+
+@pytest.mark.slow
+def test_novelty_filter_keeps_exactly_what_the_rouge_score_reference_keeps():
+    """Self-Instruct/Alpaca's reference: score each candidate against every kept instruction with
+    rouge_score (rougeL, no stemming) and keep it if no score exceeds 0.7. 2,000 generated-looking
+    instructions, built from the seeds' vocabulary and instruction templates."""
+    import json
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    seeds = [json.loads(line) for line in (ROOT / "seeds" / "biomed.jsonl").read_text().splitlines()]
+    vocab = sorted({w.strip(".,:;?()").lower() for s in seeds for w in s["input"].split() if w.isalpha()})
+    heads = [" ".join(s["instruction"].split()[:4]) for s in seeds]
+    rng = random.Random(11)
+    texts = [f"{rng.choice(heads)} {' '.join(rng.choices(vocab, k=rng.randint(3, 14)))}." for _ in range(2000)]
+    check = f.novelty_check(0.7, [])
+    ours = [t for t in texts if check({"instruction": t}) is None]
+    reference: list[str] = []
+    for t in texts:
+        if all(scorer.score(k, t)["rougeL"].fmeasure <= 0.7 for k in reference):
+            reference.append(t)
+    assert ours == reference
+    assert 100 < len(ours) < len(texts)

@@ -72,3 +72,15 @@ def test_seeds_check_cli_exit_codes(write_seeds, capsys):
     broken = write_seeds([GOOD, '{"instruction": "x", "output": 5}'])
     assert main(["seeds", "check", str(broken)]) == 2
     assert f"{broken}:2: field 'output' must be a string" in capsys.readouterr().err
+
+
+def test_yaml_seeds_with_line_numbers(write_seeds):
+    path = write_seeds(["- instruction: Define sepsis.", "  output: A dysregulated host response to infection.",
+                        "- id: b", "  instruction: Name the vector of malaria.", "  input: ''", "  output: Anopheles mosquito"],
+                       name="seeds.yaml")
+    seeds = load_seeds(path)
+    assert [s["id"] for s in seeds] == ["seed-1", "b"] and seeds[1]["output"] == "Anopheles mosquito"
+    bad = write_seeds(["- instruction: Define sepsis.", "  output: x", "- instruction: Name it.", "  outputs: y"],
+                      name="bad.yaml")
+    with pytest.raises(SelfSpecError, match=r"bad.yaml:3: unknown field 'outputs'"):
+        load_seeds(bad)

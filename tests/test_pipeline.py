@@ -1,0 +1,141 @@
+"""The pipeline's own logic (rounds, filters, chunks, resume, outputs), driven by a scripted backend
+registered through the `register_backends` hook like any third-party backend. The real engines are
+exercised in test_e2e.py and test_backends.py."""
+
+import hashlib
+import json
+
+import pytest
+
+from selfspec_plugin import hookimpl, plugins
+from selfspec_plugin.backends import Completion
+from selfspec_plugin.cli import main
+from selfspec_plugin.errors import SelfSpecError
+from selfspec_plugin.runner import generate, make_job
+
+from conftest import ROOT
+
+WORDS = "gene protein tumour kinase receptor ligand enzyme pathway cell tissue drug dose trial cohort marker".split()
+
+
+def novel(key: str, n: int) -> str:
+    digest = hashlib.sha256(key.encode()).digest()
+    return " ".join(WORDS[b % len(WORDS)] + str(b) for b in digest[:n])
+
+
+class Scripted:
+    """Brainstorm prompts get two numbered items (the second one cut off), response prompts an answer."""
+
+    name = "scripted"
+    chat_capable = False
+
+    def __init__(self, model, options):
+        self.calls = []
+        self.mode = options.get("mode", "good")
+
+    def generate(self, prompts, sampling, mode):
+        self.calls.append([p.id for p in prompts])
+        out = []
+        for p in prompts:
+            if p.prefix:  # brainstorming
+                text = "" if self.mode == "empty" else (
+                    f" Explain {novel(p.id, 6)}.\n4. Input:\n{novel(p.id + 'i', 4)}\n###\n5. Instruction: Cut")
+                out.append(Completion(text, "stop" if self.mode == "empty" else "length", 20))
+            else:
+                out.append(Completion(f"Answer {novel(p.id, 3)}", "stop", 5))
+        return out
+
+    def close(self):
+        pass
+
+
+class Registration:
+    def __init__(self):
+        self.instances = []
+
+    @hookimpl
+    def register_backends(self, register):
+        def factory(model, options):
+            self.instances.append(Scripted(model, options))
+            return self.instances[-1]
+
+        register("scripted", factory)
+
+
+@pytest.fixture
+def scripted():
+    reg = Registration()
+    plugins.get_plugin_manager().register(reg)
+    yield reg
+    plugins.get_plugin_manager().unregister(reg)
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    return d
+
+
+def job(model_dir, out, **extra):
+    block = {"seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), "backend": "scripted", "num_instructions": 10,
+             "prompts_per_round": 4, "chunk_size": 3, **extra}
+    return make_job(block, str(model_dir), str(out))
+
+
+def test_rounds_filters_chunks_and_outputs(scripted, model_dir, tmp_path, capsys):
+    run_dir = generate(job(model_dir, tmp_path, messages=True), progress=False)
+    backend = scripted.instances[0]
+    assert [len(c) for c in backend.calls] == [4, 4, 4, 3, 3, 3, 1]  # 3 rounds of 4, then 10 answers in chunks of 3
+    data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
+    rejected = [json.loads(line) for line in (run_dir / "rejected.jsonl").read_text().splitlines()]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert len(data) == 10 and {r["rejected"] for r in rejected} == {"truncated"}
+    assert manifest["counts"] == {"instructions_kept": 10, "triplets": 10, "rejected": {"truncated": 12},
+                                  "requested": 10, "seeds": 12}
+    assert data[0]["messages"][0] == {"role": "user", "content": f"{data[0]['instruction']}\n\n{data[0]['input']}"}
+    assert data[0]["messages"][1] == {"role": "assistant", "content": data[0]["output"]}
+    assert "10 (instruction, input, output) triplets" in (run_dir / "README.md").read_text()
+    assert "triplets       10 in data.jsonl" in capsys.readouterr().err
+
+    from datasets import load_dataset
+
+    ds = load_dataset("json", data_files=str(run_dir / "data.jsonl"), split="train")
+    assert ds.num_rows == 10 and {"instruction", "input", "output"} <= set(ds.column_names)
+
+    assert main(["inspect", str(run_dir), "--samples", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert "truncated" in shown and "2 random kept triplets" in shown
+
+
+def test_resume_recomputes_only_missing_chunks(scripted, model_dir, tmp_path):
+    run_dir = generate(job(model_dir, tmp_path), progress=False)
+    original = (run_dir / "data.jsonl").read_bytes()
+    for name in ("manifest.json", "data.jsonl", "responses/chunk-00002.jsonl"):
+        (run_dir / name).unlink()
+    generate(job(model_dir, tmp_path), progress=False)
+    assert scripted.instances[1].calls == [["r1-p2-0", "r1-p3-0", "r2-p0-0"]]  # chunk 2, nothing else
+    assert (run_dir / "data.jsonl").read_bytes() == original
+    generate(job(model_dir, tmp_path), progress=False)  # complete: no backend at all
+    assert len(scripted.instances) == 2
+
+
+def test_zero_kept_fails_with_the_funnel_and_writes_no_dataset(scripted, model_dir, tmp_path):
+    bad = job(model_dir, tmp_path, max_rounds=2, backend_options={"mode": "empty"})
+    with pytest.raises(SelfSpecError, match=r"zero instructions survived the filters; funnel: .*'unparseable': 8"):
+        generate(bad, progress=False)
+    assert not list(tmp_path.glob("selfspec/*/data.jsonl")) and not list(tmp_path.glob("selfspec/*/manifest.json"))
+
+
+def test_filter_command(tmp_path, capsys):
+    rows = [{"instruction": "List the genes named in this abstract.", "input": "TP53", "output": "TP53"},
+            {"instruction": "List all the genes named in this abstract.", "input": "x", "output": "y"},
+            {"instruction": "Plot the survival curve for both arms.", "input": "", "output": "z"}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["filter", str(src), str(tmp_path / "out.jsonl")]) == 0
+    assert "1 kept, 2 rejected" in capsys.readouterr().out
+    assert [json.loads(l)["input"] for l in (tmp_path / "out.jsonl").read_text().splitlines()] == ["TP53"]
+    reasons = [json.loads(l)["rejected"] for l in (tmp_path / "out.rejected.jsonl").read_text().splitlines()]
+    assert reasons[0].startswith("similar:") and reasons[1] == "blacklist:plot"
