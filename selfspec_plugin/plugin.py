@@ -15,6 +15,15 @@ LOG = logging.getLogger("selfspec")
 PLACEHOLDER = "selfspec:generated"
 
 
+def _log_free_gpu_memory() -> None:
+    """The generator ran in a child process that has exited: its GPU memory should be back."""
+    import torch
+
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        LOG.info("selfspec: after generation %.1f of %.1f GiB GPU memory free", free / 2**30, total / 2**30)
+
+
 class SelfSpecPlugin(BasePlugin):
     """`plugins: [selfspec_plugin.SelfSpecPlugin]` + a `selfspec:` block in an Axolotl config."""
 
@@ -33,6 +42,7 @@ class SelfSpecPlugin(BasePlugin):
 
         job = make_job(dict(cfg.selfspec), cfg.base_model, cfg.output_dir)
         run_dir = generate_in_child(job)
+        _log_free_gpu_memory()
         data = run_dir / store.DATA
         LOG.info("selfspec: training on %s", data)
         if any(d.get("path") != PLACEHOLDER for d in cfg.datasets or []):

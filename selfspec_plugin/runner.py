@@ -24,11 +24,17 @@ def make_job(block: dict, base_model: str | None, output_dir: str | None) -> sto
     return store.Job(config, str(model), runs_dir)
 
 
+def _cached(run_dir: Path) -> bool:
+    if store.is_complete(run_dir):
+        print(f"selfspec: reusing cached run {run_dir}", file=sys.stderr)
+        return True
+    return False
+
+
 def generate(job: store.Job, progress: bool = True) -> Path:
     """Run the job in this process (or reuse its finished run); returns the run directory."""
     run_dir = store.run_dir(job)
-    if store.is_complete(run_dir):
-        print(f"selfspec: reusing cached run {run_dir}", file=sys.stderr)
+    if _cached(run_dir):
         return run_dir
     cfg = job.config
     backend = plugins.make_backend(cfg.backend, job.model, cfg.backend_settings())
@@ -45,8 +51,7 @@ def generate(job: store.Job, progress: bool = True) -> Path:
 def generate_in_child(job: store.Job) -> Path:
     """Run the job in a child Python process, so the engine's memory (GPU too) is gone when it returns."""
     run_dir = store.run_dir(job)
-    if store.is_complete(run_dir):
-        print(f"selfspec: reusing cached run {run_dir}", file=sys.stderr)
+    if _cached(run_dir):
         return run_dir
     job.runs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=job.runs_dir, delete=False) as fh:
