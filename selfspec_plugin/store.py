@@ -72,7 +72,8 @@ def model_fingerprint(model: str) -> dict:
     A hub id (org/name) is identified by its name, and must be in the local cache when the hub is offline."""
     path = Path(model)
     if not path.is_dir():
-        if HUB_ID.match(model) and (os.environ.get("HF_HUB_OFFLINE") not in ("1", "true") or _hub_config(model)):
+        offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")  # as huggingface_hub reads it
+        if HUB_ID.match(model) and (not offline or _hub_config(model)):
             return {"hub_id": model}
         raise SelfSpecError(
             f"model not found: {model!r} is not a local model directory"

@@ -39,12 +39,13 @@ def test_run_key_tracks_what_shapes_the_output(tmp_path, model_dir):
     assert key({"seeds": str(seeds)}, model_dir) != changed_model
 
 
-def test_missing_inputs_are_clear(tmp_path, model_dir):
+def test_missing_inputs_are_clear(tmp_path, model_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SelfSpecError, match="selfspec.seeds: file not found"):
         key({"seeds": str(tmp_path / "none.jsonl")}, model_dir)
     with pytest.raises(SelfSpecError, match="model not found"):
         key({"seeds": str(ROOT / "seeds" / "biomed.jsonl")}, tmp_path / "no-model")
-    with pytest.raises(SelfSpecError, match="hub is offline"):  # the tests run with HF_HUB_OFFLINE=1
+    with pytest.raises(SelfSpecError, match="hub is offline"):
         key({"seeds": str(ROOT / "seeds" / "biomed.jsonl")}, "no-such-org/no-such-model")
     with pytest.raises(SelfSpecError, match="selfspec.model: no generator model"):
         make_job({"seeds": "s"}, None, "out")
