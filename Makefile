@@ -8,9 +8,15 @@ UV_VERSION := 0.13.9
 FIND_LINKS ?= $(wildcard /opt/wheels)
 UV_FLAGS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
 
-# Offline by design: nothing is fetched from a model hub at run time.
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 AXOLOTL_DO_NOT_TRACK=1 \
-       WANDB_MODE=disabled VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+# Offline by design: nothing is fetched from a model hub at run time, no telemetry is sent.
+# (One variable per `export` line: make reads `export A=1 B=2` as A="1 B=2".)
+export HF_HUB_OFFLINE = 1
+export HF_DATASETS_OFFLINE = 1
+export TRANSFORMERS_OFFLINE = 1
+export AXOLOTL_DO_NOT_TRACK = 1
+export DO_NOT_TRACK = 1
+export WANDB_MODE = disabled
+export VLLM_NO_USAGE_STATS = 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install demo test test-fast lock clean-venv
