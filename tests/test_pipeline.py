@@ -35,6 +35,7 @@ class Scripted:
 
     def generate(self, prompts, sampling, mode):
         self.calls.append([p.id for p in prompts])
+        self.texts = [p.text for p in prompts]
         out = []
         for p in prompts:
             if p.prefix:  # brainstorming
@@ -139,3 +140,16 @@ def test_filter_command(tmp_path, capsys):
     assert [json.loads(l)["input"] for l in (tmp_path / "out.jsonl").read_text().splitlines()] == ["TP53"]
     reasons = [json.loads(l)["rejected"] for l in (tmp_path / "out.rejected.jsonl").read_text().splitlines()]
     assert reasons[0].startswith("similar:") and reasons[1] == "blacklist:plot"
+
+
+def test_retrieval_grounds_responses_and_records_docs(scripted, model_dir, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Explain how {w} works."}) + "\n"
+                              for i, w in enumerate(WORDS)))
+    run_dir = generate(job(model_dir, tmp_path, corpus=str(corpus), retrieval_k=2, num_instructions=4), progress=False)
+    data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
+    assert all(1 <= len(row["docs"]) <= 2 and all(d.startswith("d") for d in row["docs"]) for row in data)
+    assert all("### Background:\n[1] " in text for text in scripted.instances[0].texts)
+    assert (run_dir / "index").is_dir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["inputs"]["corpus_sha256"] and "grounded by BM25" in (run_dir / "README.md").read_text()
