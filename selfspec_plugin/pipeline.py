@@ -207,6 +207,6 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
         data = [{**row, "messages": as_messages(row)} for row in data]
     store.write_jsonl(run_dir / "rejected.jsonl", rejected)
     store.write_jsonl(run_dir / store.DATA, data)
-    (run_dir / "README.md").write_text(dataset_card(manifest, data), encoding="utf-8")
+    store.write_text(run_dir / "README.md", dataset_card(manifest, data))
     store.write_json(run_dir / store.MANIFEST, manifest)
     return manifest

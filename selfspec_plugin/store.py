@@ -140,6 +140,10 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> None:
     _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
 
 
+def write_text(path: Path, text: str) -> None:
+    _atomic_write(path, text.encode())
+
+
 def write_json(path: Path, obj: dict) -> None:
     _atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
 
