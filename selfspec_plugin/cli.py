@@ -99,7 +99,7 @@ def cmd_filter(args) -> None:
     from .seeds import load_seeds
 
     records = []
-    for lineno, rec in enumerate(_read_records(args.input), 1):
+    for lineno, rec in store.jsonl_objects(Path(args.input)):
         if not isinstance(rec.get("instruction"), str):
             raise SelfSpecError(f"{args.input}:{lineno}: missing string field 'instruction'")
         records.append(rec)
@@ -110,21 +110,6 @@ def cmd_filter(args) -> None:
     store.write_jsonl(Path(args.output).with_suffix(".rejected.jsonl"), rejected)
     reasons = Counter(r["rejected"].split(":")[0] for r in rejected)
     print(f"{len(kept)} kept, {len(rejected)} rejected ({', '.join(f'{k} {v}' for k, v in reasons.most_common()) or 'none'})")
-
-
-def _read_records(path: str):
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    except FileNotFoundError:
-        raise SelfSpecError(f"file not found: {path}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,9 +61,15 @@ class Stats:
 
 
 def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats) -> list[dict]:
-    """Load a finished chunk from disk, or generate it and write it atomically."""
+    """Load a finished chunk from disk, or generate it and write it atomically.
+
+    A chunk on disk is reused only if it holds exactly these prompts (a rerun with another `chunk_size`
+    shares the run directory); otherwise it is regenerated, with the same per-item seeds.
+    """
     if path.is_file():
-        return store.read_jsonl(path)
+        rows = store.read_jsonl(path)
+        if [r["id"] for r in rows] == [p.id for p in prompts]:
+            return rows
     start = time.perf_counter()
     completions = backend.generate(prompts, sampling, mode)
     stats.add(completions, time.perf_counter() - start)
@@ -167,15 +173,25 @@ def funnel(kept, data, rejected) -> dict:
     return {"instructions_kept": len(kept), "triplets": len(data), "rejected": dict(sorted(reasons.items()))}
 
 
+def check_inputs(cfg) -> list[dict]:
+    """Validate the seeds (and the corpus) before any engine starts; returns the seeds."""
+    seeds = load_seeds(cfg.seeds)
+    need = max(cfg.instruction_demos, cfg.response_demos)
+    if len(seeds) < need:
+        raise SelfSpecError(f"{cfg.seeds}: {len(seeds)} seed task(s), but selfspec.instruction_demos="
+                            f"{cfg.instruction_demos} and response_demos={cfg.response_demos} need at least {need}: "
+                            "add seed tasks or lower the demos")
+    if cfg.corpus:
+        load_corpus(cfg.corpus, cfg.corpus_text_field)
+    return seeds
+
+
 def run_pipeline(job, backend, progress: bool = True) -> dict:
     """Run (or resume) the pipeline into its run directory and return the manifest."""
     cfg = job.config
     inputs = store.run_inputs(job)
     run_dir = job.runs_dir / store.run_key(inputs)
-    seeds = load_seeds(cfg.seeds)
-    need = max(cfg.instruction_demos, cfg.response_demos)
-    if len(seeds) < min(need, 2):
-        raise SelfSpecError(f"{cfg.seeds}: {len(seeds)} seed task(s); at least 2 are needed to vary the demonstrations")
+    seeds = check_inputs(cfg)
     mode = resolve_mode(cfg.prompt_format, backend.chat_capable)
     start = time.time()
     kept, rejected, stage1 = brainstorm(job, run_dir, backend, mode, seeds, progress)

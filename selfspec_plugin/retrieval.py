@@ -6,10 +6,10 @@ their ids are recorded with each triplet. The index is built once per run and ca
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import SelfSpecError
+from .store import jsonl_objects, text_lines
 
 
 def load_corpus(path: str | Path, text_field: str = "text") -> list[dict]:
@@ -21,28 +21,23 @@ def load_corpus(path: str | Path, text_field: str = "text") -> list[dict]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+            raise SelfSpecError(f"selfspec.corpus: {path}: not a readable parquet file ({exc})") from None
         if text_field not in table.column_names:
             raise SelfSpecError(f"{path}: no column {text_field!r} (columns: {', '.join(table.column_names)})")
         ids = table.column("id").to_pylist() if "id" in table.column_names else range(table.num_rows)
         docs = [{"id": str(i), "text": t} for i, t in zip(ids, table.column(text_field).to_pylist()) if t]
     elif path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
-                    raise SelfSpecError(f"{path}:{lineno}: missing string field {text_field!r}")
-                title = str(obj.get("title") or "").strip()
-                text = f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {obj[text_field]}" if title else obj[text_field]
-                docs.append({"id": str(obj.get("id", lineno)), "text": text})
+        for lineno, obj in jsonl_objects(path):
+            if not isinstance(obj.get(text_field), str):
+                raise SelfSpecError(f"{path}:{lineno}: missing string field {text_field!r}")
+            title = str(obj.get("title") or "").strip()
+            text = f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {obj[text_field]}" if title else obj[text_field]
+            docs.append({"id": str(obj.get("id", lineno)), "text": text})
     else:
-        with path.open(encoding="utf-8") as fh:
-            docs = [{"id": str(n), "text": line.strip()} for n, line in enumerate(fh, 1) if line.strip()]
+        docs = [{"id": str(n), "text": line.strip()} for n, line in text_lines(path) if line.strip()]
     if not docs:
         raise SelfSpecError(f"selfspec.corpus: {path} holds no documents")
     return docs

@@ -11,6 +11,7 @@ from pathlib import Path
 from . import plugins, store
 from .config import SelfSpecConfig
 from .errors import SelfSpecError
+from .pipeline import check_inputs
 from .report import summary
 
 
@@ -37,13 +38,17 @@ def generate(job: store.Job, progress: bool = True) -> Path:
     if _cached(run_dir):
         return run_dir
     cfg = job.config
-    backend = plugins.make_backend(cfg.backend, job.model, cfg.backend_settings())
-    try:
-        manifest = plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
-    finally:
-        backend.close()
-    if not store.is_complete(run_dir):
-        raise SelfSpecError(f"selfspec: generation finished without a complete run in {run_dir}")
+    check_inputs(cfg)  # bad seeds or corpus: fail now, not after an engine took minutes to start
+    with store.writer_lock(run_dir):  # concurrent runs (or ranks) of one job: one generates, the rest wait
+        if _cached(run_dir):
+            return run_dir
+        backend = plugins.make_backend(cfg.backend, job.model, cfg.backend_settings())
+        try:
+            manifest = plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
+        finally:
+            backend.close()
+        if not store.is_complete(run_dir):
+            raise SelfSpecError(f"selfspec: generation finished without a complete run in {run_dir}")
     print(summary(manifest or store.read_json(run_dir / store.MANIFEST), run_dir), file=sys.stderr)
     return run_dir
 

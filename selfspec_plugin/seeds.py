@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import SelfSpecError
+from .store import jsonl_objects, text_lines
 
 REQUIRED = ("instruction", "output")
 OPTIONAL = ("id", "task_type", "input")
@@ -42,31 +42,24 @@ def parse_seed(obj: object, where: str, index: int) -> dict:
 
 
 def _jsonl_objects(path: Path):
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield f"{path}:{lineno}", lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    for lineno, obj in jsonl_objects(path):
+        yield f"{path}:{lineno}", lineno, obj
 
 
 def _yaml_objects(path: Path):
     """A YAML list of seed mappings; positions are reported as file:line of each item."""
     import yaml
 
+    text = "".join(line for _, line in text_lines(path))
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None and not isinstance(root, yaml.SequenceNode):
+            raise SelfSpecError(f"{path}:{root.start_mark.line + 1}: a YAML seeds file must be a list of tasks")
+        items = [(n.start_mark.line + 1, yaml.SafeLoader(yaml.serialize(n)).get_single_data()) for n in (root.value if root else [])]
+    except (yaml.YAMLError, RecursionError) as exc:
         raise SelfSpecError(f"{path}: not valid YAML ({exc})") from None
-    if root is None:
-        return
-    if not isinstance(root, yaml.SequenceNode):
-        raise SelfSpecError(f"{path}:{root.start_mark.line + 1}: a YAML seeds file must be a list of tasks")
-    for node in root.value:
-        lineno = node.start_mark.line + 1
-        yield f"{path}:{lineno}", lineno, yaml.SafeLoader(yaml.serialize(node)).get_single_data()
+    for lineno, obj in items:
+        yield f"{path}:{lineno}", lineno, obj
 
 
 def load_seeds(path: str | Path) -> list[dict]:

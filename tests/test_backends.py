@@ -107,3 +107,19 @@ def test_openai_backend_against_a_real_vllm_server(vllm_server, tmp_path):
     assert manifest["backend"] == "openai" and manifest["inputs"]["model"] == {"served": "tiny"}
     assert "base_url" not in manifest["inputs"]["settings"]["backend_options"]
     assert manifest["counts"]["triplets"] == len(data) > 0
+
+
+def test_seeded_sampler_draws_per_row_within_top_p():
+    import torch
+
+    from selfspec_plugin.backends.transformers import seeded_sampler
+
+    scores = torch.zeros(3, 50)
+    scores[:, 7] = 5.0  # p(7) ~ 0.75: top_p 0.5 keeps only token 7
+    only_top = seeded_sampler(torch, [1, 2, 3], 1.0, 0.5, "cpu")(None, scores)
+    assert only_top.argmax(-1).tolist() == [7, 7, 7] and torch.isfinite(only_top).sum().item() == 3
+
+    flat = torch.zeros(2, 1000)
+    draws = [seeded_sampler(torch, [11, 11 + k], 1.0, 1.0, "cpu")(None, flat).argmax(-1).tolist() for k in (1, 2)]
+    assert draws[0][0] == draws[1][0]  # the same seed draws the same token whatever its neighbours
+    assert len({draws[0][1], draws[1][1], draws[0][0]}) > 1  # different seeds draw differently

@@ -122,6 +122,15 @@ def test_resume_recomputes_only_missing_chunks(scripted, model_dir, tmp_path):
     assert len(scripted.instances) == 2
 
 
+def test_another_chunk_size_shares_the_run_but_not_stale_chunks(scripted, model_dir, tmp_path):
+    run_dir = generate(job(model_dir, tmp_path), progress=False)
+    original = (run_dir / "data.jsonl").read_bytes()
+    (run_dir / "manifest.json").unlink()
+    assert generate(job(model_dir, tmp_path, chunk_size=4), progress=False) == run_dir  # chunk_size: not in the key
+    assert [len(c) for c in scripted.instances[1].calls] == [4, 4, 2]  # the 3-item chunks on disk are not reused
+    assert (run_dir / "data.jsonl").read_bytes() == original
+
+
 def test_zero_kept_fails_with_the_funnel_and_writes_no_dataset(scripted, model_dir, tmp_path):
     bad = job(model_dir, tmp_path, max_rounds=2, backend_options={"mode": "empty"})
     with pytest.raises(SelfSpecError, match=r"zero instructions survived the filters; funnel: .*'unparseable': 8"):

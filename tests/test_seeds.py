@@ -33,7 +33,7 @@ def test_defaults_fill_id_and_input(write_seeds):
         (json.dumps({"instruction": "  ", "output": "y"}), ":2: field 'instruction' is empty"),
         (json.dumps({"instruction": "x", "output": "y", "outptu": "z"}), ":2: unknown field 'outptu'"),
         (json.dumps({"id": "a", "instruction": "x", "output": "y"}), ":2: duplicate id 'a' (first on line 1)"),
-        (json.dumps(["x"]), ":2: a seed must be a JSON object"),
+        (json.dumps(["x"]), ":2: expected a JSON object, got list"),
     ],
 )
 def test_bad_lines_name_file_line_and_field(write_seeds, bad, expected):

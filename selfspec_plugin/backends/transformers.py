@@ -1,12 +1,32 @@
 """Hugging Face transformers backend: the fallback where vLLM is not available (batched, left padding).
 
-Greedy requests are generated in batches; sampled ones one at a time, each under its own seed, so a
-regenerated item is identical whatever else is in its chunk.
+Requests are generated in batches. Sampled requests are drawn by a logits processor that keeps one
+random generator per row, seeded from the run seed and the item's id (what vLLM does with per-request
+seeds), so a resumed chunk draws the same tokens as the first attempt.
 """
 
 from __future__ import annotations
 
 from .base import Completion, Sampling, item_seed, render
+
+
+def seeded_sampler(torch, seeds: list[int], temperature: float, top_p: float, device: str):
+    """A logits processor: temperature and top-p, then one draw per row from that row's own generator.
+
+    It leaves only the drawn token finite, so greedy decoding (`do_sample=False`) emits exactly the draw.
+    """
+    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+    def process(input_ids, scores):
+        probs = torch.softmax(scores.float() / temperature, dim=-1)
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p  # the first token is always kept
+        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+        picks = torch.stack([torch.multinomial(sorted_probs[i], 1, generator=g) for i, g in enumerate(generators)])
+        chosen = order.gather(-1, picks)
+        return torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)
+
+    return process
 
 
 class TransformersBackend:
@@ -27,13 +47,16 @@ class TransformersBackend:
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
 
     def _run(self, texts: list[str], prompts: list, sampling: Sampling, mode: str) -> list[Completion]:
+        from transformers import LogitsProcessorList
+
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=(mode == "completion"))
         enc = enc.to(self.device)
         stop = sorted({s for p in prompts for s in p.stop})
-        kwargs = {"do_sample": sampling.temperature > 0, "max_new_tokens": sampling.max_tokens,
-                  "pad_token_id": self.tokenizer.pad_token_id}
+        kwargs = {"do_sample": False, "max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
         if sampling.temperature > 0:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+            seeds = [item_seed(sampling.seed, p.id) for p in prompts]
+            sampler = seeded_sampler(self.torch, seeds, sampling.temperature, sampling.top_p, self.device)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
         if stop:
             kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
         with self.torch.no_grad():
@@ -53,12 +76,6 @@ class TransformersBackend:
 
     def generate(self, prompts: list, sampling: Sampling, mode: str) -> list[Completion]:
         texts = [render(p, mode, self.tokenizer) for p in prompts]
-        if sampling.temperature > 0:
-            results = []
-            for text, prompt in zip(texts, prompts):
-                self.torch.manual_seed(item_seed(sampling.seed, prompt.id))
-                results += self._run([text], [prompt], sampling, mode)
-            return results
         return [c for i in range(0, len(texts), self.batch_size)
                 for c in self._run(texts[i : i + self.batch_size], prompts[i : i + self.batch_size], sampling, mode)]
 
