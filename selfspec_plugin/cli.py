@@ -102,6 +102,9 @@ def cmd_filter(args) -> None:
     for lineno, rec in store.jsonl_objects(Path(args.input)):
         if not isinstance(rec.get("instruction"), str):
             raise SelfSpecError(f"{args.input}:{lineno}: missing string field 'instruction'")
+        for field in ("input", "output"):
+            if not isinstance(rec.get(field, ""), str):
+                raise SelfSpecError(f"{args.input}:{lineno}: field {field!r} must be a string, got {type(rec[field]).__name__}")
         records.append(rec)
     settings = {**SelfSpecConfig(seeds=args.seeds or "-", rouge_threshold=args.threshold).model_dump(),
                 "existing": [s["instruction"] for s in load_seeds(args.seeds)] if args.seeds else []}

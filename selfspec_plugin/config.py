@@ -40,6 +40,7 @@ class SelfSpecConfig(BaseModel):
         "auto", description="auto: chat template if the tokenizer has one, else a plain completion prompt."
     )
     seed: int = Field(42, description="Run seed; every request's sampling seed derives from it and the item id.")
+    trust_remote_code: bool = Field(False, description="Let the model repository run its own Python code. Off unless set.")
 
     instruction_demos: int = Field(3, gt=0, description="Seed demos per brainstorming prompt (paper: 3).")
     temperature: float = Field(1.0, ge=0, description="Brainstorming temperature (paper: 1.0).")
@@ -73,7 +74,8 @@ class SelfSpecConfig(BaseModel):
 
     def backend_settings(self) -> dict:
         """What the chosen backend's factory receives."""
-        return self.vllm.model_dump() if self.backend == "vllm" else dict(self.backend_options)
+        options = self.vllm.model_dump() if self.backend == "vllm" else dict(self.backend_options)
+        return {**options, "trust_remote_code": self.trust_remote_code}
 
     @model_validator(mode="after")
     def _check(self):

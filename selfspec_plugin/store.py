@@ -95,7 +95,7 @@ def model_fingerprint(model: str) -> dict:
 
 def run_inputs(job: Job) -> dict:
     """Everything that shapes the output, as plain data."""
-    settings = job.config.model_dump(exclude={"runs_dir", "chunk_size"})
+    settings = job.config.model_dump(exclude={"runs_dir", "chunk_size", "trust_remote_code"})  # not what is generated
     settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in ("gpu_memory_utilization", "max_num_seqs")}
     settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in NOT_OUTPUT}
     seeds = Path(job.config.seeds)

@@ -172,3 +172,17 @@ def test_kill_9_mid_run_then_rerun_is_byte_identical(trained):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert (run_dir / "data.jsonl").read_bytes() == original
     assert set(done) <= {p.name for p in (run_dir / "instructions").glob("round-*.jsonl")}
+
+
+def test_zero_kept_triplets_stop_axolotl_before_training(tiny_model, tmp_path):
+    # every instruction is too short for min_words 140: nothing survives, so nothing may be trained
+    extra = "backend: transformers\n  max_rounds: 1\n  min_words: 140"
+    recipe = write_recipe(tmp_path / "recipe.yml", tiny_model, extra=extra)
+    proc = run(["axolotl", "train", str(recipe)], tmp_path, timeout=900)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "zero instructions survived the filters; funnel: " in output and "'too_short'" in output
+    assert "generation failed" in output
+    out = tmp_path / "out"
+    assert not list(out.glob("selfspec/*/data.jsonl")) and not (out / "adapter_model.safetensors").exists()
+    assert "train_loss" not in output

