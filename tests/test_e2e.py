@@ -74,7 +74,7 @@ def trained(tmp_path_factory, tiny_model):
     recipe = write_recipe(work / "recipe.yml", tiny_model)
     proc = run(["axolotl", "train", str(recipe)], work)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    runs = list((work / "out" / "selfspec").iterdir())
+    runs = [p for p in (work / "out" / "selfspec").iterdir() if p.is_dir()]  # not the .lock files
     assert len(runs) == 1
     return work, recipe, runs[0], proc
 
