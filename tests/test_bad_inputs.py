@@ -8,22 +8,13 @@ import socket
 import pytest
 import yaml
 
-from selfspec_plugin import plugins
 from selfspec_plugin.cli import main
 
-from test_pipeline import Registration
+from test_pipeline import scripted  # noqa: F401  (the scripted-backend fixture)
 
 GOOD = [{"id": f"s{i}", "instruction": f"Name the enzyme number {i} in the pathway below.", "input": "glycolysis",
          "output": "hexokinase"} for i in range(6)]
 LINES = [json.dumps(s) for s in GOOD]
-
-
-@pytest.fixture
-def scripted():
-    reg = Registration()
-    plugins.get_plugin_manager().register(reg)
-    yield reg
-    plugins.get_plugin_manager().unregister(reg)
 
 
 def free_port() -> int:
