@@ -84,12 +84,36 @@ def cmd_seeds_check(args) -> None:
         raise SelfSpecError("seed check failed")
 
 
+def cmd_eval(args) -> None:
+    from pydantic import ValidationError
+
+    from .evaluate import evaluate_recipe
+
+    raw = load_recipe(args.config)
+    try:
+        shots = [int(k) for k in args.shots.split(",")] if args.shots else None
+    except ValueError:
+        raise SelfSpecError(f"--shots: expected numbers separated by commas, got {args.shots!r}") from None
+    try:
+        result, out_dir = evaluate_recipe(raw, adapter=args.adapter, tasks=args.tasks, out=args.out,
+                                          progress=not args.no_progress, shots=shots, samplings=args.samplings,
+                                          limit=args.limit, prompt_format=args.format)
+    except ValidationError as exc:
+        raise SelfSpecError(f"{args.config}: invalid selfspec block:\n" + _errors(exc)) from None
+    print((out_dir / "eval.md").read_text(), end="")
+    print(out_dir / "eval.json")
+
+
 def cmd_inspect(args) -> None:
     from .report import inspect
 
     if not (Path(args.run_dir) / "manifest.json").is_file():
         raise SelfSpecError(f"{args.run_dir}: not a finished run directory (no manifest.json)")
     print(inspect(Path(args.run_dir), samples=args.samples))
+    if args.report:
+        from .report import html_report
+
+        print(html_report(Path(args.run_dir)))
 
 
 def cmd_filter(args) -> None:
@@ -117,7 +141,7 @@ def cmd_filter(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfspec", description="Self-specialization data generation for Axolotl.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,inspect,filter,seeds,fetch-demo-model}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,eval,inspect,filter,seeds,fetch-demo-model}")
     p = sub.add_parser("generate", help="generate (or reuse) the dataset of an Axolotl config's selfspec block")
     p.add_argument("config", help="Axolotl YAML with a `selfspec:` block")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -125,7 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="a finished run: funnel, rejection reasons, random samples")
     p.add_argument("run_dir")
     p.add_argument("--samples", type=int, default=5)
+    p.add_argument("--report", action="store_true", help="also write RUN_DIR/report/report.html with PNG figures")
     p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("eval", help="score the base model and its trained adapter on held-out tasks")
+    p.add_argument("config", help="Axolotl YAML with a `selfspec:` block (model, backend, selfspec.eval defaults)")
+    p.add_argument("--adapter", help="LoRA adapter directory (default: the config's output_dir if it holds one)")
+    p.add_argument("--tasks", nargs="+", help="task specs: FILE.jsonl, pubmedqa:DIR, ncbi-disease:DIR, fpb:FILE")
+    p.add_argument("--shots", help="demonstrations per prompt, e.g. 0,1,5")
+    p.add_argument("--samplings", type=int, help="demonstration samplings for k > 0 (default 3)")
+    p.add_argument("--limit", type=int, help="score at most N instances per task")
+    p.add_argument("--format", choices=["alpaca", "chat"], help="prompt template (default alpaca, as trained)")
+    p.add_argument("--out", help="output directory (default: ADAPTER/eval)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_eval)
     p = sub.add_parser("filter", help="the novelty + heuristic filters on an existing alpaca jsonl")
     p.add_argument("input")
     p.add_argument("output", help="kept rows; rejected ones go to OUTPUT with .rejected.jsonl")

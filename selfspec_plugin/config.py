@@ -26,6 +26,18 @@ class VllmOptions(BaseModel):
     quantization: Optional[str] = None
 
 
+class EvalOptions(BaseModel):
+    """`selfspec eval` defaults (command-line flags override them); see docs/eval.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = Field(default_factory=list, description="Task specs: a task .jsonl, pubmedqa:DIR, ncbi-disease:DIR, fpb:FILE.")
+    shots: list[int] = Field(default_factory=lambda: [0, 1, 5], description="Demonstrations per prompt (paper: 0, 1, 5).")
+    samplings: int = Field(3, gt=0, description="Demonstration samplings for k > 0 (mean ± std).")
+    limit: Optional[int] = Field(None, gt=0, description="Score at most this many instances per task.")
+    prompt_format: Literal["alpaca", "chat"] = Field("alpaca", description="alpaca: the template selfspec trains with.")
+
+
 class SelfSpecConfig(BaseModel):
     """Self-specialization data generation settings."""
 
@@ -68,6 +80,8 @@ class SelfSpecConfig(BaseModel):
     messages: bool = Field(False, description="Also write each triplet as chat `messages` (user/assistant).")
     runs_dir: Optional[str] = Field(None, description="Where run directories go; default: <output_dir>/selfspec.")
     vllm: VllmOptions = Field(default_factory=VllmOptions)
+    eval: EvalOptions = Field(default_factory=EvalOptions)
+    eval_after_train: bool = Field(False, description="Run `selfspec eval` on the trained adapter after `axolotl train`.")
     backend_options: dict[str, Any] = Field(
         default_factory=dict, description="Options of a non-vLLM backend (openai: base_url, model, concurrency, ...)."
     )

@@ -9,7 +9,7 @@ from axolotl.integrations.base import BasePlugin
 from axolotl.utils.dict import DictDefault
 
 from . import store
-from .runner import generate_in_child, make_job
+from .runner import evaluate_in_child, generate_in_child, make_job
 
 LOG = logging.getLogger("selfspec")
 PLACEHOLDER = "selfspec:generated"
@@ -49,3 +49,35 @@ class SelfSpecPlugin(BasePlugin):
             LOG.warning("selfspec: the config's own `datasets` are replaced by the generated data")
         cfg.datasets = [DictDefault({"path": str(data), "ds_type": "json", "type": "alpaca"})]
         return load_datasets(cfg=cfg)
+
+    def post_train_unload(self, cfg: DictDefault) -> None:
+        """`selfspec.eval_after_train: true`: score base vs the new adapter once the trainer is gone."""
+        if not (cfg.selfspec and cfg.selfspec.get("eval_after_train")):
+            return
+        from axolotl.utils.distributed import is_main_process
+
+        if not is_main_process():
+            return
+        result = evaluate_in_child(make_job(dict(cfg.selfspec), cfg.base_model, cfg.output_dir), cfg.output_dir)
+        _log_to_trackers(cfg, result)
+
+
+def _log_to_trackers(cfg: DictDefault, result: dict) -> None:
+    """The eval numbers, on the tracker the training run used (W&B and/or trackio)."""
+    from .evaluate import tracker_metrics
+
+    flat = tracker_metrics(result)
+    if cfg.use_wandb:
+        import wandb
+
+        run = wandb.run or wandb.init(project=cfg.wandb_project, entity=cfg.wandb_entity, name=cfg.wandb_name,
+                                      id=cfg.wandb_run_id, resume="allow")
+        run.log(flat)
+        run.summary.update(flat)
+    if cfg.use_trackio:
+        import trackio
+
+        trackio.init(project=cfg.trackio_project_name or "axolotl", name=cfg.trackio_run_name, resume="allow")
+        trackio.log(flat)
+        trackio.finish()
+    LOG.info("selfspec: eval results in %s/eval", cfg.output_dir)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -85,4 +88,120 @@ Instruction lengths: {lengths}.
 | rejected because | count |
 |---|---|
 {reasons}
+"""
+
+
+# The task-type mix and the verb-noun analysis use documented heuristics, not a parser: no POS model can be
+# installed offline here (spaCy's models and NLTK's tagger data come from hubs, not PyPI). docs/report.md.
+TASK_TYPES = (  # first match wins
+    ("relation extraction", r"\b(relation|relationship|interact\w*)\b.*\bbetween\b|\bbetween\b.*\b(relation|interact\w*)"),
+    ("summarization", r"\bsummar\w*|\bcondense|\btl;?dr"),
+    ("classification", r"\bclassif\w*|\bcategori\w*|\blabel\b|\bsentiment\b|\byes or no\b|\btrue or false\b|\bwhich (category|class)\b"),
+    ("information extraction", r"\bextract\w*|\bnamed entit\w*|\bentities\b|\b(identify|list|find) (all|every|each)\b|\bmention(s|ed)?\b"),
+    ("explanation", r"^(explain|describe|why|how does|how do|how is|how are|discuss|provide an? (explanation|description))\b"),
+    ("reasoning", r"^(determine|calculate|compute|compare|infer|predict|estimate|evaluate|assess|decide|rank|sort|order|organi[sz]e)\b"),
+    ("rewriting", r"^(convert|rewrite|translate|paraphrase|rephrase|simplify|correct|edit|transform|change|format)\b"),
+    ("question answering", r"^(what|which|who|whom|whose|when|where|how|is|are|does|do|can|should|answer)\b|\?\s*$"),
+    ("generation", r"^(write|generate|create|compose|draft|propose|suggest|design|give|provide|make|develop)\b"),
+    ("information extraction", r"^(find|identify|list|locate|select|pick|highlight)\b"),
+)
+NOT_VERBS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "is", "are", "was", "were",
+             "does", "do", "did", "can", "could", "should", "would", "will", "in", "for", "given", "based", "using",
+             "if", "the", "a", "an", "this", "please", "from", "to", "as", "on", "with", "after", "before"}
+NOT_NOUNS = {"the", "a", "an", "all", "any", "each", "every", "this", "these", "that", "those", "following", "given",
+             "provided", "its", "their", "his", "her", "our", "your", "my", "me", "us", "it", "them", "whether", "if",
+             "out", "up", "down", "of", "to", "for", "in", "on", "from", "with", "by", "about", "and", "or", "main",
+             "key", "most", "more", "some", "two", "three", "one", "which", "what", "how", "whether", "between", "at",
+             "appropriate", "short", "random", "correct", "relevant", "possible", "new", "different", "specific",
+             "potential", "best", "common", "other", "same", "single", "simple", "medical", "clinical", "following"}
+ADJECTIVE_ENDINGS = ("able", "ible", "ous", "ive", "ful", "ical", "est")
+
+
+def task_type(instruction: str) -> str:
+    text = " ".join(instruction.lower().split())
+    return next((name for name, pattern in TASK_TYPES if re.search(pattern, text)), "other")
+
+
+def verb_noun(instruction: str) -> tuple[str, str] | None:
+    """(root verb, first noun object) of an imperative instruction: the first word when it is not a
+    question or function word, and the first later word that is not a determiner or function word."""
+    words = re.findall(r"[a-z][a-z-]*", instruction.lower())
+    if len(words) < 2 or words[0] in NOT_VERBS:
+        return None
+    noun = next((w for w in words[1:6] if w not in NOT_NOUNS and len(w) > 2 and not w.endswith(ADJECTIVE_ENDINGS)), None)
+    return (words[0], noun) if noun else None
+
+
+def report_stats(manifest: dict, data: list[dict]) -> dict:
+    """Everything the HTML report shows, as plain numbers (pure)."""
+    pairs = [vn for vn in (verb_noun(r["instruction"]) for r in data) if vn]
+    verbs = Counter(v for v, _ in pairs)
+    return {
+        "types": Counter(task_type(r["instruction"]) for r in data).most_common(),
+        "lengths": [len(r["instruction"].split()) for r in data],
+        "verbs": [(verb, count, Counter(n for v, n in pairs if v == verb).most_common(4))
+                  for verb, count in verbs.most_common(20)],
+        "verb_share": len(pairs) / len(data) if data else 0.0,
+        "rejected": sorted(manifest["counts"]["rejected"].items(), key=lambda kv: -kv[1]),
+    }
+
+
+def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
+    """`selfspec inspect RUN_DIR --report`: run_dir/report/ with report.html (figures embedded) + the PNGs."""
+    from . import plots
+
+    run_dir = Path(run_dir)
+    manifest = store.read_json(run_dir / store.MANIFEST)
+    data = store.read_jsonl(run_dir / store.DATA)
+    stats = report_stats(manifest, data)
+    c, stages = manifest["counts"], manifest["stages"]
+    funnel = [("brainstorming prompts", stages["instructions"]["prompts"]),
+              ("instructions kept", c["instructions_kept"]), ("triplets", c["triplets"])]
+    figures = {
+        "funnel.png": plots.barh([k for k, _ in funnel] + [f"rejected: {k}" for k, _ in stats["rejected"]],
+                                 [v for _, v in funnel] + [v for _, v in stats["rejected"]],
+                                 "Funnel and rejection reasons", "count"),
+        "task-types.png": plots.barh([k for k, _ in stats["types"]], [v for _, v in stats["types"]],
+                                     "Task-type mix of the kept instructions (keyword heuristic)", "instructions"),
+        "lengths.png": plots.histogram(stats["lengths"], "Instruction length", "words"),
+        "verbs.png": plots.barh([v for v, _, _ in stats["verbs"]], [n for _, n, _ in stats["verbs"]],
+                                "Most common root verbs (first-word heuristic)", "instructions"),
+    }
+    out = run_dir / "report"
+    for name, png in figures.items():
+        store.write_bytes(out / name, png)
+    rows = random.Random(seed).sample(data, min(samples, len(data)))
+    store.write_text(out / "report.html", _html(manifest, run_dir, stats, figures, rows))
+    return out / "report.html"
+
+
+def _html(manifest: dict, run_dir: Path, stats: dict, figures: dict[str, bytes], rows: list[dict]) -> str:
+    e = html.escape
+
+    def img(name: str) -> str:
+        return f'<img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(figures[name]).decode()}">'
+
+    verbs = "".join(f"<tr><td>{e(v)}</td><td>{n}</td><td>{e(', '.join(f'{w} ({k})' for w, k in nouns))}</td></tr>"
+                    for v, n, nouns in stats["verbs"])
+    samples = "".join(f"<tr><td>{e(r['id'])}</td><td>{e(r['instruction'])}</td><td>{e(_short(r['input'], 300))}</td>"
+                      f"<td>{e(_short(r['output'], 300))}</td></tr>" for r in rows)
+    settings = manifest["inputs"]["settings"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>selfspec report {e(manifest['run_key'])}</title>
+<style>body{{font:14px/1.45 system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}}
+img{{max-width:100%}}pre{{background:#f5f5f5;padding:1em;overflow-x:auto}}</style></head><body>
+<h1>selfspec data report</h1>
+<p>Run <code>{e(str(run_dir))}</code>, model <code>{e(manifest['model'])}</code>, domain {e(settings['domain'])},
+{manifest['counts']['seeds']} seeds, backend {e(manifest['backend'])} ({e(manifest['prompt_format'])} prompts).</p>
+<h2>Funnel</h2><pre>{e(summary(manifest, run_dir))}</pre>{img('funnel.png')}
+<h2>Task types</h2><p>A keyword heuristic (report.TASK_TYPES), not a classifier model.</p>{img('task-types.png')}
+<h2>Instruction length</h2>{img('lengths.png')}
+<h2>Verbs and their objects</h2><p>{100 * stats['verb_share']:.0f}% of the instructions start with a verb
+(first word, not a question or function word); its object is the first later content word. The paper's analysis used a
+parser; this heuristic counts the same imperative "verb + noun" structure.</p>{img('verbs.png')}
+<table><tr><th>verb</th><th>instructions</th><th>most common objects</th></tr>{verbs}</table>
+<h2>Random kept triplets</h2>
+<table><tr><th>id</th><th>instruction</th><th>input</th><th>output</th></tr>{samples}</table>
+</body></html>
 """

@@ -68,3 +68,15 @@ def generate_in_child(job: store.Job) -> Path:
     if proc.returncode != 0:
         raise SelfSpecError(f"selfspec: generation failed (exit code {proc.returncode}); see the messages above")
     return run_dir
+
+
+def evaluate_in_child(job: store.Job, adapter: str) -> dict:
+    """`selfspec eval` on a trained adapter in a child process (its engine's memory is gone when it returns)."""
+    recipe = Path(adapter) / "selfspec-eval.json"  # JSON is YAML: the CLI reads it like any recipe
+    store.write_json(recipe, {"base_model": job.model, "output_dir": str(adapter),
+                              "selfspec": job.config.model_dump(mode="json")})
+    proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "eval", str(recipe), "--adapter", str(adapter)],
+                          env=os.environ.copy())
+    if proc.returncode != 0:
+        raise SelfSpecError(f"selfspec: evaluation failed (exit code {proc.returncode}); see the messages above")
+    return store.read_json(Path(adapter) / "eval" / "eval.json")

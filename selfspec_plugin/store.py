@@ -95,7 +95,8 @@ def model_fingerprint(model: str) -> dict:
 
 def run_inputs(job: Job) -> dict:
     """Everything that shapes the output, as plain data."""
-    settings = job.config.model_dump(exclude={"runs_dir", "chunk_size", "trust_remote_code"})  # not what is generated
+    not_generated = {"runs_dir", "chunk_size", "trust_remote_code", "eval", "eval_after_train"}
+    settings = job.config.model_dump(exclude=not_generated)
     settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in ("gpu_memory_utilization", "max_num_seqs")}
     settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in NOT_OUTPUT}
     seeds = Path(job.config.seeds)
@@ -178,6 +179,10 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> None:
 
 def write_text(path: Path, text: str) -> None:
     _atomic_write(path, text.encode())
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, data)
 
 
 def write_json(path: Path, obj: dict) -> None:

@@ -27,6 +27,8 @@ selfspec:
   chunk_size: 4
   {extra}
   vllm: {{max_model_len: 2048}}
+  eval_after_train: true
+  eval: {{tasks: [{eval_tasks}], shots: [0, 1], samplings: 2, limit: 2}}
 adapter: qlora
 load_in_4bit: true
 lora_r: 8
@@ -36,7 +38,7 @@ sequence_len: 512
 micro_batch_size: 2
 max_steps: 3
 num_epochs: 1
-learning_rate: 0.0003
+learning_rate: 0.01  # large: 3 steps must change the outputs that the eval compares
 optimizer: adamw_torch
 train_on_inputs: false
 val_set_size: 0
@@ -56,7 +58,8 @@ dataset_prepared_path: {out}/prepared
 
 
 def write_recipe(path: Path, model: Path, extra: str = "") -> Path:
-    path.write_text(RECIPE.format(model=model, seeds=ROOT / "tests" / "data" / "seeds.jsonl", out=path.parent / "out", extra=extra))
+    path.write_text(RECIPE.format(model=model, seeds=ROOT / "tests" / "data" / "seeds.jsonl", out=path.parent / "out",
+                                  extra=extra, eval_tasks=ROOT / "seeds" / "eval" / "biomed.jsonl"))
     return path
 
 
@@ -110,6 +113,22 @@ def test_axolotl_train_generates_with_vllm_and_saves_an_adapter(trained):
         assert 4 <= len(row["instruction"].split()) <= 150
         assert all(rouge_l_f(rouge_tokens(row["instruction"]), rouge_tokens(s)) <= 0.7 for s in seeds)
     assert manifest["stages"]["instructions"]["tokens"] > 0 and manifest["tokens_per_second"] > 0
+
+
+def test_eval_after_train_scores_base_and_adapter_through_vllm_lora(trained):
+    work, _, _, proc = trained
+    out = work / "out" / "eval"
+    result = json.loads((out / "eval.json").read_text())
+    assert result["backend"] == "vllm" and result["adapter"] == str(work / "out")
+    assert {(r["model"], r["k"]) for r in result["rows"]} == {(m, k) for m in ("base", "adapter") for k in (0, 1)}
+    assert len(result["rows"]) == 2 * 2 * 10 and all(r["n"] == 2 for r in result["rows"])
+    preds = read_jsonl(out / "predictions.jsonl")
+    assert len(preds) == 2 * 10 * 2 * (1 + 2)
+    base = {(p["task"], p["k"], p["sampling"], p["item"]): p["prediction"] for p in preds if p["model"] == "base"}
+    changed = sum(p["prediction"] != base[(p["task"], p["k"], p["sampling"], p["item"])] for p in preds if p["model"] == "adapter")
+    assert changed > 0  # vLLM applied the LoRA adapter to its requests
+    assert (out / "eval.png").read_bytes()[:4] == b"\x89PNG" and "| factoid_qa | 0 | 2 |" in (out / "eval.md").read_text()
+    assert "average over tasks, adapter, k=1" in proc.stdout + proc.stderr  # the child printed the table
 
 
 def test_rerun_reuses_the_cache_and_a_resumed_run_is_byte_identical(trained):

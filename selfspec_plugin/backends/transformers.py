@@ -45,9 +45,24 @@ class TransformersBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), trust_remote_code=remote).to(self.device).eval()
         self.batch_size = int(options.get("batch_size", 16))
+        self.adapter: str | None = None
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
 
-    def _run(self, texts: list[str], prompts: list, sampling: Sampling, mode: str) -> list[Completion]:
+    def _model(self, adapter: str | None):
+        """The model to generate with: the base, or the base with a LoRA adapter (PEFT, loaded once)."""
+        from contextlib import nullcontext
+
+        if adapter is None:
+            return self.model, (self.model.disable_adapter() if self.adapter else nullcontext())
+        if self.adapter != adapter:
+            if self.adapter:
+                raise ValueError("the transformers backend serves one adapter per process")
+            from peft import PeftModel
+
+            self.model, self.adapter = PeftModel.from_pretrained(self.model, adapter).eval(), adapter
+        return self.model, nullcontext()
+
+    def _run(self, texts: list[str], prompts: list, sampling: Sampling, mode: str, adapter: str | None) -> list[Completion]:
         from transformers import LogitsProcessorList
 
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=(mode == "completion"))
@@ -60,9 +75,10 @@ class TransformersBackend:
             kwargs["logits_processor"] = LogitsProcessorList([sampler])
         if stop:
             kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
-        with self.torch.no_grad():
-            out = self.model.generate(**enc, **kwargs)
-        configured = self.model.generation_config.eos_token_id
+        model, context = self._model(adapter)
+        with self.torch.no_grad(), context:
+            out = model.generate(**enc, **kwargs)
+        configured = model.generation_config.eos_token_id
         ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
                 *(configured if isinstance(configured, list) else [configured])} - {None}
         results = []
@@ -75,10 +91,10 @@ class TransformersBackend:
             results.append(Completion(text[:cut] if cut >= 0 else text, "length" if truncated else "stop", len(tokens)))
         return results
 
-    def generate(self, prompts: list, sampling: Sampling, mode: str) -> list[Completion]:
+    def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None = None) -> list[Completion]:
         texts = [render(p, mode, self.tokenizer) for p in prompts]
         return [c for i in range(0, len(texts), self.batch_size)
-                for c in self._run(texts[i : i + self.batch_size], prompts[i : i + self.batch_size], sampling, mode)]
+                for c in self._run(texts[i : i + self.batch_size], prompts[i : i + self.batch_size], sampling, mode, adapter)]
 
     def close(self) -> None:
         del self.model

@@ -47,9 +47,11 @@ class VLLMBackend:
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
 
-    def generate(self, prompts: list, sampling: Sampling, mode: str) -> list[Completion]:
+    def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None = None) -> list[Completion]:
+        """`adapter`: a LoRA adapter directory applied to these requests (needs `enable_lora` at start)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
+        from vllm.lora.request import LoRARequest
 
         requests, params = [], []
         for p in prompts:
@@ -67,7 +69,8 @@ class VLLMBackend:
                     seed=item_seed(sampling.seed, p.id),
                 )
             )
-        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        lora = LoRARequest("adapter", 1, adapter) if adapter else None
+        outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=lora)
         return [
             Completion(o.outputs[0].text, "length" if o.outputs[0].finish_reason == "length" else "stop",
                        len(o.outputs[0].token_ids))

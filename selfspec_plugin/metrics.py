@@ -1,0 +1,109 @@
+"""Evaluation metrics: pure functions over strings and score lists.
+
+Token F1 and ROUGE-L follow the BoX evaluation script (In-BoXBART `scripts/evaluation.py`, the metric of
+Kang et al.): SQuAD normalisation (lowercase, no punctuation, no articles a/an/the, single spaces), the
+gold answer split on ", " into alternatives, and the best score over them. The tasks' standard metrics
+(accuracy and macro-F1 over a label set, entity-level F1) and a paired bootstrap sit beside them.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+import string
+from collections import Counter
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
+
+
+def gold_alternatives(gold: str) -> list[str]:
+    """BoX: a gold output "a, b, c" is a list of acceptable answers."""
+    return str(gold).split(", ")
+
+
+def _f1(pred: str, gold: str) -> float:
+    p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
+    same = sum((Counter(p) & Counter(g)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p), same / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(pred: str, gold: str) -> float:
+    """SQuAD-style token F1, the best over the gold's comma-separated alternatives."""
+    return max(_f1(pred, g) for g in gold_alternatives(gold))
+
+
+def exact_match(pred: str, gold: str) -> float:
+    return float(any(normalize_answer(pred) == normalize_answer(g) for g in gold_alternatives(gold)))
+
+
+def rouge_l(pred: str, gold: str) -> float:
+    """ROUGE-L F (rouge_score, Porter stemmer, as BoX), the best over the gold's alternatives."""
+    return max(_rouge_scorer().score(g, pred)["rougeL"].fmeasure for g in gold_alternatives(gold))
+
+
+@functools.lru_cache(maxsize=1)
+def _rouge_scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def parse_label(pred: str, labels: list[str]) -> str | None:
+    """The label a free-text answer names: the earliest label word in it; None if it names none."""
+    text = f" {normalize_answer(pred)} "
+    found = [(text.find(f" {normalize_answer(label)} "), label) for label in labels]
+    found = [(pos, label) for pos, label in found if pos >= 0]
+    return min(found)[1] if found else None
+
+
+def accuracy(preds: list[str | None], golds: list[str]) -> float:
+    return sum(p == g for p, g in zip(preds, golds)) / len(golds) if golds else 0.0
+
+
+def macro_f1(preds: list[str | None], golds: list[str], labels: list[str]) -> float:
+    """Mean over the label set of each label's F1 (an unparseable answer is wrong for every label)."""
+    scores = []
+    for label in labels:
+        tp = sum(p == label and g == label for p, g in zip(preds, golds))
+        fp = sum(p == label and g != label for p, g in zip(preds, golds))
+        fn = sum(p != label and g == label for p, g in zip(preds, golds))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def split_entities(text: str) -> set[str]:
+    """A list answer ("a, b; c" or one per line) as a set of normalised mentions; "none" is the empty set."""
+    parts = (normalize_answer(p) for p in re.split(r",|;|\n", text))
+    return {p for p in parts if p and p != "none"}
+
+
+def entity_prf(preds: list[str], golds: list[str]) -> dict:
+    """Micro precision/recall/F1 of mention sets over all documents (exact match after normalisation)."""
+    tp = fp = fn = 0
+    for pred, gold in zip(preds, golds):
+        p, g = split_entities(pred), split_entities(gold)
+        tp, fp, fn = tp + len(p & g), fp + len(p - g), fn + len(g - p)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def paired_bootstrap(base: list[float], other: list[float], resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean of `other - base` over paired items with a 95% percentile bootstrap interval."""
+    diffs = [o - b for b, o in zip(base, other)]
+    if not diffs:
+        return {"diff": 0.0, "ci": [0.0, 0.0], "significant": False}
+    rng, n = random.Random(seed), len(diffs)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    lo, hi = means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+    return {"diff": sum(diffs) / n, "ci": [lo, hi], "significant": lo > 0 or hi < 0}

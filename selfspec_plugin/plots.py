@@ -1,0 +1,78 @@
+"""PNG figures for the eval results and the data report (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+BASE, ADAPTER = "#9aa5b1", "#2f6fb2"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 10, "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def eval_chart(result: dict, path: Path) -> None:
+    """Base vs specialized F1 per task, one panel per number of demonstrations, std as error bars."""
+    from . import store
+
+    plt = _pyplot()
+    shots = sorted({r["k"] for r in result["rows"]})
+    tasks = list(dict.fromkeys(r["task"] for r in result["rows"]))
+    rows = {(r["model"], r["task"], r["k"]): r for r in result["rows"]}
+    models = [m for m in ("base", "adapter") if any(key[0] == m for key in rows)]
+    fig, axes = plt.subplots(len(shots), 1, figsize=(max(6, 0.9 * len(tasks) + 2), 3.2 * len(shots)), squeeze=False)
+    width = 0.8 / len(models)
+    for ax, k in zip(axes[:, 0], shots):
+        for j, model in enumerate(models):
+            vals = [100 * rows[(model, t, k)]["f1"] for t in tasks]
+            errs = [100 * rows[(model, t, k)]["f1_std"] for t in tasks]
+            xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(tasks))]
+            bars = ax.bar(xs, vals, width, yerr=errs if k else None, capsize=2,
+                          color=BASE if model == "base" else ADAPTER, label="base" if model == "base" else "self-specialized")
+            ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+        avg = {a["model"]: 100 * a["f1"] for a in result["averages"] if a["k"] == k}
+        ax.set_title(f"k = {k} demonstrations — average F1 " + " → ".join(f"{avg[m]:.1f}" for m in models), loc="left")
+        ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
+        ax.set_ylabel("token F1 (%)")
+        ax.set_ylim(0, max(10, ax.get_ylim()[1]))
+        ax.legend(frameon=False, loc="upper right")
+    fig.suptitle(f"{Path(result['model']).name}: base vs self-specialized", x=0.01, ha="left", fontweight="bold")
+    fig.tight_layout()
+    store.write_bytes(path, _png(fig))
+
+
+def barh(labels: list[str], values: list[float], title: str, xlabel: str, color: str = ADAPTER) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(labels) + 1.2))
+    ax.barh(range(len(labels)), values, color=color)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:g}", va="center", fontsize=8)
+    ax.set_title(title, loc="left")
+    ax.set_xlabel(xlabel)
+    return _png(fig)
+
+
+def histogram(values: list[int], title: str, xlabel: str) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.hist(values, bins=min(30, max(5, len(set(values)))), color=ADAPTER, edgecolor="white")
+    ax.set_title(title, loc="left")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("instructions")
+    return _png(fig)

@@ -1,0 +1,200 @@
+"""`selfspec eval`: planning, scoring, the benchmark loaders, adapters on the transformers backend and the
+merged-weights fallback, and the command on the tiny model (the vLLM LoRA path runs in test_e2e)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from selfspec_plugin import evaluate, tasks
+from selfspec_plugin.errors import SelfSpecError
+
+from conftest import ROOT
+
+BENCH = ROOT.parent / "shared" / "benchmarks"
+needs_benchmarks = pytest.mark.skipif(not BENCH.is_dir(), reason="../shared/benchmarks is not beside the checkout")
+
+
+def toy_task(name="toy", kind="text", n=6, labels=None):
+    return {"task": name, "kind": kind, "definition": f"Do {name}.", "labels": labels, "max_tokens": 8, "source": "x",
+            "demos": [{"input": f"demo input {i}", "output": f"demo output {i}"} for i in range(5)],
+            "instances": [{"input": f"input {i}", "output": ["yes", "no"][i % 2]} for i in range(n)]}
+
+
+def test_plan_builds_one_request_per_item_k_and_sampling():
+    reqs = evaluate.plan([toy_task("a"), toy_task("b", n=3)], shots=[0, 1, 2], samplings=3, limit=None, seed=0, fmt="alpaca")
+    assert len(reqs) == (6 + 3) * (1 + 3 + 3)
+    assert len({r["prompt"].id for r in reqs}) == len(reqs)
+    one = [r for r in reqs if r["task"] == "a" and r["k"] == 2]
+    demos = {r["sampling"]: r["prompt"].text.split("Examples:")[1].split("### Input")[0] for r in one}
+    assert len(set(demos.values())) > 1  # samplings draw different demonstrations ...
+    assert all(r["prompt"].text.split("Examples:")[1].split("### Input")[0] == demos[r["sampling"]] for r in one)  # ... shared by items
+    zero = next(r for r in reqs if r["k"] == 0)
+    assert "Examples:" not in zero["prompt"].text and zero["prompt"].text.endswith("### Input:\ninput 0\n\n### Response:\n")
+    assert zero["prompt"].text.startswith(evaluate.ALPACA_SYSTEM)  # the template the adapter was trained with
+    assert evaluate.plan([toy_task()], [1], 2, None, 0, "alpaca")[0]["prompt"].text == \
+        evaluate.plan([toy_task()], [1], 2, None, 0, "alpaca")[0]["prompt"].text  # deterministic
+
+
+def test_too_few_demonstrations_for_k_is_an_error():
+    with pytest.raises(SelfSpecError, match="has 5 demonstrations, --shots asks for 6"):
+        evaluate.plan([toy_task()], [6], 1, None, 0, "alpaca")
+
+
+def test_limit_takes_the_same_items_every_time():
+    task = toy_task(n=50)
+    first = evaluate.subsample(task, 10)
+    assert len(first) == 10 and first == evaluate.subsample(task, 10) and first != task["instances"][:10]
+    assert evaluate.subsample(task, 100) == task["instances"]
+
+
+def test_summarize_scores_both_models_on_the_same_items():
+    task = toy_task(kind="labels", labels=["yes", "no"], n=20)
+    reqs = evaluate.plan([task], [0, 1], 2, None, 0, "alpaca")
+    preds = {"base": ["maybe"] * len(reqs), "adapter": [f"{r['gold'].capitalize()}." for r in reqs]}
+    out = evaluate.summarize([task], reqs, preds)
+    rows = {(r["model"], r["k"]): r for r in out["rows"]}
+    assert rows[("base", 0)]["f1"] == 0 and rows[("adapter", 0)]["f1"] == 1.0
+    assert rows[("adapter", 1)]["samplings"] == 2 and rows[("adapter", 1)]["n"] == 20
+    assert rows[("adapter", 0)]["accuracy"] == 1.0 and rows[("base", 0)]["unparseable"] == 20
+    assert rows[("adapter", 0)]["macro_f1"] == 1.0
+    delta = next(d for d in out["deltas"] if d["k"] == 0)
+    assert delta["diff"] == 1.0 and delta["significant"]
+    assert {(a["model"], a["k"]): a["f1"] for a in out["averages"]}[("adapter", 1)] == 1.0
+
+    result = {**out, "tasks": [{"task": "toy"}], "samplings": 2, "model": "m", "adapter": "ad", "backend": "b",
+              "prompt_format": "alpaca", "limit": None, "wall_seconds": 1}
+    table = evaluate.markdown_table(result)
+    assert "| toy | 0 | 20 | 0.0 | 100.0 | +100.0 [+100.0, +100.0] * |" in table
+    assert "acc 100.0, macro-F1 100.0, unparseable 0.0" in table
+    flat = evaluate.tracker_metrics(result)
+    assert flat["selfspec_eval/toy/k0/adapter_f1"] == 1.0 and flat["selfspec_eval/toy/k1/delta_f1"] == 1.0
+
+
+def test_task_file_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    good = json.dumps({k: v for k, v in toy_task().items() if k in ("task", "definition", "demos", "instances")})
+    path.write_text(good + "\n" + json.dumps({"task": "x", "definition": "d", "demos": [], "instances": [{"input": 1}]}) + "\n")
+    with pytest.raises(SelfSpecError, match=r"tasks.jsonl:2: field 'instances' must be a list of \{input, output\}"):
+        tasks.load_tasks(str(path))
+    path.write_text(good.replace('"task": "toy"', '"task": "toy", "kind": "labels"') + "\n")
+    with pytest.raises(SelfSpecError, match="tasks.jsonl:1: a 'labels' task needs a non-empty 'labels' list"):
+        tasks.load_tasks(str(path))
+    assert [t["task"] for t in tasks.load_tasks(str(ROOT / "seeds" / "eval" / "biomed.jsonl"))][:2] == ["factoid_qa", "list_qa"]
+
+
+@needs_benchmarks
+def test_benchmark_loaders_read_the_public_data_in_place():
+    pqa = tasks.load_tasks(f"pubmedqa:{BENCH / 'pubmedqa'}")[0]
+    assert len(pqa["instances"]) == 500 and len(pqa["demos"]) == 500  # the official test split; demos from the rest
+    assert not {d["input"] for d in pqa["demos"]} & {i["input"] for i in pqa["instances"]}
+    assert {i["output"] for i in pqa["instances"]} == {"yes", "no", "maybe"} and pqa["kind"] == "labels"
+
+    ncbi = tasks.load_tasks(f"ncbi-disease:{BENCH / 'ncbi-disease'}")[0]
+    assert len(ncbi["instances"]) == 100 and len(ncbi["demos"]) == 593  # one PMID occurs twice in the training file and ncbi["kind"] == "entities"
+    first = next(i for i in ncbi["instances"] if i["input"].startswith("Genetic mapping of the copper toxicosis"))
+    assert first["output"].startswith("copper toxicosis, hepatic copper accumulation, inherited disorder, Wilson disease")  # mentions in order, no repeats
+    assert len(first["output"].split(", ")) == len(set(first["output"].split(", ")))
+
+    fpb = tasks.load_tasks(f"fpb:{BENCH / 'fpb'}")[0]
+    assert len(fpb["instances"]) + len(fpb["demos"]) == 2264 and 150 < len(fpb["demos"]) < 300
+    assert {i["output"] for i in fpb["instances"]} == {"positive", "negative", "neutral"}
+
+
+def test_bad_benchmark_path_is_a_clear_error(tmp_path):
+    with pytest.raises(SelfSpecError, match="ori_pqal.json: file not found"):
+        tasks.load_tasks(f"pubmedqa:{tmp_path}")
+    (tmp_path / "fpb.txt").write_text("Shares rose.@bullish\n")
+    with pytest.raises(SelfSpecError, match=r"fpb.txt:1: expected 'sentence@positive\|negative\|neutral'"):
+        tasks.load_tasks(f"fpb:{tmp_path / 'fpb.txt'}")
+
+
+@pytest.fixture(scope="module")
+def random_adapter(tiny_model, tmp_path_factory):
+    """A LoRA adapter with random (not zero) B matrices: it visibly changes the tiny model's outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    config = LoraConfig(r=8, lora_alpha=16, init_lora_weights=False, task_type="CAUSAL_LM",
+                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    out = tmp_path_factory.mktemp("adapter")
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+def _prompts():
+    reqs = evaluate.plan([toy_task(n=4)], [0], 1, None, 0, "alpaca")
+    return [r["prompt"] for r in reqs]
+
+
+def test_transformers_backend_applies_an_adapter_per_request(tiny_model, random_adapter):
+    from selfspec_plugin import plugins
+    from selfspec_plugin.backends import Sampling
+
+    backend = plugins.make_backend("transformers", str(tiny_model), {})
+    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=12, seed=0)
+    before = [c.text for c in backend.generate(_prompts(), sampling, "completion")]
+    adapted = [c.text for c in backend.generate(_prompts(), sampling, "completion", adapter=str(random_adapter))]
+    after = [c.text for c in backend.generate(_prompts(), sampling, "completion")]
+    assert adapted != before
+    assert after == before  # the base is served unchanged once the adapter is loaded
+
+
+def test_merged_weights_fallback_equals_the_adapter(tiny_model, random_adapter, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    merged = evaluate.merge_adapter(str(tiny_model), str(random_adapter), tmp_path / "merged")
+    ids = torch.tensor([[1, 5, 9, 13, 20]])
+    with torch.no_grad():
+        want = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), random_adapter)(ids).logits
+        got = AutoModelForCausalLM.from_pretrained(merged)(ids).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_model)(ids).logits
+    assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, base, atol=1e-2)
+
+
+@pytest.mark.slow
+def test_selfspec_eval_command_writes_base_and_adapter_results(tiny_model, random_adapter, tmp_path):
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(f"base_model: {tiny_model}\nselfspec:\n  seeds: {ROOT / 'tests' / 'data' / 'seeds.jsonl'}\n"
+                      f"  backend: transformers\n  eval: {{shots: [0, 1], samplings: 2, limit: 3}}\n"
+                      f"output_dir: {tmp_path / 'out'}\n")
+    proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "eval", str(recipe), "--no-progress",
+                           "--adapter", str(random_adapter), "--tasks", str(ROOT / "seeds" / "eval" / "biomed.jsonl"),
+                           "--out", str(tmp_path / "eval")], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert {(r["model"], r["k"]) for r in result["rows"]} == {(m, k) for m in ("base", "adapter") for k in (0, 1)}
+    assert len(result["rows"]) == 2 * 2 * 10 and len(result["deltas"]) == 2 * 10
+    assert all(r["n"] == 3 for r in result["rows"]) and all(r["samplings"] == (2 if r["k"] else 1) for r in result["rows"])
+    preds = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 2 * 10 * 3 * (1 + 2)
+    base = {(p["task"], p["k"], p["sampling"], p["item"]): p["prediction"] for p in preds if p["model"] == "base"}
+    assert any(p["prediction"] != base[(p["task"], p["k"], p["sampling"], p["item"])] for p in preds if p["model"] == "adapter")
+    assert (tmp_path / "eval" / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| factoid_qa | 0 | 3 |" in (tmp_path / "eval" / "eval.md").read_text()
+    assert "average over tasks, adapter, k=1" in proc.stdout
+
+
+def test_eval_numbers_reach_the_trainings_trackio_project(tmp_path):
+    """`eval_after_train` with `use_trackio: true`: the numbers land in the configured trackio project."""
+    import sqlite3
+
+    result = {"rows": [{"model": "base", "task": "t", "k": 0, "f1": 0.25, "rougeL": 0.5}],
+              "averages": [{"model": "base", "k": 0, "f1": 0.25}], "deltas": [{"task": "t", "k": 0, "diff": 0.125}]}
+    code = ("import json, sys; from axolotl.utils.dict import DictDefault; from selfspec_plugin.plugin import _log_to_trackers; "
+            "_log_to_trackers(DictDefault(use_trackio=True, trackio_project_name='spec', trackio_run_name='r1', "
+            "output_dir='out'), json.loads(sys.argv[1]))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(result)], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "TRACKIO_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = sqlite3.connect(tmp_path / "spec.db").execute("select run_name, metrics from metrics").fetchall()
+    assert [(name, json.loads(blob)) for name, blob in rows] == [("r1", {
+        "selfspec_eval/t/k0/base_f1": 0.25, "selfspec_eval/t/k0/base_rougeL": 0.5,
+        "selfspec_eval/average/k0/base_f1": 0.25, "selfspec_eval/t/k0/delta_f1": 0.125})]
