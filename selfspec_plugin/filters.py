@@ -49,10 +49,14 @@ def lcs_length(a: list[str], b: list[str]) -> int:
 
 
 def rouge_l_f(a: list[str], b: list[str]) -> float:
-    if not a or not b:
-        return 0.0
-    lcs = lcs_length(a, b)
-    return 0.0 if lcs == 0 else 2 * lcs / (len(a) + len(b))
+    """ROUGE-L F computed as rouge_score does (precision, recall, then 2PR/(P+R)), so that scores that are
+    mathematically equal to the threshold round the same way and the keep/drop decisions are identical."""
+    return _f_from_lcs(lcs_length(a, b), len(a), len(b)) if a and b else 0.0
+
+
+def _f_from_lcs(lcs: int, m: int, n: int) -> float:
+    precision, recall = lcs / n, lcs / m
+    return 2 * precision * recall / (precision + recall) if lcs else 0.0
 
 
 class NoveltyPool:
@@ -77,9 +81,10 @@ class NoveltyPool:
         for tok, count in Counter(toks).items():
             for j, c in self.index.get(tok, ()):
                 overlap[j] += min(count, c)
-        # LCS <= multiset overlap, so 2*overlap/(m+n) bounds the F score: try the best bounds first.
+        # LCS <= multiset overlap, so F(overlap) bounds the F score: try the best bounds first. The margin
+        # keeps a bound that rounds differently from the score itself from cutting the search short.
         for j, ov in sorted(overlap.items(), key=lambda kv: -kv[1] / (len(toks) + len(self.tokens[kv[0]]))):
-            if 2 * ov / (len(toks) + len(self.tokens[j])) <= self.threshold:
+            if _f_from_lcs(ov, len(toks), len(self.tokens[j])) < self.threshold - 1e-9:
                 break  # nothing after this can pass
             score = rouge_l_f(toks, self.tokens[j])
             if score > self.threshold:
