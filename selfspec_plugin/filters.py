@@ -2,14 +2,15 @@
 
 `rouge_tokens` and `rouge_l_f` reproduce `rouge_score`'s rougeL (default tokenizer, no stemming), so the
 novelty decisions match the Self-Instruct/Alpaca reference; `NoveltyPool` reaches them without scoring
-every pair: an inverted index finds the instructions that share a token, and the multiset overlap (an
-upper bound of the LCS) skips those that cannot pass the threshold.
+every pair: a length filter and a prefix filter over an inverted index find the few instructions whose
+multiset overlap (an upper bound of the LCS) could pass the threshold, and only those are scored.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -59,33 +60,75 @@ def _f_from_lcs(lcs: int, m: int, n: int) -> float:
     return 2 * precision * recall / (precision + recall) if lcs else 0.0
 
 
+def _elements(toks: list[str]) -> list[str]:
+    """A token multiset as distinct elements: the k-th occurrence of `tok` is `tok` (k = 1) or "tok k" (tokens
+    have no spaces), so the multiset overlap sum(min(count_a, count_b)) is the size of a set intersection."""
+    seen: dict[str, int] = {}
+    out = []
+    for tok in toks:
+        k = seen[tok] = seen.get(tok, 0) + 1
+        out.append(tok if k == 1 else f"{tok} {k}")
+    return out
+
+
 class NoveltyPool:
-    """Instructions kept so far; `most_similar` gives the best ROUGE-L F above `threshold`, else None."""
+    """Instructions kept so far; `most_similar` gives the best ROUGE-L F above `threshold`, else None.
+
+    Why skipping is safe: the multiset overlap ov of two token lists bounds their LCS, so an instruction of n
+    tokens can score F > threshold against a query of m tokens only if 2*ov/(m+n) > a = threshold - 1e-9 (the
+    margin covers the float rounding of this and the bounds below), i.e. only if ov >= need(n) =
+    ceil(a*(m+n)/2). As ov <= min(m, n), lengths with need(n) > min(m, n) are skipped whole (length filter).
+    Prefix filter: an instruction that holds none of the first m - need + 1 of the query's m elements shares
+    at most need - 1 of them, so only the ids listed under those elements are candidates. This holds for any
+    order of the query's elements; rarest first (by the current pool, which grows) keeps those lists short.
+    The index is split by length (element -> n -> ids), so each length probes only its own, shorter, prefix.
+    Candidates are then checked with their exact overlap, and the LCS is computed for those that pass.
+    """
 
     def __init__(self, threshold: float):
         self.threshold = threshold
         self.tokens: list[list[str]] = []
-        self.index: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        self.elements: list[frozenset[str]] = []
+        self.index: dict[str, dict[int, list[int]]] = {}  # element -> length -> ids of the instructions holding it
+        self.frequency: Counter[str] = Counter()  # element -> how many instructions hold it
+        self.lengths: set[int] = set()
 
     def add(self, text: str) -> None:
         toks = rouge_tokens(text)
-        j = len(self.tokens)
+        j, n = len(self.tokens), len(toks)
         self.tokens.append(toks)
-        for tok, count in Counter(toks).items():
-            self.index[tok].append((j, count))
+        self.elements.append(frozenset(_elements(toks)))
+        for x in self.elements[j]:
+            self.index.setdefault(x, {}).setdefault(n, []).append(j)
+        self.frequency.update(self.elements[j])
+        self.lengths.add(n)
 
     def most_similar(self, text: str) -> Optional[tuple[float, int]]:
-        """The first pooled instruction whose ROUGE-L F with `text` exceeds the threshold: (score, index)."""
+        """The first pooled instruction whose ROUGE-L F with `text` exceeds the threshold: (score, index).
+
+        Candidates are tried in the order of a full scan over every instruction sharing a token with `text`
+        (best overlap bound first; ties by the first query token they share, then by index), so the same
+        instruction is returned as by that scan."""
         toks = rouge_tokens(text)
-        overlap: dict[int, int] = defaultdict(int)
-        for tok, count in Counter(toks).items():
-            for j, c in self.index.get(tok, ()):
-                overlap[j] += min(count, c)
-        # LCS <= multiset overlap, so F(overlap) bounds the F score: try the best bounds first. The margin
-        # keeps a bound that rounds differently from the score itself from cutting the search short.
-        for j, ov in sorted(overlap.items(), key=lambda kv: -kv[1] / (len(toks) + len(self.tokens[kv[0]]))):
-            if _f_from_lcs(ov, len(toks), len(self.tokens[j])) < self.threshold - 1e-9:
-                break  # nothing after this can pass
+        m, a = len(toks), self.threshold - 1e-9
+        query = sorted(_elements(toks), key=self.frequency.__getitem__)  # rarest first
+        qset = frozenset(query)
+        candidates: list[int] = []
+        for n in self.lengths:
+            need = max(1, math.ceil(a * (m + n) / 2))  # at least one shared token, as before
+            if need > min(m, n):
+                continue
+            ids: set[int] = set()
+            for x in query[: m - need + 1]:
+                ids.update(self.index.get(x, {}).get(n, ()))
+            candidates += (j for j in ids if len(qset & self.elements[j]) >= need)
+        order = list(dict.fromkeys(toks))
+
+        def rank(j: int) -> tuple[float, int, int]:
+            first_shared = next(r for r, tok in enumerate(order) if tok in self.elements[j])
+            return -len(qset & self.elements[j]) / (m + len(self.tokens[j])), first_shared, j
+
+        for j in sorted(candidates, key=rank):
             score = rouge_l_f(toks, self.tokens[j])
             if score > self.threshold:
                 return score, j

@@ -105,3 +105,29 @@ def test_a_score_that_rounds_above_the_threshold_is_dropped_as_rouge_score_drops
     pool = f.NoveltyPool(0.7)
     pool.add(long)
     assert pool.most_similar(short) == (reference, 0)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.7, 0.9, 1.0])
+def test_novelty_pool_returns_what_a_full_scan_returns(threshold):
+    """The length and prefix filters only skip instructions that cannot pass: `most_similar` returns what a scan
+    over every instruction sharing a token returns (best multiset-overlap bound first, ties by the first query
+    token shared, then by index), at any threshold, with repeated tokens and a growing pool."""
+    rng = random.Random(3)
+    words = "the the the of of a and gene protein cell list name x y".split()
+    pool, pooled = f.NoveltyPool(threshold), []
+    for _ in range(250):
+        text = " ".join(rng.choices(words, k=rng.randint(0, 12)))
+        toks = f.rouge_tokens(text)
+        order = list(dict.fromkeys(toks))
+        scan = []
+        for j, other in enumerate(pooled):
+            overlap = sum(min(toks.count(w), other.count(w)) for w in set(toks))
+            if overlap:
+                first = min(order.index(w) for w in set(other) if w in order)
+                scan.append((-overlap / (len(toks) + len(other)), first, j))
+        expected = next(((s, j) for *_, j in sorted(scan)
+                         if (s := f.rouge_l_f(toks, pooled[j])) > threshold), None)
+        assert pool.most_similar(text) == expected
+        if expected is None or rng.random() < 0.3:
+            pool.add(text)
+            pooled.append(toks)
