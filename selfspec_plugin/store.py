@@ -173,8 +173,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+# json.dumps leaves these raw, and str.splitlines (and some editors) break lines at them: escape them so that
+# every reader sees one record per line. (Control characters below U+0020 are already escaped by json.)
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def write_jsonl(path: Path, records: Iterable[dict]) -> None:
-    _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
+    _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False).translate(_LINE_BREAKS) + "\n" for r in records).encode())
 
 
 def write_text(path: Path, text: str) -> None:

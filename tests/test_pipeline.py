@@ -187,3 +187,13 @@ def test_a_failed_write_stops_clearly_and_keeps_the_finished_chunks(scripted, mo
     monkeypatch.setattr(store.os, "replace", real_replace)
     generate(job(model_dir, tmp_path / "full"), progress=False)  # disk freed: the rerun resumes
     assert (run_dir / "data.jsonl").read_bytes() == (clean / "data.jsonl").read_bytes()
+
+
+def test_jsonl_lines_survive_every_line_splitter(tmp_path):
+    """U+0085/U+2028/U+2029 are line breaks to str.splitlines; json.dumps leaves them raw (found by hypothesis)."""
+    from selfspec_plugin import store
+
+    rows = [{"id": [{"\x85": None}], "output": "a\u2028b\u2029c"}, {"id": "2", "output": "plain"}]
+    store.write_jsonl(tmp_path / "x.jsonl", rows)
+    text = (tmp_path / "x.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line) for line in text.splitlines()] == rows == store.read_jsonl(tmp_path / "x.jsonl")
