@@ -36,7 +36,7 @@ demo: install
 	$(BIN)/axolotl train recipes/smoke-cpu.yml
 
 test: install
-	$(BIN)/python -m pytest -ra tests
+	$(BIN)/python -m pytest -ra --durations=25 tests
 
 test-fast: install
 	$(BIN)/python -m pytest -ra -m "not slow" tests
