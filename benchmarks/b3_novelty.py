@@ -29,23 +29,20 @@ Exits 1 if a kept set differs. Command, from the repo root:
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
 import os
-import platform
 import random
 import re
 import statistics
 import sys
 import time
 from functools import partial
-from importlib.metadata import version
 from multiprocessing import Pool
-from pathlib import Path
 
 import numpy as np
 from rouge_score import rouge_scorer
+
+from benchlib import header, write_result
 
 from selfspec_plugin.filters import novelty_check
 from selfspec_plugin.seeds import load_seeds
@@ -177,11 +174,6 @@ def growth(sizes: list[int], seconds: list[float]) -> list[dict]:
             for (a, ta), (b, tb) in zip(zip(sizes, seconds), zip(sizes[1:], seconds[1:]))]
 
 
-def machine_info() -> dict:
-    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "versions": {p: version(p) for p in ("rouge-score", "numpy")}}
-
-
 # -- main --------------------------------------------------------------------------------------------------
 
 def main() -> int:
@@ -226,9 +218,8 @@ def main() -> int:
               f"kept {sum(kept)}, identical on first {prefix}: {rows[-1]['identical']}", file=sys.stderr)
 
     result = {
-        "benchmark": "B3 novelty filter", "goal": "identical kept set, >= 100x faster at 20K",
-        "command": " ".join([".venv/bin/python", *sys.argv]), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine_info(), "threshold": THRESHOLD, "workers": args.workers, "repeats": args.repeats,
+        **header("B3 novelty filter", "identical kept set, >= 100x faster at 20K", ("rouge-score", "numpy")),
+        "threshold": THRESHOLD, "workers": args.workers, "repeats": args.repeats,
         "seeds": len(seeds), "near_duplicate_rate": DUP_RATE, "candidate_seed": args.seed,
         "reference": "Alpaca loop: rouge_score tokens, Pool(workers).map(partial(rouge_scorer._score_lcs, new), pool) "
                      "per candidate; one Pool opened before timing (Alpaca opens one per candidate)",
@@ -239,8 +230,7 @@ def main() -> int:
         "growth_ours": growth(sizes, [r["ours_seconds"] for r in rows]),
         "growth_reference": growth(sizes, [r["reference_seconds"] for r in rows]),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
     print("| N | kept | ours (s) | reference (s) | speed-up | identical |")
     print("|---|---|---|---|---|---|")

@@ -26,20 +26,16 @@ Goal (issue 7): same top-k, >= 50x. Command, from the repo root:
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
-from importlib.metadata import version
-from pathlib import Path
 
 import bm25s
 import numpy as np
 from rank_bm25 import BM25Okapi
+
+from benchlib import header, write_result
 
 from selfspec_plugin.retrieval import BM25Retriever
 
@@ -146,10 +142,6 @@ def agreement(ours_top: list[list[int]], ref: dict) -> tuple[float, float]:
     return exact / n, ties / n
 
 
-def machine_info() -> dict:
-    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "versions": {p: version(p) for p in ("bm25s", "rank-bm25", "numpy")}}
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -173,9 +165,8 @@ def main() -> int:
     ref_index, ref_query = med(refs, "index_s"), med(refs, "query_s") * args.queries / n_ref
     ours_total, ref_total = ours_index + ours_query, ref_index + ref_query
     result = {
-        "benchmark": "B4 retrieval", "goal": "same top-k, >= 50x",
-        "command": " ".join([".venv/bin/python", *sys.argv]), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine_info(), "docs": args.docs, "queries": args.queries, "k": K, "repeats": args.repeats,
+        **header("B4 retrieval", "same top-k, >= 50x", ("bm25s", "rank-bm25", "numpy")),
+        "docs": args.docs, "queries": args.queries, "k": K, "repeats": args.repeats,
         "seed": args.seed, "vocab": len(vocab), "corpus_words": int(sum(len(w) for w in doc_words)),
         "ours": "selfspec_plugin.retrieval.BM25Retriever (bm25s method=lucene, k1=1.5, b=0.75, stopwords=en)",
         "reference": "rank_bm25.BM25Okapi(k1=1.5, b=0.75) on the same tokens, IDF replaced by Lucene's",
@@ -188,8 +179,7 @@ def main() -> int:
         "agreement_exact": exact, "agreement_up_to_ties": ties,
         "empty_results_ours": sum(not t for t in ours[0]["top"][:n_ref]),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
     extra = f" (extrapolated from {n_ref} queries)" if result["extrapolated"] else ""
     print(f"| {args.docs} docs, {args.queries} queries, top-{K} | index (s) | queries (s) | total (s) |")

@@ -34,17 +34,34 @@ def load_recipe(path: str) -> dict:
     return raw
 
 
-def cmd_generate(args) -> None:
+def recipe_job(path: str):
+    """The recipe's raw config and its validated generation job."""
     from pydantic import ValidationError
 
-    from .runner import generate, make_job
+    from .runner import make_job
 
-    raw = load_recipe(args.config)
+    raw = load_recipe(path)
     try:
-        job = make_job(raw["selfspec"], raw.get("base_model"), raw.get("output_dir"))
+        return raw, make_job(raw["selfspec"], raw.get("base_model"), raw.get("output_dir"))
     except ValidationError as exc:
-        raise SelfSpecError(f"{args.config}: invalid selfspec block:\n" + _errors(exc)) from None
+        raise SelfSpecError(f"{path}: invalid selfspec block:\n" + _errors(exc)) from None
+
+
+def cmd_generate(args) -> None:
+    from .runner import generate
+
+    _, job = recipe_job(args.config)
     print(generate(job, progress=not args.no_progress) / "data.jsonl")
+
+
+def cmd_iterate(args) -> None:
+    from .iterate import iterate
+
+    raw, _ = recipe_job(args.config)
+    for row in iterate(Path(args.config), raw, args.rounds):
+        changed = row.get("changed_responses")
+        note = f", responses changed vs round {row['round'] - 1}: {changed[0]}/{changed[1]}" if changed else ""
+        print(f"round {row['round']}: adapter {row['output_dir']}, data {row['run_dir']} ({row['triplets']} triplets{note})")
 
 
 def _errors(exc) -> str:
@@ -141,11 +158,15 @@ def cmd_filter(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfspec", description="Self-specialization data generation for Axolotl.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,eval,inspect,filter,seeds,fetch-demo-model}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,iterate,eval,inspect,filter,seeds,fetch-demo-model}")
     p = sub.add_parser("generate", help="generate (or reuse) the dataset of an Axolotl config's selfspec block")
     p.add_argument("config", help="Axolotl YAML with a `selfspec:` block")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("iterate", help="iterative self-specialization: round r's responses come from round r-1's adapter")
+    p.add_argument("config", help="Axolotl YAML with a `selfspec:` block (round 1 = `axolotl train CONFIG`)")
+    p.add_argument("--rounds", type=int, help="rounds to run (default: selfspec.rounds, else 1)")
+    p.set_defaults(func=cmd_iterate)
     p = sub.add_parser("inspect", help="a finished run: funnel, rejection reasons, random samples")
     p.add_argument("run_dir")
     p.add_argument("--samples", type=int, default=5)

@@ -1,4 +1,4 @@
-"""The `selfspec:` block of an Axolotl config. Defaults follow Kang et al. (2023); see docs/config.md.
+"""The `selfspec:` block of an Axolotl config. Defaults follow Kang et al. (2023); the README lists every key.
 
 Unknown keys and out-of-range values fail validation with the field's name (pydantic, extra="forbid").
 """
@@ -23,6 +23,8 @@ class VllmOptions(BaseModel):
     enforce_eager: Optional[bool] = None
     gpu_memory_utilization: Optional[float] = Field(None, gt=0, le=1)
     tensor_parallel_size: Optional[int] = Field(None, gt=0)
+    pipeline_parallel_size: Optional[int] = Field(None, gt=0)
+    distributed_executor_backend: Optional[Literal["mp", "ray"]] = Field(None, description="ray: a multi-node engine")
     quantization: Optional[str] = None
 
 
@@ -36,6 +38,16 @@ class EvalOptions(BaseModel):
     samplings: int = Field(3, gt=0, description="Demonstration samplings for k > 0 (mean ± std).")
     limit: Optional[int] = Field(None, gt=0, description="Score at most this many instances per task.")
     prompt_format: Literal["alpaca", "chat"] = Field("alpaca", description="alpaca: the template selfspec trains with.")
+
+
+class PreviousRound(BaseModel):
+    """Written by `selfspec iterate` for rounds 2+: that round reuses `run_dir`'s kept instructions and writes
+    their responses with the base model plus `adapter` (the previous round's LoRA adapter)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_dir: str
+    adapter: str
 
 
 class SelfSpecConfig(BaseModel):
@@ -58,7 +70,8 @@ class SelfSpecConfig(BaseModel):
     temperature: float = Field(1.0, ge=0, description="Brainstorming temperature (paper: 1.0).")
     top_p: float = Field(0.98, gt=0, le=1, description="Brainstorming top-p (paper: 0.98).")
     instruction_max_tokens: int = Field(512, gt=0)
-    prompts_per_round: int = Field(64, gt=0, description="Brainstorming prompts per round (one engine call).")
+    prompts_per_round: int = Field(256, gt=0, description="Brainstorming prompts per round: one engine call, so "
+                                                        "large enough to fill vLLM's batch (256 seqs on CPU, 1024 on H100).")
     max_rounds: int = Field(200, gt=0, description="Stop brainstorming after this many rounds even if short.")
 
     corpus: Optional[str] = Field(None, description="Local domain corpus (.jsonl/.txt/.parquet) grounding the responses.")
@@ -82,6 +95,9 @@ class SelfSpecConfig(BaseModel):
     vllm: VllmOptions = Field(default_factory=VllmOptions)
     eval: EvalOptions = Field(default_factory=EvalOptions)
     eval_after_train: bool = Field(False, description="Run `selfspec eval` on the trained adapter after `axolotl train`.")
+    rounds: int = Field(1, ge=1, description="Rounds that `selfspec iterate` runs (paper's iterative variant); "
+                                             "`axolotl train` runs one.")
+    previous_round: Optional[PreviousRound] = Field(None, description="Set by `selfspec iterate`; see PreviousRound.")
     backend_options: dict[str, Any] = Field(
         default_factory=dict, description="Options of a non-vLLM backend (openai: base_url, model, concurrency, ...)."
     )

@@ -11,7 +11,6 @@ One engine serves both models where the backend can apply a LoRA adapter per req
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import statistics
 import time
@@ -19,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import metrics, plugins, store
-from .backends.base import Sampling
+from .backends.base import Sampling, adapter_rank, lora_options
 from .errors import SelfSpecError
 from .prompts import Prompt
 from .tasks import load_tasks
@@ -142,13 +141,6 @@ def _generate(backend, requests: list[dict], adapter: str | None, mode: str, pro
     return texts
 
 
-def read_adapter_rank(adapter: Path) -> int:
-    try:
-        return int(json.loads((adapter / "adapter_config.json").read_text())["r"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise SelfSpecError(f"--adapter {adapter}: not a PEFT LoRA adapter directory ({exc})") from None
-
-
 def merge_adapter(model: str, adapter: str, out: Path) -> Path:
     """Fallback for backends that cannot apply an adapter per request: base + adapter merged, saved."""
     import torch
@@ -181,7 +173,10 @@ def evaluate_recipe(raw: dict, adapter: str | None = None, tasks: list[str] | No
     if adapter is None and (output_dir / "adapter_config.json").is_file():
         adapter = str(output_dir)
     if adapter is not None:
-        read_adapter_rank(Path(adapter))
+        try:
+            adapter_rank(adapter)
+        except SelfSpecError as exc:
+            raise SelfSpecError(f"--adapter {exc}") from None
     specs = tasks or options.tasks
     if not specs:
         raise SelfSpecError("no evaluation tasks: pass --tasks or set selfspec.eval.tasks")
@@ -204,8 +199,8 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
     mode = "completion" if fmt == "alpaca" else "chat"
     started, preds = time.monotonic(), {}
     lora = adapter is not None and backend_name in ("vllm", "transformers")
-    if lora and backend_name == "vllm":
-        options = {**options, "enable_lora": True, "max_lora_rank": max(8, read_adapter_rank(Path(adapter))), "max_loras": 1}
+    if lora:
+        options = lora_options(backend_name, options, adapter)
     backend = plugins.make_backend(backend_name, model, options)
     try:
         preds["base"] = _generate(backend, requests, None, mode, progress, "base")

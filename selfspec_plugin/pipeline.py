@@ -60,7 +60,7 @@ class Stats:
         self.seconds += seconds
 
 
-def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats) -> list[dict]:
+def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats, adapter: str | None = None) -> list[dict]:
     """Load a finished chunk from disk, or generate it and write it atomically.
 
     A chunk on disk is reused only if it holds exactly these prompts (a rerun with another `chunk_size`
@@ -71,7 +71,7 @@ def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats) 
         if [r["id"] for r in rows] == [p.id for p in prompts]:
             return rows
     start = time.perf_counter()
-    completions = backend.generate(prompts, sampling, mode)
+    completions = backend.generate(prompts, sampling, mode, **({"adapter": adapter} if adapter else {}))
     stats.add(completions, time.perf_counter() - start)
     rows = [{"id": p.id, "text": c.text, "finish_reason": c.finish_reason, "tokens": c.tokens}
             for p, c in zip(prompts, completions)]
@@ -112,8 +112,19 @@ def brainstorm(job, run_dir, backend, mode, seeds, progress) -> tuple[list[dict]
                             "tokens": stats.tokens, "seconds": round(stats.seconds, 2)}
 
 
+def reuse_instructions(run_dir: Path) -> tuple[list[dict], list[dict], dict]:
+    """Iterative rounds: the instructions a finished earlier run kept (its `instructions.jsonl`)."""
+    path = run_dir / "instructions.jsonl"
+    if not (store.is_complete(run_dir) and path.is_file()):
+        raise SelfSpecError(f"selfspec.previous_round.run_dir: {run_dir} is not a finished run with instructions.jsonl")
+    kept = store.read_jsonl(path)
+    return kept, [], {"rounds": 0, "prompts": 0, "reused_from": str(run_dir), "tokens": 0, "seconds": 0.0}
+
+
 def respond(job, run_dir, backend, mode, seeds, instructions, progress) -> tuple[list[dict], list[dict], dict]:
+    """Responses to the kept instructions, chunk by chunk; in an iterative round, by base + previous adapter."""
     cfg = job.config
+    adapter = cfg.previous_round.adapter if cfg.previous_round else None
     checks = build_checks("response", cfg.model_dump(), cfg.filters)
     sampling = Sampling(cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed)
     retriever = None
@@ -131,7 +142,8 @@ def respond(job, run_dir, backend, mode, seeds, instructions, progress) -> tuple
                             cfg.domain, tuple(h["text"] for h in found))
             for it, found in zip(items, hits)
         ]
-        rows = _generate_chunk(run_dir / "responses" / f"chunk-{c:05d}.jsonl", backend, prompts, sampling, mode, stats)
+        rows = _generate_chunk(run_dir / "responses" / f"chunk-{c:05d}.jsonl", backend, prompts, sampling, mode, stats,
+                               adapter)
         for item, row, found in zip(items, rows, hits):
             rec = {**item, "output": row["text"].strip(), "finish_reason": row["finish_reason"]}
             reason = run_checks(checks, rec)
@@ -194,7 +206,10 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
     seeds = check_inputs(cfg)
     mode = resolve_mode(cfg.prompt_format, backend.chat_capable)
     start = time.time()
-    kept, rejected, stage1 = brainstorm(job, run_dir, backend, mode, seeds, progress)
+    if cfg.previous_round:
+        kept, rejected, stage1 = reuse_instructions(Path(cfg.previous_round.run_dir))
+    else:
+        kept, rejected, stage1 = brainstorm(job, run_dir, backend, mode, seeds, progress)
     if not kept:
         raise SelfSpecError(f"selfspec: zero instructions survived the filters; funnel: {funnel(kept, [], rejected)}. "
                             f"See the raw generations in {run_dir / 'instructions'}")
@@ -213,6 +228,7 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
         "model": job.model,
         "backend": getattr(backend, "name", type(backend).__name__),
         "prompt_format": mode,
+        "previous_round": cfg.previous_round.model_dump() if cfg.previous_round else None,
         "versions": _versions(),
         "counts": {**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
         "stages": {"instructions": stage1, "responses": stage2},
@@ -221,6 +237,7 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
     }
     if cfg.messages:
         data = [{**row, "messages": as_messages(row)} for row in data]
+    store.write_jsonl(run_dir / "instructions.jsonl", kept)
     store.write_jsonl(run_dir / "rejected.jsonl", rejected)
     store.write_jsonl(run_dir / store.DATA, data)
     store.write_text(run_dir / "README.md", dataset_card(manifest, data))

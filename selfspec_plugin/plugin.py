@@ -4,6 +4,8 @@ generated jsonl to Axolotl's own dataset loading. Nothing here knows how generat
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.dict import DictDefault
@@ -24,6 +26,13 @@ def _log_free_gpu_memory() -> None:
         LOG.info("selfspec: after generation %.1f of %.1f GiB GPU memory free", free / 2**30, total / 2**30)
 
 
+def _place_cpu_ranks(cfg: DictDefault) -> None:
+    """Axolotl pins rank r of a multi-process launch to accelerator r (`device_map = {"": LOCAL_RANK}`). A CPU-only
+    machine has none, so ranks launched there (torchrun + gloo) would fail to load the model: load it on the CPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and str(cfg.device) == "cpu":
+        cfg.device_map = "cpu"
+
+
 class SelfSpecPlugin(BasePlugin):
     """`plugins: [selfspec_plugin.SelfSpecPlugin]` + a `selfspec:` block in an Axolotl config."""
 
@@ -40,11 +49,15 @@ class SelfSpecPlugin(BasePlugin):
             return None
         from axolotl.common.datasets import load_datasets
 
+        _place_cpu_ranks(cfg)
         job = make_job(dict(cfg.selfspec), cfg.base_model, cfg.output_dir)
-        run_dir = generate_in_child(job)
+        if job.config.rounds > 1 and not job.config.previous_round:
+            LOG.warning("selfspec: rounds: %d is run by `selfspec iterate`; `axolotl train` runs round 1", job.config.rounds)
+        run_dir = generate_in_child(job)  # every rank asks; one generates, the others wait for it (a file lock)
         _log_free_gpu_memory()
         data = run_dir / store.DATA
-        LOG.info("selfspec: training on %s", data)
+        rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
+        print(f"selfspec: rank {rank} of {world}: training on {data}", file=sys.stderr, flush=True)
         if any(d.get("path") != PLACEHOLDER for d in cfg.datasets or []):
             LOG.warning("selfspec: the config's own `datasets` are replaced by the generated data")
         cfg.datasets = [DictDefault({"path": str(data), "ds_type": "json", "type": "alpaca"})]

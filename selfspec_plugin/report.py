@@ -18,7 +18,8 @@ def summary(manifest: dict, run_dir: Path) -> str:
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(c["rejected"].items(), key=lambda kv: -kv[1])) or "none"
     return "\n".join([
         f"selfspec: run {run_dir}",
-        f"  brainstorming  {s['instructions']['rounds']} rounds, {s['instructions']['prompts']} prompts",
+        f"  brainstorming  {s['instructions']['rounds']} rounds, {s['instructions']['prompts']} prompts"
+        + (f" (instructions reused from {s['instructions']['reused_from']})" if "reused_from" in s["instructions"] else ""),
         f"  instructions   {c['instructions_kept']} kept of {c['requested']} requested",
         f"  triplets       {c['triplets']} in {store.DATA}",
         f"  rejected       {reasons}",

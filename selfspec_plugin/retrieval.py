@@ -53,9 +53,9 @@ class BM25Retriever:
 
         self.docs = docs
         if cache_dir is not None and (cache_dir / "params.index.json").is_file():
-            self.index = bm25s.BM25.load(str(cache_dir))
+            self.index = bm25s.BM25.load(str(cache_dir), backend="auto")
             return
-        self.index = bm25s.BM25()
+        self.index = bm25s.BM25(backend="auto")  # numba's top-k (numba comes with vLLM) when installed
         self.index.index(bm25s.tokenize([d["text"] for d in docs], stopwords="en", show_progress=False),
                          show_progress=False)
         if cache_dir is not None:
@@ -68,7 +68,8 @@ class BM25Retriever:
 
         k = min(k, len(self.docs))
         tokens = bm25s.tokenize(queries, stopwords="en", show_progress=False)
-        results, scores = self.index.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        threads = -1 if self.index.backend == "numba" else 1  # numba: every core; numpy: one (no process pool)
+        results, scores = self.index.retrieve(tokens, k=k, show_progress=False, n_threads=threads)
         return [
             [{**self.docs[int(i)], "score": round(float(s), 4)} for i, s in zip(row, srow) if s > 0]
             for row, srow in zip(results, scores)

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from . import plugins, store
+from .backends import lora_options
 from .config import SelfSpecConfig
 from .errors import SelfSpecError
 from .pipeline import check_inputs
@@ -23,6 +24,17 @@ def make_job(block: dict, base_model: str | None, output_dir: str | None) -> sto
         raise SelfSpecError("selfspec.model: no generator model (set selfspec.model or base_model)")
     runs_dir = Path(config.runs_dir or Path(output_dir or ".") / "selfspec")
     return store.Job(config, str(model), runs_dir)
+
+
+# Set by torchrun/accelerate for the training ranks. The generator (and eval) child is one standalone process:
+# vLLM must not mistake it for a rank of the training job.
+LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE",
+                "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
+                "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_USE_AGENT_STORE", "TORCH_NCCL_ASYNC_ERROR_HANDLING")
+
+
+def child_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV and not k.startswith("ACCELERATE_")}
 
 
 def _cached(run_dir: Path) -> bool:
@@ -42,7 +54,10 @@ def generate(job: store.Job, progress: bool = True) -> Path:
     with store.writer_lock(run_dir):  # concurrent runs (or ranks) of one job: one generates, the rest wait
         if _cached(run_dir):
             return run_dir
-        backend = plugins.make_backend(cfg.backend, job.model, cfg.backend_settings())
+        options = cfg.backend_settings()
+        if cfg.previous_round:  # iterative round: responses come from base + the previous round's adapter
+            options = lora_options(cfg.backend, options, cfg.previous_round.adapter)
+        backend = plugins.make_backend(cfg.backend, job.model, options)
         try:
             manifest = plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
         finally:
@@ -62,7 +77,7 @@ def generate_in_child(job: store.Job) -> Path:
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=job.runs_dir, delete=False) as fh:
         fh.write(job.to_json())
     try:
-        proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "run-job", fh.name], env=os.environ.copy())
+        proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "run-job", fh.name], env=child_env())
     finally:
         os.unlink(fh.name)
     if proc.returncode != 0:
@@ -76,7 +91,7 @@ def evaluate_in_child(job: store.Job, adapter: str) -> dict:
     store.write_json(recipe, {"base_model": job.model, "output_dir": str(adapter),
                               "selfspec": job.config.model_dump(mode="json")})
     proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "eval", str(recipe), "--adapter", str(adapter)],
-                          env=os.environ.copy())
+                          env=child_env())
     if proc.returncode != 0:
         raise SelfSpecError(f"selfspec: evaluation failed (exit code {proc.returncode}); see the messages above")
     return store.read_json(Path(adapter) / "eval" / "eval.json")

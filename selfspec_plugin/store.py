@@ -35,6 +35,7 @@ os.umask(UMASK)
 NOT_OUTPUT = {"api_key", "base_url", "concurrency", "timeout", "max_retries", "backoff", "batch_size", "device"}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DATA = "data.jsonl"
+NOT_OUTPUT_VLLM = ("gpu_memory_utilization", "max_num_seqs", "distributed_executor_backend")  # how fast, not what
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,14 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def adapter_fingerprint(adapter: str) -> str:
+    """A LoRA adapter's weights, hashed: retraining the previous round invalidates the rounds after it."""
+    weights = Path(adapter) / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise SelfSpecError(f"selfspec.previous_round.adapter: no adapter_model.safetensors in {adapter}")
+    return sha256_file(weights)
 
 
 def _hub_config(model: str) -> Optional[str]:
@@ -95,9 +104,9 @@ def model_fingerprint(model: str) -> dict:
 
 def run_inputs(job: Job) -> dict:
     """Everything that shapes the output, as plain data."""
-    not_generated = {"runs_dir", "chunk_size", "trust_remote_code", "eval", "eval_after_train"}
+    not_generated = {"runs_dir", "chunk_size", "trust_remote_code", "eval", "eval_after_train", "rounds"}
     settings = job.config.model_dump(exclude=not_generated)
-    settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in ("gpu_memory_utilization", "max_num_seqs")}
+    settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in NOT_OUTPUT_VLLM}
     settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in NOT_OUTPUT}
     seeds = Path(job.config.seeds)
     if not seeds.is_file():
@@ -112,6 +121,8 @@ def run_inputs(job: Job) -> dict:
         "model": {"served": job.model} if remote else model_fingerprint(job.model),
         "templates": templates_hash(),
         "settings": settings,
+        **({"previous_adapter_sha256": adapter_fingerprint(job.config.previous_round.adapter)}
+           if job.config.previous_round else {}),
     }
 
 

@@ -76,3 +76,42 @@ def test_cli_reports_bad_block_with_field_and_exit_code(tmp_path, capsys):
     recipe.write_text("base_model: m\n")
     assert main(["generate", str(recipe)]) == 2
     assert "no `selfspec:` block" in capsys.readouterr().err
+
+
+def test_iterative_rounds_get_their_own_run_key(tmp_path, model_dir):
+    """`rounds` only tells `selfspec iterate` how often to go; the previous round (its run and its adapter's
+    weights) shapes the output, so round 2 has its own run, and retraining round 1 makes round 2 stale."""
+    seeds = str(ROOT / "seeds" / "biomed.jsonl")
+    adapter = tmp_path / "round-1"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"\1" * 8)
+    base = key({"seeds": seeds}, model_dir)
+    assert key({"seeds": seeds, "rounds": 3}, model_dir) == base
+    previous = {"run_dir": str(tmp_path / "run-1"), "adapter": str(adapter)}
+    round2 = key({"seeds": seeds, "previous_round": previous}, model_dir)
+    assert round2 != base
+    (adapter / "adapter_model.safetensors").write_bytes(b"\2" * 8)
+    assert key({"seeds": seeds, "previous_round": previous}, model_dir) != round2
+    with pytest.raises(SelfSpecError, match="previous_round.adapter: no adapter_model.safetensors"):
+        key({"seeds": seeds, "previous_round": {**previous, "adapter": str(tmp_path)}}, model_dir)
+
+
+def test_round_config_derives_round_r_from_the_recipe():
+    from selfspec_plugin.iterate import round_config
+
+    raw = {"base_model": "m", "output_dir": "outputs/x", "dataset_prepared_path": "outputs/x/prep",
+           "selfspec": {"seeds": "s.jsonl", "rounds": 2}}
+    assert round_config(raw, 1, None) is raw
+    previous = {"run_dir": "/r/1", "adapter": "/a/1"}
+    cfg = round_config(raw, 2, previous)
+    assert cfg["output_dir"] == "outputs/x/round-2" and cfg["dataset_prepared_path"] == "outputs/x/round-2/prepared"
+    assert cfg["selfspec"] == {"seeds": "s.jsonl", "rounds": 2, "previous_round": previous}
+    assert "previous_round" not in raw["selfspec"]  # the recipe itself is untouched
+    assert round_config({"selfspec": {"seeds": "s"}}, 3, previous)["output_dir"] == "model-out/round-3"
+
+
+def test_a_round_needs_a_finished_previous_run(tmp_path):
+    from selfspec_plugin.pipeline import reuse_instructions
+
+    with pytest.raises(SelfSpecError, match="previous_round.run_dir: .* is not a finished run"):
+        reuse_instructions(tmp_path)

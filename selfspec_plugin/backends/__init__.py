@@ -1,5 +1,5 @@
 """Generation backends. They know prompts and sampling, never the pipeline."""
 
-from .base import Completion, Sampling, item_seed, render
+from .base import Completion, Sampling, adapter_rank, item_seed, lora_options, render
 
-__all__ = ["Completion", "Sampling", "item_seed", "render"]
+__all__ = ["Completion", "Sampling", "adapter_rank", "item_seed", "lora_options", "render"]

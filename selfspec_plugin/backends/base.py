@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SelfSpecError
 
 
 @dataclass(frozen=True)
@@ -33,3 +37,18 @@ def render(prompt, mode: str, tokenizer) -> str:
         return prompt.text
     chat = tokenizer.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
     return chat + prompt.prefix
+
+
+def adapter_rank(adapter: str | Path) -> int:
+    """The LoRA rank of a PEFT adapter directory."""
+    try:
+        return int(json.loads((Path(adapter) / "adapter_config.json").read_text())["r"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise SelfSpecError(f"{adapter}: not a PEFT LoRA adapter directory ({exc})") from None
+
+
+def lora_options(backend_name: str, options: dict, adapter: str) -> dict:
+    """A backend's start options for serving `adapter` per request: vLLM must enable LoRA when it starts."""
+    if backend_name != "vllm":
+        return options
+    return {**options, "enable_lora": True, "max_lora_rank": max(8, adapter_rank(adapter)), "max_loras": 1}

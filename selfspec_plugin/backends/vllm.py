@@ -54,8 +54,9 @@ class VLLMBackend:
         from vllm.lora.request import LoRARequest
 
         requests, params = [], []
-        for p in prompts:
-            ids = self.tokenizer(render(p, mode, self.tokenizer), add_special_tokens=(mode == "completion"))["input_ids"]
+        texts = [render(p, mode, self.tokenizer) for p in prompts]
+        encoded = self.tokenizer(texts, add_special_tokens=(mode == "completion"))["input_ids"]  # one batched call
+        for p, ids in zip(prompts, encoded):
             budget = self.max_model_len - sampling.max_tokens
             if len(ids) > budget:  # keep the end: the task being asked
                 ids = ids[-budget:]

@@ -1,0 +1,80 @@
+"""Iterative self-specialization: `selfspec iterate RECIPE.yml --rounds N`.
+
+Round 1 is the recipe itself (`axolotl train RECIPE.yml`). Round r > 1 keeps round 1's instructions, has the base
+model plus round r-1's adapter (vLLM LoRA) write their responses again, filters them again, and trains a new
+adapter from the base model on them. Each round is one `axolotl train` on a derived recipe,
+`<output_dir>/round-r.yml`, whose output goes to `<output_dir>/round-r/` and whose run directory (with its own
+key and manifest) names the previous round's run and adapter. A round whose adapter and run already exist is
+skipped, so an interrupted iteration resumes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import store
+from .errors import SelfSpecError
+from .runner import make_job
+
+AXOLOTL_OUTPUT_DIR = "./model-out"  # Axolotl's default output_dir
+
+
+def round_config(raw: dict, r: int, previous: dict | None) -> dict:
+    """The Axolotl config of round r (1: the recipe unchanged)."""
+    if r == 1:
+        return raw
+    cfg = copy.deepcopy(raw)
+    out = Path(raw.get("output_dir") or AXOLOTL_OUTPUT_DIR) / f"round-{r}"
+    cfg["output_dir"] = str(out)
+    if raw.get("dataset_prepared_path"):
+        cfg["dataset_prepared_path"] = str(out / "prepared")
+    cfg["selfspec"]["previous_round"] = previous
+    return cfg
+
+
+def changed_responses(previous_run: Path, run: Path) -> tuple[int, int]:
+    """(responses that differ, triplets compared) between two rounds' data, matched by item id."""
+    before = {row["id"]: row["output"] for row in store.read_jsonl(previous_run / store.DATA)}
+    after = [row for row in store.read_jsonl(run / store.DATA) if row["id"] in before]
+    return sum(row["output"] != before[row["id"]] for row in after), len(after)
+
+
+def axolotl_train(recipe: Path) -> None:
+    axolotl = Path(sys.executable).parent / "axolotl"
+    proc = subprocess.run([str(axolotl) if axolotl.is_file() else "axolotl", "train", str(recipe)], env=os.environ.copy())
+    if proc.returncode != 0:
+        raise SelfSpecError(f"axolotl train {recipe} failed (exit code {proc.returncode}); see the messages above")
+
+
+def iterate(recipe: Path, raw: dict, rounds: int | None = None, train=axolotl_train) -> list[dict]:
+    """Run (or resume) `rounds` rounds; one summary per round: output dir, run dir, triplets, changed responses."""
+    rounds = rounds or int(raw["selfspec"].get("rounds", 1))
+    if rounds < 1:
+        raise SelfSpecError(f"--rounds must be at least 1, got {rounds}")
+    summaries, previous = [], None
+    for r in range(1, rounds + 1):
+        cfg = round_config(raw, r, previous)
+        out = Path(cfg.get("output_dir") or AXOLOTL_OUTPUT_DIR)
+        path = recipe if r == 1 else out.parent / f"round-{r}.yml"
+        run_dir = store.run_dir(make_job(cfg["selfspec"], cfg.get("base_model"), str(out)))
+        if (out / "adapter_model.safetensors").is_file() and store.is_complete(run_dir):
+            print(f"selfspec: round {r}: reusing the adapter in {out} (trained on {run_dir})", file=sys.stderr)
+        else:
+            if r > 1:
+                store.write_text(path, yaml.safe_dump(cfg, sort_keys=False))
+            print(f"selfspec: round {r} of {rounds}: axolotl train {path}", file=sys.stderr)
+            train(path)
+        manifest = store.read_json(run_dir / store.MANIFEST)
+        summary = {"round": r, "output_dir": str(out), "run_dir": str(run_dir), "recipe": str(path),
+                   "triplets": manifest["counts"]["triplets"]}
+        if previous:
+            summary["changed_responses"] = changed_responses(Path(previous["run_dir"]), run_dir)
+        summaries.append(summary)
+        previous = {"run_dir": str(run_dir.resolve()), "adapter": str(out.resolve())}
+    return summaries
