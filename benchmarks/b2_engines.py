@@ -10,7 +10,7 @@ their sampled completions (and lengths) differ; greedy ones mostly match.
 
 Goal (issue 7): vLLM >= 2x (reported whatever it is). Command, from the repo root:
 
-    .venv/bin/python benchmarks/b2_engines.py --models tiny,smollm2 --prompts 32 --repeats 3
+    .venv/bin/python benchmarks/b2_engines.py --models tiny --prompts 32 --repeats 3   (add smollm2: slow)
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def bench_model(name: str, n: int, batch_size: int, repeats: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="tiny,smollm2")
+    ap.add_argument("--models", default="tiny", help="tiny and/or smollm2 (slow: > 10 min a repetition on 2 cores)")
     ap.add_argument("--prompts", type=int, default=32, help="prompts per stage")
     ap.add_argument("--batch-size", type=int, default=16, help="the transformers backend's batch (its default)")
     ap.add_argument("--repeats", type=int, default=3, help="medians over this many runs")

@@ -14,7 +14,7 @@ first step's loss (`logging_steps: 1`, stdout unbuffered); the total wall time i
 
 Goal (issue 7): <= 5% difference. Command, from the repo root:
 
-    .venv/bin/python benchmarks/b5_train_overhead.py --repeats 5
+    .venv/bin/python benchmarks/b5_train_overhead.py --repeats 3
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def train(path: Path, work: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="tiny", choices=["tiny", "smollm2"])
-    ap.add_argument("--repeats", type=int, default=5, help="medians over this many runs of each")
+    ap.add_argument("--repeats", type=int, default=3, help="medians over this many runs of each")
     ap.add_argument("--work", default="outputs/b5")
     ap.add_argument("--out", default="benchmarks/results/b5_train_overhead.json")
     args = ap.parse_args()

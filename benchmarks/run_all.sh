@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every CPU benchmark of docs/benchmarks.md, one after the other (never two at once: they share 2 cores),
-# each writing benchmarks/results/<name>.json. About 70 minutes on 2 cores.
+# each writing benchmarks/results/<name>.json, then the tables of docs/benchmarks.md. About an hour on 2 cores.
 #   bash benchmarks/run_all.sh                         (after `make install`)
 #   bash benchmarks/run_all.sh b1_overhead b2_engines  (some of them)
 set -euo pipefail
@@ -14,3 +14,4 @@ for bench in "${benches[@]}"; do
   echo "== $bench"
   python "benchmarks/$bench.py" 2> "benchmarks/results/$bench.log"
 done
+python benchmarks/summary.py

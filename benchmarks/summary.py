@@ -1,0 +1,143 @@
+"""Render benchmarks/results/*.json into the tables of docs/benchmarks.md (between the `results` markers).
+
+    .venv/bin/python benchmarks/summary.py        (run_all.sh calls it at the end)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- results:start (benchmarks/summary.py writes this part) -->", "<!-- results:end -->"
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def header(r: dict) -> list[str]:
+    m = r["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    return [f"### {r['benchmark']}", "",
+            f"Goal: {r['goal']}. Run {r['date']} on {m['cpu']} × {m['cpu_count']} cores, Python {m['python']}; "
+            f"{versions}. Command: `{r['command']}`.", ""]
+
+
+def b1(r: dict) -> list[str]:
+    lines = header(r) + [
+        "| model | requests (engine calls) | pipeline tok/s | bare, same calls | bare, one call per stage | bare, one call "
+        "| **pipeline / per stage** | pipeline wall: engine / backend / rest (s) |",
+        "|---|---|---|---|---|---|---|---|"]
+    for m in r["models"]:
+        p = m["pipeline"]
+        lines.append(
+            f"| {m['model']} | {m['requests']} ({m['engine_calls']}) | {p['tokens_per_s']} | "
+            f"{m['bare_same_calls']['tokens_per_s']} | {m['bare_per_stage']['tokens_per_s']} | "
+            f"{m['bare_one_call']['tokens_per_s']} | **{m['ratio_vs_per_stage']}×** | "
+            f"{p['wall_s']}: {p['engine_s']} / {p['backend_s']} / {p['pipeline_s']} |")
+    lines += ["", f"Medians of {r['repeats']} repetitions; pipeline vs the same calls replayed bare: "
+              + ", ".join(f"{m['model']} {m['ratio_vs_same_calls']}×" for m in r["models"]) + "."]
+    return lines
+
+
+def b2(r: dict) -> list[str]:
+    lines = header(r) + ["| model | stage | prompts | vLLM tok/s | transformers tok/s | **vLLM / transformers** |",
+                         "|---|---|---|---|---|---|"]
+    for m in r["models"]:
+        for stage, s in m["stages"].items():
+            lines.append(f"| {m['model']} | {stage} (T={s['temperature']}, ≤{s['max_tokens']} tokens) | {s['prompts']} | "
+                         f"{s['vllm']['tokens_per_s']} | {s['transformers']['tokens_per_s']} | **{s['ratio']}×** |")
+    lines += ["", f"Medians of {r['repeats']} repetitions; transformers batch size "
+              f"{r['models'][0]['transformers_batch_size']}, fp32."]
+    return lines
+
+
+def b3(r: dict) -> list[str]:
+    lines = header(r) + ["| N candidates | kept | ours (s) | reference (s) | **speed-up** | kept sets identical |",
+                         "|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        ref = f"{row['reference_seconds']}" + (f" (extrapolated from the first {row['reference_measured_n']})"
+                                               if row["extrapolated"] else "")
+        same = f"{row['identical']}" + (f" (first {row['compared_first']}: {row['kept_reference_in_compared']} kept by both)"
+                                        if row["extrapolated"] else "")
+        lines.append(f"| {row['n']} | {row['kept_ours']} | {row['ours_seconds']} | {ref} | **{row['speedup']}×** | {same} |")
+    growth = "; ".join(f"{g['from']}→{g['to']}: ours N^{o['exponent']}, reference N^{g['exponent']}"
+                       for g, o in zip(r["growth_reference"], r["growth_ours"]))
+    c0, c1 = r["rows"][-1]["reference_cost_fit_c0_c1"] or (None, None)
+    lines += ["", f"Medians of {r['repeats']} repetitions, {r['workers']} reference workers. Growth: {growth}."]
+    if c0 is not None:
+        lines.append(f"Reference cost per candidate fitted on the measured prefix: {c0 * 1000:.1f} ms + "
+                     f"{c1 * 1e6:.1f} µs × pool size.")
+    return lines
+
+
+def b4(r: dict) -> list[str]:
+    extra = f" (extrapolated from {r['reference_queries']} queries)" if r["extrapolated"] else ""
+    return header(r) + [
+        f"| {r['docs']:,} docs, {r['queries']:,} queries, top-{r['k']} | index (s) | queries (s) | total (s) |",
+        "|---|---|---|---|",
+        f"| ours: bm25s | {r['ours_index_s']} | {r['ours_query_s']} | {r['ours_total_s']} |",
+        f"| rank_bm25 | {r['reference_index_s']} | {r['reference_query_s']}{extra} | {r['reference_total_s']} |",
+        f"| **speed-up** | {r['speedup_index']}× | **{r['speedup_query']}×** | **{r['speedup_total']}×** |",
+        "", f"Top-{r['k']} agreement on {r['reference_queries']} queries: exact {r['agreement_exact']:.3f}, "
+        f"up to ties {r['agreement_up_to_ties']:.3f}. Medians of {r['repeats']} repetitions."]
+
+
+def b5(r: dict) -> list[str]:
+    return header(r) + [
+        f"| `axolotl train`, {r['model']} model, QLoRA, max_steps 1 | time to first step (s) | to exit (s) |",
+        "|---|---|---|",
+        f"| plain Axolotl, `datasets:` = the generated jsonl | {r['plain']['first_step_s']} | {r['plain']['wall_s']} |",
+        f"| with the plugin, cached run | {r['plugin']['first_step_s']} | {r['plugin']['wall_s']} |",
+        "", f"**Difference in time to first step: {r['difference']:+.1%}** (medians of {r['repeats']} runs each, "
+        f"alternating; {r['triplets']} triplets)."]
+
+
+def b6(r: dict) -> list[str]:
+    t, h = r["throughput_1b"], r["handoff"]
+    return [f"### B6 GPU generation (lent {r['device']}, {r['date']})", "",
+            f"torch {r['torch']}, transformers {r['transformers']}; no vLLM on that machine. Command: "
+            "`benchmarks/gpu_check.sh` (see docs/gpu.md).", "",
+            "| what | prompts | tokens | seconds | tok/s | 5K estimate |", "|---|---|---|---|---|---|",
+            f"| responses, greedy, {t['shape']} shape (random weights), transformers batch 64 | "
+            f"{t['responses_greedy_batched']['prompts']} | {t['responses_greedy_batched']['tokens']} | "
+            f"{t['responses_greedy_batched']['seconds']} | {t['responses_greedy_batched']['tokens_per_s']} | "
+            f"{t['estimate_5k_minutes']['responses']} min |",
+            f"| brainstorming, seeded sampling, same | {t['brainstorm_sampled_batched']['prompts']} | "
+            f"{t['brainstorm_sampled_batched']['tokens']} | {t['brainstorm_sampled_batched']['seconds']} | "
+            f"{t['brainstorm_sampled_batched']['tokens_per_s']} | {t['estimate_5k_minutes']['brainstorm']} min |",
+            f"| the pipeline end to end (tiny model, hand-off child) | {h['stages']['instructions']['prompts']} + "
+            f"{h['counts']['instructions_kept']} | {h['stages']['instructions']['tokens'] + h['stages']['responses']['tokens']} | "
+            f"{h['wall_s']} | {h['tokens_per_second']} | – |"]
+
+
+def render() -> str:
+    parts = []
+    for name, fn in (("b1_overhead", b1), ("b2_engines", b2), ("b3_novelty", b3), ("b4_retrieval", b4),
+                     ("b5_train_overhead", b5)):
+        r = load(name)
+        parts += (fn(r) if r else [f"### {name}", "", "(not run yet)"]) + [""]
+    gpu = sorted(RESULTS.glob("gpu_check-*.json"))
+    if gpu:
+        parts += b6(json.loads(gpu[-1].read_text())) + [""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def main() -> int:
+    text = DOC.read_text()
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), flags=re.S)
+    if not pattern.search(text):
+        sys.exit(f"{DOC}: no {START} ... {END} block")
+    DOC.write_text(pattern.sub(lambda _: f"{START}\n\n{render()}\n{END}", text))
+    print(f"written: {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
