@@ -5,10 +5,12 @@ network; `benchmarks/gpu_check.sh` carries bitsandbytes, pluggy and pydantic whe
 
 1. hand-off: a real selfspec generation run (transformers backend, the tests' tiny model) in the child
    process the Axolotl plugin uses, with free device memory sampled before, during and after;
-2. QLoRA on CUDA: 4-bit NF4 (bitsandbytes) + PEFT LoRA training steps on random-weight models of the
+2. iterate on CUDA: a LoRA adapter trained on step 1's triplets, then round 2's responses from base + adapter
+   (PEFT) in the same child process, with free memory sampled as in step 1;
+3. QLoRA on CUDA: 4-bit NF4 (bitsandbytes) + PEFT LoRA training steps on random-weight models of the
    SmolLM2-135M and Llama-3.2-1B shapes (the weights cannot be carried there; step time and memory
    depend on the shape, not the values), on the triplets of step 1 tokenised with SmolLM2's tokenizer;
-3. generation throughput (issue 7, B6) of the transformers backend with a random ~1B model: batched
+4. generation throughput (issue 7, B6) of the transformers backend with a random ~1B model: batched
    greedy responses and seeded sampling (how it brainstorms), extrapolated to 5K triplets. Random weights rarely emit EOS, so every request runs to max_tokens: an upper bound.
 
 Every part writes its own record to OUT/gpu_check.json; a failing part is recorded, not fatal.
@@ -56,15 +58,11 @@ class MinFree(threading.Thread):
             self.low = min(self.low, free_gib())
 
 
-def handoff(tiny: Path, out: Path, smoke: bool) -> dict:
-    from selfspec_plugin.runner import generate_in_child, make_job
+def watched_child(job) -> dict:
+    """Run `job` in the plugin's generation child, sampling free device memory before, during and after."""
+    from selfspec_plugin.runner import generate_in_child
     from selfspec_plugin.store import read_json
 
-    block = {"seeds": str(ROOT / "tests/data/seeds.jsonl"), "domain": "biomedicine", "backend": "transformers",
-             "num_instructions": 8 if smoke else 64, "prompts_per_round": 8 if smoke else 64, "max_rounds": 6,
-             "instruction_max_tokens": 160, "response_demos": 3, "response_max_tokens": 96, "chunk_size": 16,
-             "backend_options": {"batch_size": 64}}
-    job = make_job(block, str(tiny), str(out / "handoff"))
     before = free_gib()
     watch = MinFree()
     watch.start()
@@ -78,6 +76,65 @@ def handoff(tiny: Path, out: Path, smoke: bool) -> dict:
     return {"run_dir": str(run_dir), "seconds": round(seconds, 1), "free_gib_before": before,
             "free_gib_lowest_during": watch.low, "free_gib_after": free_gib(), "counts": manifest["counts"],
             "stages": manifest["stages"], "tokens_per_second": manifest["tokens_per_second"]}
+
+
+def handoff_block(smoke: bool) -> dict:
+    return {"seeds": str(ROOT / "tests/data/seeds.jsonl"), "domain": "biomedicine", "backend": "transformers",
+            "num_instructions": 8 if smoke else 64, "prompts_per_round": 8 if smoke else 64, "max_rounds": 6,
+            "instruction_max_tokens": 160, "response_demos": 3, "response_max_tokens": 96, "chunk_size": 16,
+            "backend_options": {"batch_size": 64}}
+
+
+def handoff(tiny: Path, out: Path, smoke: bool) -> dict:
+    from selfspec_plugin.runner import make_job
+
+    return watched_child(make_job(handoff_block(smoke), str(tiny), str(out / "handoff")))
+
+
+def train_lora(model_dir: Path, texts: list[str], out: Path, steps: int) -> dict:
+    """A plain (bf16 on CUDA) PEFT LoRA on `model_dir`, trained hard enough that its greedy outputs move."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16 if device == "cuda" else torch.float32)
+    model = get_peft_model(model.to(device), LoraConfig(r=8, lora_alpha=16, task_type="CAUSAL_LM", target_modules="all-linear"))
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    enc = tokenizer(texts[:64], truncation=True, max_length=256, padding=True, return_tensors="pt").to(device)
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    losses = []
+    for _ in range(steps):
+        loss = model(**enc, labels=labels).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        losses.append(round(loss.item(), 4))
+    model.save_pretrained(out)
+    del model, optim
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return {"steps": steps, "loss_first": losses[0], "loss_last": losses[-1]}
+
+
+def iterate_round2(tiny: Path, out: Path, round1: dict, smoke: bool) -> dict:
+    """Issue 6 on CUDA: round 2's responses from base + round 1's LoRA adapter (PEFT in the transformers backend),
+    in the plugin's child process, through the same previous_round config `selfspec iterate` writes."""
+    from selfspec_plugin.iterate import changed_responses
+    from selfspec_plugin.runner import make_job
+
+    run1 = Path(round1["run_dir"])
+    rows = [json.loads(line) for line in open(run1 / "data.jsonl")]
+    adapter = out / "round-1-adapter"
+    training = train_lora(tiny, [f"{r['instruction']}\n{r['input']}\n{r['output']}" for r in rows], adapter,
+                          5)
+    block = {**handoff_block(smoke), "previous_round": {"run_dir": str(run1), "adapter": str(adapter)}}
+    record = watched_child(make_job(block, str(tiny), str(out / "round-2")))
+    changed, compared = changed_responses(run1, Path(record["run_dir"]))
+    manifest = json.loads((Path(record["run_dir"]) / "manifest.json").read_text())
+    return {"round_1_training": training, **record, "changed_responses": changed, "compared": compared,
+            "manifest_previous_round": manifest.get("previous_round")}
 
 
 def random_model(shape: str, tokenizer, path: Path) -> Path:
@@ -193,7 +250,8 @@ def main() -> None:
               "free_gib_at_start": free_gib()}
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     work = Path(tempfile.mkdtemp(prefix="selfspec-gpu-"))  # random weights: not sent back
-    parts = [("handoff", lambda: handoff(args.tiny, args.out, args.smoke))]
+    parts = [("handoff", lambda: handoff(args.tiny, args.out, args.smoke)),
+             ("iterate_round2", lambda: iterate_round2(args.tiny, args.out, result["handoff"], args.smoke))]
     if torch.cuda.is_available():
         def texts():
             run = Path(result["handoff"].get("run_dir", ""))
