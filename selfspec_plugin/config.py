@@ -9,6 +9,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .backends.base import VLLM_ENGINES
 from .filters import BLACKLIST
 
 
@@ -26,6 +27,17 @@ class VllmOptions(BaseModel):
     pipeline_parallel_size: Optional[int] = Field(None, gt=0)
     distributed_executor_backend: Optional[Literal["mp", "ray"]] = Field(None, description="ray: a multi-node engine")
     quantization: Optional[str] = None
+
+
+class RayOptions(BaseModel):
+    """`backend: ray`: vLLM engine replicas as Ray actors (docs/scaling.md); each replica gets the `vllm:` settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: Optional[str] = Field(None, description="An existing Ray cluster ('auto', 'ray://host:10001'); "
+                                                     "unset: a local Ray on this machine.")
+    replicas: Optional[int] = Field(None, gt=0, description="Engine replicas; default: the cluster's GPUs / "
+                                                            "(tensor x pipeline parallel size), 1 without GPUs.")
 
 
 class EvalOptions(BaseModel):
@@ -93,6 +105,7 @@ class SelfSpecConfig(BaseModel):
     messages: bool = Field(False, description="Also write each triplet as chat `messages` (user/assistant).")
     runs_dir: Optional[str] = Field(None, description="Where run directories go; default: <output_dir>/selfspec.")
     vllm: VllmOptions = Field(default_factory=VllmOptions)
+    ray: RayOptions = Field(default_factory=RayOptions)
     eval: EvalOptions = Field(default_factory=EvalOptions)
     eval_after_train: bool = Field(False, description="Run `selfspec eval` on the trained adapter after `axolotl train`.")
     rounds: int = Field(1, ge=1, description="Rounds that `selfspec iterate` runs (paper's iterative variant); "
@@ -104,7 +117,10 @@ class SelfSpecConfig(BaseModel):
 
     def backend_settings(self) -> dict:
         """What the chosen backend's factory receives."""
-        options = self.vllm.model_dump() if self.backend == "vllm" else dict(self.backend_options)
+        if self.backend in VLLM_ENGINES:
+            options = {**self.vllm.model_dump(), **({"ray": self.ray.model_dump()} if self.backend == "ray" else {})}
+        else:
+            options = dict(self.backend_options)
         return {**options, "trust_remote_code": self.trust_remote_code}
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import metrics, plugins, store
-from .backends.base import Sampling, adapter_rank, lora_options
+from .backends.base import VLLM_ENGINES, Sampling, adapter_rank, lora_options
 from .errors import SelfSpecError
 from .prompts import Prompt
 from .tasks import load_tasks
@@ -198,7 +198,7 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
     requests = plan(tasks, shots, samplings, limit, seed, fmt)
     mode = "completion" if fmt == "alpaca" else "chat"
     started, preds = time.monotonic(), {}
-    lora = adapter is not None and backend_name in ("vllm", "transformers")
+    lora = adapter is not None and backend_name in (*VLLM_ENGINES, "transformers")
     if lora:
         options = lora_options(backend_name, options, adapter)
     backend = plugins.make_backend(backend_name, model, options)

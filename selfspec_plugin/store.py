@@ -104,7 +104,7 @@ def model_fingerprint(model: str) -> dict:
 
 def run_inputs(job: Job) -> dict:
     """Everything that shapes the output, as plain data."""
-    not_generated = {"runs_dir", "chunk_size", "trust_remote_code", "eval", "eval_after_train", "rounds"}
+    not_generated = {"runs_dir", "chunk_size", "trust_remote_code", "eval", "eval_after_train", "rounds", "ray"}
     settings = job.config.model_dump(exclude=not_generated)
     settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in NOT_OUTPUT_VLLM}
     settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in NOT_OUTPUT}

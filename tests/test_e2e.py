@@ -63,6 +63,11 @@ def write_recipe(path: Path, model: Path, extra: str = "") -> Path:
     return path
 
 
+# Tests that stop before training skip the `accelerate launch` re-exec (about 20 s of imports): the config is
+# loaded, validated and the plugin's hooks run the same way. The fixture and test_multirank use the real launchers.
+IN_PROCESS = ["--launcher", "python"]
+
+
 def run(cmd, cwd, timeout=1500):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
@@ -142,7 +147,7 @@ def test_rerun_reuses_the_cache(trained):
 
 def test_misspelled_selfspec_key_stops_axolotl_before_any_work(tiny_model, tmp_path):
     recipe = write_recipe(tmp_path / "recipe.yml", tiny_model, extra="num_instructons: 5")
-    proc = run(["axolotl", "train", str(recipe)], tmp_path, timeout=600)
+    proc = run(["axolotl", "train", str(recipe), *IN_PROCESS], tmp_path, timeout=600)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "selfspec.num_instructons" in output and "Extra inputs are not permitted" in output
@@ -181,7 +186,7 @@ def test_zero_kept_triplets_stop_axolotl_before_training(tiny_model, tmp_path):
     # min_words 140: no instruction can survive, so nothing may be trained
     extra = "backend: transformers\n  max_rounds: 1\n  min_words: 140"
     recipe = write_recipe(tmp_path / "recipe.yml", tiny_model, extra=extra)
-    proc = run(["axolotl", "train", str(recipe)], tmp_path, timeout=900)
+    proc = run(["axolotl", "train", str(recipe), *IN_PROCESS], tmp_path, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "zero instructions survived the filters; funnel: {'instructions_kept': 0, 'triplets': 0" in output

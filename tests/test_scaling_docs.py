@@ -19,7 +19,7 @@ GPUS = ({"bf16": True, "fp8": False, "tf32": True, "n_gpu": 4, "compute_capabili
 
 def test_the_page_has_the_examples():
     text = "\n".join(BLOCKS)
-    for needle in ("tensor_parallel_size", "deepspeed:", "fsdp_config:", "distributed_executor_backend: ray"):
+    for needle in ("tensor_parallel_size", "deepspeed:", "fsdp_config:", "distributed_executor_backend: ray", "backend: ray"):
         assert needle in text
 
 

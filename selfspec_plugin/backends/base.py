@@ -39,6 +39,9 @@ def render(prompt, mode: str, tokenizer) -> str:
     return chat + prompt.prefix
 
 
+VLLM_ENGINES = ("vllm", "ray")  # backends built on vLLM: they take the `vllm:` settings and serve LoRA per request
+
+
 def adapter_rank(adapter: str | Path) -> int:
     """The LoRA rank of a PEFT adapter directory."""
     try:
@@ -49,6 +52,6 @@ def adapter_rank(adapter: str | Path) -> int:
 
 def lora_options(backend_name: str, options: dict, adapter: str) -> dict:
     """A backend's start options for serving `adapter` per request: vLLM must enable LoRA when it starts."""
-    if backend_name != "vllm":
+    if backend_name not in VLLM_ENGINES:
         return options
     return {**options, "enable_lora": True, "max_lora_rank": max(8, adapter_rank(adapter)), "max_loras": 1}
