@@ -4,13 +4,16 @@ Round 1 is the recipe itself (`axolotl train RECIPE.yml`). Round r > 1 keeps rou
 model plus round r-1's adapter (vLLM LoRA) write their responses again, filters them again, and trains a new
 adapter from the base model on them. Each round is one `axolotl train` on a derived recipe,
 `<output_dir>/round-r.yml`, whose output goes to `<output_dir>/round-r/` and whose run directory (with its own
-key and manifest) names the previous round's run and adapter. A round whose adapter and run already exist is
-skipped, so an interrupted iteration resumes.
+key and manifest) names the previous round's run and adapter. A round is skipped, so an interrupted iteration
+resumes, when its adapter and run exist and the adapter was trained with the same settings: after every
+`axolotl train` the plugin records a hash of the config in `<output_dir>/selfspec-trained.json`.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +26,32 @@ from .errors import SelfSpecError
 from .runner import make_job
 
 AXOLOTL_OUTPUT_DIR = "./model-out"  # Axolotl's default output_dir
+TRAINED = "selfspec-trained.json"  # in an output_dir: which config trained the adapter there
+NOT_TRAINING = ("rounds", "eval", "eval_after_train")  # selfspec keys that leave the adapter as it is
+
+
+def training_fingerprint(cfg: dict) -> str:
+    """A hash of everything in an Axolotl config that shapes its adapter (all of it, but iterate/eval keys)."""
+    block = {k: v for k, v in (cfg.get("selfspec") or {}).items() if k not in NOT_TRAINING}
+    return hashlib.sha256(json.dumps({**cfg, "selfspec": block}, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def record_training(config_path: str, output_dir: str) -> None:
+    """Called by the plugin after `axolotl train` CONFIG has saved its adapter in output_dir."""
+    raw = yaml.safe_load(Path(config_path).read_text())
+    store.write_json(Path(output_dir) / TRAINED, {"config": str(config_path), "config_sha256": training_fingerprint(raw)})
+
+
+def retrain_reason(out: Path, run_dir: Path, cfg: dict) -> str | None:
+    """Why round's output dir cannot be reused as it is (None: it can)."""
+    if not (out / "adapter_model.safetensors").is_file() or not store.is_complete(run_dir):
+        return "not trained yet"
+    marker = out / TRAINED
+    if not marker.is_file():
+        return f"no {TRAINED} in {out}: which settings trained that adapter is unknown"
+    if store.read_json(marker).get("config_sha256") != training_fingerprint(cfg):
+        return f"the config changed since the adapter in {out} was trained"
+    return None
 
 
 def round_config(raw: dict, r: int, previous: dict | None) -> dict:
@@ -63,12 +92,13 @@ def iterate(recipe: Path, raw: dict, rounds: int | None = None, train=axolotl_tr
         out = Path(cfg.get("output_dir") or AXOLOTL_OUTPUT_DIR)
         path = recipe if r == 1 else out.parent / f"round-{r}.yml"
         run_dir = store.run_dir(make_job(cfg["selfspec"], cfg.get("base_model"), str(out)))
-        if (out / "adapter_model.safetensors").is_file() and store.is_complete(run_dir):
+        reason = retrain_reason(out, run_dir, cfg)
+        if reason is None:
             print(f"selfspec: round {r}: reusing the adapter in {out} (trained on {run_dir})", file=sys.stderr)
         else:
             if r > 1:
                 store.write_text(path, yaml.safe_dump(cfg, sort_keys=False))
-            print(f"selfspec: round {r} of {rounds}: axolotl train {path}", file=sys.stderr)
+            print(f"selfspec: round {r} of {rounds}: axolotl train {path} ({reason})", file=sys.stderr)
             train(path)
         manifest = store.read_json(run_dir / store.MANIFEST)
         summary = {"round": r, "output_dir": str(out), "run_dir": str(run_dir), "recipe": str(path),

@@ -11,6 +11,7 @@ from axolotl.integrations.base import BasePlugin
 from axolotl.utils.dict import DictDefault
 
 from . import store
+from .iterate import record_training
 from .runner import evaluate_in_child, generate_in_child, make_job
 
 LOG = logging.getLogger("selfspec")
@@ -64,12 +65,15 @@ class SelfSpecPlugin(BasePlugin):
         return load_datasets(cfg=cfg)
 
     def post_train_unload(self, cfg: DictDefault) -> None:
-        """`selfspec.eval_after_train: true`: score base vs the new adapter once the trainer is gone."""
-        if not (cfg.selfspec and cfg.selfspec.get("eval_after_train")):
-            return
+        """Record which config trained the adapter (for `selfspec iterate`); with `selfspec.eval_after_train: true`,
+        score base vs the new adapter once the trainer is gone."""
         from axolotl.utils.distributed import is_main_process
 
-        if not is_main_process():
+        if not cfg.selfspec or not is_main_process():
+            return
+        if cfg.axolotl_config_path and cfg.output_dir:
+            record_training(cfg.axolotl_config_path, cfg.output_dir)
+        if not cfg.selfspec.get("eval_after_train"):
             return
         result = evaluate_in_child(make_job(dict(cfg.selfspec), cfg.base_model, cfg.output_dir), cfg.output_dir)
         _log_to_trackers(cfg, result)

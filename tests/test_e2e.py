@@ -227,3 +227,9 @@ def test_iterate_round_2_rewrites_the_responses_with_round_1s_adapter(trained):
     changed = sum(r["output"] != before[r["id"]]["output"] for r in after if r["id"] in before)
     assert changed > 0
     assert f"responses changed vs round 1: {changed}/" in proc.stdout
+
+    # Both adapters recorded the config that trained them: a second call trains nothing.
+    again = selfspec("iterate", str(quiet), "--rounds", "2", cwd=work)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "round 1: reusing" in again.stderr and "round 2: reusing" in again.stderr
+    assert json.loads((out / "round-2" / "selfspec-trained.json").read_text())["config"].endswith("round-2.yml")

@@ -115,3 +115,30 @@ def test_a_round_needs_a_finished_previous_run(tmp_path):
 
     with pytest.raises(SelfSpecError, match="previous_round.run_dir: .* is not a finished run"):
         reuse_instructions(tmp_path)
+
+
+def test_iterate_retrains_a_round_only_when_its_adapter_is_missing_or_was_trained_otherwise(tmp_path):
+    import yaml
+
+    from selfspec_plugin.iterate import record_training, retrain_reason, training_fingerprint
+
+    recipe = {"base_model": "m", "lora_r": 8, "output_dir": str(tmp_path / "out"),
+              "selfspec": {"seeds": "s.jsonl", "eval_after_train": True}}
+    assert training_fingerprint(recipe) == training_fingerprint(
+        {**recipe, "selfspec": {"seeds": "s.jsonl", "rounds": 3, "eval": {"limit": 2}}})  # iterate/eval keys only
+    assert training_fingerprint(recipe) != training_fingerprint({**recipe, "lora_r": 16})
+    assert training_fingerprint(recipe) != training_fingerprint({**recipe, "selfspec": {"seeds": "t.jsonl"}})
+
+    out, run = tmp_path / "out", tmp_path / "run"
+    out.mkdir()
+    run.mkdir()
+    assert retrain_reason(out, run, recipe) == "not trained yet"
+    (out / "adapter_model.safetensors").write_bytes(b"w")
+    (run / store.MANIFEST).write_text("{}")
+    (run / store.DATA).write_text("")
+    assert "which settings trained that adapter is unknown" in retrain_reason(out, run, recipe)
+    path = tmp_path / "recipe.yml"
+    path.write_text(yaml.safe_dump(recipe))
+    record_training(str(path), str(out))  # what the plugin does after `axolotl train`
+    assert retrain_reason(out, run, recipe) is None
+    assert "the config changed" in retrain_reason(out, run, {**recipe, "learning_rate": 0.1})
