@@ -117,10 +117,35 @@ def b6(r: dict) -> list[str]:
             f"{h['wall_s']} | {h['tokens_per_second']} | – |"]
 
 
+B7_COLUMNS = (("prompts", "brainstorm prompts"), ("parsed_items", "parsed items"), ("parse_waste", "parse waste"),
+              ("instructions_kept", "kept instructions"), ("triplets", "triplets"),
+              ("generated_tokens", "generated tokens"), ("cpu_s", "CPU s"), ("wall_s", "wall s"),
+              ("triplets_per_cpu_min", "**triplets / CPU-min**"), ("triplets_per_1k_tokens", "triplets / 1K tokens"))
+
+
+def b7(r: dict) -> list[str]:
+    legs = r["legs"]
+    names = [k for k in ("before:demo", "after:demo", "before:biomed200", "after:biomed200") if k in legs]
+    lines = header(r) + ["| | " + " | ".join(f"{n} ({legs[n]['rev']})" for n in names) + " |",
+                         "|---|" + "---|" * len(names)]
+    for key, label in B7_COLUMNS:
+        cells = [f"{legs[n][key]:.0%}" if key == "parse_waste" else str(legs[n][key]) for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| recipe | " + " | ".join(", ".join(f"{k} {v}" for k, v in legs[n]["settings"].items()
+                                                    if k in ("prompts_per_round", "instruction_max_tokens",
+                                                             "response_max_tokens")) for n in names) + " |")
+    lines.append("| rejected | " + " | ".join(", ".join(f"{k} {v}" for k, v in legs[n]["rejected"].items())
+                                              for n in names) + " |")
+    for leg, ratio in r.get("ratios", {}).items():
+        lines += ["", f"**{leg}: after / before = {ratio['triplets_per_cpu_min']}× triplets per CPU-minute, "
+                      f"{ratio['triplets_per_1k_tokens']}× per 1K generated tokens.**"]
+    return lines
+
+
 def render() -> str:
     parts = []
     for name, fn in (("b1_overhead", b1), ("b2_engines", b2), ("b3_novelty", b3), ("b4_retrieval", b4),
-                     ("b5_train_overhead", b5)):
+                     ("b5_train_overhead", b5), ("b7_yield", b7)):
         r = load(name)
         parts += (fn(r) if r else [f"### {name}", "", "(not run yet)"]) + [""]
     gpu = sorted(RESULTS.glob("gpu_check-*.json"))

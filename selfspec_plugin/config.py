@@ -73,15 +73,19 @@ class SelfSpecConfig(BaseModel):
     model: Optional[str] = Field(None, description="Generator model; defaults to the config's base_model.")
     backend: str = Field("vllm", description="Generation backend (registered through the `selfspec` plugin hooks).")
     prompt_format: Literal["auto", "completion", "chat"] = Field(
-        "auto", description="auto: chat template if the tokenizer has one, else a plain completion prompt."
-    )
+        "auto", description="auto: chat if the model is a chat/instruct model (its chat template ends an assistant "
+                            "turn with its own end-of-sequence token), else completion. The training format follows.")
     seed: int = Field(42, description="Run seed; every request's sampling seed derives from it and the item id.")
     trust_remote_code: bool = Field(False, description="Let the model repository run its own Python code. Off unless set.")
 
     instruction_demos: int = Field(3, gt=0, description="Seed demos per brainstorming prompt (paper: 3).")
     temperature: float = Field(1.0, ge=0, description="Brainstorming temperature (paper: 1.0).")
     top_p: float = Field(0.98, gt=0, le=1, description="Brainstorming top-p (paper: 0.98).")
-    instruction_max_tokens: int = Field(512, gt=0)
+    instruction_items: int = Field(2, gt=0, description="New items per brainstorming generation: a stop string ends "
+                                                      "it after them (later items of a long list drift and run away).")
+    instruction_max_tokens: int = Field(320, gt=0, description="Token cap of one brainstorming generation (two "
+                                                             "items of ~75 tokens, the seeds' median, with room "
+                                                             "for long inputs).")
     prompts_per_round: int = Field(256, gt=0, description="Brainstorming prompts per round: one engine call, so "
                                                         "large enough to fill vLLM's batch (256 seqs on CPU, 1024 on H100).")
     max_rounds: int = Field(200, gt=0, description="Stop brainstorming after this many rounds even if short.")
@@ -99,10 +103,14 @@ class SelfSpecConfig(BaseModel):
     rouge_threshold: float = Field(0.7, gt=0, le=1, description="Drop an instruction whose ROUGE-L F with a kept one exceeds this.")
     min_words: int = Field(4, ge=1, description="Drop instructions with fewer words (paper: <=3 dropped).")
     max_words: int = Field(150, ge=1, description="Drop instructions with more words (paper: >150 dropped).")
-    blacklist: list[str] = Field(default_factory=lambda: list(BLACKLIST))
+    blacklist: list[str] = Field(default_factory=lambda: list(BLACKLIST), description="Words that drop an "
+                                 "instruction (checked on the instruction only, as in the Alpaca reference).")
+    copy_threshold: float = Field(0.7, gt=0, le=1, description="Drop a triplet whose output's ROUGE-L F with its "
+                                                               "input or instruction exceeds this (`copied`).")
     filters: Optional[list[str]] = Field(None, description="Registered filters to run; default: all.")
 
-    messages: bool = Field(False, description="Also write each triplet as chat `messages` (user/assistant).")
+    messages: bool = Field(False, description="Also write chat `messages` in a completion-format run (chat-format "
+                                              "runs always have them: they train on them).")
     runs_dir: Optional[str] = Field(None, description="Where run directories go; default: <output_dir>/selfspec.")
     vllm: VllmOptions = Field(default_factory=VllmOptions)
     ray: RayOptions = Field(default_factory=RayOptions)

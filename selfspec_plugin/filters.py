@@ -150,10 +150,9 @@ def word_count_check(min_words: int, max_words: int) -> Check:
 def blacklist_check(words: tuple[str, ...] = BLACKLIST) -> Check:
     patterns = [(w, re.compile(rf"\b{re.escape(w)}\b", re.I)) for w in words]
 
-    def check(rec: dict) -> Optional[str]:
-        text = rec["instruction"] + "\n" + rec["input"]
+    def check(rec: dict) -> Optional[str]:  # the instruction only, as in the Alpaca reference
         for word, pattern in patterns:
-            if pattern.search(text):
+            if pattern.search(rec["instruction"]):
                 return f"blacklist:{word}"
         return None
 
@@ -188,6 +187,21 @@ def response_check(rec: dict) -> Optional[str]:
     if not rec["output"].strip():
         return "empty_response"
     return None
+
+
+def copy_check(threshold: float) -> Check:
+    """`copied`: the output restates the input or the instruction (ROUGE-L F above `threshold`) instead of
+    answering it; 135M-scale generators do this often, and an adapter trained on it learns to echo."""
+
+    def check(rec: dict) -> Optional[str]:
+        out = rouge_tokens(rec["output"])
+        for field in ("input", "instruction"):
+            score = rouge_l_f(out, rouge_tokens(rec[field]))
+            if score > threshold:
+                return f"copied:{field}:{score:.2f}"
+        return None
+
+    return check
 
 
 def run_checks(checks: list[Check], rec: dict) -> Optional[str]:

@@ -7,6 +7,7 @@ item's id, produces the same final dataset as an uninterrupted run.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from . import plugins, store
 from .backends import Sampling
 from .errors import SelfSpecError
 from .filters import run_checks
-from .report import dataset_card
+from .report import dataset_card, drift
 from .retrieval import load_corpus
 from .prompts import brainstorm_prompt, parse_brainstorm, response_prompt
 from .seeds import load_seeds
@@ -27,11 +28,16 @@ from .seeds import load_seeds
 ALPACA_FIELDS = ("instruction", "input", "output")
 
 
-def resolve_mode(prompt_format: str, chat_capable: bool) -> str:
-    if prompt_format == "chat" and not chat_capable:
+TRAINING_FORMATS = {"chat": "chat_template", "completion": "alpaca"}  # generation mode -> Axolotl dataset type
+
+
+def resolve_mode(prompt_format: str, backend) -> str:
+    """`auto`: chat prompts for a chat/instruct model (`backend.chat_model`, see backends.chat_model), completion
+    prompts for a base model even when its tokenizer carries a template. The training format follows the mode."""
+    if prompt_format == "chat" and not backend.chat_capable:
         raise SelfSpecError("selfspec.prompt_format: 'chat' needs a tokenizer with a chat template; this model has none")
     if prompt_format == "auto":
-        return "chat" if chat_capable else "completion"
+        return "chat" if getattr(backend, "chat_model", backend.chat_capable) else "completion"
     return prompt_format
 
 
@@ -79,36 +85,47 @@ def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats, 
     return rows
 
 
+def round_size(per_round: int, missing: int, kept: int, prompted: int, margin: float = 1.25) -> int:
+    """Prompts for the next brainstorming round: `prompts_per_round`, or fewer when the yield so far says fewer
+    will do (`missing` instructions at `kept / prompted` per prompt, plus a margin), so that the last round
+    does not write a full round of items past the quota. A function of the finished rounds only, so a
+    resumed run asks for the same rounds."""
+    if not kept:
+        return per_round
+    return max(1, min(per_round, math.ceil(margin * missing * prompted / kept)))
+
+
 def brainstorm(job, run_dir, backend, mode, seeds, progress) -> tuple[list[dict], list[dict], dict]:
     cfg = job.config
     settings = {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds]}
     checks = build_checks("instruction", settings, cfg.filters)
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.instruction_max_tokens, cfg.seed)
-    kept, rejected, stats, rounds = [], [], Stats(), 0
+    kept, rejected, stats, rounds, prompted = [], [], Stats(), 0, 0
     bar = tqdm(total=cfg.num_instructions, desc="selfspec: instructions", unit="instr", disable=not progress)
     for rnd in range(cfg.max_rounds):
         rounds = rnd + 1
+        size = round_size(cfg.prompts_per_round, cfg.num_instructions - len(kept), len(kept), prompted)
+        prompted += size
         prompts = [
-            brainstorm_prompt(f"r{rnd}-p{i}", sample_demos(seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{i}"), cfg.domain)
-            for i in range(cfg.prompts_per_round)
+            brainstorm_prompt(f"r{rnd}-p{i}", sample_demos(seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{i}"),
+                              cfg.domain, cfg.instruction_items)
+            for i in range(size)
         ]
         rows = _generate_chunk(run_dir / "instructions" / f"round-{rnd:05d}.jsonl", backend, prompts, sampling, mode, stats)
         for prompt, row in zip(prompts, rows):
             for k, item in enumerate(parse_brainstorm(prompt.prefix, row["text"], row["finish_reason"] == "length")):
                 item = {"id": f"{row['id']}-{k}", **item}
                 if "rejected" not in item:
-                    reason = run_checks(checks, item)
-                    if reason:
-                        item["rejected"] = reason
-                if "rejected" in item:
+                    item["rejected"] = run_checks(checks, item) or ("over_quota" if len(kept) >= cfg.num_instructions else None)
+                if item["rejected"]:
                     rejected.append({"stage": "instruction", **item})
-                elif len(kept) < cfg.num_instructions:
-                    kept.append(item)
+                else:
+                    kept.append({k: v for k, v in item.items() if k != "rejected"})
                     bar.update(1)
         if len(kept) >= cfg.num_instructions:
             break
     bar.close()
-    return kept, rejected, {"rounds": rounds, "prompts": rounds * cfg.prompts_per_round,
+    return kept, rejected, {"rounds": rounds, "prompts": prompted,
                             "tokens": stats.tokens, "seconds": round(stats.seconds, 2)}
 
 
@@ -204,7 +221,7 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
     inputs = store.run_inputs(job)
     run_dir = job.runs_dir / store.run_key(inputs)
     seeds = check_inputs(cfg)
-    mode = resolve_mode(cfg.prompt_format, backend.chat_capable)
+    mode = resolve_mode(cfg.prompt_format, backend)
     start = time.time()
     if cfg.previous_round:
         kept, rejected, stage1 = reuse_instructions(Path(cfg.previous_round.run_dir))
@@ -228,14 +245,16 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
         "model": job.model,
         "backend": getattr(backend, "name", type(backend).__name__),
         "prompt_format": mode,
+        "training_format": TRAINING_FORMATS[mode],
         "previous_round": cfg.previous_round.model_dump() if cfg.previous_round else None,
         "versions": _versions(),
         "counts": {**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
         "stages": {"instructions": stage1, "responses": stage2},
+        "drift": {"reference": "seeds", **drift(data, [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds])},
         "tokens_per_second": round(generated / gen_seconds, 1) if gen_seconds else None,
         "wall_seconds": round(time.time() - start, 2),
     }
-    if cfg.messages:
+    if mode == "chat" or cfg.messages:  # chat-format runs train on the messages
         data = [{**row, "messages": as_messages(row)} for row in data]
     store.write_jsonl(run_dir / "instructions.jsonl", kept)
     store.write_jsonl(run_dir / "rejected.jsonl", rejected)

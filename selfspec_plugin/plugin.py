@@ -34,6 +34,17 @@ def _place_cpu_ranks(cfg: DictDefault) -> None:
         cfg.device_map = "cpu"
 
 
+def dataset_entry(run_dir) -> dict:
+    """Axolotl's `datasets:` entry for a finished run, in the format it was generated in (the manifest's
+    `training_format`): a chat model trains on `messages` through its own chat template (loss on the assistant
+    turn), a base model on the Alpaca template."""
+    fmt = store.read_json(run_dir / store.MANIFEST).get("training_format", "alpaca")
+    entry = {"path": str(run_dir / store.DATA), "ds_type": "json", "type": fmt}
+    if fmt == "chat_template":
+        entry.update(field_messages="messages", roles_to_train=["assistant"])
+    return entry
+
+
 class SelfSpecPlugin(BasePlugin):
     """`plugins: [selfspec_plugin.SelfSpecPlugin]` + a `selfspec:` block in an Axolotl config."""
 
@@ -56,12 +67,13 @@ class SelfSpecPlugin(BasePlugin):
             LOG.warning("selfspec: rounds: %d is run by `selfspec iterate`; `axolotl train` runs round 1", job.config.rounds)
         run_dir = generate_in_child(job)  # every rank asks; one generates, the others wait for it (a file lock)
         _log_free_gpu_memory()
-        data = run_dir / store.DATA
+        entry = dataset_entry(run_dir)
         rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
-        print(f"selfspec: rank {rank} of {world}: training on {data}", file=sys.stderr, flush=True)
+        print(f"selfspec: rank {rank} of {world}: training on {entry['path']} (format {entry['type']})", file=sys.stderr,
+              flush=True)
         if any(d.get("path") != PLACEHOLDER for d in cfg.datasets or []):
             LOG.warning("selfspec: the config's own `datasets` are replaced by the generated data")
-        cfg.datasets = [DictDefault({"path": str(data), "ds_type": "json", "type": "alpaca"})]
+        cfg.datasets = [DictDefault(entry)]
         return load_datasets(cfg=cfg)
 
     def post_train_unload(self, cfg: DictDefault) -> None:

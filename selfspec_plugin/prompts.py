@@ -56,8 +56,9 @@ def _list_item(n: int, instruction: str, inp: str) -> str:
     return f"###\n{n}. Instruction: {instruction}\n{n}. Input:\n{inp or NO_INPUT}"
 
 
-def brainstorm_prompt(prompt_id: str, demos: list[dict], domain: str) -> Prompt:
-    """The instruction-generation prompt: header, numbered seed demos, then the next number to fill in."""
+def brainstorm_prompt(prompt_id: str, demos: list[dict], domain: str, items: int = 2) -> Prompt:
+    """The instruction-generation prompt: header, numbered seed demos, then the next number to fill in; its
+    stop strings end the generation after `items` new items."""
     body = BRAINSTORM_HEADER.format(domain=domain, no_input=NO_INPUT) + "\n" + "\n".join(
         _list_item(n, d["instruction"], d["input"]) for n, d in enumerate(demos, 1)
     )
@@ -67,34 +68,74 @@ def brainstorm_prompt(prompt_id: str, demos: list[dict], domain: str) -> Prompt:
         text=f"{body}\n{prefix}",
         messages=({"role": "user", "content": body},),
         prefix=prefix,
+        stop=brainstorm_stop(len(demos) + 1, items),
     )
 
 
-_FIELD = re.compile(r"\d+\s*\.\s*(Instruction|Input)\s*:")
+# A field marker: "4. Instruction:", "Instructions:", "### 5) Input:", "Output:" ... at the start of a line, or
+# numbered anywhere after a space ("... text. 5. Input: ..."). Numbers are not checked (small models drift).
+_MARK = re.compile(
+    r"(?:^[ \t]*(?:#+[ \t]*)?(?:\d+[ \t]*[.)][ \t]*)?|(?<=\s)\d+[ \t]*[.)][ \t]*)"
+    r"(?P<field>instructions?|inputs?|outputs?|responses?)[ \t]*:",
+    re.I | re.M,
+)
+# `###` separators, and a dangling item number left where a stop string cut "5. Output:" to "5. "
+_SEPARATOR = re.compile(r"^[ \t]*#{3,}[ \t]*$|[ \t]*#{3,}[ \t]*$|\n[ \t]*\d+[ \t]*[.)]?[ \t]*\Z", re.M)
+NO_INPUT_WORDS = ("noinput", "no input", "none", "n/a", "")
+
+
+def _field_text(text: str) -> str:
+    return _SEPARATOR.sub("", text).strip()
+
+
+def brainstorm_stop(first: int, items: int) -> tuple[str, ...]:
+    """Stop strings that end a brainstorm generation once `items` items from number `first` are written: at the
+    next item's instruction (numbering may drift by one), at the separator after a single item, or when the
+    model starts writing an output (the brainstorm asks for instructions and inputs only; what follows an
+    output is rarely another clean item)."""
+    return (*(("###",) if items == 1 else ()), f"{first + items}. Instruction", f"{first + items + 1}. Instruction", "Output:")
 
 
 def parse_brainstorm(prefix: str, completion: str, truncated: bool) -> list[dict]:
-    """Parse `N. Instruction: ... / N. Input: ...` items from the prefix + completion (as Alpaca does).
+    """Parse the items of a brainstormed list (the prefix + completion) leniently.
 
-    Returns `{instruction, input}` dicts, or `{rejected: "unparseable"|"truncated", raw}` for items that
-    can't be used. When the generation hit its token limit the last item is cut off and is dropped.
+    Items are found by their field markers, not by `###` separators: singular or plural field names, any or
+    drifting numbers, missing separators. A stray `Output:`/`Response:` field ends an item's input and is
+    ignored. An item with an instruction on one line and no `Input:` field (the model skipped `<noinput>`)
+    has no input; one with several lines and no `Input:` field is unparseable. If the generation hit its
+    token limit, only the item whose last field was cut off is dropped (`truncated`); earlier items are kept.
+    Returns `{instruction, input}` dicts, or `{rejected: "unparseable"|"truncated", raw}` dicts.
     """
-    blocks = [b for b in (prefix + completion).split("###") if b.strip()]
+    text = prefix + completion
+    marks = list(_MARK.finditer(text))
+    if not marks:
+        return [{"rejected": "unparseable", "raw": text.strip()}] if text.strip() else []
     items: list[dict] = []
-    for i, block in enumerate(blocks):
-        if truncated and i == len(blocks) - 1:
-            items.append({"rejected": "truncated", "raw": block.strip()})
-            continue
-        parts = _FIELD.split(block)
-        if len(parts) != 5 or parts[1] != "Instruction" or parts[3] != "Input" or parts[0].strip():
-            items.append({"rejected": "unparseable", "raw": block.strip()})
-            continue
-        instruction = " ".join(parts[2].split())
-        inp = parts[4].strip()
-        if inp.strip("<> ").lower() in ("noinput", "no input", ""):
-            inp = ""
-        items.append({"instruction": instruction, "input": inp})
-    return items
+    for n, mark in enumerate(marks):
+        end = marks[n + 1].start() if n + 1 < len(marks) else len(text)
+        field, body = mark["field"].lower().rstrip("s"), _field_text(text[mark.end() : end])
+        own = field == "instruction" or (field == "input" and bool(items) and items[-1]["input"] is None)
+        if field == "instruction":
+            items.append({"instruction": body, "input": None, "start": mark.start()})
+        elif own:
+            items[-1]["input"] = body
+        if items:  # a stray field (an output, a second input) belongs to the item but cannot cut it off
+            items[-1]["end"] = end
+            items[-1]["cut"] = truncated and own and end == len(text)
+    return [_item(text, it) for it in items]
+
+
+def _item(text: str, it: dict) -> dict:
+    raw = text[it["start"] : it["end"]].strip()
+    if it["cut"]:
+        return {"rejected": "truncated", "raw": raw}
+    instruction, inp = it["instruction"], it["input"]
+    if not instruction or (inp is None and "\n" in instruction):
+        return {"rejected": "unparseable", "raw": raw}
+    inp = (inp or "").strip()
+    if inp.strip("<> ").lower() in NO_INPUT_WORDS:
+        inp = ""
+    return {"instruction": " ".join(instruction.split()), "input": inp}
 
 
 def _query(instruction: str, inp: str) -> str:

@@ -10,6 +10,44 @@ from collections import Counter
 from pathlib import Path
 
 from . import store
+from .filters import rouge_tokens
+
+
+LABEL_MAX_WORDS = 3  # outputs this short are labels ("yes", "no", "positive", an entity): their mix is shown
+STOPWORDS = frozenset(
+    "the and for are was were with that this these those from into than then them they their there what which who "
+    "whom whose when where why how does did can could should would will shall may might must not but all any each "
+    "every some such only also more most other its his her our your you about above after before between both "
+    "during under over out off very has have had been being given following use using used based one two three "
+    "per via whether yes".split()
+)
+
+
+def label_shares(data: list[dict], max_words: int = LABEL_MAX_WORDS) -> dict:
+    """The share of each distinct short output among the triplets whose output has at most `max_words` words
+    (case and end punctuation ignored): a generator that answers "no" to everything shows up here before training."""
+    labels = Counter(" ".join(r["output"].lower().split()).strip(" .!?;:,\"'") for r in data
+                     if len(r["output"].split()) <= max_words)
+    short = sum(labels.values())
+    return {"short": short, "total": len(data), "max_words": max_words,
+            "labels": [(label, n, round(n / short, 3)) for label, n in labels.most_common()]}
+
+
+def content_words(text: str) -> set[str]:
+    return {t for t in rouge_tokens(text) if len(t) > 2 and not t.isdigit() and t not in STOPWORDS}
+
+
+def drift(data: list[dict], reference: list[str], threshold: float = 0.3, examples: int = 5) -> dict:
+    """Off-domain drift, measured: the share of each triplet's instruction + input content words that occur in
+    the reference vocabulary (the seeds, plus the corpus when there is one). Low overlap = drifted off the
+    domain ("bagel", "exoplanets"). A measure for the report, not a filter."""
+    vocab = set().union(*(content_words(t) for t in reference)) if reference else set()
+    scored = sorted((len(w & vocab) / len(w), r["id"]) for r in data
+                    if (w := content_words(f"{r['instruction']} {r['input']}")))
+    below = [i for s, i in scored if s < threshold]
+    return {"threshold": threshold, "vocabulary": len(vocab), "scored": len(scored),
+            "median": round(scored[len(scored) // 2][0], 3) if scored else None,
+            "below": len(below), "lowest": [i for _, i in scored[:examples]]}
 
 
 def summary(manifest: dict, run_dir: Path) -> str:
@@ -40,12 +78,29 @@ def inspect(run_dir: Path, samples: int = 5, seed: int = 0) -> str:
     for reason, recs in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         example = recs[0].get("instruction") or recs[0].get("raw") or ""
         lines.append(f"  {reason:20s} {len(recs):6d}  {_short(example)}")
+    lines += ["", *label_lines(label_shares(data)), "", *drift_lines(manifest, data)]
     lines += ["", f"{min(samples, len(data))} random kept triplets"]
     for row in random.Random(seed).sample(data, min(samples, len(data))):
         lines += [f"  [{row['id']}] instruction: {_short(row['instruction'], 200)}",
                   f"      input: {_short(row['input'], 200) or '(none)'}",
                   f"      output: {_short(row['output'], 200)}"]
     return "\n".join(lines)
+
+
+def label_lines(shares: dict, top: int = 10) -> list[str]:
+    head = (f"short outputs (<= {shares['max_words']} words): {shares['short']} of {shares['total']} triplets"
+            + (", share of each:" if shares["short"] else ""))
+    return [head] + [f"  {label or '(empty)':30s} {n:6d}  {100 * share:5.1f}%" for label, n, share in shares["labels"][:top]]
+
+
+def drift_lines(manifest: dict, data: list[dict]) -> list[str]:
+    d = manifest.get("drift")
+    if not d:
+        return []
+    by_id = {r["id"]: r for r in data}
+    lines = [f"domain drift: median {d['median']} of an instruction + input's content words are in the {d['reference']} "
+             f"vocabulary; {d['below']} of {d['scored']} triplets below {d['threshold']}. Lowest:"]
+    return lines + [f"  [{i}] {_short(by_id[i]['instruction'], 100)}" for i in d["lowest"] if i in by_id]
 
 
 def _short(text: str, width: int = 80) -> str:
@@ -155,6 +210,7 @@ def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
     manifest = store.read_json(run_dir / store.MANIFEST)
     data = store.read_jsonl(run_dir / store.DATA)
     stats = report_stats(manifest, data)
+    shares = label_shares(data)
     c, stages = manifest["counts"], manifest["stages"]
     funnel = [("brainstorming prompts", stages["instructions"]["prompts"]),
               ("instructions kept", c["instructions_kept"]), ("triplets", c["triplets"])]
@@ -163,8 +219,12 @@ def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
                                  [v for _, v in funnel] + [v for _, v in stats["rejected"]],
                                  "Funnel and rejection reasons", "count"),
         "task-types.png": plots.barh([k for k, _ in stats["types"]], [v for _, v in stats["types"]],
-                                     "Task-type mix of the kept instructions (keyword heuristic)", "instructions"),
+                                     "Task-type mix of the triplets (keyword heuristic)", "triplets"),
         "lengths.png": plots.histogram(stats["lengths"], "Instruction length", "words"),
+        "labels.png": plots.barh([label or "(empty)" for label, _, _ in shares["labels"][:15]],
+                                 [n for _, n, _ in shares["labels"][:15]],
+                                 f"Short outputs (<= {shares['max_words']} words): {shares['short']} of {shares['total']}",
+                                 "triplets"),
         "verbs.png": plots.barh([v for v, _, _ in stats["verbs"]], [n for _, n, _ in stats["verbs"]],
                                 "Most common root verbs (first-word heuristic)", "instructions"),
     }
@@ -172,11 +232,12 @@ def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
     for name, png in figures.items():
         store.write_bytes(out / name, png)
     rows = random.Random(seed).sample(data, min(samples, len(data)))
-    store.write_text(out / "report.html", _html(manifest, run_dir, stats, figures, rows))
+    store.write_text(out / "report.html", _html(manifest, run_dir, stats, figures, rows, shares, data))
     return out / "report.html"
 
 
-def _html(manifest: dict, run_dir: Path, stats: dict, figures: dict[str, bytes], rows: list[dict]) -> str:
+def _html(manifest: dict, run_dir: Path, stats: dict, figures: dict[str, bytes], rows: list[dict], shares: dict,
+          data: list[dict]) -> str:
     e = html.escape
 
     def img(name: str) -> str:
@@ -186,6 +247,9 @@ def _html(manifest: dict, run_dir: Path, stats: dict, figures: dict[str, bytes],
                     for v, n, nouns in stats["verbs"])
     samples = "".join(f"<tr><td>{e(r['id'])}</td><td>{e(r['instruction'])}</td><td>{e(_short(r['input'], 300))}</td>"
                       f"<td>{e(_short(r['output'], 300))}</td></tr>" for r in rows)
+    labels = "".join(f"<tr><td>{e(label or '(empty)')}</td><td>{n}</td><td>{100 * share:.1f}%</td></tr>"
+                     for label, n, share in shares["labels"][:15])
+    drift = "\n".join(drift_lines(manifest, data))
     settings = manifest["inputs"]["settings"]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>selfspec report {e(manifest['run_key'])}</title>
@@ -196,6 +260,11 @@ img{{max-width:100%}}pre{{background:#f5f5f5;padding:1em;overflow-x:auto}}</styl
 <p>Run <code>{e(str(run_dir))}</code>, model <code>{e(manifest['model'])}</code>, domain {e(settings['domain'])},
 {manifest['counts']['seeds']} seeds, backend {e(manifest['backend'])} ({e(manifest['prompt_format'])} prompts).</p>
 <h2>Funnel</h2><pre>{e(summary(manifest, run_dir))}</pre>{img('funnel.png')}
+<h2>Label balance</h2><p>{shares['short']} of {shares['total']} triplets have an output of at most
+{shares['max_words']} words (a label, a yes/no, an entity). Share of each distinct short output; one label
+taking most of them means the adapter will learn to answer it whatever the question.</p>{img('labels.png')}
+<table><tr><th>short output</th><th>triplets</th><th>share of short outputs</th></tr>{labels}</table>
+<h2>Domain drift</h2><pre>{e(drift) or 'not measured in this run'}</pre>
 <h2>Task types</h2><p>A keyword heuristic (report.TASK_TYPES), not a classifier model.</p>{img('task-types.png')}
 <h2>Instruction length</h2>{img('lengths.png')}
 <h2>Verbs and their objects</h2><p>{100 * stats['verb_share']:.0f}% of the instructions start with a verb

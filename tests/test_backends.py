@@ -109,6 +109,52 @@ def test_openai_backend_against_a_real_vllm_server(vllm_server, tmp_path):
     assert manifest["counts"]["triplets"] == len(data) > 0
 
 
+def test_vllm_engine_receives_the_stage_sampling_the_stop_strings_and_a_seed_per_item():
+    from selfspec_plugin.backends.base import item_seed
+    from selfspec_plugin.backends.vllm import sampling_params
+    from selfspec_plugin.prompts import response_prompt
+
+    seeds = load_seeds(SEEDS)
+    brainstorm = brainstorm_prompt("r0-p1", seeds[:3], "biomedicine")
+    params = sampling_params(Sampling(1.0, 0.98, 320, 42), brainstorm)
+    assert (params.temperature, params.top_p, params.max_tokens) == (1.0, 0.98, 320)
+    assert params.stop == ["6. Instruction", "7. Instruction", "Output:"] and params.seed == item_seed(42, "r0-p1")
+    greedy = sampling_params(Sampling(0.0, 1.0, 512, 42), response_prompt("r0-p1-0", seeds[3], seeds[:5], "biomedicine"))
+    assert (greedy.temperature, greedy.top_p, greedy.stop) == (0.0, 1.0, ["###"])
+    assert greedy.sampling_type.name == "GREEDY"
+
+
+def test_chat_model_needs_a_template_that_ends_turns_with_the_models_eos(tiny_model, tmp_path):
+    from transformers import AutoTokenizer
+
+    from selfspec_plugin.backends import chat_model
+    from tiny_model import CHAT_TEMPLATE
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    assert not chat_model(tokenizer)  # no template: a base model
+    tokenizer.chat_template = CHAT_TEMPLATE  # turns end with </s>, the eos token: a chat model
+    assert chat_model(tokenizer)
+    tokenizer.chat_template = CHAT_TEMPLATE.replace("</s>", "<|end|>")  # a family template a base model never learnt
+    assert not chat_model(tokenizer)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|end|>"]})  # ...unless the model stops on it too
+    end = tokenizer.convert_tokens_to_ids("<|end|>")
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [2, end]}))
+    assert chat_model(tokenizer, str(tmp_path))
+
+
+def test_auto_prompt_format_follows_chat_model_not_the_template():
+    from types import SimpleNamespace
+
+    from selfspec_plugin.pipeline import resolve_mode
+
+    base_with_template = SimpleNamespace(chat_capable=True, chat_model=False)
+    assert resolve_mode("auto", base_with_template) == "completion"
+    assert resolve_mode("auto", SimpleNamespace(chat_capable=True, chat_model=True)) == "chat"
+    assert resolve_mode("chat", base_with_template) == "chat"  # asked for: the template is used
+    with pytest.raises(SelfSpecError, match="prompt_format: 'chat' needs a tokenizer with a chat template"):
+        resolve_mode("chat", SimpleNamespace(chat_capable=False, chat_model=False))
+
+
 def test_seeded_sampler_draws_per_row_within_top_p():
     import torch
 

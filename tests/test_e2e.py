@@ -91,6 +91,63 @@ def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def prepared_rows(out: Path, model: Path) -> list[tuple[str, str]]:
+    """What Axolotl trained on: each tokenised example as (full text, the text of the tokens with a loss)."""
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    (saved,) = {p.parent for p in (out / "prepared").rglob("dataset_info.json")}
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    rows = []
+    for ex in load_from_disk(str(saved)):
+        trained = [t for t, label in zip(ex["input_ids"], ex["labels"]) if label != -100]
+        rows.append((tokenizer.decode(ex["input_ids"]), tokenizer.decode(trained)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def trained_chat(tmp_path_factory):
+    """`axolotl train` with a chat model (the tiny model plus a chat template that ends turns with its eos)."""
+    from tiny_model import tiny_chat_model_dir
+
+    model = tiny_chat_model_dir()
+    work = tmp_path_factory.mktemp("e2e-chat")
+    recipe = write_recipe(work / "recipe.yml", model)
+    recipe.write_text(recipe.read_text().replace("eval_after_train: true", "eval_after_train: false")
+                      .replace("num_instructions: 12", "num_instructions: 6"))
+    proc = run(["axolotl", "train", str(recipe)], work)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    (run_dir,) = [p for p in (work / "out" / "selfspec").iterdir() if p.is_dir()]
+    return work, model, run_dir, proc
+
+
+def test_a_chat_model_generates_and_trains_in_its_chat_template(trained_chat):
+    work, model, run_dir, proc = trained_chat
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert (manifest["prompt_format"], manifest["training_format"]) == ("chat", "chat_template")
+    data = read_jsonl(run_dir / "data.jsonl")
+    assert data and all(r["messages"][-1] == {"role": "assistant", "content": r["output"]} for r in data)
+    assert "(format chat_template)" in proc.stderr and (work / "out" / "adapter_model.safetensors").is_file()
+    rows = prepared_rows(work / "out", model)
+    assert len(rows) == len(data)
+    outputs = {r["output"] for r in data}
+    for text, trained in rows:  # the chat template, and a loss on the assistant's turn only
+        assert text.startswith("<|user|>\n") and "<|assistant|>\n" in text and "Below is an instruction" not in text
+        assert trained.removesuffix("</s>").strip() in outputs and trained.endswith("</s>")
+
+
+def test_a_base_model_trains_in_the_alpaca_template(trained):
+    work, _, run_dir, proc = trained
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert (manifest["prompt_format"], manifest["training_format"]) == ("completion", "alpaca")
+    assert "(format alpaca)" in proc.stderr
+    rows = prepared_rows(work / "out", json.loads((run_dir / "manifest.json").read_text())["model"])
+    outputs = {r["output"] for r in read_jsonl(run_dir / "data.jsonl")}
+    for text, trained in rows:
+        assert text.startswith("<s>Below is an instruction") and "### Response:" in text
+        assert trained.removesuffix("</s>").strip() in outputs
+
+
 def test_axolotl_train_generates_with_vllm_and_saves_an_adapter(trained):
     work, _, run_dir, proc = trained
     out = work / "out"
@@ -165,19 +222,19 @@ def test_kill_9_mid_run_then_rerun_is_byte_identical(trained):
     shutil.rmtree(run_dir)
     proc = subprocess.Popen([sys.executable, "-m", "selfspec_plugin.cli", "generate", "--no-progress", str(recipe)],
                             cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    marker = run_dir / "instructions" / "round-00001.jsonl"
+    marker = run_dir / "responses" / "chunk-00000.jsonl"  # brainstorming done, responses under way
     deadline = time.time() + 600
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the generator and its vLLM engine processes, mid-brainstorm
+    os.killpg(proc.pid, signal.SIGKILL)  # the generator and its vLLM engine, mid-responses
     proc.wait()
     assert marker.exists() and not (run_dir / "manifest.json").exists()
-    done = sorted(p.name for p in (run_dir / "instructions").glob("round-*.jsonl"))
+    done = sorted(p.name for p in (run_dir / "responses").glob("chunk-*.jsonl"))
 
     rerun = selfspec("generate", "--no-progress", str(recipe), cwd=work)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert (run_dir / "data.jsonl").read_bytes() == original
-    assert set(done) <= {p.name for p in (run_dir / "instructions").glob("round-*.jsonl")}
+    assert set(done) <= {p.name for p in (run_dir / "responses").glob("chunk-*.jsonl")}
     triplets = len(original.decode().splitlines())
     assert f"triplets       {triplets} in data.jsonl" in rerun.stderr  # the end-of-run funnel
 

@@ -49,7 +49,8 @@ def test_novelty_against_seeds_reports_score():
         ("Too short here", "", "too_short"),
         (" ".join(["word"] * 151), "", "too_long"),
         ("Draw the structure of the heart.", "", "blacklist:draw"),
-        ("Describe the patient record.", "See the attached file.", "blacklist:file"),
+        ("Describe the patient record.", "See the attached file.", None),  # the instruction only, as Alpaca
+        ("Describe the file of the patient.", "", "blacklist:file"),
         ("- List the genes in the text.", "", "bad_start"),
         ("Élucidez le mécanisme du médicament.", "", "bad_start"),
         ("List the genes named in the passage.", "BRCA1 and TP53", None),
@@ -65,7 +66,18 @@ def test_blacklist_matches_words_not_substrings():
     assert check({"instruction": "Summarize the profile of the mapk pathway", "input": ""}) is None
 
 
-def test_response_rules():
+def test_copied_outputs_are_dropped_with_the_field_they_copy():
+    check = f.copy_check(0.7)
+    abstract = "Aspirin irreversibly inhibits cyclooxygenase 1 in platelets, lowering thromboxane A2."
+    rec = {"instruction": "Summarize the mechanism described in the passage.", "input": abstract}
+    assert check({**rec, "output": abstract}) == "copied:input:1.00"
+    assert check({**rec, "output": "Summarize the mechanism described in the passage"}) == "copied:instruction:1.00"
+    assert check({**rec, "output": "It blocks platelet COX-1, so less thromboxane is made."}) is None
+    # an extraction answer is a small part of the input: not a copy
+    assert check({"instruction": "Extract the drug.", "input": abstract, "output": "Aspirin"}) is None
+    near_copy = {**rec, "output": abstract.replace("in platelets, ", "")}  # ROUGE-L F 0.89 with the input
+    assert f.copy_check(0.7)(near_copy) == "copied:input:0.89" and f.copy_check(0.9)(near_copy) is None
+
     assert f.response_check({"output": "", "finish_reason": "stop"}) == "empty_response"
     assert f.response_check({"output": "partial", "finish_reason": "length"}) == "truncated_response"
     assert f.response_check({"output": "fine", "finish_reason": "stop"}) is None

@@ -11,6 +11,7 @@ from selfspec_plugin import hookimpl, plugins
 from selfspec_plugin.backends import Completion
 from selfspec_plugin.cli import main
 from selfspec_plugin.errors import SelfSpecError
+from selfspec_plugin.pipeline import round_size
 from selfspec_plugin.runner import generate, make_job
 
 from conftest import ROOT
@@ -30,11 +31,12 @@ class Scripted:
     chat_capable = False
 
     def __init__(self, model, options):
-        self.calls = []
+        self.calls, self.requests = [], []
         self.mode = options.get("mode", "good")
 
     def generate(self, prompts, sampling, mode):
         self.calls.append([p.id for p in prompts])
+        self.requests.append((prompts, sampling))
         self.texts = [p.text for p in prompts]
         out = []
         for p in prompts:
@@ -88,13 +90,17 @@ def job(model_dir, out, **extra):
 def test_rounds_filters_chunks_and_outputs(scripted, model_dir, tmp_path, capsys):
     run_dir = generate(job(model_dir, tmp_path, messages=True), progress=False)
     backend = scripted.instances[0]
-    assert [len(c) for c in backend.calls] == [4, 4, 4, 3, 3, 3, 1]  # 3 rounds of 4, then 10 answers in chunks of 3
+    # rounds of 4, 4, then 3 (2 missing at 1 per prompt, +25 %), then 10 answers in chunks of 3
+    assert [len(c) for c in backend.calls] == [4, 4, 3, 3, 3, 3, 1]
     data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
     rejected = [json.loads(line) for line in (run_dir / "rejected.jsonl").read_text().splitlines()]
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert len(data) == 10 and {r["rejected"] for r in rejected} == {"truncated"}
-    assert manifest["counts"] == {"instructions_kept": 10, "triplets": 10, "rejected": {"truncated": 12},
+    # 11 prompts, each one complete item and one cut off: 10 kept, the passing item past the quota recorded
+    assert len(data) == 10 and [r["rejected"] for r in rejected].count("over_quota") == 1
+    assert manifest["counts"] == {"instructions_kept": 10, "triplets": 10, "rejected": {"over_quota": 1, "truncated": 11},
                                   "requested": 10, "seeds": 12}
+    assert [r["id"] for r in rejected if r["rejected"] == "over_quota"] == ["r2-p2-0"]  # nothing vanishes
+    assert manifest["stages"]["instructions"]["prompts"] == 11
     assert data[0]["messages"][0] == {"role": "user", "content": f"{data[0]['instruction']}\n\n{data[0]['input']}"}
     assert data[0]["messages"][1] == {"role": "assistant", "content": data[0]["output"]}
     assert "10 (instruction, input, output) triplets" in (run_dir / "README.md").read_text()
@@ -108,6 +114,31 @@ def test_rounds_filters_chunks_and_outputs(scripted, model_dir, tmp_path, capsys
     assert main(["inspect", str(run_dir), "--samples", "2"]) == 0
     shown = capsys.readouterr().out
     assert "truncated" in shown and "2 random kept triplets" in shown
+
+
+def test_the_papers_sampling_settings_reach_the_backend(scripted, model_dir, tmp_path):
+    """Paper defaults, untouched by the job: brainstorming with 3 seed demos at T 1.0, top-p 0.98; responses greedy
+    with 5 seed demos. (test_backends checks that the vLLM engine receives these settings as given.)"""
+    generate(job(model_dir, tmp_path), progress=False)
+    requests = scripted.instances[0].requests
+    brainstorms = [(p, s) for prompts, s in requests for p in prompts if p.prefix]
+    responses = [(p, s) for prompts, s in requests for p in prompts if not p.prefix]
+    assert len(brainstorms) == 11 and len(responses) == 10
+    for p, s in brainstorms:
+        assert (s.temperature, s.top_p, s.max_tokens, s.seed) == (1.0, 0.98, 320, 42)
+        assert p.messages[0]["content"].count(". Instruction:") == 3 and p.prefix.endswith("4. Instruction:")
+        assert p.stop == ("6. Instruction", "7. Instruction", "Output:")  # two items per generation
+    for p, s in responses:
+        assert (s.temperature, s.max_tokens, s.seed) == (0.0, 512, 42)
+        assert [m["role"] for m in p.messages] == ["system"] + ["user", "assistant"] * 5 + ["user"]
+        assert p.text.count("### Response:") == 6 and p.stop == ("###",)
+
+
+def test_round_size_shrinks_the_last_round_to_what_the_yield_says_is_missing():
+    assert round_size(32, missing=20, kept=0, prompted=0) == 32  # nothing known yet: a full round
+    assert round_size(32, missing=8, kept=12, prompted=32) == 27  # 8 at 0.375 per prompt, +25 %
+    assert round_size(32, missing=2, kept=30, prompted=32) == 3
+    assert round_size(32, missing=400, kept=10, prompted=32) == 32  # never more than prompts_per_round
 
 
 def test_resume_recomputes_only_missing_chunks(scripted, model_dir, tmp_path):
@@ -139,16 +170,19 @@ def test_zero_kept_fails_with_the_funnel_and_writes_no_dataset(scripted, model_d
 
 
 def test_filter_command(tmp_path, capsys):
-    rows = [{"instruction": "List the genes named in this abstract.", "input": "TP53", "output": "TP53"},
+    rows = [{"instruction": "List the genes named in this abstract.", "input": "TP53 was mutated.", "output": "TP53"},
             {"instruction": "List all the genes named in this abstract.", "input": "x", "output": "y"},
-            {"instruction": "Plot the survival curve for both arms.", "input": "", "output": "z"}]
+            {"instruction": "Plot the survival curve for both arms.", "input": "", "output": "z"},
+            {"instruction": "Name the first-line drug for type 2 diabetes.", "input": "",
+             "output": "The first-line drug for type 2 diabetes."}]
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["filter", str(src), str(tmp_path / "out.jsonl")]) == 0
-    assert "1 kept, 2 rejected" in capsys.readouterr().out
-    assert [json.loads(l)["input"] for l in (tmp_path / "out.jsonl").read_text().splitlines()] == ["TP53"]
+    assert "1 kept, 3 rejected" in capsys.readouterr().out
+    assert [json.loads(l)["input"] for l in (tmp_path / "out.jsonl").read_text().splitlines()] == ["TP53 was mutated."]
     reasons = [json.loads(l)["rejected"] for l in (tmp_path / "out.rejected.jsonl").read_text().splitlines()]
     assert reasons[0].startswith("similar:") and reasons[1] == "blacklist:plot"
+    assert reasons[2].startswith("copied:instruction:")
 
 
 def test_retrieval_grounds_responses_and_records_docs(scripted, model_dir, tmp_path):

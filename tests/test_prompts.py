@@ -15,24 +15,84 @@ def test_brainstorm_prompt_numbers_demos_and_asks_for_the_next():
     assert p.messages[0]["role"] == "user" and not p.messages[0]["content"].endswith(p.prefix)
 
 
-def test_parse_items_noinput_and_drop_truncated_tail():
+PREFIX = "###\n4. Instruction:"
+
+
+def parse(completion: str, truncated: bool = False) -> list[dict]:
+    return parse_brainstorm(PREFIX, completion, truncated)
+
+
+def test_parse_items_noinput_and_drop_only_the_cut_item_of_a_truncated_generation():
     completion = (
         " Name the gene mutated in cystic fibrosis.\n4. Input:\n<noinput>\n"
         "###\n5. Instruction: Classify the abstract by study design.\n5. Input:\nWe enrolled 30 patients.\n"
         "###\n6. Instruction: List the"
     )
-    items = parse_brainstorm("###\n4. Instruction:", completion, truncated=True)
+    items = parse(completion, truncated=True)
     assert items[0] == {"instruction": "Name the gene mutated in cystic fibrosis.", "input": ""}
     assert items[1] == {"instruction": "Classify the abstract by study design.", "input": "We enrolled 30 patients."}
-    assert items[2]["rejected"] == "truncated"
-    # without truncation the same tail is simply unparseable (no Input field)
-    assert parse_brainstorm("###\n4. Instruction:", completion, truncated=False)[2]["rejected"] == "unparseable"
+    assert items[2] == {"rejected": "truncated", "raw": "6. Instruction: List the"}
+    # not truncated: the last item ended where the model stopped; a one-line instruction without an Input field
+    assert parse(completion)[2] == {"instruction": "List the", "input": ""}
 
 
-def test_parse_rejects_garbage():
-    assert parse_brainstorm("", "Sure! Here are some tasks.", truncated=False) == [
-        {"rejected": "unparseable", "raw": "Sure! Here are some tasks."}
+def test_parse_a_truncated_input_is_dropped_but_a_truncated_stray_output_is_not():
+    cut_input = " Define sepsis.\n4. Input:\nA 54-year-old man with a fever of"
+    assert parse(cut_input, truncated=True) == [{"rejected": "truncated", "raw": PREFIX.lstrip("#\n") + cut_input}]
+    cut_output = " Define sepsis.\n4. Input:\n<noinput>\n4. Output: Sepsis is a life-threatening"
+    assert parse(cut_output, truncated=True) == [{"instruction": "Define sepsis.", "input": ""}]
+
+
+def test_parse_plural_and_singular_field_names():
+    completion = (" Name two enzymes of glycolysis.\n4. Inputs:\n<noinput>\n"
+                  "###\n5. Instructions: Extract the drug names.\n5. Input: Patients took aspirin and heparin.")
+    assert parse(completion) == [
+        {"instruction": "Name two enzymes of glycolysis.", "input": ""},
+        {"instruction": "Extract the drug names.", "input": "Patients took aspirin and heparin."},
     ]
+
+
+def test_parse_items_without_separators_and_with_drifting_numbers():
+    completion = (" Name the vector of malaria.\n5. Input:\n<noinput>\n"  # 4. Instruction, then 5. Input
+                  "7. Instruction: Give the normal range of serum sodium.\n7. Input:\nAdult patient\n"  # no ###
+                  "Instruction: Spell out the abbreviation COPD.\nInput: <noinput>")  # no number at all
+    assert [it.get("instruction") for it in parse(completion)] == [
+        "Name the vector of malaria.", "Give the normal range of serum sodium.", "Spell out the abbreviation COPD."]
+    assert [it.get("input") for it in parse(completion)] == ["", "Adult patient", ""]
+
+
+def test_parse_stray_output_lines_end_the_input_and_are_dropped():
+    completion = (" Identify the disease in the sentence.\n4. Input:\nThe child had measles.\n4. Output: measles\n"
+                  "###\n5. Instruction: Is metformin an insulin secretagogue?\n5. Input:\n<noinput>\n"
+                  "Response: No")
+    assert parse(completion) == [
+        {"instruction": "Identify the disease in the sentence.", "input": "The child had measles."},
+        {"instruction": "Is metformin an insulin secretagogue?", "input": ""},
+    ]
+
+
+def test_parse_consecutive_instructions_and_multiline_items_without_input():
+    completion = ("\nDesign a biomaterial that slows tumour growth.\n5. Instruction:\n"
+                  "Determine if the sentence is a claim.\nThe answer should contain two placeholders.\n"
+                  "6. Instruction:\n")
+    items = parse(completion)
+    assert items[0] == {"instruction": "Design a biomaterial that slows tumour growth.", "input": ""}
+    assert items[1]["rejected"] == "unparseable" and "two placeholders" in items[1]["raw"]  # several lines, no Input
+    assert items[2]["rejected"] == "unparseable"  # an empty instruction
+    assert len(items) == 3
+
+
+def test_brainstorm_stop_strings_end_after_the_requested_items():
+    p = brainstorm_prompt("r0-p0", DEMOS[:3], "biomedicine", items=2)
+    assert p.stop == ("6. Instruction", "7. Instruction", "Output:")
+    assert brainstorm_prompt("r0-p0", DEMOS[:3], "biomedicine", items=1).stop[1] == "5. Instruction"
+    # what a generation stopped by them leaves is parsed completely
+    completion = " Name a statin.\n4. Input:\n<noinput>\n###\n5. Instruction: Define apoptosis.\n5. Input:\n<noinput>\n###\n"
+    assert parse(completion) == [{"instruction": "Name a statin.", "input": ""},
+                                 {"instruction": "Define apoptosis.", "input": ""}]
+    # "Output:" stopped it right after the instruction: the dangling "4." is not part of the instruction
+    assert parse(" Name the enzyme that unwinds DNA.\n4. ") == [{"instruction": "Name the enzyme that unwinds DNA.", "input": ""}]
+    assert brainstorm_prompt("r0-p0", DEMOS[:3], "biomedicine", items=1).stop[0] == "###"  # one item: its separator
 
 
 def test_response_prompt_both_renderings():

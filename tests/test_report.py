@@ -50,12 +50,45 @@ def test_inspect_report_writes_a_self_contained_page_with_figures(scripted, mode
     assert main(["inspect", str(run_dir), "--report", "--samples", "10"]) == 0
     page = run_dir / "report" / "report.html"
     assert str(page) in capsys.readouterr().out
-    for name in ("funnel.png", "task-types.png", "lengths.png", "verbs.png"):
+    for name in ("funnel.png", "task-types.png", "lengths.png", "verbs.png", "labels.png"):
         assert (run_dir / "report" / name).read_bytes()[:8] == PNG
     html = page.read_text()
-    assert html.count('src="data:image/png;base64,') == 4  # figures embedded: the page stands alone
+    assert html.count('src="data:image/png;base64,') == 5  # figures embedded: the page stands alone
     assert "instructions   10 kept of 10 requested" in html
     assert "<script>" not in html and "&lt;script&gt;" in html
     stats = report.report_stats(json.loads((run_dir / "manifest.json").read_text()), rows)
     assert sum(n for _, n in stats["types"]) == len(rows) == 10
-    assert stats["rejected"] == [("truncated", 12)]
+    assert stats["rejected"] == [("truncated", 11), ("over_quota", 1)]
+
+
+def test_label_shares_show_a_collapse_to_one_answer(scripted, model_dir, tmp_path, capsys):  # noqa: F811
+    run_dir = generate(job(model_dir, tmp_path), progress=False)
+    data = run_dir / "data.jsonl"
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    for row, answer in zip(rows, ["No.", "no", "No", "NO!", "no", "no", "Yes", "yes.", "cystic fibrosis"]):
+        row["output"] = answer  # 9 short outputs, the 10th a sentence
+    rows[9]["output"] = "A sentence that is far too long to be a label."
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    shares = report.label_shares(rows)
+    assert shares["short"] == 9 and shares["total"] == 10
+    assert shares["labels"] == [("no", 6, 0.667), ("yes", 2, 0.222), ("cystic fibrosis", 1, 0.111)]
+
+    assert main(["inspect", str(run_dir)]) == 0
+    shown = capsys.readouterr().out
+    assert "short outputs (<= 3 words): 9 of 10 triplets" in shown
+    assert "no                                  6   66.7%" in shown
+    assert main(["inspect", str(run_dir), "--report"]) == 0
+    html = (run_dir / "report" / "report.html").read_text()
+    assert "<h2>Label balance</h2>" in html and "<tr><td>no</td><td>6</td><td>66.7%</td></tr>" in html
+
+
+def test_drift_scores_instructions_against_the_seed_vocabulary():
+    seeds = ["Name the gene mutated in cystic fibrosis.", "Classify the abstract by study design: trial or cohort."]
+    data = [{"id": "a", "instruction": "Name the protein encoded by the cystic fibrosis gene.", "input": ""},
+            {"id": "b", "instruction": "Recommend toppings for a bagel.", "input": "Breakfast menu"},
+            {"id": "c", "instruction": "Classify this trial design.", "input": "A randomized cohort study"}]
+    d = report.drift(data, seeds, threshold=0.3)
+    assert d["lowest"] == ["b", "a", "c"] and d["below"] == 1 and d["scored"] == 3
+    assert d["median"] == 0.667  # "a": 4 of its 6 content words (not "protein", "encoded") are the seeds'
+    assert report.drift(data, seeds, threshold=0.9)["below"] == 3

@@ -4,6 +4,9 @@ few hundred steps on prompts rendered by `selfspec_plugin.prompts` from the seed
 the numbered `Instruction:/Input:` lists and short responses the pipeline parses. Its output is noisy
 text, so tests assert on structure (files, counts, parsing), never on content.
 
+`tiny_chat_model_dir()` is the same model with a chat template whose assistant turns end with its eos token
+`</s>` (a chat model, as `backends.chat_model` decides), trained on both renderings of the prompts.
+
 The result is cached under .cache/test-models/<hash of this file, prompts.py and the seeds>.
 """
 
@@ -17,7 +20,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "tests" / "data" / "seeds.jsonl"  # 12 short biomedical seeds: quick to train on
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
-STEPS = 200
+STEPS = 300
+# Assistant turns end with the eos token: a chat model. (A base model's template would end them otherwise.)
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+
+
+def chat(messages, answer: str = "", prefix: str = "") -> str:
+    """CHAT_TEMPLATE rendered in Python (for the training texts): the conversation, then the assistant's turn."""
+    turns = "".join(f"<|{m['role']}|>\n{m['content']}</s>\n" for m in messages)
+    return f"{turns}<|assistant|>\n{prefix}{answer}"
 
 
 def _fingerprint() -> str:
@@ -33,22 +45,26 @@ def _babble(words: list[str], rng: random.Random, lo: int, hi: int) -> str:
 
 
 def training_texts(seeds: list[dict], n: int, rng: random.Random) -> list[str]:
-    """Brainstorm prompts continued by 2 babbled items, and response prompts answered by a seed output."""
+    """Brainstorm prompts continued by 2 babbled items, and response prompts answered by a seed output, each in
+    the completion rendering and (every other pair) the chat rendering."""
     from selfspec_plugin.prompts import brainstorm_prompt, response_prompt
 
     words = sorted({w.strip(".,:;?()").lower() for s in seeds for w in (s["instruction"] + " " + s["input"]).split()} - {""})
     texts = []
     for i in range(n):
+        as_chat = i % 4 >= 2
         if i % 2 == 0:
             prompt = brainstorm_prompt(f"t{i}", rng.sample(seeds, 3), "biomedicine")
             items = []
             for num in (4, 5):
                 head = "" if num == 4 else f"###\n{num}. Instruction:"
                 items.append(f"{head} {_babble(words, rng, 6, 14)}\n{num}. Input:\n{_babble(words, rng, 8, 20)}\n")
-            texts.append(prompt.text + "".join(items))
+            answer = "".join(items)
+            texts.append(chat(prompt.messages, answer, prompt.prefix) if as_chat else prompt.text + answer)
         else:
             target = rng.choice(seeds)
-            texts.append(response_prompt(f"t{i}", target, rng.sample(seeds, 5), "biomedicine").text + target["output"])
+            prompt = response_prompt(f"t{i}", target, rng.sample(seeds, 5), "biomedicine")
+            texts.append(chat(prompt.messages, target["output"]) if as_chat else prompt.text + target["output"])
     return texts
 
 
@@ -61,7 +77,7 @@ def build(out: Path) -> Path:
 
     seeds = load_seeds(SEEDS)
     rng = random.Random(0)
-    texts = training_texts(seeds, 400, rng)
+    texts = training_texts(seeds, 600, rng)
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -104,6 +120,22 @@ def tiny_model_dir(cache: Path = ROOT / ".cache" / "test-models") -> Path:
     if not (out / "config.json").is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         build(out)
+    return out
+
+
+def tiny_chat_model_dir(cache: Path = ROOT / ".cache" / "test-models") -> Path:
+    """The tiny model with CHAT_TEMPLATE in its tokenizer config: a chat model."""
+    import json
+
+    out = cache / f"tiny-chat-{_fingerprint()}"
+    if not (out / "config.json").is_file():
+        base = tiny_model_dir(cache)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(base, tmp)
+        config = json.loads((tmp / "tokenizer_config.json").read_text())
+        (tmp / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": CHAT_TEMPLATE}, indent=2))
+        tmp.rename(out)
     return out
 
 

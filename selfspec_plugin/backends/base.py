@@ -39,6 +39,35 @@ def render(prompt, mode: str, tokenizer) -> str:
     return chat + prompt.prefix
 
 
+def chat_model(tokenizer, model_dir: str | None = None) -> bool:
+    """Is this a chat/instruct model, not merely a model whose tokenizer carries a chat template? A base model
+    often ships its family's template (Llama-3.1-8B, Qwen2.5-7B, SmolLM2-135M do), but it was never trained to
+    end a turn: its end-of-sequence token is a document end (`<|end_of_text|>`, `<|endoftext|>`), while the
+    template ends an assistant turn with another token (`<|eot_id|>`, `<|im_end|>`). So: a chat model is one
+    whose template ends an assistant turn with one of the tokens the model stops on (the tokenizer's eos
+    token and generation_config.json's `eos_token_id`s)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return False
+    probe = "selfspec-probe-answer"
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "q"}, {"role": "assistant", "content": probe}],
+                                             tokenize=False)
+    except Exception:  # a template that cannot render a plain user/assistant exchange is no chat template
+        return False
+    after = text[text.rfind(probe) + len(probe):].lstrip()
+    return any(end and after.startswith(end) for end in stop_tokens(tokenizer, model_dir))
+
+
+def stop_tokens(tokenizer, model_dir: str | None) -> set[str]:
+    """The tokens generation stops on: the tokenizer's eos token and a local generation_config.json's ids."""
+    ids = []
+    config = Path(model_dir) / "generation_config.json" if model_dir else None
+    if config is not None and config.is_file():
+        found = json.loads(config.read_text()).get("eos_token_id")
+        ids = found if isinstance(found, list) else [found] if found is not None else []
+    return {tokenizer.eos_token, *tokenizer.convert_ids_to_tokens(ids)} - {None}
+
+
 VLLM_ENGINES = ("vllm", "ray")  # backends built on vLLM: they take the `vllm:` settings and serve LoRA per request
 
 

@@ -36,7 +36,7 @@ class OpenAIBackend:
         self.timeout = float(options.get("timeout", 120))
         self.max_retries = int(options.get("max_retries", 5))
         self.backoff = float(options.get("backoff", 1.0))
-        self.chat_capable = bool(options.get("chat", True))
+        self.chat_capable = self.chat_model = bool(options.get("chat", True))  # a served model: the user says
 
     def _post(self, path: str, body: dict) -> dict:
         request = urllib.request.Request(

@@ -47,7 +47,7 @@ class Replica:
     def info(self) -> dict:
         import ray
 
-        return {"chat_capable": self.backend.chat_capable, "pid": os.getpid(),
+        return {"chat_capable": self.backend.chat_capable, "chat_model": self.backend.chat_model, "pid": os.getpid(),
                 "node": ray.get_runtime_context().get_node_id()}
 
     def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None) -> list[Completion]:
@@ -93,7 +93,7 @@ class RayBackend:
         remote = ray.remote(Replica)
         self.replicas = [remote.options(**o).remote(model, settings) for o in actor_options]
         self.info = self._get([r.info.remote() for r in self.replicas])  # waits until every engine is up
-        self.chat_capable = self.info[0]["chat_capable"]
+        self.chat_capable, self.chat_model = self.info[0]["chat_capable"], self.info[0]["chat_model"]
         self.served = [0] * count  # requests per replica, for the summary and the tests
 
     def _get(self, refs: list):

