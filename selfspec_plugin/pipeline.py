@@ -120,7 +120,7 @@ def brainstorm(job, run_dir, backend, mode, seeds, progress) -> tuple[list[dict]
                 if item["rejected"]:
                     rejected.append({"stage": "instruction", **item})
                 else:
-                    kept.append({k: v for k, v in item.items() if k != "rejected"})
+                    kept.append({key: value for key, value in item.items() if key != "rejected"})
                     bar.update(1)
         if len(kept) >= cfg.num_instructions:
             break

@@ -19,7 +19,7 @@ STOPWORDS = frozenset(
     "whom whose when where why how does did can could should would will shall may might must not but all any each "
     "every some such only also more most other its his her our your you about above after before between both "
     "during under over out off very has have had been being given following use using used based one two three "
-    "per via whether yes".split()
+    "per via whether".split()
 )
 
 
@@ -39,7 +39,7 @@ def content_words(text: str) -> set[str]:
 
 def drift(data: list[dict], reference: list[str], threshold: float = 0.3, examples: int = 5) -> dict:
     """Off-domain drift, measured: the share of each triplet's instruction + input content words that occur in
-    the reference vocabulary (the seeds, plus the corpus when there is one). Low overlap = drifted off the
+    the vocabulary of the `reference` texts (the pipeline passes the seed tasks). Low overlap = drifted off the
     domain ("bagel", "exoplanets"). A measure for the report, not a filter."""
     vocab = set().union(*(content_words(t) for t in reference)) if reference else set()
     scored = sorted((len(w & vocab) / len(w), r["id"]) for r in data
@@ -221,7 +221,7 @@ def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
         "task-types.png": plots.barh([k for k, _ in stats["types"]], [v for _, v in stats["types"]],
                                      "Task-type mix of the triplets (keyword heuristic)", "triplets"),
         "lengths.png": plots.histogram(stats["lengths"], "Instruction length", "words"),
-        "labels.png": plots.barh([label or "(empty)" for label, _, _ in shares["labels"][:15]],
+        "labels.png": plots.barh([_short(label, 40) or "(empty)" for label, _, _ in shares["labels"][:15]],
                                  [n for _, n, _ in shares["labels"][:15]],
                                  f"Short outputs (<= {shares['max_words']} words): {shares['short']} of {shares['total']}",
                                  "triplets"),

@@ -24,7 +24,7 @@ selfspec:
   domain: biomedicine
   backend: transformers
   num_instructions: 5
-  prompts_per_round: 6
+  prompts_per_round: 2  # at most 4 items a round: round 1 (a kill point) is always needed
   max_rounds: 8
   instruction_max_tokens: 120
   response_max_tokens: 32

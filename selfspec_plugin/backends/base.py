@@ -41,7 +41,7 @@ def render(prompt, mode: str, tokenizer) -> str:
 
 def chat_model(tokenizer, model_dir: str | None = None) -> bool:
     """Is this a chat/instruct model, not merely a model whose tokenizer carries a chat template? A base model
-    often ships its family's template (Llama-3.1-8B, Qwen2.5-7B, SmolLM2-135M do), but it was never trained to
+    often ships its family's template (Llama-3.1-8B and Qwen2.5-7B do), but it was never trained to
     end a turn: its end-of-sequence token is a document end (`<|end_of_text|>`, `<|endoftext|>`), while the
     template ends an assistant turn with another token (`<|eot_id|>`, `<|im_end|>`). So: a chat model is one
     whose template ends an assistant turn with one of the tokens the model stops on (the tokenizer's eos
