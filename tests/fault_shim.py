@@ -4,7 +4,9 @@ It makes the process SIGKILL itself at one chosen file write, so a test can kill
 SELFSPEC_KILL_AT=<file name>:<when>, with `when` one of
   before  - just before the file is written,
   torn    - mid-write: half of the bytes are in the temporary file when the process dies,
-  after   - right after the file was written (and renamed into place).
+  after   - right after the file was written (and renamed into place),
+  pause   - right after the file was written, the process stops itself (SIGSTOP) for the test to kill it
+            from outside (tests/test_e2e.py), whatever is still running in it.
 """
 
 import os
@@ -32,6 +34,9 @@ def _atomic_write(path, data):
         os.write(fd, data[: len(data) // 2])
         _die()
     _write(path, data)
+    if WHEN == "pause":
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return
     _die()
 
 

@@ -215,19 +215,23 @@ def test_kill_9_mid_run_then_rerun_is_byte_identical(trained):
     import os
     import shutil
     import signal
-    import time
 
     work, recipe, run_dir, _ = trained
     original = (run_dir / "data.jsonl").read_bytes()
     shutil.rmtree(run_dir)
-    proc = subprocess.Popen([sys.executable, "-m", "selfspec_plugin.cli", "generate", "--no-progress", str(recipe)],
-                            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    marker = run_dir / "responses" / "chunk-00000.jsonl"  # brainstorming done, responses under way
-    deadline = time.time() + 600
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
+    # The tiny model answers a chunk in well under a second, so polling for a file from outside can miss the
+    # middle of the run: the process stops itself right after response chunk 0 (tests/fault_shim.py), then
+    # its whole process group, vLLM engine included, is killed from here.
+    code = "import fault_shim; from selfspec_plugin.cli import main; raise SystemExit(main(['generate', '--no-progress', %r]))"
+    env = {**os.environ, "SELFSPEC_KILL_AT": "chunk-00000.jsonl:pause",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", code % str(recipe)], cwd=work, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)  # returns once it has stopped itself (or ended)
+    assert os.WIFSTOPPED(status), f"the generator ended before response chunk 0: {status}"
     os.killpg(proc.pid, signal.SIGKILL)  # the generator and its vLLM engine, mid-responses
     proc.wait()
+    marker = run_dir / "responses" / "chunk-00000.jsonl"
     assert marker.exists() and not (run_dir / "manifest.json").exists()
     done = sorted(p.name for p in (run_dir / "responses").glob("chunk-*.jsonl"))
 
