@@ -195,9 +195,10 @@ def copy_check(threshold: float) -> Check:
 
     def check(rec: dict) -> Optional[str]:
         out = rouge_tokens(rec["output"])
+        out_counts = Counter(out)
         for field in ("input", "instruction"):
             ref = rouge_tokens(rec[field])
-            overlap = sum((Counter(out) & Counter(ref)).values())  # bounds the LCS: skip it when it cannot pass
+            overlap = sum((out_counts & Counter(ref)).values())  # bounds the LCS: skip it when it cannot pass
             if out and ref and 2 * overlap / (len(out) + len(ref)) > threshold - 1e-9:  # margin: as NoveltyPool
                 score = 1.0 if out == ref else rouge_l_f(out, ref)
                 if score > threshold:
