@@ -69,19 +69,21 @@ class Stats:
 def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats, adapter: str | None = None) -> list[dict]:
     """Load a finished chunk from disk, or generate it and write it atomically.
 
-    A chunk on disk is reused only if it holds exactly these prompts (a rerun with another `chunk_size`
-    shares the run directory); otherwise it is regenerated, with the same per-item seeds.
+    Rows on disk are reused by prompt id (a prompt's id fixes its text and seed): a chunk that holds exactly
+    these prompts is returned as is; one that holds some of them (another `chunk_size`, or the short last round
+    of a smaller run being extended) has only the missing ones generated.
     """
-    if path.is_file():
-        rows = store.read_jsonl(path)
-        if [r["id"] for r in rows] == [p.id for p in prompts]:
-            return rows
-    start = time.perf_counter()
-    completions = backend.generate(prompts, sampling, mode, **({"adapter": adapter} if adapter else {}))
-    stats.add(completions, time.perf_counter() - start)
-    rows = [{"id": p.id, "text": c.text, "finish_reason": c.finish_reason, "tokens": c.tokens}
-            for p, c in zip(prompts, completions)]
-    store.write_jsonl(path, rows)
+    done = {r["id"]: r for r in store.read_jsonl(path)} if path.is_file() else {}
+    todo = [p for p in prompts if p.id not in done]
+    if todo:
+        start = time.perf_counter()
+        completions = backend.generate(todo, sampling, mode, **({"adapter": adapter} if adapter else {}))
+        stats.add(completions, time.perf_counter() - start)
+        done.update({p.id: {"id": p.id, "text": c.text, "finish_reason": c.finish_reason, "tokens": c.tokens}
+                     for p, c in zip(todo, completions)})
+    rows = [done[p.id] for p in prompts]
+    if todo:
+        store.write_jsonl(path, rows)
     return rows
 
 
@@ -223,6 +225,7 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
     seeds = check_inputs(cfg)
     mode = resolve_mode(cfg.prompt_format, backend)
     start = time.time()
+    extended = None if cfg.previous_round else store.extend_from(run_dir, inputs)
     if cfg.previous_round:
         kept, rejected, stage1 = reuse_instructions(Path(cfg.previous_round.run_dir))
     else:
@@ -247,6 +250,7 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
         "prompt_format": mode,
         "training_format": TRAINING_FORMATS[mode],
         "previous_round": cfg.previous_round.model_dump() if cfg.previous_round else None,
+        "extended_from": extended.name if extended else None,
         "versions": _versions(),
         "counts": {**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
         "stages": {"instructions": stage1, "responses": stage2},

@@ -79,8 +79,8 @@ _MARK = re.compile(
     r"(?P<field>instructions?|inputs?|outputs?|responses?)[ \t]*:",
     re.I | re.M,
 )
-# `###` separators, and a dangling item number left where a stop string cut "5. Output:" to "5. "
-_SEPARATOR = re.compile(r"^[ \t]*#{3,}[ \t]*$|[ \t]*#{3,}[ \t]*$|\n[ \t]*\d+[ \t]*[.)]?[ \t]*\Z", re.M)
+# `###` separators, and a dangling item number left where a stop string cut "5. Output:" to "5. " (or "##4. ")
+_SEPARATOR = re.compile(r"^[ \t]*#{3,}[ \t]*$|[ \t]*#{3,}[ \t]*$|\n[ \t]*#*[ \t]*\d+[ \t]*[.)]?[ \t]*\Z", re.M)
 NO_INPUT_WORDS = ("noinput", "no input", "none", "n/a", "")
 
 
@@ -90,10 +90,12 @@ def _field_text(text: str) -> str:
 
 def brainstorm_stop(first: int, items: int) -> tuple[str, ...]:
     """Stop strings that end a brainstorm generation once `items` items from number `first` are written: at the
-    next item's instruction (numbering may drift by one), at the separator after a single item, or when the
-    model starts writing an output (the brainstorm asks for instructions and inputs only; what follows an
-    output is rarely another clean item)."""
-    return (*(("###",) if items == 1 else ()), f"{first + items}. Instruction", f"{first + items + 1}. Instruction", "Output:")
+    next item's instruction (numbering may drift by one; after a single item: at its separator or at any new
+    instruction field, numbered or not), or when the model starts writing an output (the brainstorm asks for
+    instructions and inputs only; what follows an output is rarely another clean item)."""
+    if items == 1:  # any new instruction field ends the one item, whatever its number ("##4.", "5.", none)
+        return ("###", "Instruction:", "Instructions:", "Output:")
+    return (f"{first + items}. Instruction", f"{first + items + 1}. Instruction", "Output:")
 
 
 def parse_brainstorm(prefix: str, completion: str, truncated: bool) -> list[dict]:

@@ -6,6 +6,7 @@ Layout of one run:  <runs_dir>/<key>/
     data.jsonl                       the kept triplets (alpaca fields + id)
     rejected.jsonl                   everything dropped, with its reason
     manifest.json                    inputs' hashes, params, counts, timings: written last = run complete
+A run that differs from a finished one only in its amounts starts from that run's rounds and chunks (hard links).
 <runs_dir>/.<key>.lock              held (flock) by the one process generating the run; others wait
 """
 
@@ -36,6 +37,7 @@ NOT_OUTPUT = {"api_key", "base_url", "concurrency", "timeout", "max_retries", "b
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DATA = "data.jsonl"
 NOT_OUTPUT_VLLM = ("gpu_memory_utilization", "max_num_seqs", "distributed_executor_backend")  # how fast, not what
+AMOUNTS = ("num_instructions", "max_rounds")  # how much is generated: a larger run extends a smaller one
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,34 @@ def run_inputs(job: Job) -> dict:
 
 def run_key(inputs: dict) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def generation_key(inputs: dict) -> str:
+    """The run key without the amounts (`num_instructions`, `max_rounds`): runs that share it generate the same
+    rounds and chunks, one run's being a prefix of a larger one's."""
+    settings = {k: v for k, v in inputs["settings"].items() if k not in AMOUNTS}
+    return run_key({**inputs, "settings": settings})
+
+
+def extend_from(run_dir: Path, inputs: dict) -> Optional[Path]:
+    """Seed a new run with the raw rounds and chunks of the largest finished run that differs from it only in
+    its amounts (hard links; files the run already has are kept), so raising `num_instructions` extends a run
+    instead of starting it again. Returns that run's directory, or None."""
+    key = generation_key(inputs)
+    found = [(read_json(m)["counts"]["requested"], m.parent) for m in run_dir.parent.glob(f"*/{MANIFEST}")
+             if m.parent != run_dir and generation_key(read_json(m)["inputs"]) == key]
+    if not found:
+        return None
+    source = max(found)[1]
+    for path in sorted(source.glob("instructions/*.jsonl")) + sorted(source.glob("responses/*.jsonl")):
+        target = run_dir / path.relative_to(source)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:  # a file system without hard links
+                _atomic_write(target, path.read_bytes())
+    return source
 
 
 def run_dir(job: Job) -> Path:

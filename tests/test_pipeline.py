@@ -153,13 +153,27 @@ def test_resume_recomputes_only_missing_chunks(scripted, model_dir, tmp_path):
     assert len(scripted.instances) == 2
 
 
-def test_another_chunk_size_shares_the_run_but_not_stale_chunks(scripted, model_dir, tmp_path):
+def test_another_chunk_size_shares_the_run_and_its_rows_by_prompt_id(scripted, model_dir, tmp_path):
     run_dir = generate(job(model_dir, tmp_path), progress=False)
     original = (run_dir / "data.jsonl").read_bytes()
     (run_dir / "manifest.json").unlink()
     assert generate(job(model_dir, tmp_path, chunk_size=4), progress=False) == run_dir  # chunk_size: not in the key
-    assert [len(c) for c in scripted.instances[1].calls] == [4, 4, 2]  # the 3-item chunks on disk are not reused
+    # chunks of 4 over the files of chunks of 3 with the same index: only the ids a file lacks are generated
+    assert scripted.instances[1].calls == [["r0-p3-0"], ["r1-p2-0", "r1-p3-0"], ["r2-p1-0"]]
     assert (run_dir / "data.jsonl").read_bytes() == original
+
+
+def test_raising_num_instructions_extends_the_finished_run(scripted, model_dir, tmp_path):
+    small = generate(job(model_dir, tmp_path), progress=False)
+    large = generate(job(model_dir, tmp_path, num_instructions=16), progress=False)
+    assert large != small and json.loads((large / "manifest.json").read_text())["extended_from"] == small.name
+    # the small run's 11 brainstorm prompts (its last round of 3) and 10 answers are not asked again
+    brainstormed = [i for c in scripted.instances[1].calls for i in c if i.count("-") == 1]
+    answered = [i for c in scripted.instances[1].calls for i in c if i.count("-") == 2]
+    assert brainstormed[0] == "r2-p3" and len(brainstormed) == 5 and len(answered) == 6
+    rows = lambda d: [json.loads(line) for line in (d / "data.jsonl").read_text().splitlines()]
+    assert rows(large)[:10] == rows(small) and len(rows(large)) == 16  # the smaller run is a prefix
+    assert (small / "instructions" / "round-00002.jsonl").read_text().count("\n") == 3  # its files untouched
 
 
 def test_zero_kept_fails_with_the_funnel_and_writes_no_dataset(scripted, model_dir, tmp_path):

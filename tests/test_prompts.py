@@ -85,14 +85,16 @@ def test_parse_consecutive_instructions_and_multiline_items_without_input():
 def test_brainstorm_stop_strings_end_after_the_requested_items():
     p = brainstorm_prompt("r0-p0", DEMOS[:3], "biomedicine", items=2)
     assert p.stop == ("6. Instruction", "7. Instruction", "Output:")
-    assert brainstorm_prompt("r0-p0", DEMOS[:3], "biomedicine", items=1).stop[1] == "5. Instruction"
+    one = brainstorm_prompt("r0-p0", DEMOS[:3], "biomedicine", items=1).stop
+    assert one == ("###", "Instruction:", "Instructions:", "Output:")  # a repeated or drifting number ends it too
+    assert parse(" Define apoptosis.\n4. Input:\nCaspases.\n##4. ") == [{"instruction": "Define apoptosis.",
+                                                                         "input": "Caspases."}]
     # what a generation stopped by them leaves is parsed completely
     completion = " Name a statin.\n4. Input:\n<noinput>\n###\n5. Instruction: Define apoptosis.\n5. Input:\n<noinput>\n###\n"
     assert parse(completion) == [{"instruction": "Name a statin.", "input": ""},
                                  {"instruction": "Define apoptosis.", "input": ""}]
     # "Output:" stopped it right after the instruction: the dangling "4." is not part of the instruction
     assert parse(" Name the enzyme that unwinds DNA.\n4. ") == [{"instruction": "Name the enzyme that unwinds DNA.", "input": ""}]
-    assert brainstorm_prompt("r0-p0", DEMOS[:3], "biomedicine", items=1).stop[0] == "###"  # one item: its separator
 
 
 def test_response_prompt_both_renderings():
