@@ -112,9 +112,9 @@ def cmd_eval(args) -> None:
     except ValueError:
         raise SelfSpecError(f"--shots: expected numbers separated by commas, got {args.shots!r}") from None
     try:
-        result, out_dir = evaluate_recipe(raw, adapter=args.adapter, tasks=args.tasks, out=args.out,
+        result, out_dir = evaluate_recipe(raw, adapters=args.adapter, tasks=args.tasks, out=args.out,
                                           progress=not args.no_progress, shots=shots, samplings=args.samplings,
-                                          limit=args.limit, prompt_format=args.format)
+                                          limit=args.limit, formats=args.formats)
     except ValidationError as exc:
         raise SelfSpecError(f"{args.config}: invalid selfspec block:\n" + _errors(exc)) from None
     print((out_dir / "eval.md").read_text(), end="")
@@ -172,14 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=5)
     p.add_argument("--report", action="store_true", help="also write RUN_DIR/report/report.html with PNG figures")
     p.set_defaults(func=cmd_inspect)
-    p = sub.add_parser("eval", help="score the base model and its trained adapter on held-out tasks")
+    p = sub.add_parser("eval", help="score the base model and trained adapters on held-out tasks")
     p.add_argument("config", help="Axolotl YAML with a `selfspec:` block (model, backend, selfspec.eval defaults)")
-    p.add_argument("--adapter", help="LoRA adapter directory (default: the config's output_dir if it holds one)")
+    p.add_argument("--adapter", nargs="+", metavar="[NAME=]DIR",
+                   help="LoRA adapter directories, named NAME or by their folder (default: the config's output_dir "
+                        "if it holds one)")
     p.add_argument("--tasks", nargs="+", help="task specs: FILE.jsonl, pubmedqa:DIR, ncbi-disease:DIR, fpb:FILE")
     p.add_argument("--shots", help="demonstrations per prompt, e.g. 0,1,5")
     p.add_argument("--samplings", type=int, help="demonstration samplings for k > 0 (default 3)")
     p.add_argument("--limit", type=int, help="score at most N instances per task")
-    p.add_argument("--format", choices=["alpaca", "chat"], help="prompt template (default alpaca, as trained)")
+    p.add_argument("--formats", nargs="+", choices=["alpaca", "chat"],
+                   help="prompt formats added for every model (default: the base in both, each adapter in its training format)")
     p.add_argument("--out", help="output directory (default: ADAPTER/eval)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_eval)

@@ -49,7 +49,8 @@ class EvalOptions(BaseModel):
     shots: list[int] = Field(default_factory=lambda: [0, 1, 5], description="Demonstrations per prompt (paper: 0, 1, 5).")
     samplings: int = Field(3, gt=0, description="Demonstration samplings for k > 0 (mean ± std).")
     limit: Optional[int] = Field(None, gt=0, description="Score at most this many instances per task.")
-    prompt_format: Literal["alpaca", "chat"] = Field("alpaca", description="alpaca: the template selfspec trains with.")
+    formats: list[Literal["alpaca", "chat"]] = Field(
+        default_factory=list, description="Prompt formats added for every model (default: the base in both, each adapter in the one it was trained in).")
 
 
 class PreviousRound(BaseModel):
@@ -109,6 +110,8 @@ class SelfSpecConfig(BaseModel):
                                                                "input or instruction exceeds this (`copied`).")
     filters: Optional[list[str]] = Field(None, description="Registered filters to run; default: all.")
 
+    seeds_only: bool = Field(False, description="Train on the seed tasks alone: no generation, no engine. The "
+                                                "control that asks whether generation beat plain supervision.")
     messages: bool = Field(False, description="Also write chat `messages` in a completion-format run (chat-format "
                                               "runs always have them: they train on them).")
     runs_dir: Optional[str] = Field(None, description="Where run directories go; default: <output_dir>/selfspec.")

@@ -1,11 +1,13 @@
-"""`selfspec eval`: the base model and its adapter on the same held-out items, with the same prompts.
+"""`selfspec eval`: the base model and any number of adapters on the same held-out items, with the same prompts.
 
-Prompts are BoX-style (task definition, k demonstrations, the input) inside the Alpaca template that
-selfspec's training data uses (or the model's chat template). Both models are scored with token F1 and
-ROUGE-L (metrics.py) plus each task's standard metric; k > 0 is repeated over several demonstration
-samplings (mean ± std); the adapter-minus-base difference gets a paired bootstrap 95% interval.
-One engine serves both models where the backend can apply a LoRA adapter per request (vLLM's
-`enable_lora`, the transformers backend through PEFT); any other backend gets merged weights.
+Prompts are BoX-style (task definition, k demonstrations, the input) in the Alpaca template or the model's chat
+template: the base is scored in both, each adapter in the format it was trained in. Every model is scored with
+BoX token F1 and ROUGE-L (metrics.py, the paper's metric) and its task's primary metric (labels: accuracy with
+input-blind baselines and answer shares; lists: set F1; yes/no-prefixed answers: label and text apart); k > 0
+is repeated over several demonstration samplings (mean ± std); every adapter gets paired bootstrap 95%
+intervals against the base and against the other adapters, per task and on the average over tasks.
+One engine serves all models where the backend can apply a LoRA adapter per request (vLLM's `enable_lora`,
+the transformers backend through PEFT); any other backend gets merged weights.
 """
 
 from __future__ import annotations
@@ -45,16 +47,16 @@ def sample_demos(task: dict, k: int, sampling: int, seed: int) -> list[dict]:
     return random.Random(f"{seed}:{task['task']}:{k}:{sampling}").sample(task["demos"], k)
 
 
-def build_prompt(prompt_id: str, task: dict, demos: list[dict], instance: dict, fmt: str) -> Prompt:
+def build_prompt(prompt_id: str, task: dict, demos: list[dict], instance: dict) -> Prompt:
     instruction = task["definition"]
     if demos:
         instruction += "\n\nExamples:\n\n" + "\n\n".join(f"Input: {d['input']}\nOutput: {d['output']}" for d in demos)
     text = f"{ALPACA_SYSTEM}\n\n### Instruction:\n{instruction}\n\n### Input:\n{instance['input']}\n\n### Response:\n"
     messages = ({"role": "user", "content": f"{instruction}\n\nInput: {instance['input']}"},)
-    return Prompt(id=prompt_id, text=text, messages=messages, stop=STOP if fmt == "alpaca" else ())
+    return Prompt(id=prompt_id, text=text, messages=messages)
 
 
-def plan(tasks: list[dict], shots: list[int], samplings: int, limit: int | None, seed: int, fmt: str) -> list[dict]:
+def plan(tasks: list[dict], shots: list[int], samplings: int, limit: int | None, seed: int) -> list[dict]:
     """Every request of an evaluation: (task, k, sampling, item) with its prompt. Pure."""
     requests = []
     for task in tasks:
@@ -65,7 +67,7 @@ def plan(tasks: list[dict], shots: list[int], samplings: int, limit: int | None,
                 for i, item in enumerate(items):
                     pid = f"{task['task']}-k{k}-s{s}-{i}"
                     requests.append({"task": task["task"], "k": k, "sampling": s, "item": i, "gold": item["output"],
-                                     "max_tokens": task["max_tokens"], "prompt": build_prompt(pid, task, demos, item, fmt)})
+                                     "max_tokens": task["max_tokens"], "prompt": build_prompt(pid, task, demos, item)})
     return requests
 
 
@@ -73,25 +75,59 @@ def clean(text: str) -> str:
     return text.split("\n\n")[0].strip()
 
 
+def _label_scores(parsed: list[str | None], golds: list[str | None], labels: list[str]) -> dict:
+    return {"accuracy": metrics.accuracy(parsed, golds), "macro_f1": metrics.macro_f1(parsed, golds, labels),
+            "unparseable": sum(label is None for label in parsed), "shares": metrics.label_shares(parsed, labels),
+            **metrics.baselines(golds, labels), "primary_items": [float(p == g) for p, g in zip(parsed, golds)]}
+
+
 def task_scores(task: dict, preds: list[str], golds: list[str]) -> dict:
-    """One (task, k, sampling) cell: per-item F1/ROUGE-L lists and the task's standard metric."""
+    """One (task, k, sampling) cell: per-item BoX F1/ROUGE-L lists, the task's standard metrics, and per-item
+    scores of its primary metric (`primary_items`): label correctness for label tasks, set F1 for list/entity
+    tasks, for label-prefixed answers ("Yes, ...") the token F1 of the text after the label (the label is
+    scored apart), token F1 otherwise."""
     out = {"f1_items": [metrics.token_f1(p, g) for p, g in zip(preds, golds)],
            "rougeL_items": [metrics.rouge_l(p, g) for p, g in zip(preds, golds)],
            "exact_match": statistics.fmean(metrics.exact_match(p, g) for p, g in zip(preds, golds))}
-    if task["kind"] == "labels":
-        labels = [metrics.parse_label(p, task["labels"]) for p in preds]
-        out.update(accuracy=metrics.accuracy(labels, golds), macro_f1=metrics.macro_f1(labels, golds, task["labels"]),
-                   unparseable=sum(label is None for label in labels))
-    elif task["kind"] == "entities":
-        out["entity_f1"] = metrics.entity_prf(preds, golds)["f1"]
+    kind, labels = task["kind"], task["labels"]
+    if kind == "labels":
+        out.update(_label_scores([metrics.parse_label(p, labels) for p in preds], golds, labels))
+    elif kind == "entities":
+        out["primary_items"] = [metrics.set_f1(p, g) for p, g in zip(preds, golds)]
+        out.update(set_f1=statistics.fmean(out["primary_items"]), entity_f1=metrics.entity_prf(preds, golds)["f1"])
+    elif kind == "labeled_text":
+        mine, gold = [metrics.split_label(p, labels) for p in preds], [metrics.split_label(g, labels) for g in golds]
+        labelled = [(m, g) for (m, _), (g, _) in zip(mine, gold) if g is not None]  # golds that start with a label
+        out.update(_label_scores([m for m, _ in labelled], [g for _, g in labelled], labels))
+        out["primary_items"] = [metrics.token_f1(t, g) for (_, t), (_, g) in zip(mine, gold)]
+        out["text_f1"] = statistics.fmean(out["primary_items"])
+    else:
+        out["primary_items"] = out["f1_items"]
     return out
 
 
-STANDARD = ("exact_match", "accuracy", "macro_f1", "unparseable", "entity_f1")
+STANDARD = ("exact_match", "accuracy", "macro_f1", "unparseable", "set_f1", "entity_f1", "text_f1",
+            "majority_accuracy", "majority_macro_f1", "uniform_accuracy", "uniform_macro_f1")
+PRIMARY = {"labels": "accuracy", "entities": "set F1", "labeled_text": "text F1 after the label", "text": "token F1"}
 
 
-def summarize(tasks: list[dict], requests: list[dict], preds: dict[str, list[str]]) -> dict:
-    """Rows (model × task × k), per-model averages and adapter-vs-base deltas from the raw predictions."""
+def _row(model: str, task: str, k: int, runs: list[dict]) -> dict:
+    """A (model, task, k) row: means over the demonstration samplings (± std for F1, ROUGE-L, primary)."""
+    row = {"model": model, "task": task, "k": k, "n": len(runs[0]["f1_items"]), "samplings": len(runs)}
+    for metric in ("f1", "rougeL", "primary"):
+        means = [statistics.fmean(run[f"{metric}_items"]) for run in runs]
+        row[metric], row[f"{metric}_std"] = statistics.fmean(means), statistics.pstdev(means)
+    row.update({m: statistics.fmean(run[m] for run in runs) for m in STANDARD if m in runs[0]})
+    if "shares" in runs[0]:
+        row["shares"] = {lab: statistics.fmean(run["shares"][lab] for run in runs) for lab in runs[0]["shares"]}
+    return row
+
+
+def summarize(tasks: list[dict], requests: list[dict], preds: dict[str, list[str]],
+              pairs: list[tuple[str, str]] | None = None) -> dict:
+    """Rows (model × task × k), per-model averages, and for each (reference, model) pair (default: the first model
+    against each other one) paired bootstrap deltas of the primary metric and of F1, per task and averaged over
+    tasks."""
     by_name = {t["task"]: t for t in tasks}
     cells: dict[tuple, list[int]] = {}
     for idx, r in enumerate(requests):
@@ -103,40 +139,43 @@ def summarize(tasks: list[dict], requests: list[dict], preds: dict[str, list[str
             scored = task_scores(by_name[task], [texts[i] for i in idxs], [requests[i]["gold"] for i in idxs])
             groups.setdefault((task, k), []).append(scored)
         for (task, k), runs in groups.items():
-            row = {"model": model, "task": task, "k": k, "n": len(runs[0]["f1_items"]), "samplings": len(runs)}
-            for metric in ("f1", "rougeL"):
-                means = [statistics.fmean(run[f"{metric}_items"]) for run in runs]
-                row[metric], row[f"{metric}_std"] = statistics.fmean(means), statistics.pstdev(means)
-            row.update({m: statistics.fmean(run[m] for run in runs) for m in STANDARD if m in runs[0]})
-            rows.append(row)
-            items[(model, task, k)] = [statistics.fmean(v) for v in zip(*(run["f1_items"] for run in runs))]
-    averages = []
-    for model in preds:
-        for k in sorted({r["k"] for r in rows}):
-            mine = [r for r in rows if r["model"] == model and r["k"] == k]
-            averages.append({"model": model, "k": k, "f1": statistics.fmean(r["f1"] for r in mine),
-                             "rougeL": statistics.fmean(r["rougeL"] for r in mine)})
+            rows.append(_row(model, task, k, runs))
+            for metric in ("primary", "f1"):
+                items[(model, task, k, metric)] = [statistics.fmean(v) for v in zip(*(run[f"{metric}_items"] for run in runs))]
+    shots = sorted({r["k"] for r in rows})
+    averages = [{"model": model, "k": k, **{m: statistics.fmean(r[m] for r in rows if r["model"] == model and r["k"] == k)
+                                          for m in ("f1", "rougeL", "primary")}} for model in preds for k in shots]
+    names = list(preds)
+    pairs = [(names[0], other) for other in names[1:]] if pairs is None else pairs
+    order = [t["task"] for t in tasks if t["task"] in {r["task"] for r in rows}]
     deltas = []
-    if "adapter" in preds:
-        for task, k in sorted({(r["task"], r["k"]) for r in rows}, key=lambda tk: (tk[1], tk[0])):
-            deltas.append({"task": task, "k": k, "metric": "f1",
-                           **metrics.paired_bootstrap(items[("base", task, k)], items[("adapter", task, k)])})
+    for ref, model in pairs:
+        for k in shots:
+            for task in [*order, "average"]:
+                scope = order if task == "average" else [task]
+                deltas.append({"task": task, "k": k, "reference": ref, "model": model, **{
+                    metric: metrics.stratified_bootstrap([items[(ref, t, k, metric)] for t in scope],
+                                                         [items[(model, t, k, metric)] for t in scope])
+                    for metric in ("primary", "f1")}})
     return {"rows": rows, "averages": averages, "deltas": deltas}
 
 
-def _generate(backend, requests: list[dict], adapter: str | None, mode: str, progress: bool, label: str) -> list[str]:
-    """Greedy completions in request order; one engine call per task (its own max_tokens)."""
+def _generate(backend, requests: list[dict], adapter: str | None, fmt: str, progress: bool, label: str) -> list[str]:
+    """Greedy completions in request order, in prompt format `fmt`; one engine call per task (its own max_tokens)."""
+    from dataclasses import replace
     from itertools import groupby
 
     from tqdm import tqdm
 
     texts: list[str] = []
     kwargs = {"adapter": adapter} if adapter else {}
+    mode, stop = ("completion", STOP) if fmt == "alpaca" else ("chat", ())
     with tqdm(total=len(requests), desc=f"selfspec eval: {label}", unit="prompt", disable=not progress) as bar:
         for _, group in groupby(requests, key=lambda r: r["task"]):
             group = list(group)
             sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=group[0]["max_tokens"], seed=0)
-            texts += [clean(c.text) for c in backend.generate([r["prompt"] for r in group], sampling, mode, **kwargs)]
+            prompts = [replace(r["prompt"], stop=stop) for r in group]
+            texts += [clean(c.text) for c in backend.generate(prompts, sampling, mode, **kwargs)]
             bar.update(len(group))
     return texts
 
@@ -153,10 +192,38 @@ def merge_adapter(model: str, adapter: str, out: Path) -> Path:
     return out
 
 
-def evaluate_recipe(raw: dict, adapter: str | None = None, tasks: list[str] | None = None, out: str | None = None,
+FORMATS = {"chat_template": "chat", "alpaca": "alpaca"}  # training format (run manifest) -> prompt format
+
+
+def trained_format(adapter: str) -> str | None:
+    """The prompt format an adapter was trained in, from the marker the plugin writes after `axolotl train`."""
+    from .iterate import TRAINED
+
+    marker = Path(adapter) / TRAINED
+    return FORMATS.get(store.read_json(marker).get("training_format", "")) if marker.is_file() else None
+
+
+def model_specs(adapters: list[str], formats: list[str]) -> list[dict]:
+    """`--adapter [NAME=]DIR ...` -> the models to score: the base in both formats, each adapter in the format
+    it was trained in (alpaca when unknown); `formats` are added for every model."""
+    specs = [{"name": "base", "adapter": None, "formats": sorted({"alpaca", "chat", *formats})}]
+    for arg in adapters:
+        name, sep, path = arg.partition("=")
+        name, path = (name, path) if sep else (Path(arg).name or "adapter", arg)
+        if name in {s["name"] for s in specs}:
+            raise SelfSpecError(f"--adapter {arg}: the name {name!r} is taken (name it: --adapter NAME=DIR)")
+        try:
+            adapter_rank(path)
+        except SelfSpecError as exc:
+            raise SelfSpecError(f"--adapter {exc}") from None
+        specs.append({"name": name, "adapter": path, "formats": sorted({trained_format(path) or "alpaca", *formats})})
+    return specs
+
+
+def evaluate_recipe(raw: dict, adapters: list[str] | None = None, tasks: list[str] | None = None, out: str | None = None,
                     progress: bool = True, **overrides) -> tuple[dict, Path]:
     """`selfspec eval CONFIG`: the config's model, backend and `selfspec.eval` settings, flags overriding them.
-    The adapter defaults to the config's output_dir when a trained adapter is there."""
+    The adapters default to the config's output_dir when a trained adapter is there."""
     from pydantic import ValidationError
 
     from .config import EvalOptions, SelfSpecConfig
@@ -170,58 +237,76 @@ def evaluate_recipe(raw: dict, adapter: str | None = None, tasks: list[str] | No
     if not model:
         raise SelfSpecError("selfspec.model: no model to evaluate (set selfspec.model or base_model)")
     output_dir = Path(raw.get("output_dir") or ".")
-    if adapter is None and (output_dir / "adapter_config.json").is_file():
-        adapter = str(output_dir)
-    if adapter is not None:
-        try:
-            adapter_rank(adapter)
-        except SelfSpecError as exc:
-            raise SelfSpecError(f"--adapter {exc}") from None
-    specs = tasks or options.tasks
-    if not specs:
+    if not adapters and (output_dir / "adapter_config.json").is_file():
+        adapters = [f"adapter={output_dir}"]
+    specs = model_specs(adapters or [], options.formats)
+    task_specs = tasks or options.tasks
+    if not task_specs:
         raise SelfSpecError("no evaluation tasks: pass --tasks or set selfspec.eval.tasks")
-    loaded = [t for spec in specs for t in load_tasks(spec)]
+    loaded = [t for spec in task_specs for t in load_tasks(spec)]
     names = [t["task"] for t in loaded]
     if len(set(names)) != len(names):
         raise SelfSpecError(f"task names must be unique, got {', '.join(sorted(n for n in set(names) if names.count(n) > 1))} twice")
-    out_dir = Path(out) if out else Path(adapter or output_dir) / "eval"
-    result = evaluate(str(model), loaded, backend_name=cfg.backend, options=cfg.backend_settings(), adapter=adapter,
-                      shots=options.shots, samplings=options.samplings, limit=options.limit,
-                      fmt=options.prompt_format, out_dir=out_dir, seed=cfg.seed, progress=progress)
+    out_dir = Path(out) if out else Path(specs[-1]["adapter"] or output_dir) / "eval"
+    result = evaluate(str(model), loaded, backend_name=cfg.backend, options=cfg.backend_settings(), models=specs,
+                      shots=options.shots, samplings=options.samplings, limit=options.limit, out_dir=out_dir,
+                      seed=cfg.seed, progress=progress)
     return result, out_dir
 
 
-def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict, adapter: str | None,
-             shots: list[int], samplings: int, limit: int | None, fmt: str, out_dir: Path,
-             seed: int = 0, progress: bool = True) -> dict:
-    """Score the base model (and the adapter, if given) and write eval.json/.md/.png + predictions."""
-    requests = plan(tasks, shots, samplings, limit, seed, fmt)
-    mode = "completion" if fmt == "alpaca" else "chat"
+def _entries(specs: list[dict], chat: bool) -> list[dict]:
+    """One entry per (model, format), labelled `name` or `name [format]` when the model is scored in several; chat
+    entries only when the model has a chat template."""
+    entries = []
+    for spec in specs:
+        formats = [f for f in spec["formats"] if chat or f != "chat"] or ["alpaca"]
+        entries += [{"label": spec["name"] if len(formats) == 1 else f"{spec['name']} [{fmt}]", "name": spec["name"],
+                     "adapter": spec["adapter"], "format": fmt} for fmt in formats]
+    return entries
+
+
+def _pairs(entries: list[dict]) -> list[tuple[str, str]]:
+    """Every adapter against the base in the same format, and the adapters against each other in one format."""
+    base = {e["format"]: e["label"] for e in entries if e["adapter"] is None}
+    adapters = [e for e in entries if e["adapter"] is not None]
+    return [(base[e["format"]], e["label"]) for e in adapters if e["format"] in base] + [
+        (a["label"], b["label"]) for i, a in enumerate(adapters) for b in adapters[i + 1 :] if a["format"] == b["format"]]
+
+
+def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict, models: list[dict],
+             shots: list[int], samplings: int, limit: int | None, out_dir: Path, seed: int = 0,
+             progress: bool = True) -> dict:
+    """Score the base model and any number of adapters (`model_specs`) on one engine where the backend serves
+    adapters per request; write eval.json/.md/.png + predictions."""
+    requests = plan(tasks, shots, samplings, limit, seed)
     started, preds = time.monotonic(), {}
-    lora = adapter is not None and backend_name in (*VLLM_ENGINES, "transformers")
-    if lora:
-        options = lora_options(backend_name, options, adapter)
-    backend = plugins.make_backend(backend_name, model, options)
+    adapters = [m["adapter"] for m in models if m["adapter"]]
+    lora = bool(adapters) and backend_name in (*VLLM_ENGINES, "transformers")
+    backend = plugins.make_backend(backend_name, model, lora_options(backend_name, options, *adapters) if lora else options)
+    entries = _entries(models, bool(getattr(backend, "chat_capable", False)))
     try:
-        preds["base"] = _generate(backend, requests, None, mode, progress, "base")
-        if lora:
-            preds["adapter"] = _generate(backend, requests, adapter, mode, progress, "adapter")
+        for e in entries:
+            if e["adapter"] is None or lora:
+                preds[e["label"]] = _generate(backend, requests, e["adapter"], e["format"], progress, e["label"])
     finally:
         backend.close()
-    if adapter is not None and not lora:
-        merged = merge_adapter(model, adapter, out_dir / "merged-model")
-        backend = plugins.make_backend(backend_name, str(merged), options)
-        try:
-            preds["adapter"] = _generate(backend, requests, None, mode, progress, "adapter (merged)")
-        finally:
-            backend.close()
+    for e in entries:
+        if e["label"] not in preds:
+            merged = merge_adapter(model, e["adapter"], out_dir / f"merged-{e['name']}")
+            backend = plugins.make_backend(backend_name, str(merged), options)
+            try:
+                preds[e["label"]] = _generate(backend, requests, None, e["format"], progress, f"{e['label']} (merged)")
+            finally:
+                backend.close()
+    preds = {e["label"]: preds[e["label"]] for e in entries}
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": model, "adapter": adapter,
-        "backend": backend_name, "prompt_format": fmt, "shots": shots, "samplings": samplings, "limit": limit,
-        "seed": seed, "wall_seconds": round(time.monotonic() - started, 1),
-        "tasks": [{"task": t["task"], "kind": t["kind"], "source": t["source"], "scored": len(subsample(t, limit))}
-                  for t in tasks],
-        **summarize(tasks, requests, preds),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": model, "backend": backend_name,
+        "models": [{k: e[k] for k in ("label", "name", "adapter", "format")} for e in entries],
+        "shots": shots, "samplings": samplings, "limit": limit, "seed": seed,
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "tasks": [{"task": t["task"], "kind": t["kind"], "primary": PRIMARY[t["kind"]], "source": t["source"],
+                   "scored": len(subsample(t, limit))} for t in tasks],
+        **summarize(tasks, requests, preds, _pairs(entries)),
     }
     write_results(out_dir, result, requests, preds)
     return result
@@ -246,53 +331,58 @@ def _pm(row: dict, metric: str) -> str:
 
 
 def _standard(row: dict) -> str:
+    """The task's own numbers: labels with the input-blind baselines and the answer shares."""
+    parts = []
     if "accuracy" in row:
-        return f"acc {100 * row['accuracy']:.1f}, macro-F1 {100 * row['macro_f1']:.1f}, unparseable {row['unparseable']:.1f}"
-    if "entity_f1" in row:
-        return f"entity F1 {100 * row['entity_f1']:.1f}"
-    return f"EM {100 * row['exact_match']:.1f}"
+        shares = ", ".join(f"{lab} {100 * v:.0f}%" for lab, v in row["shares"].items() if v)
+        parts.append(f"acc {100 * row['accuracy']:.1f} (majority {100 * row['majority_accuracy']:.1f}, uniform "
+                     f"{100 * row['uniform_accuracy']:.1f}), macro-F1 {100 * row['macro_f1']:.1f} (majority "
+                     f"{100 * row['majority_macro_f1']:.1f}), unparseable {row['unparseable']:.1f}; answers: {shares}")
+    if "text_f1" in row:
+        parts.append(f"text F1 {100 * row['text_f1']:.1f}")
+    if "set_f1" in row:
+        parts.append(f"set F1 {100 * row['set_f1']:.1f}, entity F1 {100 * row['entity_f1']:.1f}")
+    return "; ".join(parts) or f"EM {100 * row['exact_match']:.1f}"
+
+
+def _ci(d: dict) -> str:
+    return f"{100 * d['diff']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]" + (" *" if d["significant"] else "")
 
 
 def markdown_table(result: dict) -> str:
-    """Per task and k: base vs adapter F1 (± std over demo samplings), the paired difference with its 95%
-    interval, ROUGE-L and the task's standard metric."""
+    """Per task and k: every model's primary metric (± std over demo samplings) and BoX F1; the paired differences
+    with their 95% intervals; each model's standard metrics (label baselines and answer shares)."""
+    labels = [m["label"] for m in result["models"]]
     rows = {(r["model"], r["task"], r["k"]): r for r in result["rows"]}
-    deltas = {(d["task"], d["k"]): d for d in result["deltas"]}
-    has_adapter = bool(result["deltas"])
-    head = ["task", "k", "n", "base F1"] + (["adapter F1", "Δ F1 [95% CI]"] if has_adapter else []) + \
-           ["base ROUGE-L"] + (["adapter ROUGE-L"] if has_adapter else []) + ["base standard"] + \
-           (["adapter standard"] if has_adapter else [])
+    kinds = {t["task"]: t["primary"] for t in result["tasks"]}
+    head = ["task", "k", "n", "primary"] + labels + [f"{m} BoX F1" for m in labels]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    order = {t["task"]: i for i, t in enumerate(result["tasks"])}
-    for (model, task, k), base in sorted(rows.items(), key=lambda kv: (kv[0][2], order[kv[0][1]])):
-        if model != "base":
-            continue
-        cells = [task, str(k), str(base["n"]), _pm(base, "f1")]
-        adapter = rows.get(("adapter", task, k))
-        if adapter:
-            d = deltas[(task, k)]
-            mark = " *" if d["significant"] else ""
-            cells += [_pm(adapter, "f1"), f"{100 * d['diff']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]{mark}"]
-        cells.append(_pm(base, "rougeL"))
-        if adapter:
-            cells.append(_pm(adapter, "rougeL"))
-        cells.append(_standard(base))
-        if adapter:
-            cells.append(_standard(adapter))
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    for avg in result["averages"]:
-        lines.append(f"- average over tasks, {avg['model']}, k={avg['k']}: F1 {100 * avg['f1']:.2f}, ROUGE-L {100 * avg['rougeL']:.2f}")
-    lines += ["", "Scores in %. `*`: the paired bootstrap 95% interval of adapter − base excludes 0. "
-              f"{result['samplings']} demonstration samplings for k > 0 (mean ± std). Model `{result['model']}`, "
-              f"adapter `{result['adapter']}`, backend {result['backend']}, {result['prompt_format']} prompts, "
-              f"limit {result['limit']}, {result['wall_seconds']} s."]
+    for k in result["shots"]:
+        for t in kinds:
+            first = rows[(labels[0], t, k)]
+            lines.append("| " + " | ".join([t, str(k), str(first["n"]), kinds[t]] + [_pm(rows[(m, t, k)], "primary") for m in labels]
+                                           + [_pm(rows[(m, t, k)], "f1") for m in labels]) + " |")
+    lines += [""] + [f"- average over tasks, {a['model']}, k={a['k']}: primary {100 * a['primary']:.2f}, F1 {100 * a['f1']:.2f}, "
+                     f"ROUGE-L {100 * a['rougeL']:.2f}" for a in result["averages"]]
+    if result["deltas"]:
+        lines += ["", "| task | k | model − reference | Δ primary [95% CI] | Δ BoX F1 [95% CI] |", "|---|---|---|---|---|"]
+        lines += [f"| {d['task']} | {d['k']} | {d['model']} − {d['reference']} | {_ci(d['primary'])} | {_ci(d['f1'])} |"
+                  for d in result["deltas"]]
+    lines += ["", "| task | k | model | standard metrics |", "|---|---|---|---|"]
+    lines += [f"| {r['task']} | {r['k']} | {r['model']} | {_standard(r)} |" for r in result["rows"]]
+    models = ", ".join(f"{m['label']} = {m['adapter'] or 'base'} ({m['format']} prompts)" for m in result["models"])
+    lines += ["", "Scores in %. primary: the task's own metric (labels: accuracy; lists/entities: set F1; yes/no-prefixed "
+              "answers: token F1 of the text after the label; else token F1). BoX F1: the paper's metric. `*`: the "
+              "paired bootstrap 95% interval excludes 0 (average rows: items resampled within each task). "
+              f"{result['samplings']} demonstration samplings for k > 0 (mean ± std). Model `{result['model']}`: "
+              f"{models}; backend {result['backend']}, limit {result['limit']}, {result['wall_seconds']} s."]
     return "\n".join(lines) + "\n"
 
 
 def tracker_metrics(result: dict) -> dict[str, float]:
-    """Flat numbers for W&B / trackio: `selfspec_eval/<task>/k<k>/<model>_f1`, averages and deltas."""
-    flat = {f"selfspec_eval/{r['task']}/k{r['k']}/{r['model']}_{m}": r[m] for r in result["rows"] for m in ("f1", "rougeL")}
-    flat |= {f"selfspec_eval/average/k{a['k']}/{a['model']}_f1": a["f1"] for a in result["averages"]}
-    flat |= {f"selfspec_eval/{d['task']}/k{d['k']}/delta_f1": d["diff"] for d in result["deltas"]}
+    """Flat numbers for W&B / trackio: `selfspec_eval/<task>/k<k>/<model>_<metric>`, averages and deltas."""
+    flat = {f"selfspec_eval/{r['task']}/k{r['k']}/{r['model']}_{m}": r[m] for r in result["rows"] for m in ("primary", "f1", "rougeL")}
+    flat |= {f"selfspec_eval/average/k{a['k']}/{a['model']}_{m}": a[m] for a in result["averages"] for m in ("primary", "f1")}
+    flat |= {f"selfspec_eval/{d['task']}/k{d['k']}/{d['model']}-{d['reference']}_delta_{m}": d[m]["diff"]
+             for d in result["deltas"] for m in ("primary", "f1")}
     return flat

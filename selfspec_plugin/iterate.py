@@ -36,10 +36,12 @@ def training_fingerprint(cfg: dict) -> str:
     return hashlib.sha256(json.dumps({**cfg, "selfspec": block}, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def record_training(config_path: str, output_dir: str) -> None:
-    """Called by the plugin after `axolotl train` CONFIG has saved its adapter in output_dir."""
+def record_training(config_path: str, output_dir: str, training_format: str | None = None) -> None:
+    """Called by the plugin after `axolotl train` CONFIG has saved its adapter in output_dir; `training_format` (the
+    dataset's Axolotl type: chat_template or alpaca) tells `selfspec eval` which prompts the adapter knows."""
     raw = yaml.safe_load(Path(config_path).read_text())
-    store.write_json(Path(output_dir) / TRAINED, {"config": str(config_path), "config_sha256": training_fingerprint(raw)})
+    store.write_json(Path(output_dir) / TRAINED, {"config": str(config_path), "config_sha256": training_fingerprint(raw),
+                                                  "training_format": training_format})
 
 
 def retrain_reason(out: Path, run_dir: Path, cfg: dict) -> str | None:

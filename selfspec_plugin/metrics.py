@@ -98,12 +98,58 @@ def entity_prf(preds: list[str], golds: list[str]) -> dict:
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
+def set_f1(pred: str, gold: str) -> float:
+    """One list answer against its gold as sets of mentions (order-free, every item counts once): unlike BoX F1,
+    which scores a perfect 4-item list 0.40 against "a, b, c, d" and any single item 1.0. Both empty: 1."""
+    p, g = split_entities(pred), split_entities(gold)
+    if not p and not g:
+        return 1.0
+    return 2 * len(p & g) / (len(p) + len(g))
+
+
+def split_label(text: str, labels: list[str]) -> tuple[str | None, str]:
+    """A label-prefixed answer ("Yes, weekly vitamin D3 raised ...") as (its label, the text after it). The label
+    must be the answer's first word; the text is what follows its separator."""
+    match = re.match(r"\s*([\w-]+)[\s,.;:!-]*(.*)", text, re.S)
+    word = normalize_answer(match.group(1)) if match else ""
+    label = next((lab for lab in labels if normalize_answer(lab) == word), None)
+    return label, (match.group(2).strip() if label else text.strip())
+
+
+def label_shares(preds: list[str | None], labels: list[str]) -> dict[str, float]:
+    """Share of the answers that name each label, plus `unparseable`: a collapse to one answer shows here."""
+    n = len(preds) or 1
+    return {**{lab: sum(p == lab for p in preds) / n for lab in labels}, "unparseable": sum(p is None for p in preds) / n}
+
+
+def baselines(golds: list[str], labels: list[str]) -> dict[str, float]:
+    """Accuracy and macro-F1 of two answerers that ignore the input: the majority one (always the most common
+    gold label of the scored items) and the uniform one (each label with probability 1/L; expected values)."""
+    majority = max(labels, key=golds.count)
+    share = {lab: golds.count(lab) / len(golds) for lab in labels} if golds else {}
+    uniform_f1 = [2 * share[lab] / (len(labels) * share[lab] + 1) if share[lab] else 0.0 for lab in labels]
+    return {"majority_accuracy": accuracy([majority] * len(golds), golds),
+            "majority_macro_f1": macro_f1([majority] * len(golds), golds, labels),
+            "uniform_accuracy": 1 / len(labels), "uniform_macro_f1": sum(uniform_f1) / len(labels)}
+
+
 def paired_bootstrap(base: list[float], other: list[float], resamples: int = 2000, seed: int = 0) -> dict:
     """Mean of `other - base` over paired items with a 95% percentile bootstrap interval."""
-    diffs = [o - b for b, o in zip(base, other)]
-    if not diffs:
+    return stratified_bootstrap([base], [other], resamples, seed)
+
+
+def stratified_bootstrap(base: list[list[float]], other: list[list[float]], resamples: int = 2000, seed: int = 0) -> dict:
+    """The mean over groups (tasks) of each group's mean `other - base` over its paired items, with a 95%
+    percentile bootstrap interval; items are resampled within their group, so every task keeps its weight."""
+    groups = [[o - b for b, o in zip(bs, os_)] for bs, os_ in zip(base, other)]
+    groups = [g for g in groups if g]
+    if not groups:
         return {"diff": 0.0, "ci": [0.0, 0.0], "significant": False}
-    rng, n = random.Random(seed), len(diffs)
-    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    rng = random.Random(seed)
+
+    def mean_of_means(draw) -> float:
+        return sum(sum(draw(g)) / len(g) for g in groups) / len(groups)
+
+    means = sorted(mean_of_means(lambda g: (g[rng.randrange(len(g))] for _ in g)) for _ in range(resamples))
     lo, hi = means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
-    return {"diff": sum(diffs) / n, "ci": [lo, hi], "significant": lo > 0 or hi < 0}
+    return {"diff": mean_of_means(lambda g: g), "ci": [lo, hi], "significant": lo > 0 or hi < 0}

@@ -258,7 +258,13 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
         "tokens_per_second": round(generated / gen_seconds, 1) if gen_seconds else None,
         "wall_seconds": round(time.time() - start, 2),
     }
-    if mode == "chat" or cfg.messages:  # chat-format runs train on the messages
+    return write_run(run_dir, manifest, kept, rejected, data, cfg.messages)
+
+
+def write_run(run_dir: Path, manifest: dict, kept: list[dict], rejected: list[dict], data: list[dict],
+              messages: bool) -> dict:
+    """A finished run's files; the manifest last (its presence marks the run complete)."""
+    if manifest["prompt_format"] == "chat" or messages:  # chat-format runs train on the messages
         data = [{**row, "messages": as_messages(row)} for row in data]
     store.write_jsonl(run_dir / "instructions.jsonl", kept)
     store.write_jsonl(run_dir / "rejected.jsonl", rejected)
@@ -266,3 +272,31 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
     store.write_text(run_dir / "README.md", dataset_card(manifest, data))
     store.write_json(run_dir / store.MANIFEST, manifest)
     return manifest
+
+
+def seeds_only_run(job) -> dict:
+    """The seeds-only control: the seed tasks themselves are the training data (no generation, no engine); the
+    training format is decided from the tokenizer as for a generated run."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from .backends.base import chat_model
+
+    cfg = job.config
+    inputs = store.run_inputs(job)
+    seeds = load_seeds(cfg.seeds)
+    tokenizer = AutoTokenizer.from_pretrained(job.model, trust_remote_code=cfg.trust_remote_code)
+    model = SimpleNamespace(chat_capable=bool(getattr(tokenizer, "chat_template", None)),
+                            chat_model=chat_model(tokenizer, job.model))
+    mode = resolve_mode(cfg.prompt_format, model)
+    data = [{"id": s["id"], **{f: s[f] for f in ALPACA_FIELDS}} for s in seeds]
+    none = {"tokens": 0, "seconds": 0.0}
+    manifest = {
+        "run_key": store.run_key(inputs), "inputs": inputs, "model": job.model, "backend": None, "seeds_only": True,
+        "prompt_format": mode, "training_format": TRAINING_FORMATS[mode], "previous_round": None, "extended_from": None,
+        "versions": _versions(), "counts": {**funnel(data, data, []), "requested": 0, "seeds": len(seeds)},
+        "stages": {"instructions": {"rounds": 0, "prompts": 0, **none}, "responses": {"chunks": 0, **none}},
+        "tokens_per_second": None, "wall_seconds": 0.0,
+    }
+    return write_run(job.runs_dir / manifest["run_key"], manifest, data, [], data, cfg.messages)

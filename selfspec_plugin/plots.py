@@ -26,31 +26,34 @@ def _png(fig) -> bytes:
 
 
 def eval_chart(result: dict, path: Path) -> None:
-    """Base vs specialized F1 per task, one panel per number of demonstrations, std as error bars."""
+    """Every model's primary metric per task, one panel per number of demonstrations, std as error bars."""
     from . import store
 
     plt = _pyplot()
     shots = sorted({r["k"] for r in result["rows"]})
     tasks = list(dict.fromkeys(r["task"] for r in result["rows"]))
     rows = {(r["model"], r["task"], r["k"]): r for r in result["rows"]}
-    models = [m for m in ("base", "adapter") if any(key[0] == m for key in rows)]
-    fig, axes = plt.subplots(len(shots), 1, figsize=(max(6, 0.9 * len(tasks) + 2), 3.2 * len(shots)), squeeze=False)
+    models = [m["label"] for m in result["models"]]
+    colors = [BASE if m["adapter"] is None else None for m in result["models"]]
+    fig, axes = plt.subplots(len(shots), 1, figsize=(max(6, 0.5 * len(tasks) * len(models) + 2), 3.2 * len(shots)),
+                             squeeze=False)
     width = 0.8 / len(models)
     for ax, k in zip(axes[:, 0], shots):
         for j, model in enumerate(models):
-            vals = [100 * rows[(model, t, k)]["f1"] for t in tasks]
-            errs = [100 * rows[(model, t, k)]["f1_std"] for t in tasks]
+            vals = [100 * rows[(model, t, k)]["primary"] for t in tasks]
+            errs = [100 * rows[(model, t, k)]["primary_std"] for t in tasks]
             xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(tasks))]
-            bars = ax.bar(xs, vals, width, yerr=errs if k else None, capsize=2,
-                          color=BASE if model == "base" else ADAPTER, label="base" if model == "base" else "self-specialized")
-            ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
-        avg = {a["model"]: 100 * a["f1"] for a in result["averages"] if a["k"] == k}
-        ax.set_title(f"k = {k} demonstrations — average F1 " + " → ".join(f"{avg[m]:.1f}" for m in models), loc="left")
+            bars = ax.bar(xs, vals, width, yerr=errs if k else None, capsize=2, label=model,
+                          **({"color": colors[j], "alpha": 0.6 + 0.4 * (j % 2)} if colors[j] else {}))
+            ax.bar_label(bars, fmt="%.0f", fontsize=6, padding=1)
+        avg = {a["model"]: 100 * a["primary"] for a in result["averages"] if a["k"] == k}
+        ax.set_title(f"k = {k} demonstrations — average " + ", ".join(f"{m} {avg[m]:.1f}" for m in models), loc="left",
+                     fontsize=9)
         ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
-        ax.set_ylabel("token F1 (%)")
+        ax.set_ylabel("primary metric (%)")
         ax.set_ylim(0, max(10, ax.get_ylim()[1]))
-        ax.legend(frameon=False, loc="upper right")
-    fig.suptitle(f"{Path(result['model']).name}: base vs self-specialized", x=0.01, ha="left", fontweight="bold")
+        ax.legend(frameon=False, loc="upper right", fontsize=7)
+    fig.suptitle(f"{Path(result['model']).name}: each task's primary metric", x=0.01, ha="left", fontweight="bold")
     fig.tight_layout()
     store.write_bytes(path, _png(fig))
 

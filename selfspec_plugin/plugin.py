@@ -84,7 +84,7 @@ class SelfSpecPlugin(BasePlugin):
         if not cfg.selfspec or not is_main_process():
             return
         if cfg.axolotl_config_path and cfg.output_dir:
-            record_training(cfg.axolotl_config_path, cfg.output_dir)
+            record_training(cfg.axolotl_config_path, cfg.output_dir, (cfg.datasets or [{}])[0].get("type"))
         if not cfg.selfspec.get("eval_after_train"):
             return
         result = evaluate_in_child(make_job(dict(cfg.selfspec), cfg.base_model, cfg.output_dir), cfg.output_dir)

@@ -54,6 +54,12 @@ def generate(job: store.Job, progress: bool = True) -> Path:
     with store.writer_lock(run_dir):  # concurrent runs (or ranks) of one job: one generates, the rest wait
         if _cached(run_dir):
             return run_dir
+        if cfg.seeds_only:  # the control: the seeds are the data, no engine
+            from .pipeline import seeds_only_run
+
+            manifest = seeds_only_run(job)
+            print(summary(manifest, run_dir), file=sys.stderr)
+            return run_dir
         options = cfg.backend_settings()
         if cfg.previous_round:  # iterative round: responses come from base + the previous round's adapter
             options = lora_options(cfg.backend, options, cfg.previous_round.adapter)
@@ -90,7 +96,7 @@ def evaluate_in_child(job: store.Job, adapter: str) -> dict:
     recipe = Path(adapter) / "selfspec-eval.json"  # JSON is YAML: the CLI reads it like any recipe
     store.write_json(recipe, {"base_model": job.model, "output_dir": str(adapter),
                               "selfspec": job.config.model_dump(mode="json")})
-    proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "eval", str(recipe), "--adapter", str(adapter)],
+    proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "eval", str(recipe), "--adapter", f"adapter={adapter}"],
                           env=child_env())
     if proc.returncode != 0:
         raise SelfSpecError(f"selfspec: evaluation failed (exit code {proc.returncode}); see the messages above")

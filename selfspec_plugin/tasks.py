@@ -1,7 +1,9 @@
 """Held-out evaluation tasks: a task-spec file of our own, or a public benchmark read where it lies.
 
-A task is a plain dict: `task`, `kind` ("text", "labels" or "entities"), `definition`, `demos` and
-`instances` (lists of {input, output}), `labels` for label tasks, `max_tokens`, `source`. Benchmarks are
+A task is a plain dict: `task`, `kind`, `definition`, `demos` and `instances` (lists of {input, output}),
+`labels` for label tasks, `max_tokens`, `source`. Kinds: `labels` (the answer is one of `labels`), `entities`
+(a list of items or mentions, scored as sets), `labeled_text` (a label word, then free text: "Yes, the trial
+showed ..."; the two are scored apart), `text` (free text). Benchmarks are
 read in place (their licences differ) and never copied; their demonstrations come from a split other
 than the one scored.
 
@@ -18,7 +20,7 @@ from pathlib import Path
 from . import store
 from .errors import SelfSpecError
 
-KINDS = ("text", "labels", "entities")
+KINDS = ("text", "labels", "entities", "labeled_text")
 
 
 def load_tasks(spec: str) -> list[dict]:
@@ -47,8 +49,8 @@ def load_task_file(path: Path) -> list[dict]:
         kind = rec.get("kind", "text")
         if kind not in KINDS:
             raise SelfSpecError(f"{where}: field 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
-        if kind == "labels" and not (isinstance(rec.get("labels"), list) and rec["labels"]):
-            raise SelfSpecError(f"{where}: a 'labels' task needs a non-empty 'labels' list")
+        if kind in ("labels", "labeled_text") and not (isinstance(rec.get("labels"), list) and rec["labels"]):
+            raise SelfSpecError(f"{where}: a {kind!r} task needs a non-empty 'labels' list")
         tasks.append(_task(rec["task"], kind, rec["definition"], rec["demos"], rec["instances"], f"{path}",
                            labels=rec.get("labels"), max_tokens=int(rec.get("max_tokens", 64))))
     if not tasks:

@@ -34,7 +34,7 @@ def test_eval_sets_are_complete_and_held_out(domain):
     seeds = {(s["instruction"], s["input"]) for s in load_seeds(SEEDS / f"{domain}.jsonl")}
     seed_inputs = {inp for _, inp in seeds if inp}
     for task in tasks:
-        assert set(task) == {"task", "task_type", "definition", "demos", "instances"}
+        assert set(task) - {"labels"} == {"task", "kind", "task_type", "definition", "demos", "instances"}
         assert len(task["demos"]) == 5 and len(task["instances"]) >= 15
         for inst in task["demos"] + task["instances"]:
             assert inst["input"].strip() and inst["output"].strip()

@@ -128,6 +128,9 @@ def test_a_chat_model_generates_and_trains_in_its_chat_template(trained_chat):
     data = read_jsonl(run_dir / "data.jsonl")
     assert data and all(r["messages"][-1] == {"role": "assistant", "content": r["output"]} for r in data)
     assert "(format chat_template)" in proc.stderr and (work / "out" / "adapter_model.safetensors").is_file()
+    from selfspec_plugin.evaluate import trained_format
+
+    assert trained_format(str(work / "out")) == "chat"  # `selfspec eval` will prompt this adapter in chat format
     rows = prepared_rows(work / "out", model)
     assert len(rows) == len(data)
     outputs = {r["output"] for r in data}
@@ -146,6 +149,21 @@ def test_a_base_model_trains_in_the_alpaca_template(trained):
     for text, trained in rows:
         assert text.startswith("<s>Below is an instruction") and "### Response:" in text
         assert trained.removesuffix("</s>").strip() in outputs
+
+
+@pytest.mark.slow
+def test_seeds_only_control_trains_through_axolotl_on_the_seeds(tmp_path, tiny_model):
+    """`selfspec.seeds_only: true`: the same recipe trains on the seed tasks alone, without starting an engine."""
+    recipe = write_recipe(tmp_path / "recipe.yml", tiny_model, extra="seeds_only: true")
+    recipe.write_text(recipe.read_text().replace("eval_after_train: true", "eval_after_train: false"))
+    proc = run(["axolotl", "train", str(recipe)], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    (run_dir,) = [p for p in (tmp_path / "out" / "selfspec").iterdir() if p.is_dir()]
+    assert json.loads((run_dir / "manifest.json").read_text())["seeds_only"] and not (run_dir / "responses").exists()
+    rows = prepared_rows(tmp_path / "out", tiny_model)
+    seeds = read_jsonl(ROOT / "tests" / "data" / "seeds.jsonl")
+    assert len(rows) == len(seeds) and {t.removesuffix("</s>").strip() for _, t in rows} == {s["output"] for s in seeds}
+    assert (tmp_path / "out" / "adapter_model.safetensors").stat().st_size > 0
 
 
 def test_axolotl_train_generates_with_vllm_and_saves_an_adapter(trained):
@@ -181,7 +199,11 @@ def test_eval_after_train_scores_base_and_adapter_through_vllm_lora(trained):
     work, _, _, proc = trained
     out = work / "out" / "eval"
     result = json.loads((out / "eval.json").read_text())
-    assert result["backend"] == "vllm" and result["adapter"] == str(work / "out")
+    assert result["backend"] == "vllm"
+    # the tiny model has no chat template and trained in alpaca (the marker the plugin wrote says so)
+    assert [(m["label"], m["adapter"], m["format"]) for m in result["models"]] == [
+        ("base", None, "alpaca"), ("adapter", str(work / "out"), "alpaca")]
+    assert json.loads((work / "out" / "selfspec-trained.json").read_text())["training_format"] == "alpaca"
     assert {(r["model"], r["k"]) for r in result["rows"]} == {(m, k) for m in ("base", "adapter") for k in (0, 1)}
     assert len(result["rows"]) == 2 * 2 * 10 and all(r["n"] == 2 for r in result["rows"])
     preds = read_jsonl(out / "predictions.jsonl")

@@ -24,7 +24,7 @@ def toy_task(name="toy", kind="text", n=6, labels=None):
 
 
 def test_plan_builds_one_request_per_item_k_and_sampling():
-    reqs = evaluate.plan([toy_task("a"), toy_task("b", n=3)], shots=[0, 1, 2], samplings=3, limit=None, seed=0, fmt="alpaca")
+    reqs = evaluate.plan([toy_task("a"), toy_task("b", n=3)], shots=[0, 1, 2], samplings=3, limit=None, seed=0)
     assert len(reqs) == (6 + 3) * (1 + 3 + 3)
     assert len({r["prompt"].id for r in reqs}) == len(reqs)
     one = [r for r in reqs if r["task"] == "a" and r["k"] == 2]
@@ -34,13 +34,13 @@ def test_plan_builds_one_request_per_item_k_and_sampling():
     zero = next(r for r in reqs if r["k"] == 0)
     assert "Examples:" not in zero["prompt"].text and zero["prompt"].text.endswith("### Input:\ninput 0\n\n### Response:\n")
     assert zero["prompt"].text.startswith(evaluate.ALPACA_SYSTEM)  # the template the adapter was trained with
-    assert evaluate.plan([toy_task()], [1], 2, None, 0, "alpaca")[0]["prompt"].text == \
-        evaluate.plan([toy_task()], [1], 2, None, 0, "alpaca")[0]["prompt"].text  # deterministic
+    assert evaluate.plan([toy_task()], [1], 2, None, 0)[0]["prompt"].text == \
+        evaluate.plan([toy_task()], [1], 2, None, 0)[0]["prompt"].text  # deterministic
 
 
 def test_too_few_demonstrations_for_k_is_an_error():
     with pytest.raises(SelfSpecError, match="has 5 demonstrations, --shots asks for 6"):
-        evaluate.plan([toy_task()], [6], 1, None, 0, "alpaca")
+        evaluate.plan([toy_task()], [6], 1, None, 0)
 
 
 def test_limit_takes_the_same_items_every_time():
@@ -50,27 +50,95 @@ def test_limit_takes_the_same_items_every_time():
     assert evaluate.subsample(task, 100) == task["instances"]
 
 
-def test_summarize_scores_both_models_on_the_same_items():
+def test_summarize_scores_every_model_on_the_same_items():
     task = toy_task(kind="labels", labels=["yes", "no"], n=20)
-    reqs = evaluate.plan([task], [0, 1], 2, None, 0, "alpaca")
-    preds = {"base": ["maybe"] * len(reqs), "adapter": [f"{r['gold'].capitalize()}." for r in reqs]}
-    out = evaluate.summarize([task], reqs, preds)
+    reqs = evaluate.plan([task], [0, 1], 2, None, 0)
+    preds = {"base": ["maybe"] * len(reqs), "adapter": [f"{r['gold'].capitalize()}." for r in reqs],
+             "constant": ["no"] * len(reqs)}
+    out = evaluate.summarize([task], reqs, preds, [("base", "adapter"), ("base", "constant"), ("constant", "adapter")])
     rows = {(r["model"], r["k"]): r for r in out["rows"]}
     assert rows[("base", 0)]["f1"] == 0 and rows[("adapter", 0)]["f1"] == 1.0
     assert rows[("adapter", 1)]["samplings"] == 2 and rows[("adapter", 1)]["n"] == 20
     assert rows[("adapter", 0)]["accuracy"] == 1.0 and rows[("base", 0)]["unparseable"] == 20
-    assert rows[("adapter", 0)]["macro_f1"] == 1.0
-    delta = next(d for d in out["deltas"] if d["k"] == 0)
-    assert delta["diff"] == 1.0 and delta["significant"]
+    assert rows[("adapter", 0)]["macro_f1"] == 1.0 and rows[("adapter", 0)]["primary"] == 1.0
+    # the constant answerer: exactly the majority baseline, and its shares show the collapse
+    assert rows[("constant", 0)]["accuracy"] == rows[("constant", 0)]["majority_accuracy"] == 0.5
+    assert rows[("constant", 0)]["shares"] == {"yes": 0.0, "no": 1.0, "unparseable": 0.0}
+    delta = {(d["reference"], d["model"], d["task"], d["k"]): d for d in out["deltas"]}
+    assert delta[("base", "adapter", "toy", 0)]["primary"]["diff"] == 1.0 and delta[("base", "adapter", "toy", 0)]["f1"]["significant"]
+    assert delta[("constant", "adapter", "average", 1)]["primary"]["diff"] == 0.5  # adapters against each other too
     assert {(a["model"], a["k"]): a["f1"] for a in out["averages"]}[("adapter", 1)] == 1.0
 
-    result = {**out, "tasks": [{"task": "toy"}], "samplings": 2, "model": "m", "adapter": "ad", "backend": "b",
-              "prompt_format": "alpaca", "limit": None, "wall_seconds": 1}
+    result = {**out, "tasks": [{"task": "toy", "primary": "accuracy"}], "samplings": 2, "shots": [0, 1], "model": "m",
+              "models": [{"label": m, "adapter": None if m == "base" else m, "format": "alpaca"} for m in preds],
+              "backend": "b", "limit": None, "wall_seconds": 1}
     table = evaluate.markdown_table(result)
-    assert "| toy | 0 | 20 | 0.0 | 100.0 | +100.0 [+100.0, +100.0] * |" in table
-    assert "acc 100.0, macro-F1 100.0, unparseable 0.0" in table
+    assert "| toy | 0 | 20 | accuracy | 0.0 | 100.0 | 50.0 |" in table
+    assert "| toy | 0 | adapter − base | +100.0 [+100.0, +100.0] * |" in table
+    assert "acc 50.0 (majority 50.0, uniform 50.0), macro-F1 33.3 (majority 33.3), unparseable 0.0; answers: no 100%" in table
     flat = evaluate.tracker_metrics(result)
-    assert flat["selfspec_eval/toy/k0/adapter_f1"] == 1.0 and flat["selfspec_eval/toy/k1/delta_f1"] == 1.0
+    assert flat["selfspec_eval/toy/k0/adapter_f1"] == 1.0 and flat["selfspec_eval/toy/k1/adapter-base_delta_primary"] == 1.0
+
+
+def test_label_tasks_have_baselines_shares_and_a_parse_count():
+    golds = ["yes"] * 6 + ["no"] * 2 + ["maybe"] * 2
+    out = evaluate.task_scores(toy_task(kind="labels", labels=["yes", "no", "maybe"]), ["Yes, it does."] * 9 + ["unclear"], golds)
+    assert out["accuracy"] == 0.6 and out["unparseable"] == 1
+    assert out["shares"] == {"yes": 0.9, "no": 0.0, "maybe": 0.0, "unparseable": pytest.approx(0.1)}
+    assert out["majority_accuracy"] == 0.6 and out["uniform_accuracy"] == pytest.approx(1 / 3)
+    # uniform guessing: label F1 = 2g / (1 + L g) for gold share g; mean over labels
+    assert out["uniform_macro_f1"] == pytest.approx((2 * .6 / 2.8 + 2 * .2 / 1.6 + 2 * .2 / 1.6) / 3)
+    assert out["majority_macro_f1"] == pytest.approx((2 * 6 / (12 + 4)) / 3)
+
+
+def test_list_answers_get_set_f1_beside_box_f1():
+    from selfspec_plugin import metrics
+
+    gold = "adenine, guanine, cytosine, thymine"
+    assert metrics.token_f1("thymine, adenine, cytosine, guanine", gold) == pytest.approx(0.4)  # BoX: the best alternative
+    assert metrics.token_f1("adenine", gold) == 1.0  # ... which rewards one item
+    assert metrics.set_f1("thymine, adenine, cytosine, guanine", gold) == 1.0
+    assert metrics.set_f1("adenine", gold) == pytest.approx(0.4)
+    assert metrics.set_f1("none", "none") == 1.0 and metrics.set_f1("adenine", "none") == 0.0
+    out = evaluate.task_scores(toy_task(kind="entities"), ["adenine", "Thymine; adenine; cytosine; guanine"], [gold, gold])
+    assert out["set_f1"] == pytest.approx(0.7) and out["primary_items"] == [pytest.approx(0.4), 1.0]
+
+
+def test_yes_no_prefixed_answers_score_the_label_and_the_text_apart():
+    from selfspec_plugin import metrics
+
+    assert metrics.split_label("No, weekly vitamin D3 raised levels.", ["yes", "no"]) == ("no", "weekly vitamin D3 raised levels.")
+    assert metrics.split_label("Nothing changed.", ["yes", "no"]) == (None, "Nothing changed.")
+    task = toy_task(kind="labeled_text", labels=["yes", "no"])
+    golds = ["Yes, the exercise programme lowered blood pressure.", "No, vitamin D3 did not reduce falls.",
+             "Warfarin carriers need lower doses."]  # the last gold has no label: text only
+    bare = evaluate.task_scores(task, ["yes", "no", "lower doses"], golds)
+    assert bare["accuracy"] == 1.0 and bare["f1_items"][:2] == [1.0, 1.0]  # BoX F1 gives a bare "yes" full marks
+    assert bare["primary_items"][:2] == [0.0, 0.0] and bare["text_f1"] < 0.3  # ... the text score does not
+    full = evaluate.task_scores(task, ["Yes, the exercise programme lowered blood pressure.", "Yes, it reduced falls.",
+                                       "Warfarin carriers need lower doses."], golds)
+    assert full["accuracy"] == 0.5 and full["primary_items"][0] == 1.0 and full["primary_items"][2] == 1.0
+
+
+def test_stratified_bootstrap_averages_tasks_with_equal_weight():
+    from selfspec_plugin import metrics
+
+    big, small = [0.0] * 100, [0.0] * 4
+    out = metrics.stratified_bootstrap([big, small], [[1.0] * 100, [0.0] * 4])
+    assert out["diff"] == 0.5 and out["ci"] == [0.5, 0.5]  # not 100/104
+    assert metrics.paired_bootstrap([0, 0, 1, 1], [1, 0, 1, 0]) == metrics.stratified_bootstrap([[0, 0, 1, 1]], [[1, 0, 1, 0]])
+
+
+def test_shipped_eval_tasks_declare_their_kinds():
+    for path in sorted((ROOT / "seeds" / "eval").glob("*.jsonl")):
+        loaded = tasks.load_task_file(path)
+        kinds = {t["task"]: t["kind"] for t in loaded}
+        assert set(kinds.values()) >= {"labels", "entities", "text"}, path
+        for t in loaded:
+            if t["kind"] == "labels":
+                assert {i["output"] for i in t["instances"]} <= set(t["labels"]), t["task"]
+    assert kinds["risk_classification"] == "labels"
+    assert {t["task"]: t["kind"] for t in tasks.load_task_file(ROOT / "seeds" / "eval" / "biomed.jsonl")}["long_answer_qa"] == "labeled_text"
 
 
 def test_task_file_errors_name_file_and_line(tmp_path):
@@ -128,7 +196,7 @@ def random_adapter(tiny_model, tmp_path_factory):
 
 
 def _prompts():
-    reqs = evaluate.plan([toy_task(n=4)], [0], 1, None, 0, "alpaca")
+    reqs = evaluate.plan([toy_task(n=4)], [0], 1, None, 0)
     return [r["prompt"] for r in reqs]
 
 
@@ -159,35 +227,73 @@ def test_merged_weights_fallback_equals_the_adapter(tiny_model, random_adapter, 
     assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, base, atol=1e-2)
 
 
+@pytest.fixture(scope="module")
+def second_adapter(tiny_model, tmp_path_factory):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM", target_modules=["q_proj", "v_proj"])
+    out = tmp_path_factory.mktemp("adapter2")
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+def test_models_default_to_their_training_format(random_adapter, tmp_path):
+    import shutil
+
+    chat = tmp_path / "chat"
+    shutil.copytree(random_adapter, chat)
+    (chat / "selfspec-trained.json").write_text(json.dumps({"training_format": "chat_template"}))
+    specs = evaluate.model_specs([f"selfspec={chat}", str(random_adapter)], [])
+    assert [(s["name"], s["formats"]) for s in specs] == [
+        ("base", ["alpaca", "chat"]), ("selfspec", ["chat"]), (Path(random_adapter).name, ["alpaca"])]
+    assert evaluate.model_specs([f"x={chat}"], ["alpaca"])[1]["formats"] == ["alpaca", "chat"]  # --formats adds
+    with pytest.raises(SelfSpecError, match="the name 'base' is taken"):
+        evaluate.model_specs([f"base={chat}"], [])
+    with pytest.raises(SelfSpecError, match="--adapter .*not a PEFT LoRA adapter"):
+        evaluate.model_specs([str(tmp_path)], [])
+
+
 @pytest.mark.slow
-def test_selfspec_eval_command_writes_base_and_adapter_results(tiny_model, random_adapter, tmp_path):
+def test_selfspec_eval_scores_three_models_on_one_engine(tiny_model, random_adapter, second_adapter, tmp_path):
     recipe = tmp_path / "recipe.yml"
     recipe.write_text(f"base_model: {tiny_model}\nselfspec:\n  seeds: {ROOT / 'tests' / 'data' / 'seeds.jsonl'}\n"
                       f"  backend: transformers\n  eval: {{shots: [0, 1], samplings: 2, limit: 3}}\n"
                       f"output_dir: {tmp_path / 'out'}\n")
     proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "eval", str(recipe), "--no-progress",
-                           "--adapter", str(random_adapter), "--tasks", str(ROOT / "seeds" / "eval" / "biomed.jsonl"),
+                           "--adapter", f"one={random_adapter}", f"two={second_adapter}",
+                           "--tasks", str(ROOT / "seeds" / "eval" / "biomed.jsonl"),
                            "--out", str(tmp_path / "eval")], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())
-    assert {(r["model"], r["k"]) for r in result["rows"]} == {(m, k) for m in ("base", "adapter") for k in (0, 1)}
-    assert len(result["rows"]) == 2 * 2 * 10 and len(result["deltas"]) == 2 * 10
+    models = ("base", "one", "two")  # the tiny model has no chat template: every model in alpaca
+    assert [m["label"] for m in result["models"]] == list(models)
+    assert {(r["model"], r["k"]) for r in result["rows"]} == {(m, k) for m in models for k in (0, 1)}
+    assert len(result["rows"]) == 3 * 2 * 10
+    pairs = {(d["reference"], d["model"]) for d in result["deltas"]}
+    assert pairs == {("base", "one"), ("base", "two"), ("one", "two")}
+    assert len(result["deltas"]) == 3 * 2 * (10 + 1)  # every task and the average, per k
     assert all(r["n"] == 3 for r in result["rows"]) and all(r["samplings"] == (2 if r["k"] else 1) for r in result["rows"])
     preds = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
-    assert len(preds) == 2 * 10 * 3 * (1 + 2)
-    base = {(p["task"], p["k"], p["sampling"], p["item"]): p["prediction"] for p in preds if p["model"] == "base"}
-    assert any(p["prediction"] != base[(p["task"], p["k"], p["sampling"], p["item"])] for p in preds if p["model"] == "adapter")
+    assert len(preds) == 3 * 10 * 3 * (1 + 2)
+    by = {m: [p["prediction"] for p in preds if p["model"] == m] for m in models}
+    assert by["one"] != by["base"] and by["two"] != by["base"] and by["one"] != by["two"]  # three different models
     assert (tmp_path / "eval" / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| factoid_qa | 0 | 3 |" in (tmp_path / "eval" / "eval.md").read_text()
-    assert "average over tasks, adapter, k=1" in proc.stdout
+    assert "| factoid_qa | 0 | 3 | token F1 |" in (tmp_path / "eval" / "eval.md").read_text()
+    assert "| average | 0 | two − one |" in proc.stdout
 
 
 def test_eval_numbers_reach_the_trainings_trackio_project(tmp_path):
     """`eval_after_train` with `use_trackio: true`: the numbers land in the configured trackio project."""
     import sqlite3
 
-    result = {"rows": [{"model": "base", "task": "t", "k": 0, "f1": 0.25, "rougeL": 0.5}],
-              "averages": [{"model": "base", "k": 0, "f1": 0.25}], "deltas": [{"task": "t", "k": 0, "diff": 0.125}]}
+    result = {"rows": [{"model": "base", "task": "t", "k": 0, "primary": 0.75, "f1": 0.25, "rougeL": 0.5}],
+              "averages": [{"model": "base", "k": 0, "primary": 0.75, "f1": 0.25}],
+              "deltas": [{"task": "t", "k": 0, "reference": "base", "model": "a", "primary": {"diff": 0.5},
+                          "f1": {"diff": 0.125}}]}
     code = ("import json, sys; from axolotl.utils.dict import DictDefault; from selfspec_plugin.plugin import _log_to_trackers; "
             "_log_to_trackers(DictDefault(use_trackio=True, trackio_project_name='spec', trackio_run_name='r1', "
             "output_dir='out'), json.loads(sys.argv[1]))")
@@ -196,5 +302,6 @@ def test_eval_numbers_reach_the_trainings_trackio_project(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = sqlite3.connect(tmp_path / "spec.db").execute("select run_name, metrics from metrics").fetchall()
     assert [(name, json.loads(blob)) for name, blob in rows] == [("r1", {
-        "selfspec_eval/t/k0/base_f1": 0.25, "selfspec_eval/t/k0/base_rougeL": 0.5,
-        "selfspec_eval/average/k0/base_f1": 0.25, "selfspec_eval/t/k0/delta_f1": 0.125})]
+        "selfspec_eval/t/k0/base_primary": 0.75, "selfspec_eval/t/k0/base_f1": 0.25, "selfspec_eval/t/k0/base_rougeL": 0.5,
+        "selfspec_eval/average/k0/base_primary": 0.75, "selfspec_eval/average/k0/base_f1": 0.25,
+        "selfspec_eval/t/k0/a-base_delta_primary": 0.5, "selfspec_eval/t/k0/a-base_delta_f1": 0.125})]

@@ -245,3 +245,24 @@ def test_jsonl_lines_survive_every_line_splitter(tmp_path):
     store.write_jsonl(tmp_path / "x.jsonl", rows)
     text = (tmp_path / "x.jsonl").read_text(encoding="utf-8")
     assert [json.loads(line) for line in text.splitlines()] == rows == store.read_jsonl(tmp_path / "x.jsonl")
+
+
+def test_seeds_only_trains_on_the_seeds_without_an_engine(scripted, tiny_model, tmp_path, capsys):
+    from tiny_model import tiny_chat_model_dir
+
+    run_dir = generate(job(tiny_model, tmp_path, seeds_only=True), progress=False)
+    assert not scripted.instances  # no backend was started
+    seeds = [json.loads(line) for line in (ROOT / "tests" / "data" / "seeds.jsonl").read_text().splitlines()]
+    data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
+    assert [(r["instruction"], r["output"]) for r in data] == [(s["instruction"], s["output"]) for s in seeds]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["seeds_only"] and manifest["training_format"] == "alpaca"  # the tiny model has no chat template
+    assert manifest["counts"]["triplets"] == len(seeds) and not (run_dir / "instructions").exists()
+    assert f"triplets       {len(seeds)} in data.jsonl" in capsys.readouterr().err
+    from selfspec_plugin import store
+
+    assert store.run_dir(job(tiny_model, tmp_path)) != run_dir  # its own run key
+    chat = generate(job(tiny_chat_model_dir(), tmp_path / "chat", seeds_only=True), progress=False)
+    rows = [json.loads(line) for line in (chat / "data.jsonl").read_text().splitlines()]
+    assert json.loads((chat / "manifest.json").read_text())["training_format"] == "chat_template"
+    assert rows[0]["messages"][-1] == {"role": "assistant", "content": rows[0]["output"]}

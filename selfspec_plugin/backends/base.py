@@ -79,8 +79,9 @@ def adapter_rank(adapter: str | Path) -> int:
         raise SelfSpecError(f"{adapter}: not a PEFT LoRA adapter directory ({exc})") from None
 
 
-def lora_options(backend_name: str, options: dict, adapter: str) -> dict:
-    """A backend's start options for serving `adapter` per request: vLLM must enable LoRA when it starts."""
+def lora_options(backend_name: str, options: dict, *adapters: str) -> dict:
+    """A backend's start options for serving `adapters` per request: vLLM must enable LoRA when it starts (one
+    adapter per engine call, so one slot; the rank is the largest of them)."""
     if backend_name not in VLLM_ENGINES:
         return options
-    return {**options, "enable_lora": True, "max_lora_rank": max(8, adapter_rank(adapter)), "max_loras": 1}
+    return {**options, "enable_lora": True, "max_lora_rank": max(8, *map(adapter_rank, adapters)), "max_loras": 1}

@@ -45,22 +45,26 @@ class TransformersBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), trust_remote_code=remote).to(self.device).eval()
         self.batch_size = int(options.get("batch_size", 16))
-        self.adapter: str | None = None
+        self.adapters: dict[str, str] = {}  # adapter directory -> its PEFT adapter name
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
         self.chat_model = chat_model(self.tokenizer, model)
 
     def _model(self, adapter: str | None):
-        """The model to generate with: the base, or the base with a LoRA adapter (PEFT, loaded once)."""
+        """The model to generate with: the base, or the base with one of its LoRA adapters (PEFT, each loaded once
+        under its own name and switched to per call)."""
         from contextlib import nullcontext
 
         if adapter is None:
-            return self.model, (self.model.disable_adapter() if self.adapter else nullcontext())
-        if self.adapter != adapter:
-            if self.adapter:
-                raise ValueError("the transformers backend serves one adapter per process")
+            return self.model, (self.model.disable_adapter() if self.adapters else nullcontext())
+        if adapter not in self.adapters:
             from peft import PeftModel
 
-            self.model, self.adapter = PeftModel.from_pretrained(self.model, adapter).eval(), adapter
+            name = self.adapters[adapter] = f"adapter-{len(self.adapters) + 1}"
+            if len(self.adapters) == 1:
+                self.model = PeftModel.from_pretrained(self.model, adapter, adapter_name=name).eval()
+            else:
+                self.model.load_adapter(adapter, adapter_name=name)
+        self.model.set_adapter(self.adapters[adapter])
         return self.model, nullcontext()
 
     def _run(self, texts: list[str], prompts: list, sampling: Sampling, mode: str, adapter: str | None) -> list[Completion]:

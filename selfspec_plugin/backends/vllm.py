@@ -72,6 +72,7 @@ class VLLMBackend:
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
         self.chat_model = chat_model(self.tokenizer, model)
+        self.lora_ids: dict[str, int] = {}
 
     def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None = None) -> list[Completion]:
         """`adapter`: a LoRA adapter directory applied to these requests (needs `enable_lora` at start)."""
@@ -87,7 +88,10 @@ class VLLMBackend:
                 ids = ids[-budget:]
             requests.append(TokensPrompt(prompt_token_ids=ids))
             params.append(sampling_params(sampling, p))
-        lora = LoRARequest("adapter", 1, adapter) if adapter else None
+        lora = None
+        if adapter:  # vLLM caches adapters by id: one id per adapter directory
+            lora_id = self.lora_ids.setdefault(adapter, len(self.lora_ids) + 1)
+            lora = LoRARequest(f"adapter-{lora_id}", lora_id, adapter)
         outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=lora)
         return [
             Completion(o.outputs[0].text, "length" if o.outputs[0].finish_reason == "length" else "stop",
