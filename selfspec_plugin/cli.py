@@ -9,12 +9,15 @@ from pathlib import Path
 
 from .errors import SelfSpecError
 
+# Set (unless already set) by every `selfspec` command: no model hub, no usage statistics. docs/install.md lists
+# them; WANDB_MODE is left alone so that a recipe's own `use_wandb` still logs.
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "VLLM_NO_USAGE_STATS": "1",
     "DO_NOT_TRACK": "1",
+    "AXOLOTL_DO_NOT_TRACK": "1",
 }
 
 
@@ -22,11 +25,12 @@ def load_recipe(path: str) -> dict:
     """Read an Axolotl YAML (safe-loaded) and check that it has a selfspec block."""
     import yaml
 
+    from . import store
+
+    if not Path(path).exists():
+        raise SelfSpecError(f"config not found: {path}")
     try:
-        with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise SelfSpecError(f"config not found: {path}") from None
+        raw = yaml.safe_load(store.read_text(Path(path)))
     except yaml.YAMLError as exc:
         raise SelfSpecError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("selfspec"), dict):
@@ -57,7 +61,10 @@ def cmd_generate(args) -> None:
 def cmd_iterate(args) -> None:
     from .iterate import iterate
 
-    raw, _ = recipe_job(args.config)
+    from .pipeline import check_inputs
+
+    raw, job = recipe_job(args.config)
+    check_inputs(job.config)  # bad names or files: fail before round 1's `axolotl train`
     for row in iterate(Path(args.config), raw, args.rounds):
         changed = row.get("changed_responses")
         note = f", responses changed vs round {row['round'] - 1}: {changed[0]}/{changed[1]}" if changed else ""

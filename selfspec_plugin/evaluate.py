@@ -279,6 +279,7 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
     """Score the base model and any number of adapters (`model_specs`) on one engine where the backend serves
     adapters per request; write eval.json/.md/.png + predictions."""
     requests = plan(tasks, shots, samplings, limit, seed)
+    store.make_dir(out_dir)  # an unwritable --out fails now, not after hours of generation
     started, preds = time.monotonic(), {}
     adapters = [m["adapter"] for m in models if m["adapter"]]
     lora = bool(adapters) and backend_name in (*VLLM_ENGINES, "transformers")

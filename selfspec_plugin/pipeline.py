@@ -41,14 +41,19 @@ def resolve_mode(prompt_format: str, backend) -> str:
     return prompt_format
 
 
-def build_checks(stage: str, settings: dict, names: list[str] | None) -> list:
+def filter_specs(names: list[str] | None) -> dict:
+    """The registered filters that `selfspec.filters` names (all when None); an unknown name is an error."""
     specs = plugins.filters()
-    if names is not None:
-        unknown = [n for n in names if n not in specs]
-        if unknown:
-            raise SelfSpecError(f"selfspec.filters: unknown filter {unknown[0]!r} (available: {', '.join(sorted(specs))})")
-        specs = {n: specs[n] for n in names}
-    chosen = sorted((s for s in specs.values() if s.stage == stage), key=lambda s: s.order)
+    if names is None:
+        return specs
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise SelfSpecError(f"selfspec.filters: unknown filter {unknown[0]!r} (available: {', '.join(sorted(specs))})")
+    return {n: specs[n] for n in names}
+
+
+def build_checks(stage: str, settings: dict, names: list[str] | None) -> list:
+    chosen = sorted((s for s in filter_specs(names).values() if s.stage == stage), key=lambda s: s.order)
     return [s.build(settings) for s in chosen]
 
 
@@ -205,7 +210,12 @@ def funnel(kept, data, rejected) -> dict:
 
 
 def check_inputs(cfg) -> list[dict]:
-    """Validate the seeds (and the corpus) before any engine starts; returns the seeds."""
+    """Validate the names of the backend, retriever and filters, the seeds and the corpus before anything is written
+    or an engine starts; returns the seeds."""
+    plugins.factory("backend", cfg.backend, plugins.backends())
+    if cfg.corpus:
+        plugins.factory("retriever", cfg.retriever, plugins.retrievers())
+    filter_specs(cfg.filters)
     seeds = load_seeds(cfg.seeds)
     need = max(cfg.instruction_demos, cfg.response_demos)
     if len(seeds) < need:

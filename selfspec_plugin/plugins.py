@@ -48,15 +48,15 @@ def filters() -> dict[str, FilterSpec]:
     return _collect("register_filters")
 
 
-def _factory(kind: str, name: str, available: dict):
+def factory(kind: str, name: str, available: dict):
     if name not in available:
         raise SelfSpecError(f"selfspec.{kind}: unknown {kind} {name!r} (available: {', '.join(sorted(available))})")
     return available[name]
 
 
 def make_backend(name: str, model: str, options: dict):
-    return _factory("backend", name, backends())(model, options)
+    return factory("backend", name, backends())(model, options)
 
 
 def make_retriever(name: str, docs: list[dict], cache_dir):
-    return _factory("retriever", name, retrievers())(docs, cache_dir)
+    return factory("retriever", name, retrievers())(docs, cache_dir)

@@ -226,7 +226,7 @@ def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
                                  f"Short outputs (<= {shares['max_words']} words): {shares['short']} of {shares['total']}",
                                  "triplets"),
         "verbs.png": plots.barh([v for v, _, _ in stats["verbs"]], [n for _, n, _ in stats["verbs"]],
-                                "Most common root verbs (first-word heuristic)", "instructions"),
+                                "Most common root verbs (first-word heuristic)", "triplets"),
     }
     out = run_dir / "report"
     for name, png in figures.items():

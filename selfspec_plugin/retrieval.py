@@ -9,14 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import SelfSpecError
-from .store import jsonl_objects, text_lines
+from .store import check_file, jsonl_objects, text_lines
 
 
 def load_corpus(path: str | Path, text_field: str = "text") -> list[dict]:
     """Documents as `{id, text}`: .jsonl (a `text_field`, optional `id`/`title`), .txt (one per line), .parquet."""
-    path = Path(path)
-    if not path.is_file():
-        raise SelfSpecError(f"selfspec.corpus: file not found: {path}")
+    path = check_file(Path(path), "selfspec.corpus")
     docs: list[dict] = []
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq

@@ -79,7 +79,8 @@ def generate_in_child(job: store.Job) -> Path:
     run_dir = store.run_dir(job)
     if _cached(run_dir):
         return run_dir
-    job.runs_dir.mkdir(parents=True, exist_ok=True)
+    check_inputs(job.config)  # a bad name or file: fail here, before the runs folder is made
+    store.make_dir(job.runs_dir)
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=job.runs_dir, delete=False) as fh:
         fh.write(job.to_json())
     try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from pathlib import Path
 
 from .errors import SelfSpecError
-from .store import jsonl_objects, text_lines
+from .store import check_file, jsonl_objects, read_text
 
 REQUIRED = ("instruction", "output")
 OPTIONAL = ("id", "task_type", "input")
@@ -52,7 +53,7 @@ def _yaml_objects(path: Path):
     """A YAML list of seed mappings; positions are reported as file:line of each item."""
     import yaml
 
-    text = "".join(line for _, line in text_lines(path))
+    text = read_text(path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is not None and not isinstance(root, yaml.SequenceNode):
@@ -64,12 +65,23 @@ def _yaml_objects(path: Path):
         yield f"{path}:{lineno}", lineno, obj
 
 
-def load_seeds(path: str | Path) -> list[dict]:
+# A seed field longer than this fills most of a prompt (the CPU engine's context is 4,096 tokens, ~4 characters
+# each): it is accepted, with a warning, since a long abstract as an input is legitimate.
+LONG_FIELD = 8000
+_WARNED: set[str] = set()
+
+
+def long_fields(seed: dict, where: str) -> list[str]:
+    return [f"{where}: seed {seed['id']!r}: field {field!r} is {len(seed[field]):,} characters (over {LONG_FIELD:,}): "
+            "prompts that show it as a demonstration will be cut to fit the model's context"
+            for field in ("instruction", "input", "output") if len(seed[field]) > LONG_FIELD]
+
+
+def load_seeds(path: str | Path, warnings: list[str] | None = None) -> list[dict]:
     """Read a seeds file (.jsonl, or .yaml/.yml holding a list); any problem raises SelfSpecError naming
-    file:line and the field."""
-    path = Path(path)
-    if not path.is_file():
-        raise SelfSpecError(f"seeds file not found: {path}")
+    file:line and the field. Oversized fields are warnings: appended to `warnings`, or printed when it is None."""
+    path = check_file(Path(path), "seeds")
+    found: list[str] = []
     seeds: list[dict] = []
     seen: dict[str, int] = {}
     objects = _yaml_objects(path) if path.suffix in (".yaml", ".yml") else _jsonl_objects(path)
@@ -79,8 +91,16 @@ def load_seeds(path: str | Path) -> list[dict]:
             raise SelfSpecError(f"{where}: duplicate id {seed['id']!r} (first on line {seen[seed['id']]})")
         seen[seed["id"]] = lineno
         seeds.append(seed)
+        found += long_fields(seed, where)
     if not seeds:
         raise SelfSpecError(f"{path}: no seed tasks in file")
+    if warnings is None:
+        for line in found:
+            if line not in _WARNED:  # once per process: a run reads its seeds more than once
+                _WARNED.add(line)
+                print(f"selfspec: warning: {line}", file=sys.stderr)
+    else:
+        warnings += found
     return seeds
 
 
@@ -91,12 +111,12 @@ def check_seeds(path: str | Path, threshold: float = 0.7) -> tuple[list[str], li
 
     from .filters import NoveltyPool
 
-    try:
-        seeds = load_seeds(path)
-    except SelfSpecError as exc:
-        return [str(exc)], [], {}
     errors: list[str] = []
     warnings: list[str] = []
+    try:
+        seeds = load_seeds(path, warnings)
+    except SelfSpecError as exc:
+        return [str(exc)], [], {}
     pool = NoveltyPool(threshold)
     seen: dict[tuple, str] = {}
     for seed in seeds:

@@ -110,12 +110,8 @@ def run_inputs(job: Job) -> dict:
     settings = job.config.model_dump(exclude=not_generated)
     settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in NOT_OUTPUT_VLLM}
     settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in NOT_OUTPUT}
-    seeds = Path(job.config.seeds)
-    if not seeds.is_file():
-        raise SelfSpecError(f"selfspec.seeds: file not found: {seeds}")
-    corpus = Path(job.config.corpus) if job.config.corpus else None
-    if corpus is not None and not corpus.is_file():
-        raise SelfSpecError(f"selfspec.corpus: file not found: {corpus}")
+    seeds = check_file(Path(job.config.seeds), "selfspec.seeds")
+    corpus = check_file(Path(job.config.corpus), "selfspec.corpus") if job.config.corpus else None
     remote = job.config.backend == "openai" and not Path(job.model).is_dir()
     return {
         "seeds_sha256": sha256_file(seeds),
@@ -168,6 +164,16 @@ def is_complete(path: Path) -> bool:
     return (path / MANIFEST).is_file() and (path / DATA).is_file()
 
 
+def make_dir(path: Path) -> Path:
+    """mkdir -p, or a SelfSpecError naming the folder and why (a read-only file system, no permission, ...)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SelfSpecError(f"cannot create the folder {path}: {exc.strerror or exc} (set output_dir or "
+                            "selfspec.runs_dir to a writable place)") from None
+    return path
+
+
 @contextmanager
 def writer_lock(path: Path) -> Iterator[None]:
     """Make this process the run directory's only writer: wait (flock) while another one holds it.
@@ -175,7 +181,7 @@ def writer_lock(path: Path) -> Iterator[None]:
     The kernel drops the lock when its holder exits, killed or not, so a waiter never waits for the dead.
     Temporary files a killed writer left behind are removed once the lock is ours.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     with open(path.parent / f".{path.name}.lock", "a+", encoding="utf-8") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -235,19 +241,42 @@ def write_json(path: Path, obj: dict) -> None:
     _atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
 
 
+def check_file(path: Path, what: str = "file") -> Path:
+    """`path` as a readable file, or a SelfSpecError that says what is wrong with it (`what` names the setting)."""
+    path = Path(path)
+    if path.is_dir():
+        raise SelfSpecError(f"{what}: {path} is a directory, expected a file")
+    if not path.exists():
+        raise SelfSpecError(f"{what}: file not found: {path}")
+    if not path.is_file():
+        raise SelfSpecError(f"{what}: {path} is not a regular file")
+    return path
+
+
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) of a UTF-8 text file; a missing, unreadable or non-UTF-8 file raises SelfSpecError."""
+    """(line number, line) of a UTF-8 text file, a leading byte-order mark (Notepad, Excel) dropped. A missing,
+    unreadable or non-UTF-8 file raises SelfSpecError naming the line and column."""
     lineno = 0
     try:
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                yield lineno, line
-    except UnicodeDecodeError as exc:
-        raise SelfSpecError(f"{path}:{lineno + 1}: not UTF-8 text ({exc.reason} at byte {exc.start} of the block read)") from None
+        with open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    column = len(raw[: exc.start].decode("utf-8-sig" if lineno == 1 else "utf-8", "replace")) + 1
+                    raise SelfSpecError(f"{path}:{lineno}:{column}: not UTF-8 text ({exc.reason}, byte "
+                                        f"{raw[exc.start]:#04x}); save the file as UTF-8") from None
     except FileNotFoundError:
         raise SelfSpecError(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise SelfSpecError(f"{path} is a directory, expected a file") from None
     except OSError as exc:
         raise SelfSpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_text(path: Path) -> str:
+    """A whole UTF-8 text file (see text_lines)."""
+    return "".join(line for _, line in text_lines(path))
 
 
 def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
@@ -258,7 +287,9 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            hint = ("; is this CSV? a .jsonl file holds one JSON object per line"
+                    if exc.pos == 0 and "," in line and not line.lstrip().startswith(("{", "[", '"')) else "")
+            raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
         except RecursionError:
             raise SelfSpecError(f"{path}:{lineno}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
@@ -267,7 +298,7 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return json.loads(Path(path).read_text(encoding="utf-8-sig"))
 
 
 def read_jsonl(path: Path) -> list[dict]:

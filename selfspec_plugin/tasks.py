@@ -65,10 +65,10 @@ def _task(name, kind, definition, demos, instances, source, labels=None, max_tok
 
 def _read_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SelfSpecError(f"{path}: file not found") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(store.read_text(path))
+    except SelfSpecError as exc:
+        raise SelfSpecError(f"{path}: file not found" if not path.exists() else str(exc)) from None
+    except (ValueError, RecursionError) as exc:
         raise SelfSpecError(f"{path}: not valid JSON ({exc})") from None
 
 

@@ -32,12 +32,12 @@ CASES = [
      "seeds.jsonl:7: field 'instruction' must be a string, got list"),
     ("empty seeds file", [], None, {}, "no seed tasks in file"),
     ("duplicate ids", LINES + [LINES[2]], None, {}, "seeds.jsonl:7: duplicate id 's2' (first on line 3)"),
-    ("seeds not UTF-8", b'{"instruction": "caf\xe9", "output": "x"}\n', None, {}, "seeds.jsonl:1: not UTF-8 text"),
+    ("seeds not UTF-8", b'{"instruction": "caf\xe9", "output": "x"}\n', None, {}, "seeds.jsonl:1:21: not UTF-8 text (invalid continuation byte, byte 0xe9)"),
     ("fewer seeds than demos", LINES[:4], None, {}, "4 seed task(s), but selfspec.instruction_demos=3 and "
      "response_demos=5 need at least 5"),
     ("corpus missing", LINES, "missing", {}, "selfspec.corpus: file not found"),
     ("corpus empty", LINES, [], {}, "holds no documents"),
-    ("corpus not UTF-8", LINES, b'{"text": "\xff\xfe"}\n', {}, "corpus.jsonl:1: not UTF-8 text"),
+    ("corpus not UTF-8", LINES, b'{"text": "\xff\xfe"}\n', {}, "corpus.jsonl:1:11: not UTF-8 text (invalid start byte, byte 0xff)"),
     ("corrupt parquet corpus", LINES, b"PAR1 this is not parquet", {"corpus_name": "corpus.parquet"},
      "not a readable parquet file"),
     ("corpus line without text", LINES, [json.dumps({"text": "ok"}), json.dumps({"body": "x"})], {},
@@ -49,6 +49,16 @@ CASES = [
     ("threshold 0", LINES, None, {"rouge_threshold": 0}, "selfspec.rouge_threshold: Input should be greater than 0"),
     ("threshold > 1", LINES, None, {"rouge_threshold": 1.01}, "selfspec.rouge_threshold: Input should be less than"),
     ("wrong value type", LINES, None, {"num_instructions": "many"}, "selfspec.num_instructions: Input should be a valid integer"),
+    ("unknown backend", LINES, None, {"backend": "nosuch"}, "selfspec.backend: unknown backend 'nosuch' (available: "),
+    ("unknown filter", LINES, None, {"filters": ["novelty", "nosuch"]}, "selfspec.filters: unknown filter 'nosuch'"),
+    ("unknown retriever", LINES, [json.dumps({"text": "ok"})], {"retriever": "nosuch"}, "selfspec.retriever: unknown retriever"),
+    ("invalid byte on line 3", ("".join(line + "\n" for line in LINES[:2]) + LINES[2].replace("pathway", "pathw\udcff")
+                                + "\n").encode("utf-8", "surrogateescape"), None, {},
+     "seeds.jsonl:3:67: not UTF-8 text (invalid start byte, byte 0xff)"),
+    ("seeds is a directory", LINES, None, {"seeds": "."}, "seeds: . is a directory, expected a file"),
+    ("corpus is a directory", LINES, None, {"corpus": "."}, "selfspec.corpus: . is a directory, expected a file"),
+    ("CSV saved as jsonl", ["instruction,input,output", "Name the enzyme,glycolysis,hexokinase"], None, {},
+     "seeds.jsonl:1: not valid JSON (Expecting value at column 1); is this CSV?"),
 ]
 
 
@@ -60,30 +70,33 @@ def write(path, content):
     return path
 
 
-def recipe(tmp_path, seeds, corpus=None, corpus_name="corpus.jsonl", **overrides):
+def recipe(tmp_path, seed_lines, corpus_lines=None, corpus_name="corpus.jsonl", **overrides):
     model = tmp_path / "model"
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text("{}")
-    block = {"seeds": str(write(tmp_path / "seeds.jsonl", seeds)), "backend": "scripted", "num_instructions": 4,
+    block = {"seeds": str(write(tmp_path / "seeds.jsonl", seed_lines)), "backend": "scripted", "num_instructions": 4,
              "prompts_per_round": 4, "chunk_size": 2, **overrides}
-    if corpus == "missing":
+    if corpus_lines == "missing":
         block["corpus"] = str(tmp_path / "nowhere.jsonl")
-    elif corpus is not None:
-        block["corpus"] = str(write(tmp_path / corpus_name, corpus))
+    elif corpus_lines is not None:
+        block["corpus"] = str(write(tmp_path / corpus_name, corpus_lines))
     path = tmp_path / "recipe.yml"
     path.write_text(yaml.safe_dump({"base_model": str(model), "selfspec": block, "output_dir": str(tmp_path / "out")}))
     return path
 
 
+@pytest.mark.parametrize("command", ["generate", "iterate"])
 @pytest.mark.parametrize("name, seeds, corpus, overrides, expected", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_fails_clearly_before_any_engine(scripted, tmp_path, capsys, name, seeds, corpus, overrides, expected):
-    code = main(["generate", "--no-progress", str(recipe(tmp_path, seeds, corpus, **overrides))])
+def test_bad_input_fails_clearly_before_any_engine(scripted, tmp_path, capsys, name, seeds, corpus, overrides, expected,
+                                                   command):
+    code = main([command, *(["--no-progress"] if command == "generate" else []),
+                 str(recipe(tmp_path, seeds, corpus, **overrides))])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("selfspec: error: ") and expected in err, err
     assert "Traceback" not in err
     assert scripted.instances == []  # no backend (no engine) was started
-    assert not list(tmp_path.glob("out/selfspec/*/*"))  # nothing written into a run directory
+    assert not (tmp_path / "out").exists()  # nothing written: no runs folder, no lock file
 
 
 def test_invalid_yaml_and_missing_block(tmp_path, capsys):
@@ -109,3 +122,83 @@ def test_unreachable_server_fails_after_retries(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"backend server unreachable: {url}/chat/completions failed 2 times" in err
     assert not list(tmp_path.glob("out/selfspec/*/data.jsonl"))
+
+
+def test_files_from_other_machines_are_read_as_meant(scripted, tmp_path, capsys):
+    """Windows line ends, a UTF-8 byte-order mark (Notepad, Excel) on the seeds, the corpus and the recipe, blank
+    lines at the end: accepted, and the same seeds as the plain file."""
+    from selfspec_plugin.seeds import load_seeds
+
+    bom = "\ufeff".encode()
+    seeds = write(tmp_path / "seeds.jsonl", bom + ("\r\n".join(LINES) + "\r\n\r\n\n").encode())
+    corpus = write(tmp_path / "corpus.jsonl", bom + (json.dumps({"text": "Hexokinase starts glycolysis."}) + "\r\n").encode())
+    path = recipe(tmp_path, LINES)
+    path.write_bytes(bom + path.read_bytes().replace(b"\n", b"\r\n"))
+    raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    raw["selfspec"].update(seeds=str(seeds), corpus=str(corpus))
+    path.write_bytes(bom + yaml.safe_dump(raw).encode())
+    assert load_seeds(seeds) == load_seeds(write(tmp_path / "plain.jsonl", LINES))
+    assert main(["seeds", "check", str(seeds)]) == 0
+    assert main(["filter", str(seeds), str(tmp_path / "kept.jsonl")]) == 0  # any jsonl selfspec reads
+    task = {"task": "t", "definition": "Name it.", "demos": [], "instances": [{"input": "x", "output": "y"}]}
+    from selfspec_plugin.tasks import load_tasks
+
+    assert load_tasks(str(write(tmp_path / "tasks.jsonl", bom + (json.dumps(task) + "\r\n").encode())))[0]["task"] == "t"
+    assert main(["generate", "--no-progress", str(path)]) == 0, capsys.readouterr().err
+    assert "data.jsonl" in capsys.readouterr().out
+
+
+def test_an_oversized_seed_field_is_accepted_with_a_warning(scripted, tmp_path, capsys):
+    import time
+
+    huge = {"id": "huge", "instruction": "Summarise the findings of this report. " * 52_000, "input": "", "output": "x"}
+    path = recipe(tmp_path, LINES[:3] + [json.dumps(huge)] + LINES[3:])
+    start = time.perf_counter()
+    assert main(["seeds", "check", str(tmp_path / "seeds.jsonl")]) == 0
+    assert time.perf_counter() - start < 30  # not slow: the ROUGE-L bound skips the impossible pairs
+    err = capsys.readouterr().err
+    size = len(huge["instruction"].strip())
+    assert f"{tmp_path / 'seeds.jsonl'}:4: seed 'huge': field 'instruction' is {size:,} characters (over 8,000)" in err
+    assert main(["generate", "--no-progress", str(path)]) == 0
+    assert err.count("seed 'huge'") == 1 and capsys.readouterr().err.count("seed 'huge'") == 1  # once per run
+
+
+def test_unreadable_file_and_unwritable_output_fail_cleanly(scripted, tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:  # root reads a chmod-000 file: the unreadable case needs another user
+        locked = None
+    else:
+        locked = write(tmp_path / "locked.jsonl", LINES)
+        locked.chmod(0)
+        assert main(["seeds", "check", str(locked)]) == 2
+        assert f"{locked}: cannot read: Permission denied" in capsys.readouterr().err
+    # /proc accepts no new folders (root or not): an output_dir where nothing can be written
+    path = recipe(tmp_path, LINES)
+    raw = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**raw, "output_dir": "/proc/selfspec-test/out"}))
+    assert main(["generate", "--no-progress", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the folder /proc/selfspec-test/out/selfspec: No such file or directory" in err
+    assert "Traceback" not in err and scripted.instances == []
+    assert main(["filter", str(tmp_path / "seeds.jsonl"), "/proc/selfspec-test/kept.jsonl"]) == 2
+    assert "could not write /proc/selfspec-test/kept.jsonl" in capsys.readouterr().err
+
+
+def test_the_environment_the_cli_sets_is_the_one_install_md_names(monkeypatch, tmp_path):
+    import os
+    import re
+
+    from selfspec_plugin.cli import OFFLINE_ENV
+    from conftest import ROOT
+
+    for key in OFFLINE_ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "online")  # the user's own value wins, and WANDB_MODE is not the CLI's
+    assert main(["seeds", "check", str(write(tmp_path / "seeds.jsonl", LINES))]) == 0
+    assert {k: os.environ.get(k) for k in OFFLINE_ENV} == OFFLINE_ENV and os.environ["WANDB_MODE"] == "online"
+    doc = (ROOT / "docs" / "install.md").read_text()
+    cli_part = doc.split("Every `selfspec` command sets")[1].split("The Makefile")[0]
+    assert set(re.findall(r"([A-Z_]+)=1", cli_part)) == set(OFFLINE_ENV)
+    makefile = set(re.findall(r"^export ([A-Z_]+) = ", (ROOT / "Makefile").read_text(), re.M))
+    assert makefile - {"PATH"} == set(OFFLINE_ENV) | {"WANDB_MODE"}

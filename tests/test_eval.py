@@ -13,8 +13,6 @@ from selfspec_plugin.errors import SelfSpecError
 
 from conftest import ROOT
 
-BENCH = ROOT.parent / "shared" / "benchmarks"
-needs_benchmarks = pytest.mark.skipif(not BENCH.is_dir(), reason="../shared/benchmarks is not beside the checkout")
 
 
 def toy_task(name="toy", kind="text", n=6, labels=None):
@@ -34,8 +32,14 @@ def test_plan_builds_one_request_per_item_k_and_sampling():
     zero = next(r for r in reqs if r["k"] == 0)
     assert "Examples:" not in zero["prompt"].text and zero["prompt"].text.endswith("### Input:\ninput 0\n\n### Response:\n")
     assert zero["prompt"].text.startswith(evaluate.ALPACA_SYSTEM)  # the template the adapter was trained with
-    assert evaluate.plan([toy_task()], [1], 2, None, 0)[0]["prompt"].text == \
-        evaluate.plan([toy_task()], [1], 2, None, 0)[0]["prompt"].text  # deterministic
+    # the same demonstrations in another process (another hash seed): nothing depends on hash() or on state
+    code = ("import json; from test_eval import toy_task; from selfspec_plugin import evaluate; "
+            "print(json.dumps([r['prompt'].text for r in evaluate.plan([toy_task('a')], [0, 1, 2], 3, None, 0)]))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": "123"}, check=True)
+    assert json.loads(other.stdout) == [r["prompt"].text for r in reqs if r["task"] == "a"]
+    reseeded = evaluate.plan([toy_task("a")], [2], 3, None, 1)  # another seed draws other demonstrations
+    assert [r["prompt"].text for r in reseeded] != [r["prompt"].text for r in one]
 
 
 def test_too_few_demonstrations_for_k_is_an_error():
@@ -153,20 +157,20 @@ def test_task_file_errors_name_file_and_line(tmp_path):
     assert [t["task"] for t in tasks.load_tasks(str(ROOT / "seeds" / "eval" / "biomed.jsonl"))][:2] == ["factoid_qa", "list_qa"]
 
 
-@needs_benchmarks
-def test_benchmark_loaders_read_the_public_data_in_place():
-    pqa = tasks.load_tasks(f"pubmedqa:{BENCH / 'pubmedqa'}")[0]
+def test_benchmark_loaders_read_the_public_data_in_place(bench):
+    pqa = tasks.load_tasks(f"pubmedqa:{bench / 'pubmedqa'}")[0]
     assert len(pqa["instances"]) == 500 and len(pqa["demos"]) == 500  # the official test split; demos from the rest
     assert not {d["input"] for d in pqa["demos"]} & {i["input"] for i in pqa["instances"]}
     assert {i["output"] for i in pqa["instances"]} == {"yes", "no", "maybe"} and pqa["kind"] == "labels"
 
-    ncbi = tasks.load_tasks(f"ncbi-disease:{BENCH / 'ncbi-disease'}")[0]
-    assert len(ncbi["instances"]) == 100 and len(ncbi["demos"]) == 593  # one PMID occurs twice in the training file and ncbi["kind"] == "entities"
+    ncbi = tasks.load_tasks(f"ncbi-disease:{bench / 'ncbi-disease'}")[0]
+    assert len(ncbi["instances"]) == 100 and len(ncbi["demos"]) == 593  # one PMID occurs twice in the training file
+    assert ncbi["kind"] == "entities"
     first = next(i for i in ncbi["instances"] if i["input"].startswith("Genetic mapping of the copper toxicosis"))
     assert first["output"].startswith("copper toxicosis, hepatic copper accumulation, inherited disorder, Wilson disease")  # mentions in order, no repeats
     assert len(first["output"].split(", ")) == len(set(first["output"].split(", ")))
 
-    fpb = tasks.load_tasks(f"fpb:{BENCH / 'fpb'}")[0]
+    fpb = tasks.load_tasks(f"fpb:{bench / 'fpb'}")[0]
     assert len(fpb["instances"]) + len(fpb["demos"]) == 2264 and 150 < len(fpb["demos"]) < 300
     assert {i["output"] for i in fpb["instances"]} == {"positive", "negative", "neutral"}
 
