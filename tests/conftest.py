@@ -23,7 +23,7 @@ colorama.init = lambda *args, **kwargs: None
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
-BENCH = ROOT.parent / "shared" / "benchmarks"
+BENCH = Path(os.environ.get("SELFSPEC_BENCHMARKS", ROOT.parent / "shared" / "benchmarks"))
 
 
 @pytest.fixture

@@ -67,3 +67,16 @@ def test_no_text_is_taken_from_the_public_benchmarks(bench):
     ours = [line for path in SEEDS.rglob("*.jsonl") for line in path.read_text().splitlines()]
     shared = [line[:80] for line in ours if _grams(line) & public]
     assert shared == []
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", "1 error"), ("", "1 skipped")])
+def test_missing_benchmarks_fail_under_ci_and_skip_elsewhere(tmp_path, ci, outcome):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CI": ci, "SELFSPEC_BENCHMARKS": str(tmp_path / "absent")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"{Path(__file__).parent / 'test_content.py'}::test_no_text_is_taken_from_the_public_benchmarks"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert outcome in proc.stdout, proc.stdout[-2000:]
