@@ -19,7 +19,7 @@ export WANDB_MODE = disabled
 export VLLM_NO_USAGE_STATS = 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test test-fast lock clean-venv
+.PHONY: install install-gpu demo test test-fast lock lock-gpu clean-venv
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,16 @@ $(VENV)/.installed: requirements/cpu.lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps $(UV_FLAGS) -r requirements/cpu.lock.txt
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+# The GPU twin of `install` (a CUDA machine; docs/install.md): the same venv from the GPU lock.
+install-gpu: $(VENV)/.installed-gpu
+
+$(VENV)/.installed-gpu: requirements/gpu.lock.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -r requirements/gpu.lock.txt
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	@touch $@
 
@@ -45,6 +55,11 @@ test-fast: install
 lock:
 	$(BIN)/uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 $(UV_FLAGS) \
 	  --override requirements/overrides.txt requirements/cpu.in -o requirements/cpu.lock.txt
+
+# Re-resolve the GPU lock: one universal lock for Python 3.11 and 3.12 (overrides: requirements/gpu-overrides.txt).
+lock-gpu:
+	$(BIN)/uv pip compile --universal --python-version 3.11 --override requirements/gpu-overrides.txt \
+	  requirements/gpu.in -o requirements/gpu.lock.txt
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,11 +5,10 @@ Unknown keys and out-of-range values fail validation with the field's name (pyda
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .backends.base import VLLM_ENGINES
 from .filters import BLACKLIST
 
 
@@ -17,6 +16,7 @@ class VllmOptions(BaseModel):
     """Passed through to `vllm.LLM(...)`; unset values keep vLLM's own defaults."""
 
     model_config = ConfigDict(extra="forbid")
+    not_output: ClassVar[tuple[str, ...]] = ("gpu_memory_utilization", "max_num_seqs", "distributed_executor_backend")
 
     max_model_len: Optional[int] = Field(None, gt=0)
     max_num_seqs: Optional[int] = Field(None, gt=0)
@@ -127,12 +127,11 @@ class SelfSpecConfig(BaseModel):
     )
 
     def backend_settings(self) -> dict:
-        """What the chosen backend's factory receives."""
-        if self.backend in VLLM_ENGINES:
-            options = {**self.vllm.model_dump(), **({"ray": self.ray.model_dump()} if self.backend == "ray" else {})}
-        else:
-            options = dict(self.backend_options)
-        return {**options, "trust_remote_code": self.trust_remote_code}
+        """What the chosen backend's factory receives (backends.base.backend_options: the backend decides)."""
+        from . import plugins
+        from .backends.base import backend_options
+
+        return backend_options(self.backend, plugins.factory("backend", self.backend, plugins.backends()), self)
 
     @model_validator(mode="after")
     def _check(self):

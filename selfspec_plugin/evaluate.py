@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import metrics, plugins, store
-from .backends.base import VLLM_ENGINES, Sampling, adapter_rank, lora_options
+from .backends.base import Sampling, adapter_rank, serves_adapters, start_options
 from .errors import SelfSpecError
 from .prompts import Prompt, alpaca_prompt
 from .tasks import load_tasks
@@ -280,8 +280,9 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
     store.make_dir(out_dir)  # an unwritable --out fails now, not after hours of generation
     started, preds = time.monotonic(), {}
     adapters = [m["adapter"] for m in models if m["adapter"]]
-    lora = bool(adapters) and backend_name in (*VLLM_ENGINES, "transformers")
-    backend = plugins.make_backend(backend_name, model, lora_options(backend_name, options, *adapters) if lora else options)
+    factory = plugins.factory("backend", backend_name, plugins.backends())
+    lora = serves_adapters(factory)  # else: each adapter merged into the weights, below
+    backend = factory(model, start_options(backend_name, factory, options, adapters if lora else []))
     entries = _entries(models, bool(getattr(backend, "chat_capable", False)))
     try:
         for e in entries:

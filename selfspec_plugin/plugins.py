@@ -26,13 +26,20 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def _collect(hook_name: str) -> dict:
+    """Every plugin's registrations for one hook. A name registered twice (a third-party plugin reusing a built-in's
+    name, or two plugins one name) is an error naming both plugins: nothing is overridden silently."""
     found: dict = {}
+    owners: dict[str, str] = {}
+    for impl in getattr(get_plugin_manager().hook, hook_name).get_hookimpls():  # in registration order
 
-    def register(name_or_spec, factory=None):
-        key = name_or_spec.name if isinstance(name_or_spec, FilterSpec) else name_or_spec
-        found[key] = name_or_spec if factory is None else factory
+        def register(name_or_spec, factory=None, plugin=impl.plugin_name):
+            key = name_or_spec.name if isinstance(name_or_spec, FilterSpec) else name_or_spec
+            if key in owners:
+                raise SelfSpecError(f"{hook_name.removeprefix('register_')[:-1]} {key!r} is registered by two plugins: "
+                                    f"{owners[key]} and {plugin}; rename one of them")
+            found[key], owners[key] = (name_or_spec if factory is None else factory), plugin
 
-    getattr(get_plugin_manager().hook, hook_name)(register=register)
+        impl.function(register=register)
     return found
 
 
@@ -52,6 +59,16 @@ def factory(kind: str, name: str, available: dict):
     if name not in available:
         raise SelfSpecError(f"selfspec.{kind}: unknown {kind} {name!r} (available: {', '.join(sorted(available))})")
     return available[name]
+
+
+def require(factory, what: str) -> None:
+    """A registered factory's `requires` ({module: how to install it}): every module importable, or a SelfSpecError
+    that says how to install the missing one, before any work starts."""
+    import importlib.util
+
+    for module, hint in getattr(factory, "requires", {}).items():
+        if importlib.util.find_spec(module) is None:
+            raise SelfSpecError(f"{what} needs the {module!r} package, which is not installed: {hint}")
 
 
 def make_backend(name: str, model: str, options: dict):

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from . import plugins, store
-from .backends import lora_options
+from .backends import start_options
 from .config import SelfSpecConfig
 from .errors import SelfSpecError
 from .pipeline import check_inputs
@@ -60,10 +60,9 @@ def generate(job: store.Job, progress: bool = True) -> Path:
             manifest = seeds_only_run(job)
             print(summary(manifest, run_dir), file=sys.stderr)
             return run_dir
-        options = cfg.backend_settings()
-        if cfg.previous_round:  # iterative round: responses come from base + the previous round's adapter
-            options = lora_options(cfg.backend, options, cfg.previous_round.adapter)
-        backend = plugins.make_backend(cfg.backend, job.model, options)
+        adapters = [cfg.previous_round.adapter] if cfg.previous_round else []  # iterative round: base + its adapter
+        factory = plugins.factory("backend", cfg.backend, plugins.backends())
+        backend = factory(job.model, start_options(cfg.backend, factory, cfg.backend_settings(), adapters))
         try:
             manifest = plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
         finally:

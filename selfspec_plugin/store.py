@@ -25,18 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from .config import SelfSpecConfig
+from . import plugins
+from .config import SelfSpecConfig, VllmOptions
 from .errors import SelfSpecError
 from .prompts import templates_hash
 
 MANIFEST = "manifest.json"
 UMASK = os.umask(0o22)
 os.umask(UMASK)
-# Backend options that change how fast or where, not what is generated (and secrets): not in the key.
-NOT_OUTPUT = {"api_key", "base_url", "concurrency", "timeout", "max_retries", "backoff", "batch_size", "device"}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DATA = "data.jsonl"
-NOT_OUTPUT_VLLM = ("gpu_memory_utilization", "max_num_seqs", "distributed_executor_backend")  # how fast, not what
 AMOUNTS = ("num_instructions", "max_rounds")  # how much is generated: a larger run extends a smaller one
 
 
@@ -108,11 +106,14 @@ def run_inputs(job: Job) -> dict:
     """Everything that shapes the output, as plain data."""
     not_generated = {"runs_dir", "chunk_size", "trust_remote_code", "eval", "eval_after_train", "rounds", "ray"}
     settings = job.config.model_dump(exclude=not_generated)
-    settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in NOT_OUTPUT_VLLM}
-    settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in NOT_OUTPUT}
+    # options that change how fast or where, not what is generated (and secrets), as declared: not in the key
+    backend = plugins.backends().get(job.config.backend)
+    fast = getattr(backend, "not_output", ())
+    settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in VllmOptions.not_output}
+    settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in fast}
     seeds = check_file(Path(job.config.seeds), "selfspec.seeds")
     corpus = check_file(Path(job.config.corpus), "selfspec.corpus") if job.config.corpus else None
-    remote = job.config.backend == "openai" and not Path(job.model).is_dir()
+    remote = getattr(backend, "remote_model", False) and not Path(job.model).is_dir()  # a name on a server
     return {
         "seeds_sha256": sha256_file(seeds),
         "corpus_sha256": sha256_file(corpus) if corpus else None,

@@ -3,6 +3,7 @@ registered through the `register_backends` hook like any third-party backend. Th
 exercised in test_e2e.py and test_backends.py."""
 
 import hashlib
+from pathlib import Path
 import json
 
 import pytest
@@ -266,3 +267,91 @@ def test_seeds_only_trains_on_the_seeds_without_an_engine(scripted, tiny_model, 
     rows = [json.loads(line) for line in (chat / "data.jsonl").read_text().splitlines()]
     assert json.loads((chat / "manifest.json").read_text())["training_format"] == "chat_template"
     assert rows[0]["messages"][-1] == {"role": "assistant", "content": rows[0]["output"]}
+
+
+class AdapterScripted(Scripted):
+    """A third-party backend that declares LoRA support: its answers say which adapter served them."""
+
+    name = "adapter-scripted"
+    serves_adapters = True
+    started: list[dict] = []
+
+    @staticmethod
+    def adapter_options(options, adapters):
+        return {**options, "adapters": list(adapters)}
+
+    def __init__(self, model, options):
+        super().__init__(model, options)
+        AdapterScripted.started.append(options)
+
+    def generate(self, prompts, sampling, mode, adapter=None):
+        out = super().generate(prompts, sampling, mode)
+        self.calls[-1] = (self.calls[-1], adapter)
+        return [Completion(f"{c.text} [{Path(adapter).name}]" if adapter and not p.prefix else c.text, c.finish_reason,
+                           c.tokens) for p, c in zip(prompts, out)]
+
+
+@pytest.fixture
+def adapter_backend():
+    class Registration:
+        @hookimpl
+        def register_backends(self, register):
+            register("adapter-scripted", AdapterScripted)
+
+    reg = Registration()
+    AdapterScripted.started = []
+    plugins.get_plugin_manager().register(reg)
+    yield AdapterScripted
+    plugins.get_plugin_manager().unregister(reg)
+
+
+def fake_adapter(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "adapter_config.json").write_text(json.dumps({"r": 4, "lora_alpha": 8}))
+    (out / "adapter_model.safetensors").write_bytes(b"weights")
+    return out
+
+
+def test_a_third_party_backend_that_declares_adapters_serves_iterate_and_eval(adapter_backend, model_dir, tmp_path):
+    import yaml
+
+    from selfspec_plugin import evaluate
+    from selfspec_plugin.iterate import iterate, record_training
+
+    recipe = tmp_path / "recipe.yml"
+    raw = {"base_model": str(model_dir), "output_dir": str(tmp_path / "out"),
+           "selfspec": {"seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), "backend": "adapter-scripted",
+                        "num_instructions": 4, "prompts_per_round": 4, "chunk_size": 4}}
+    recipe.write_text(yaml.safe_dump(raw))
+
+    def train(path):  # what `axolotl train` does for selfspec: generate (through the plugin), then save an adapter
+        cfg = yaml.safe_load(Path(path).read_text())
+        generate(make_job(cfg["selfspec"], cfg["base_model"], cfg["output_dir"]), progress=False)
+        record_training(str(path), str(fake_adapter(Path(cfg["output_dir"]))))
+
+    rounds = iterate(recipe, raw, 2, train=train)
+    assert rounds[1]["changed_responses"] == (4, 4)  # round 2's answers came through round 1's adapter
+    assert AdapterScripted.started[-1]["adapters"] == [str((tmp_path / "out").resolve())]  # its own start options
+    data = [json.loads(line) for line in Path(rounds[1]["run_dir"], "data.jsonl").read_text().splitlines()]
+    assert all(row["output"].endswith("[out]") for row in data)
+
+    task = {"task": "t", "kind": "text", "definition": "Answer.", "labels": None, "max_tokens": 8, "source": "x",
+            "demos": [], "instances": [{"input": f"question {i}", "output": "Answer"} for i in range(3)]}
+    result = evaluate.evaluate(str(model_dir), [task], backend_name="adapter-scripted", options={},
+                               models=evaluate.model_specs([f"mine={tmp_path / 'out'}"], []), shots=[0], samplings=1,
+                               limit=None, out_dir=tmp_path / "eval")
+    preds = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert {p["prediction"].endswith("[out]") for p in preds if p["model"] == "mine"} == {True}  # served, not merged
+    assert not list((tmp_path / "eval").glob("merged-*")) and len(AdapterScripted.started) == 3
+    assert [m["label"] for m in result["models"]] == ["base", "mine"]
+
+
+def test_a_backend_without_adapters_is_refused_before_iterate_starts(scripted, model_dir, tmp_path, capsys):
+    import yaml
+
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(yaml.safe_dump({"base_model": str(model_dir), "output_dir": str(tmp_path / "out"), "selfspec": {
+        "seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), "backend": "scripted"}}))
+    assert main(["iterate", str(recipe), "--rounds", "2"]) == 2
+    assert "selfspec.backend: 'scripted' cannot apply a LoRA adapter per request" in capsys.readouterr().err
+    assert scripted.instances == [] and not (tmp_path / "out").exists()

@@ -41,3 +41,53 @@ def test_unknown_backend_and_filter_are_named():
         plugins.make_backend("nope", "m", {})
     with pytest.raises(SelfSpecError, match="selfspec.filters: unknown filter 'nope'"):
         build_checks("instruction", {}, ["nope"])
+
+
+def test_a_second_plugin_cannot_take_a_registered_name():
+    class Shadow:
+        @hookimpl
+        def register_backends(self, register):
+            register("vllm", lambda model, options: None)
+
+    pm = plugins.get_plugin_manager()
+    plugin = Shadow()
+    pm.register(plugin, name="shadow-plugin")
+    try:
+        with pytest.raises(SelfSpecError, match="backend 'vllm' is registered by two plugins: "
+                                                "selfspec_plugin.builtins.backends and shadow-plugin"):
+            plugins.backends()
+    finally:
+        pm.unregister(plugin)
+    assert plugins.backends()["vllm"].__name__ == "VLLMBackend"
+
+
+def test_no_backend_name_decides_a_capability_outside_backends():
+    """Capabilities are declared by the backends (backends/base.py): no module outside backends/ compares a
+    backend's name with a built-in one."""
+    import ast
+
+    from conftest import ROOT
+
+    names = set(plugins.backends())
+    found = []
+    for path in (ROOT / "selfspec_plugin").rglob("*.py"):
+        if "backends" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                consts = [c.value for c in ast.walk(node) if isinstance(c, ast.Constant)]
+                found += [f"{path.name}:{node.lineno}: {v!r}" for v in consts if v in names]
+    assert found == []
+
+
+def test_backend_options_are_checked_against_the_backends_own_options():
+    from selfspec_plugin.config import SelfSpecConfig
+
+    cfg = SelfSpecConfig(seeds="s", backend="openai", backend_options={"base_url": "http://x/v1", "concurency": 4})
+    with pytest.raises(SelfSpecError, match="backend 'openai': selfspec.backend_options.concurency: Extra inputs"):
+        cfg.backend_settings()
+    cfg = SelfSpecConfig(seeds="s", backend="transformers", backend_options={"batch_size": 0})
+    with pytest.raises(SelfSpecError, match="selfspec.backend_options.batch_size: Input should be greater than 0"):
+        cfg.backend_settings()
+    assert SelfSpecConfig(seeds="s", backend="transformers", backend_options={"device": "cpu"}).backend_settings() == \
+        {"device": "cpu", "trust_remote_code": False}

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from selfspec_plugin import plugins, store
-from selfspec_plugin.backends import Sampling, lora_options
+from selfspec_plugin.backends import Sampling, start_options
+from selfspec_plugin.backends.ray_replicas import RayBackend
 from selfspec_plugin.backends.ray_replicas import core_slices, stripes
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.prompts import brainstorm_prompt
@@ -46,7 +47,7 @@ def test_ray_settings_reach_the_backend_but_not_the_run_key(tmp_path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"r": 16}))
-    assert lora_options("ray", settings, str(adapter))["enable_lora"] is True  # iterate/eval serve LoRA per request
+    assert start_options("ray", RayBackend, settings, [str(adapter)])["enable_lora"] is True  # iterate/eval serve LoRA
 
 
 @pytest.mark.slow

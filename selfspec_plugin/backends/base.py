@@ -68,9 +68,6 @@ def stop_tokens(tokenizer, model_dir: str | None) -> set[str]:
     return {tokenizer.eos_token, *tokenizer.convert_ids_to_tokens(ids)} - {None}
 
 
-VLLM_ENGINES = ("vllm", "ray")  # backends built on vLLM: they take the `vllm:` settings and serve LoRA per request
-
-
 def adapter_rank(adapter: str | Path) -> int:
     """The LoRA rank of a PEFT adapter directory."""
     try:
@@ -79,9 +76,55 @@ def adapter_rank(adapter: str | Path) -> int:
         raise SelfSpecError(f"{adapter}: not a PEFT LoRA adapter directory ({exc})") from None
 
 
-def lora_options(backend_name: str, options: dict, *adapters: str) -> dict:
-    """A backend's start options for serving `adapters` per request: vLLM must enable LoRA when it starts (one
-    adapter per engine call, so one slot; the rank is the largest of them)."""
-    if backend_name not in VLLM_ENGINES:
+# What a backend declares about itself, as class attributes of the factory registered through
+# `register_backends` (a backend without them gets the defaults: no adapters, every option shapes the output):
+#   serves_adapters: bool            its generate() takes `adapter=DIR` and applies that LoRA adapter per request
+#   adapter_options(options, dirs)   classmethod: the start options that let it serve those adapters
+#   settings(config) -> dict         classmethod: its options from the `selfspec:` block (default: backend_options,
+#                                    validated by its pydantic `Options` when it has one)
+#   Options                          pydantic model of its backend_options (extra keys are errors)
+#   not_output: set[str]             options that change how fast or where, not what is generated: not in the run key
+#   remote_model: bool               the model is a name on a server, not a local directory to fingerprint
+#   requires: {module: install hint} checked before any work starts
+def serves_adapters(factory) -> bool:
+    return bool(getattr(factory, "serves_adapters", False))
+
+
+def require_adapters(name: str, factory) -> None:
+    if not serves_adapters(factory):
+        raise SelfSpecError(f"selfspec.backend: {name!r} cannot apply a LoRA adapter per request (it does not declare "
+                            "`serves_adapters`); use a backend that does, e.g. vllm or transformers")
+
+
+def start_options(name: str, factory, options: dict, adapters: list[str]) -> dict:
+    """The options `factory` starts with to serve `adapters` per request; a backend that declares no adapter
+    support is an error naming it."""
+    if not adapters:
         return options
+    require_adapters(name, factory)
+    hook = getattr(factory, "adapter_options", None)
+    return hook(options, adapters) if hook else options
+
+
+def vllm_lora_options(options: dict, adapters: list[str]) -> dict:
+    """vLLM enables LoRA when it starts: one adapter per engine call, so one slot; the rank is the largest one."""
     return {**options, "enable_lora": True, "max_lora_rank": max(8, *map(adapter_rank, adapters)), "max_loras": 1}
+
+
+def backend_options(name: str, factory, config) -> dict:
+    """A backend's options from the `selfspec:` block, validated against its `Options` (errors name
+    `selfspec.backend_options.<key>`), plus `trust_remote_code`."""
+    hook = getattr(factory, "settings", None)
+    if hook is not None:
+        options = hook(config)
+    elif getattr(factory, "Options", None) is not None:
+        from pydantic import ValidationError
+
+        try:
+            options = factory.Options(**config.backend_options).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            raise SelfSpecError(f"backend {name!r}: " + "; ".join(
+                f"selfspec.backend_options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    else:
+        options = dict(config.backend_options)
+    return {**options, "trust_remote_code": config.trust_remote_code}

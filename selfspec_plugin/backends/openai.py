@@ -10,6 +10,10 @@ In chat mode an assistant prefix is sent as a final assistant message that the s
 
 from __future__ import annotations
 
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
 import json
 import os
 import time
@@ -25,6 +29,20 @@ RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
 
 class OpenAIBackend:
     name = "openai"
+    not_output = frozenset({"api_key", "base_url", "concurrency", "timeout", "max_retries", "backoff"})
+    remote_model = True  # the model is a name the server knows, not a local directory (no files to fingerprint)
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        base_url: Optional[str] = Field(None, description="The server's /v1 URL (required)")
+        model: Optional[str] = Field(None, description="The served model's name; default: the recipe's model")
+        api_key: Optional[str] = Field(None, description="default: $OPENAI_API_KEY")
+        concurrency: int = Field(16, gt=0)
+        timeout: float = Field(120, gt=0)
+        max_retries: int = Field(5, ge=0)
+        backoff: float = Field(1.0, ge=0)
+        chat: bool = Field(True, description="The served model is a chat model")
 
     def __init__(self, model: str, options: dict):
         if not options.get("base_url"):

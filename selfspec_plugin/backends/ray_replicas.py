@@ -19,7 +19,7 @@ import os
 import sys
 
 from ..errors import SelfSpecError
-from .base import Completion, Sampling
+from .base import Completion, Sampling, vllm_lora_options
 
 
 def stripes(n: int, replicas: int) -> list[list[int]]:
@@ -56,6 +56,13 @@ class Replica:
 
 class RayBackend:
     name = "ray"
+    serves_adapters = True  # every replica is a vLLM engine
+    adapter_options = staticmethod(vllm_lora_options)
+
+    @staticmethod
+    def settings(config) -> dict:
+        return {**config.vllm.model_dump(), "ray": config.ray.model_dump()}
+    requires = {"ray": "pip install 'selfspec[ray]'", "vllm": "`make install` (CPU) or `make install-gpu` (CUDA)"}
 
     def __init__(self, model: str, options: dict):
         try:

@@ -7,6 +7,10 @@ seeds), so a resumed chunk draws the same tokens as the first attempt.
 
 from __future__ import annotations
 
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
 from .base import Completion, Sampling, chat_model, item_seed, render
 
 
@@ -31,6 +35,15 @@ def seeded_sampler(torch, seeds: list[int], temperature: float, top_p: float, de
 
 class TransformersBackend:
     name = "transformers"
+    serves_adapters = True  # PEFT, one named adapter per directory
+    not_output = frozenset({"batch_size", "device"})
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        device: Optional[str] = Field(None, description="cuda, cpu, ...; default: cuda when there is one")
+        dtype: Optional[str] = Field(None, description="default: bfloat16 on CUDA, float32 on CPU")
+        batch_size: int = Field(16, gt=0)
 
     def __init__(self, model: str, options: dict):
         import torch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .base import Completion, Sampling, chat_model, item_seed, render
+from .base import Completion, Sampling, chat_model, item_seed, render, vllm_lora_options
 
 # Measured on 2-core CPU machines (docs/install.md): without a KV-cache size the CPU engine asks for 92 %
 # of a NUMA node and fails; by default it also leaves one core idle; internal traffic stays on loopback.
@@ -41,6 +41,13 @@ def sampling_params(sampling: Sampling, prompt):
 
 class VLLMBackend:
     name = "vllm"
+    serves_adapters = True  # LoRARequest per engine call
+    adapter_options = staticmethod(vllm_lora_options)
+
+    @staticmethod
+    def settings(config) -> dict:
+        return config.vllm.model_dump()  # the `vllm:` block (selfspec.config.VllmOptions)
+    requires = {"vllm": "`make install` (CPU) or `make install-gpu` (CUDA); docs/install.md"}  # module -> how to get it
 
     def __init__(self, model: str, options: dict):
         import torch

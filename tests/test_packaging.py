@@ -1,0 +1,66 @@
+"""Every third-party module the package imports is a declared dependency of pyproject.toml (or of one of its
+extras, with a clear install hint before any work), and a backend whose extra is missing says so."""
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+
+from selfspec_plugin.cli import main
+
+from conftest import ROOT
+
+# Imported only when an Axolotl config turns them on (`use_wandb`, `use_trackio`); Axolotl's own trackers.
+TRACKERS = {"wandb", "trackio"}
+
+
+def imported_modules() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "selfspec_plugin").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in ("selfspec_plugin", "__future__"):
+                    found.setdefault(top, set()).add(path.name)
+    return found
+
+
+def declared() -> tuple[set[str], set[str]]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(reqs):
+        return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in reqs}
+
+    return names(project["dependencies"]), names(r for reqs in project["optional-dependencies"].values() for r in reqs)
+
+
+def test_every_imported_module_is_a_declared_dependency():
+    core, extras = declared()
+    distributions = importlib.metadata.packages_distributions()
+    missing = {}
+    for module, files in imported_modules().items():
+        dists = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+        if module not in TRACKERS and not dists & (core | extras):
+            missing[module] = sorted(files)
+    assert missing == {}, f"imported but not declared in pyproject.toml: {missing}"
+    assert "bm25s" in core  # imported by every recipe with a corpus
+
+
+def test_a_backend_without_its_package_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(f'{{"instruction": "Name enzyme {i} of glycolysis.", "output": "x"}}\n' for i in range(6)))
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    recipe = tmp_path / "r.yml"
+    recipe.write_text(f"base_model: {tmp_path / 'm'}\nselfspec:\n  seeds: {seeds}\n  backend: ray\noutput_dir: {tmp_path / 'out'}\n")
+    assert main(["generate", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "selfspec.backend: 'ray' needs the 'ray' package, which is not installed: pip install 'selfspec[ray]'" in err
+    assert not (tmp_path / "out").exists()
