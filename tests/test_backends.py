@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -63,7 +64,24 @@ def test_transformers_backend_runs_the_pipeline_reproducibly(tiny_model, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def vllm_server(tiny_model, tmp_path_factory):
+def served_adapter(tiny_model, tmp_path_factory):
+    """A LoRA adapter of the tiny model with random (not zero) B matrices, in a folder named `round1`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    config = LoraConfig(r=8, lora_alpha=16, init_lora_weights=False, task_type="CAUSAL_LM",
+                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    out = tmp_path_factory.mktemp("lora") / "round1"
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_model, served_adapter, tmp_path_factory):
+    """vLLM's OpenAI server with the tiny model as `tiny` and, as vllm serve does it, its LoRA adapter as `round1`."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -72,7 +90,8 @@ def vllm_server(tiny_model, tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model), "--host", "127.0.0.1",
          "--port", str(port), "--max-model-len", "2048", "--enforce-eager", "--no-enable-chunked-prefill",
-         "--max-num-batched-tokens", "8192", "--served-model-name", "tiny"],
+         "--max-num-batched-tokens", "8192", "--served-model-name", "tiny",
+         "--enable-lora", "--max-lora-rank", "8", "--lora-modules", f"round1={served_adapter}"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -107,6 +126,52 @@ def test_openai_backend_against_a_real_vllm_server(vllm_server, tmp_path):
     assert manifest["backend"] == "openai" and manifest["inputs"]["model"] == {"served": "tiny"}
     assert "base_url" not in manifest["inputs"]["settings"]["backend_options"]
     assert manifest["counts"]["triplets"] == len(data) > 0
+
+
+@pytest.mark.slow
+def test_openai_backend_serves_a_lora_adapter_under_its_model_name(vllm_server, served_adapter, tmp_path):
+    backend = plugins.make_backend("openai", "tiny", {"base_url": vllm_server, "model": "tiny", "chat": False})
+    prompts = [brainstorm_prompt(f"p{i}", load_seeds(SEEDS)[i : i + 3], "biomedicine") for i in range(4)]
+    greedy = Sampling(0.0, 1.0, 24, 0)
+    base = [c.text for c in backend.generate(prompts, greedy, "completion")]
+    adapted = [c.text for c in backend.generate(prompts, greedy, "completion", adapter=str(served_adapter))]
+    assert adapted != base and base == [c.text for c in backend.generate(prompts, greedy, "completion")]
+    with pytest.raises(SelfSpecError, match=r"does not serve the LoRA adapter .* as 'elsewhere' \(it serves: round1, tiny\)"
+                                            r"\. Start it with `vllm serve MODEL --enable-lora --lora-modules elsewhere="):
+        backend.generate(prompts, greedy, "completion", adapter=str(tmp_path / "elsewhere"))
+    mapped = plugins.make_backend("openai", "tiny", {"base_url": vllm_server, "model": "tiny", "chat": False,
+                                                     "adapters": {str(tmp_path / "copy"): "round1"}})
+    assert [c.text for c in mapped.generate(prompts, greedy, "completion", adapter=str(tmp_path / "copy"))] == adapted
+
+
+@pytest.mark.slow
+def test_iterate_round_2_answers_through_the_servers_adapter(vllm_server, served_adapter):
+    """`selfspec iterate` with backend openai: round 2's responses come from round 1's adapter, served by the
+    server. (Round 1's "training" here keeps the adapter the server already serves from round 1's output_dir.)"""
+    import yaml
+
+    from selfspec_plugin.iterate import iterate, record_training
+
+    recipe = served_adapter.parent / "recipe.yml"
+    raw = {"base_model": "tiny", "output_dir": str(served_adapter),
+           "selfspec": {**SMALL, "num_instructions": 4, "backend": "openai",
+                        "filters": ["start", "length", "blacklist", "novelty"],  # a random adapter's answers run long
+                        "backend_options": {"base_url": vllm_server, "model": "tiny", "chat": False}}}
+    recipe.write_text(yaml.safe_dump(raw))
+
+    def train(path):
+        cfg = yaml.safe_load(path.read_text())
+        generate(make_job(cfg["selfspec"], cfg["base_model"], cfg["output_dir"]), progress=False)
+        out = Path(cfg["output_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / "adapter_model.safetensors").is_file():  # round 2: a stand-in; nothing serves it later
+            (out / "adapter_config.json").write_text(json.dumps({"r": 8}))
+            (out / "adapter_model.safetensors").write_bytes(b"x")
+        record_training(str(path), str(out))
+
+    rounds = iterate(recipe, raw, 2, train=train)
+    changed, compared = rounds[1]["changed_responses"]
+    assert compared > 0 and changed > 0  # the served adapter wrote round 2's answers
 
 
 def test_vllm_engine_receives_the_stage_sampling_the_stop_strings_and_a_seed_per_item():

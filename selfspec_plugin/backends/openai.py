@@ -19,6 +19,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import SelfSpecError
@@ -31,6 +32,7 @@ class OpenAIBackend:
     name = "openai"
     not_output = frozenset({"api_key", "base_url", "concurrency", "timeout", "max_retries", "backoff"})
     remote_model = True  # the model is a name the server knows, not a local directory (no files to fingerprint)
+    serves_adapters = True  # as vLLM's server does: `--enable-lora --lora-modules NAME=DIR` serves DIR as model NAME
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -43,6 +45,8 @@ class OpenAIBackend:
         max_retries: int = Field(5, ge=0)
         backoff: float = Field(1.0, ge=0)
         chat: bool = Field(True, description="The served model is a chat model")
+        adapters: dict[str, str] = Field(default_factory=dict, description="LoRA adapter directory -> the model name "
+                                         "the server serves it under (default: the directory's name)")
 
     def __init__(self, model: str, options: dict):
         if not options.get("base_url"):
@@ -55,10 +59,26 @@ class OpenAIBackend:
         self.max_retries = int(options.get("max_retries", 5))
         self.backoff = float(options.get("backoff", 1.0))
         self.chat_capable = self.chat_model = bool(options.get("chat", True))  # a served model: the user says
+        self.adapter_names = {str(Path(k).resolve()): v for k, v in (options.get("adapters") or {}).items()}
+        self.served: set[str] = set()
 
-    def _post(self, path: str, body: dict) -> dict:
+    def _served_name(self, adapter: str) -> str:
+        """The model name the server serves `adapter` under, checked once against its /v1/models."""
+        name = self.adapter_names.get(str(Path(adapter).resolve()), Path(adapter).resolve().name)
+        if name not in self.served:
+            self.served = {m["id"] for m in self._request("/models")["data"]}
+            if name not in self.served:
+                raise SelfSpecError(
+                    f"{self.base_url}: the server does not serve the LoRA adapter {adapter} as {name!r} (it serves: "
+                    f"{', '.join(sorted(self.served))}). Start it with `vllm serve MODEL --enable-lora --lora-modules "
+                    f"{name}={adapter}`, or map the folder to its served name in selfspec.backend_options.adapters")
+        return name
+
+    def _request(self, path: str, body: dict | None = None) -> dict:
+        """GET (no body) or POST a JSON body, retrying what a busy server answers."""
         request = urllib.request.Request(
-            f"{self.base_url}{path}", data=json.dumps(body).encode(), method="POST",
+            f"{self.base_url}{path}", data=json.dumps(body).encode() if body is not None else None,
+            method="GET" if body is None else "POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"},
         )
         last = None
@@ -77,8 +97,8 @@ class OpenAIBackend:
         raise SelfSpecError(f"backend server unreachable: {self.base_url}{path} failed {self.max_retries + 1} times "
                             f"(last error: {last})")
 
-    def _one(self, prompt, sampling: Sampling, mode: str) -> Completion:
-        body = {"model": self.model, "max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
+    def _one(self, prompt, sampling: Sampling, mode: str, model: str) -> Completion:
+        body = {"model": model, "max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
                 "top_p": sampling.top_p if sampling.temperature > 0 else 1.0, "seed": item_seed(sampling.seed, prompt.id)}
         if prompt.stop:
             body["stop"] = list(prompt.stop)
@@ -87,19 +107,21 @@ class OpenAIBackend:
             if prompt.prefix:
                 messages.append({"role": "assistant", "content": prompt.prefix})
                 body.update(continue_final_message=True, add_generation_prompt=False)
-            response = self._post("/chat/completions", {**body, "messages": messages})
+            response = self._request("/chat/completions", {**body, "messages": messages})
             choice = response["choices"][0]
             text = choice["message"]["content"] or ""
         else:
-            response = self._post("/completions", {**body, "prompt": prompt.text})
+            response = self._request("/completions", {**body, "prompt": prompt.text})
             choice = response["choices"][0]
             text = choice["text"]
         tokens = (response.get("usage") or {}).get("completion_tokens") or 0
         return Completion(text, "length" if choice.get("finish_reason") == "length" else "stop", int(tokens))
 
-    def generate(self, prompts: list, sampling: Sampling, mode: str) -> list[Completion]:
+    def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None = None) -> list[Completion]:
+        """`adapter`: a LoRA adapter directory the server serves under its own model name (see `_served_name`)."""
+        model = self._served_name(adapter) if adapter else self.model
         with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(lambda p: self._one(p, sampling, mode), prompts))
+            return list(pool.map(lambda p: self._one(p, sampling, mode, model), prompts))
 
     def close(self) -> None:
         pass
