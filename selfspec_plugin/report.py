@@ -53,6 +53,8 @@ def drift(data: list[dict], reference: list[str], threshold: float = 0.3, exampl
 def summary(manifest: dict, run_dir: Path) -> str:
     """The funnel of a finished run on one screen."""
     c, s = manifest["counts"], manifest["stages"]
+    if manifest.get("seeds_only"):
+        return f"selfspec: run {run_dir}\n  seeds only     {c['triplets']} seed tasks in {store.DATA} (no generation: the control)"
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(c["rejected"].items(), key=lambda kv: -kv[1])) or "none"
     return "\n".join([
         f"selfspec: run {run_dir}",

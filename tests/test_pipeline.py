@@ -259,7 +259,7 @@ def test_seeds_only_trains_on_the_seeds_without_an_engine(scripted, tiny_model, 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["seeds_only"] and manifest["training_format"] == "alpaca"  # the tiny model has no chat template
     assert manifest["counts"]["triplets"] == len(seeds) and not (run_dir / "instructions").exists()
-    assert f"triplets       {len(seeds)} in data.jsonl" in capsys.readouterr().err
+    assert f"seeds only     {len(seeds)} seed tasks in data.jsonl (no generation: the control)" in capsys.readouterr().err
     from selfspec_plugin import store
 
     assert store.run_dir(job(tiny_model, tmp_path)) != run_dir  # its own run key
