@@ -236,7 +236,9 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
     seeds = check_inputs(cfg)
     mode = resolve_mode(cfg.prompt_format, backend)
     start = time.time()
-    extended = None if cfg.previous_round else store.extend_from(run_dir, inputs)
+    if not (run_dir / store.INPUTS).is_file():
+        store.write_json(run_dir / store.INPUTS, inputs)
+    extended = [] if cfg.previous_round else store.extend_from(run_dir, inputs)
     if cfg.previous_round:
         kept, rejected, stage1 = reuse_instructions(Path(cfg.previous_round.run_dir))
     else:
@@ -261,7 +263,7 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
         "prompt_format": mode,
         "training_format": TRAINING_FORMATS[mode],
         "previous_round": cfg.previous_round.model_dump() if cfg.previous_round else None,
-        "extended_from": extended.name if extended else None,
+        "extended_from": extended,
         "versions": _versions(),
         "counts": {**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
         "stages": {"instructions": stage1, "responses": stage2},
@@ -305,7 +307,7 @@ def seeds_only_run(job) -> dict:
     none = {"tokens": 0, "seconds": 0.0}
     manifest = {
         "run_key": store.run_key(inputs), "inputs": inputs, "model": job.model, "backend": None, "seeds_only": True,
-        "prompt_format": mode, "training_format": TRAINING_FORMATS[mode], "previous_round": None, "extended_from": None,
+        "prompt_format": mode, "training_format": TRAINING_FORMATS[mode], "previous_round": None, "extended_from": [],
         "versions": _versions(), "counts": {**funnel(data, data, []), "requested": 0, "seeds": len(seeds)},
         "stages": {"instructions": {"rounds": 0, "prompts": 0, **none}, "responses": {"chunks": 0, **none}},
         "tokens_per_second": None, "wall_seconds": 0.0,

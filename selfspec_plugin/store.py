@@ -5,8 +5,9 @@ Layout of one run:  <runs_dir>/<key>/
     responses/chunk-00000.jsonl      raw responses, one file per chunk
     data.jsonl                       the kept triplets (alpaca fields + id)
     rejected.jsonl                   everything dropped, with its reason
+    inputs.json                      what the run key hashes, written when the run starts
     manifest.json                    inputs' hashes, params, counts, timings: written last = run complete
-A run that differs from a finished one only in its amounts starts from that run's rounds and chunks (hard links).
+A run that differs from another (finished or not) only in its amounts starts from its rounds and chunks (hard links).
 <runs_dir>/.<key>.lock              held (flock) by the one process generating the run; others wait
 """
 
@@ -31,6 +32,7 @@ from .errors import SelfSpecError
 from .prompts import templates_hash
 
 MANIFEST = "manifest.json"
+INPUTS = "inputs.json"  # written when a run starts: lets a later run with other amounts find it unfinished
 UMASK = os.umask(0o22)
 os.umask(UMASK)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -136,25 +138,34 @@ def generation_key(inputs: dict) -> str:
     return run_key({**inputs, "settings": settings})
 
 
-def extend_from(run_dir: Path, inputs: dict) -> Optional[Path]:
-    """Seed a new run with the raw rounds and chunks of the largest finished run that differs from it only in
-    its amounts (hard links; files the run already has are kept), so raising `num_instructions` extends a run
-    instead of starting it again. Returns that run's directory, or None."""
+def _inputs_of(path: Path) -> Optional[dict]:
+    """A run directory's inputs: from its manifest when finished, else from the inputs.json written at its start."""
+    for name in (MANIFEST, INPUTS):
+        if (path / name).is_file():
+            found = read_json(path / name)
+            return found.get("inputs", found) if name == MANIFEST else found
+    return None
+
+
+def extend_from(run_dir: Path, inputs: dict) -> list[str]:
+    """Seed a run with the raw rounds and chunks of every other run, finished or not, that differs from it only in
+    its amounts (hard links; files the run already has are kept): raising `num_instructions` extends a run
+    instead of starting it again. Returns the names of the runs it took files from."""
     key = generation_key(inputs)
-    found = [(read_json(m)["counts"]["requested"], m.parent) for m in run_dir.parent.glob(f"*/{MANIFEST}")
-             if m.parent != run_dir and generation_key(read_json(m)["inputs"]) == key]
-    if not found:
-        return None
-    source = max(found)[1]
-    for path in sorted(source.glob("instructions/*.jsonl")) + sorted(source.glob("responses/*.jsonl")):
-        target = run_dir / path.relative_to(source)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(path, target)
-            except OSError:  # a file system without hard links
-                _atomic_write(target, path.read_bytes())
-    return source
+    sources = [p for p in sorted(run_dir.parent.iterdir()) if p.is_dir() and p != run_dir
+               and (other := _inputs_of(p)) is not None and generation_key(other) == key]
+    used = []
+    for source in sources:
+        for path in sorted(source.glob("instructions/*.jsonl")) + sorted(source.glob("responses/*.jsonl")):
+            target = run_dir / path.relative_to(source)
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(path, target)
+                except OSError:  # a file system without hard links
+                    _atomic_write(target, path.read_bytes())
+                used += [source.name] if source.name not in used else []
+    return used
 
 
 def run_dir(job: Job) -> Path:

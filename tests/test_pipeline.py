@@ -164,10 +164,21 @@ def test_another_chunk_size_shares_the_run_and_its_rows_by_prompt_id(scripted, m
     assert (run_dir / "data.jsonl").read_bytes() == original
 
 
+def test_an_unfinished_run_is_extended_too(scripted, model_dir, tmp_path):
+    """A run stopped before its end (no manifest; its inputs.json says what it is) lends its finished rounds and
+    chunks to a larger run."""
+    small = generate(job(model_dir, tmp_path), progress=False)
+    for name in ("manifest.json", "data.jsonl"):
+        (small / name).unlink()
+    large = generate(job(model_dir, tmp_path, num_instructions=16), progress=False)
+    assert json.loads((large / "manifest.json").read_text())["extended_from"] == [small.name]
+    assert len([i for c in scripted.instances[1].calls for i in c if i.count("-") == 1]) == 5  # only the new prompts
+
+
 def test_raising_num_instructions_extends_the_finished_run(scripted, model_dir, tmp_path):
     small = generate(job(model_dir, tmp_path), progress=False)
     large = generate(job(model_dir, tmp_path, num_instructions=16), progress=False)
-    assert large != small and json.loads((large / "manifest.json").read_text())["extended_from"] == small.name
+    assert large != small and json.loads((large / "manifest.json").read_text())["extended_from"] == [small.name]
     # the small run's 11 brainstorm prompts (its last round of 3) and 10 answers are not asked again
     brainstormed = [i for c in scripted.instances[1].calls for i in c if i.count("-") == 1]
     answered = [i for c in scripted.instances[1].calls for i in c if i.count("-") == 2]

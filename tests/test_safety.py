@@ -74,8 +74,9 @@ def test_injection_looking_generations_are_just_data(injecting, tmp_path, capsys
     assert CANARY in capsys.readouterr().out
     # nothing was executed, rendered into a path or created from the generated text
     assert not list(tmp_path.rglob(f"*{CANARY}*")) and not (ROOT / CANARY).exists()
-    assert sorted(p.name for p in run_dir.iterdir()) == ["README.md", "data.jsonl", "instructions", "instructions.jsonl",
-                                                          "manifest.json", "rejected.jsonl", "responses"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["README.md", "data.jsonl", "inputs.json", "instructions",
+                                                          "instructions.jsonl", "manifest.json", "rejected.jsonl",
+                                                          "responses"]
 
 
 def test_yaml_is_safe_loaded(tmp_path, capsys):
