@@ -141,9 +141,10 @@ def test_files_from_other_machines_are_read_as_meant(scripted, tmp_path, capsys)
     assert main(["seeds", "check", str(seeds)]) == 0
     assert main(["filter", str(seeds), str(tmp_path / "kept.jsonl")]) == 0  # any jsonl selfspec reads
     task = {"task": "t", "definition": "Name it.", "demos": [], "instances": [{"input": "x", "output": "y"}]}
-    from selfspec_plugin.tasks import load_tasks
-
-    assert load_tasks(str(write(tmp_path / "tasks.jsonl", bom + (json.dumps(task) + "\r\n").encode())))[0]["task"] == "t"
+    tasks = write(tmp_path / "tasks.jsonl", bom + (json.dumps(task) + "\r\n").encode())
+    assert main(["seeds", "check", str(seeds), "--against", str(tasks)]) == 0  # eval task files (as eval reads them)
+    yaml_seeds = write(tmp_path / "seeds.yaml", bom + yaml.safe_dump(GOOD).replace("\n", "\r\n").encode())
+    assert load_seeds(yaml_seeds) == load_seeds(seeds) and main(["seeds", "check", str(yaml_seeds)]) == 0
     assert main(["generate", "--no-progress", str(path)]) == 0, capsys.readouterr().err
     assert "data.jsonl" in capsys.readouterr().out
 
