@@ -11,7 +11,7 @@ from selfspec_plugin.config import SelfSpecConfig
 
 from conftest import ROOT
 
-RECIPES = sorted((ROOT / "recipes").glob("*.yml"))
+RECIPES = sorted((ROOT / "recipes").glob("*.yml")) + [ROOT / "benchmarks" / "specialize_smollm2.yml"]  # + the experiment
 CPU = ({"bf16": False, "fp8": False, "tf32": False, "n_gpu": 1, "compute_capability": None}, {"torch_version": "2.13.0"})
 GPU = ({"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_90"}, {"torch_version": "2.13.0"})
 
@@ -30,7 +30,7 @@ def test_recipe_validates_with_axolotl(recipe, monkeypatch):
     raw = yaml.safe_load(recipe.read_text())
     cfg = DictDefault(copy.deepcopy(raw))
     prepare_plugins(cfg)
-    validated = validate_config(cfg, *(CPU if "cpu" in recipe.name else GPU))
+    validated = validate_config(cfg, *(CPU if "cpu" in recipe.name or recipe.parent.name == "benchmarks" else GPU))
     assert sorted(set(raw) - set(validated)) == []
     block = SelfSpecConfig(**raw["selfspec"])
     assert Path(block.seeds).is_file()
