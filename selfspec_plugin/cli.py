@@ -59,17 +59,15 @@ def cmd_generate(args) -> None:
 
 
 def cmd_iterate(args) -> None:
-    from .iterate import iterate
-
-    from .pipeline import check_inputs
-
     from . import plugins
     from .backends.base import require_adapters
+    from .iterate import iterate
+    from .pipeline import check_inputs
 
     raw, job = recipe_job(args.config)
     check_inputs(job.config)  # bad names or files: fail before round 1's `axolotl train`
     if (args.rounds or job.config.rounds) > 1:  # rounds 2+ answer with the previous adapter: the backend must serve it
-        require_adapters(job.config.backend, plugins.factory("backend", job.config.backend, plugins.backends()))
+        require_adapters(job.config.backend, plugins.backend(job.config.backend))
     for row in iterate(Path(args.config), raw, args.rounds):
         changed = row.get("changed_responses")
         note = f", responses changed vs round {row['round'] - 1}: {changed[0]}/{changed[1]}" if changed else ""

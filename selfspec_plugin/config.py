@@ -131,7 +131,7 @@ class SelfSpecConfig(BaseModel):
         from . import plugins
         from .backends.base import backend_options
 
-        return backend_options(self.backend, plugins.factory("backend", self.backend, plugins.backends()), self)
+        return backend_options(self.backend, plugins.backend(self.backend), self)
 
     @model_validator(mode="after")
     def _check(self):

@@ -280,7 +280,7 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
     store.make_dir(out_dir)  # an unwritable --out fails now, not after hours of generation
     started, preds = time.monotonic(), {}
     adapters = [m["adapter"] for m in models if m["adapter"]]
-    factory = plugins.factory("backend", backend_name, plugins.backends())
+    factory = plugins.backend(backend_name)
     lora = serves_adapters(factory)  # else: each adapter merged into the weights, below
     backend = factory(model, start_options(backend_name, factory, options, adapters if lora else []))
     entries = _entries(models, bool(getattr(backend, "chat_capable", False)))

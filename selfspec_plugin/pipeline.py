@@ -212,7 +212,7 @@ def funnel(kept, data, rejected) -> dict:
 def check_inputs(cfg) -> list[dict]:
     """Validate the names of the backend, retriever and filters, the seeds and the corpus before anything is written
     or an engine starts; returns the seeds."""
-    plugins.require(plugins.factory("backend", cfg.backend, plugins.backends()), f"selfspec.backend: {cfg.backend!r}")
+    plugins.require(plugins.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
     cfg.backend_settings()  # backend_options checked against the backend's own Options
     if cfg.corpus:
         plugins.factory("retriever", cfg.retriever, plugins.retrievers())

@@ -71,8 +71,13 @@ def require(factory, what: str) -> None:
             raise SelfSpecError(f"{what} needs the {module!r} package, which is not installed: {hint}")
 
 
+def backend(name: str):
+    """The registered backend factory (class) called `name`; an unknown name is an error listing the others."""
+    return factory("backend", name, backends())
+
+
 def make_backend(name: str, model: str, options: dict):
-    return factory("backend", name, backends())(model, options)
+    return backend(name)(model, options)
 
 
 def make_retriever(name: str, docs: list[dict], cache_dir):

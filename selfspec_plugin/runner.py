@@ -61,7 +61,7 @@ def generate(job: store.Job, progress: bool = True) -> Path:
             print(summary(manifest, run_dir), file=sys.stderr)
             return run_dir
         adapters = [cfg.previous_round.adapter] if cfg.previous_round else []  # iterative round: base + its adapter
-        factory = plugins.factory("backend", cfg.backend, plugins.backends())
+        factory = plugins.backend(cfg.backend)
         backend = factory(job.model, start_options(cfg.backend, factory, cfg.backend_settings(), adapters))
         try:
             manifest = plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
