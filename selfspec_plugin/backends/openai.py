@@ -10,17 +10,16 @@ In chat mode an assistant prefix is sent as a final assistant message that the s
 
 from __future__ import annotations
 
-from typing import Optional
-
-from pydantic import BaseModel, ConfigDict, Field
-
 import json
 import os
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import SelfSpecError
 from .base import Completion, Sampling, item_seed
@@ -49,17 +48,15 @@ class OpenAIBackend:
                                          "the server serves it under (default: the directory's name)")
 
     def __init__(self, model: str, options: dict):
-        if not options.get("base_url"):
+        o = self.Options(**{k: v for k, v in options.items() if k != "trust_remote_code"})  # the defaults live there
+        if not o.base_url:
             raise SelfSpecError("selfspec.backend_options.base_url: required by the openai backend")
-        self.base_url = options["base_url"].rstrip("/")
-        self.model = options.get("model") or model
-        self.api_key = options.get("api_key") or os.environ.get("OPENAI_API_KEY", "EMPTY")
-        self.concurrency = int(options.get("concurrency", 16))
-        self.timeout = float(options.get("timeout", 120))
-        self.max_retries = int(options.get("max_retries", 5))
-        self.backoff = float(options.get("backoff", 1.0))
-        self.chat_capable = self.chat_model = bool(options.get("chat", True))  # a served model: the user says
-        self.adapter_names = {str(Path(k).resolve()): v for k, v in (options.get("adapters") or {}).items()}
+        self.base_url = o.base_url.rstrip("/")
+        self.model = o.model or model
+        self.api_key = o.api_key or os.environ.get("OPENAI_API_KEY", "EMPTY")
+        self.concurrency, self.timeout, self.max_retries, self.backoff = o.concurrency, o.timeout, o.max_retries, o.backoff
+        self.chat_capable = self.chat_model = o.chat  # a served model: the user says
+        self.adapter_names = {str(Path(k).resolve()): v for k, v in o.adapters.items()}
         self.served: set[str] = set()
 
     def _served_name(self, adapter: str) -> str:

@@ -58,11 +58,11 @@ class RayBackend:
     name = "ray"
     serves_adapters = True  # every replica is a vLLM engine
     adapter_options = staticmethod(vllm_lora_options)
+    requires = {"ray": "pip install 'selfspec[ray]'", "vllm": "`make install` (CPU) or `make install-gpu` (CUDA)"}
 
     @staticmethod
     def settings(config) -> dict:
         return {**config.vllm.model_dump(), "ray": config.ray.model_dump()}
-    requires = {"ray": "pip install 'selfspec[ray]'", "vllm": "`make install` (CPU) or `make install-gpu` (CUDA)"}
 
     def __init__(self, model: str, options: dict):
         try:

@@ -50,14 +50,15 @@ class TransformersBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.torch = torch
-        self.device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = options.get("dtype") or ("bfloat16" if self.device == "cuda" else "float32")
         remote = bool(options.get("trust_remote_code", False))
+        o = self.Options(**{k: v for k, v in options.items() if k != "trust_remote_code"})  # the defaults live there
+        self.device = o.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = o.dtype or ("bfloat16" if self.device == "cuda" else "float32")
         self.tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left", trust_remote_code=remote)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), trust_remote_code=remote).to(self.device).eval()
-        self.batch_size = int(options.get("batch_size", 16))
+        self.batch_size = o.batch_size
         self.adapters: dict[str, str] = {}  # adapter directory -> its PEFT adapter name
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
         self.chat_model = chat_model(self.tokenizer, model)

@@ -43,11 +43,11 @@ class VLLMBackend:
     name = "vllm"
     serves_adapters = True  # LoRARequest per engine call
     adapter_options = staticmethod(vllm_lora_options)
+    requires = {"vllm": "`make install` (CPU) or `make install-gpu` (CUDA); docs/install.md"}  # module -> how to get it
 
     @staticmethod
     def settings(config) -> dict:
         return config.vllm.model_dump()  # the `vllm:` block (selfspec.config.VllmOptions)
-    requires = {"vllm": "`make install` (CPU) or `make install-gpu` (CUDA); docs/install.md"}  # module -> how to get it
 
     def __init__(self, model: str, options: dict):
         import torch
