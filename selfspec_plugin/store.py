@@ -156,15 +156,17 @@ def extend_from(run_dir: Path, inputs: dict) -> list[str]:
                and (other := _inputs_of(p)) is not None and generation_key(other) == key]
     used = []
     for source in sources:
-        for path in sorted(source.glob("instructions/*.jsonl")) + sorted(source.glob("responses/*.jsonl")):
-            target = run_dir / path.relative_to(source)
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(path, target)
-                except OSError:  # a file system without hard links
-                    _atomic_write(target, path.read_bytes())
-                used += [source.name] if source.name not in used else []
+        files = sorted(source.glob("instructions/*.jsonl")) + sorted(source.glob("responses/*.jsonl"))
+        missing = [(path, run_dir / path.relative_to(source)) for path in files]
+        missing = [(path, target) for path, target in missing if not target.exists()]
+        for path, target in missing:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:  # a file system without hard links
+                _atomic_write(target, path.read_bytes())
+        if missing:
+            used.append(source.name)
     return used
 
 
