@@ -7,12 +7,14 @@ input-blind baselines and answer shares; lists: set F1; yes/no-prefixed answers:
 is repeated over several demonstration samplings (mean ± std); every adapter gets paired bootstrap 95%
 intervals against the base and against the other adapters, per task and on the average over tasks.
 One engine serves all models where the backend can apply a LoRA adapter per request (vLLM's `enable_lora`,
-the transformers backend through PEFT); any other backend gets merged weights.
+the transformers backend through PEFT); any other backend gets merged weights. Each model's predictions are kept
+per task in OUT/cache/ as soon as they are made, so an interrupted eval, rerun, scores only what is missing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import statistics
 import time
@@ -20,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import metrics, plugins, store
-from .backends.base import Sampling, adapter_rank, serves_adapters, start_options
+from .backends.base import Sampling, adapter_rank, output_options, serves_adapters, start_options
 from .errors import SelfSpecError
 from .prompts import Prompt, alpaca_prompt
 from .tasks import load_tasks
@@ -158,22 +160,46 @@ def summarize(tasks: list[dict], requests: list[dict], preds: dict[str, list[str
     return {"rows": rows, "averages": averages, "deltas": deltas}
 
 
-def _generate(backend, requests: list[dict], adapter: str | None, fmt: str, progress: bool, label: str) -> list[str]:
-    """Greedy completions in request order, in prompt format `fmt`; one engine call per task (its own max_tokens)."""
-    from dataclasses import replace
+def _groups(requests: list[dict]) -> list[list[dict]]:
+    """The requests of one task together: one engine call each (the task's own max_tokens)."""
     from itertools import groupby
+
+    return [list(group) for _, group in groupby(requests, key=lambda r: r["task"])]
+
+
+def cache_files(cache: Path, identity: dict, groups: list[list[dict]]) -> list[Path]:
+    """Where each task's predictions of one model are kept: named by everything that shapes them (the model's
+    and adapter's weights, the format, the engine's output options, every prompt), so a rerun reuses exactly
+    the finished ones and an edit to any of them scores afresh."""
+    files = []
+    for group in groups:
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
+        for r in group:
+            digest.update(json.dumps([r["prompt"].id, r["prompt"].text, r["prompt"].messages, r["max_tokens"]]).encode())
+        files.append(cache / f"{group[0]['task']}-{digest.hexdigest()[:16]}.jsonl")
+    return files
+
+
+def _generate(backend, groups: list[list[dict]], files: list[Path], entry: dict, progress: bool, label: str) -> list[str]:
+    """Greedy completions in request order, in the entry's prompt format; each task's kept in its cache file as
+    soon as it is done, and read from there when a previous (interrupted) run finished it."""
+    from dataclasses import replace
 
     from tqdm import tqdm
 
     texts: list[str] = []
-    kwargs = {"adapter": adapter} if adapter else {}
-    mode, stop = ("completion", STOP) if fmt == "alpaca" else ("chat", ())
-    with tqdm(total=len(requests), desc=f"selfspec eval: {label}", unit="prompt", disable=not progress) as bar:
-        for _, group in groupby(requests, key=lambda r: r["task"]):
-            group = list(group)
-            sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=group[0]["max_tokens"], seed=0)
-            prompts = [replace(r["prompt"], stop=stop) for r in group]
-            texts += [clean(c.text) for c in backend.generate(prompts, sampling, mode, **kwargs)]
+    kwargs = {"adapter": entry["adapter"]} if entry["adapter"] else {}
+    mode, stop = ("completion", STOP) if entry["format"] == "alpaca" else ("chat", ())
+    with tqdm(total=sum(map(len, groups)), desc=f"selfspec eval: {label}", unit="prompt", disable=not progress) as bar:
+        for group, file in zip(groups, files):
+            if file.is_file():
+                texts += [row["text"] for row in store.read_jsonl(file)]
+            else:
+                sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=group[0]["max_tokens"], seed=0)
+                prompts = [replace(r["prompt"], stop=stop) for r in group]
+                done = [clean(c.text) for c in backend.generate(prompts, sampling, mode, **kwargs)]
+                store.write_jsonl(file, ({"id": r["prompt"].id, "text": t} for r, t in zip(group, done)))
+                texts += done
             bar.update(len(group))
     return texts
 
@@ -277,26 +303,39 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
     """Score the base model and any number of adapters (`model_specs`) on one engine where the backend serves
     adapters per request; write eval.json/.md/.png + predictions."""
     requests = plan(tasks, shots, samplings, limit, seed)
-    store.make_dir(out_dir)  # an unwritable --out fails now, not after hours of generation
+    groups = _groups(requests)
+    cache = store.make_dir(out_dir / "cache")  # an unwritable --out fails now, not after hours of generation
     started, preds = time.monotonic(), {}
     adapters = [m["adapter"] for m in models if m["adapter"]]
     factory = plugins.backend(backend_name)
     lora = serves_adapters(factory)  # else: each adapter merged into the weights, below
+    identity = {"model": store.model_fingerprint(model), "backend": backend_name,
+                "options": output_options(factory, options)}
+
+    def files(entry: dict) -> list[Path]:
+        weights = Path(entry["adapter"], "adapter_model.safetensors") if entry["adapter"] else None
+        return cache_files(cache, {**identity, "format": entry["format"],
+                                   "adapter": weights and store.sha256_file(weights)}, groups)
+
     backend = factory(model, start_options(backend_name, factory, options, adapters if lora else []))
     entries = _entries(models, bool(getattr(backend, "chat_capable", False)))
     try:
         for e in entries:
             if e["adapter"] is None or lora:
-                preds[e["label"]] = _generate(backend, requests, e["adapter"], e["format"], progress, e["label"])
+                preds[e["label"]] = _generate(backend, groups, files(e), e, progress, e["label"])
     finally:
         backend.close()
     for e in entries:
-        if e["label"] not in preds:
+        if e["label"] in preds:
+            continue
+        backend, kept = None, files(e)
+        if not all(f.is_file() for f in kept):  # merged weights only for what is still to score
             merged = merge_adapter(model, e["adapter"], out_dir / f"merged-{e['name']}")
             backend = plugins.make_backend(backend_name, str(merged), options)
-            try:
-                preds[e["label"]] = _generate(backend, requests, None, e["format"], progress, f"{e['label']} (merged)")
-            finally:
+        try:
+            preds[e["label"]] = _generate(backend, groups, kept, e, progress, f"{e['label']} (merged)")
+        finally:
+            if backend is not None:
                 backend.close()
     preds = {e["label"]: preds[e["label"]] for e in entries}
     result = {

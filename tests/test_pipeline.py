@@ -294,6 +294,7 @@ class AdapterScripted(Scripted):
     def __init__(self, model, options):
         super().__init__(model, options)
         AdapterScripted.started.append(options)
+        AdapterScripted.last = self
 
     def generate(self, prompts, sampling, mode, adapter=None):
         out = super().generate(prompts, sampling, mode)
@@ -366,3 +367,40 @@ def test_a_backend_without_adapters_is_refused_before_iterate_starts(scripted, m
     assert main(["iterate", str(recipe), "--rounds", "2"]) == 2
     assert "selfspec.backend: 'scripted' cannot apply a LoRA adapter per request" in capsys.readouterr().err
     assert scripted.instances == [] and not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_eval_resumes_with_the_tasks_it_finished(adapter_backend, model_dir, tmp_path):
+    from selfspec_plugin import evaluate
+
+    def task(name):
+        return {"task": name, "kind": "text", "definition": "Answer.", "labels": None, "max_tokens": 8, "source": "x",
+                "demos": [], "instances": [{"input": f"{name} question {i}", "output": "Answer"} for i in range(3)]}
+
+    adapter = fake_adapter(tmp_path / "out")
+    kwargs = dict(backend_name="adapter-scripted", options={}, models=evaluate.model_specs([f"mine={adapter}"], []),
+                  shots=[0], samplings=1, limit=None, out_dir=tmp_path / "eval")
+    real = AdapterScripted.generate
+
+    def dies_on_task_b(self, prompts, sampling, mode, adapter=None):
+        if prompts[0].id.startswith("b-") and adapter:
+            raise KeyboardInterrupt  # the machine goes away in the middle of the adapter's second task
+        return real(self, prompts, sampling, mode, adapter)
+
+    AdapterScripted.generate = dies_on_task_b
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            evaluate.evaluate(str(model_dir), [task("a"), task("b")], **kwargs)
+    finally:
+        AdapterScripted.generate = real
+    assert len(list((tmp_path / "eval" / "cache").glob("*.jsonl"))) == 3  # base a, base b, adapter a
+    assert not (tmp_path / "eval" / "eval.json").exists()
+
+    evaluate.evaluate(str(model_dir), [task("a"), task("b")], **kwargs)
+    resumed = AdapterScripted.last.calls
+    assert resumed == [([f"b-k0-s0-{i}" for i in range(3)], str(adapter))]  # only the adapter's task b was generated
+    preds = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 12 and all(p["prediction"].endswith("[out]") for p in preds if p["model"] == "mine")
+
+    (adapter / "adapter_model.safetensors").write_bytes(b"retrained")  # other weights: scored afresh
+    evaluate.evaluate(str(model_dir), [task("a"), task("b")], **kwargs)
+    assert len(AdapterScripted.last.calls) == 2

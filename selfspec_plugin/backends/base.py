@@ -96,6 +96,12 @@ def require_adapters(name: str, factory) -> None:
                             "`serves_adapters`); use a backend that does, e.g. vllm or transformers")
 
 
+def output_options(factory, options: dict) -> dict:
+    """The options that shape what `factory` generates (its declared `not_output` left out)."""
+    fast = getattr(factory, "not_output", ())
+    return {k: v for k, v in options.items() if k not in fast}
+
+
 def start_options(name: str, factory, options: dict, adapters: list[str]) -> dict:
     """The options `factory` starts with to serve `adapters` per request; a backend that declares no adapter
     support is an error naming it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..config import VllmOptions
 from .base import Completion, Sampling, chat_model, item_seed, render, vllm_lora_options
 
 # Measured on 2-core CPU machines (docs/install.md): without a KV-cache size the CPU engine asks for 92 %
@@ -43,6 +44,7 @@ class VLLMBackend:
     name = "vllm"
     serves_adapters = True  # LoRARequest per engine call
     adapter_options = staticmethod(vllm_lora_options)
+    not_output = frozenset(VllmOptions.not_output)
     requires = {"vllm": "`make install` (CPU) or `make install-gpu` (CUDA); docs/install.md"}  # module -> how to get it
 
     @staticmethod
