@@ -34,9 +34,14 @@ train() {  # train RECIPE OUTPUT_DIR: axolotl train, its log kept beside the ada
 }
 stage fetch-model selfspec fetch-demo-model
 train "$CONTROL/recipe.yml" "$CONTROL"
-stage generate selfspec generate "$RECIPE" --no-progress > "$OUT/data-path.txt"
+# Once the adapter is trained its data is settled: later legs (the eval) use the run it names, and do not
+# look the run up again (a change of the run key's code would otherwise start a new generation).
+if [ ! -f "$OUT/adapter_model.safetensors" ] || [ ! -s "$OUT/data-path.txt" ]; then
+  stage generate selfspec generate "$RECIPE" --no-progress > "$OUT/data-path.txt.new"
+  mv "$OUT/data-path.txt.new" "$OUT/data-path.txt"
+fi
 RUN=$(dirname "$(cat "$OUT/data-path.txt")")
-stage report selfspec inspect "$RUN" --report --samples 5 > "$OUT/inspect.txt"
+[ -s "$OUT/inspect.txt" ] || stage report selfspec inspect "$RUN" --report --samples 5 > "$OUT/inspect.txt"
 train "$RECIPE" "$OUT"
 stage eval selfspec eval "$RECIPE" --no-progress --adapter "selfspec=$OUT" "seeds-only=$CONTROL" --out "$OUT/eval"
 # The evidence beside docs/results.md: adapters (a few MB each), predictions, the generated data, trainer logs.
