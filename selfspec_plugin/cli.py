@@ -22,33 +22,18 @@ OFFLINE_ENV = {
 
 
 def load_recipe(path: str) -> dict:
-    """Read an Axolotl YAML (safe-loaded) and check that it has a selfspec block."""
-    import yaml
+    """An Axolotl YAML with a `selfspec:` block, its input paths resolved against the recipe's folder."""
+    from . import recipe
 
-    from . import store
-
-    if not Path(path).exists():
-        raise SelfSpecError(f"config not found: {path}")
-    try:
-        raw = yaml.safe_load(store.read_text(Path(path)))
-    except yaml.YAMLError as exc:
-        raise SelfSpecError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("selfspec"), dict):
-        raise SelfSpecError(f"{path}: no `selfspec:` block")
-    return raw
+    return recipe.load(path)
 
 
 def recipe_job(path: str):
-    """The recipe's raw config and its validated generation job."""
-    from pydantic import ValidationError
-
+    """The recipe's raw config (input paths resolved) and its generation job."""
     from .runner import make_job
 
     raw = load_recipe(path)
-    try:
-        return raw, make_job(raw["selfspec"], raw.get("base_model"), raw.get("output_dir"))
-    except ValidationError as exc:
-        raise SelfSpecError(f"{path}: invalid selfspec block:\n" + _errors(exc)) from None
+    return raw, make_job(raw["selfspec"], raw.get("base_model"), raw.get("output_dir"), path)
 
 
 def cmd_generate(args) -> None:
@@ -72,10 +57,6 @@ def cmd_iterate(args) -> None:
         changed = row.get("changed_responses")
         note = f", responses changed vs round {row['round'] - 1}: {changed[0]}/{changed[1]}" if changed else ""
         print(f"round {row['round']}: adapter {row['output_dir']}, data {row['run_dir']} ({row['triplets']} triplets{note})")
-
-
-def _errors(exc) -> str:
-    return "\n".join(f"  selfspec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
 def cmd_run_job(args) -> None:
@@ -131,8 +112,6 @@ def _check_against(args) -> bool:
 
 
 def cmd_eval(args) -> None:
-    from pydantic import ValidationError
-
     from .evaluate import evaluate_recipe
 
     raw = load_recipe(args.config)
@@ -140,14 +119,35 @@ def cmd_eval(args) -> None:
         shots = [int(k) for k in args.shots.split(",")] if args.shots else None
     except ValueError:
         raise SelfSpecError(f"--shots: expected numbers separated by commas, got {args.shots!r}") from None
-    try:
-        result, out_dir = evaluate_recipe(raw, adapters=args.adapter, tasks=args.tasks, out=args.out,
-                                          progress=not args.no_progress, shots=shots, samplings=args.samplings,
-                                          limit=args.limit, formats=args.formats)
-    except ValidationError as exc:
-        raise SelfSpecError(f"{args.config}: invalid selfspec block:\n" + _errors(exc)) from None
+    result, out_dir = evaluate_recipe(raw, adapters=args.adapter, tasks=args.tasks, out=args.out,
+                                      progress=not args.no_progress, shots=shots, samplings=args.samplings,
+                                      limit=args.limit, formats=args.formats)  # (the recipe was validated by load)
     print((out_dir / "eval.md").read_text(), end="")
     print(out_dir / "eval.json")
+
+
+def cmd_recipe_check(args) -> None:
+    from .recipe import check
+
+    lines = check(args.recipe)
+    for status, text in lines:
+        print(f"{status:5s} {text}")
+    failed, warned = (sum(status == s for status, _ in lines) for s in ("FAIL", "warn"))
+    if failed:
+        raise SelfSpecError(f"recipe check: {failed} problem(s), {warned} warning(s): it would not run")
+    print(f"recipe check: it would run ({warned} warning(s))")
+
+
+def cmd_recipe_pack(args) -> None:
+    from .recipe import pack
+
+    print(pack(args.recipe, args.output, with_corpus=not args.no_corpus))
+
+
+def cmd_recipe_unpack(args) -> None:
+    from .recipe import unpack
+
+    print(unpack(args.bundle, args.dest))
 
 
 def cmd_export_trl(args) -> None:
@@ -242,6 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=float, default=0.5,
                    help="a corpus document fails when it holds an instance's answer and this share of its input's 4-grams")
     p.set_defaults(func=cmd_seeds_check)
+    recipes = sub.add_parser("recipe", help="share a recipe: pack it with its files, unpack, check before running").add_subparsers(
+        dest="recipe_command", required=True)
+    p = recipes.add_parser("check", help="everything a receiver wants to know before spending GPU hours; never starts an engine")
+    p.add_argument("recipe", help="RECIPE.yml or BUNDLE.tar.gz")
+    p.set_defaults(func=cmd_recipe_check)
+    p = recipes.add_parser("pack", help="the recipe, its seeds, corpus and eval task files, pins and versions, as one .tar.gz")
+    p.add_argument("recipe")
+    p.add_argument("-o", "--output", required=True, help="the bundle to write, e.g. biomed.tar.gz")
+    p.add_argument("--no-corpus", action="store_true", help="pin the corpus but leave it out (the receiver supplies it)")
+    p.set_defaults(func=cmd_recipe_pack)
+    p = recipes.add_parser("unpack", help="a bundle into a new folder (refuses absolute paths, .. and links)")
+    p.add_argument("bundle")
+    p.add_argument("dest")
+    p.set_defaults(func=cmd_recipe_unpack)
     p = sub.add_parser("export-trl", help="generate or reuse the run, then write a `trl sft` config + dataset for it")
     p.add_argument("config", help="the Axolotl recipe")
     p.add_argument("-o", "--output", required=True, help="folder for sft.yaml and train.jsonl")

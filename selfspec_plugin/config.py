@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .filters import BLACKLIST
 
+SHA256 = r"^[0-9a-fA-F]{64}$"
+
 
 class VllmOptions(BaseModel):
     """Passed through to `vllm.LLM(...)`; unset values keep vLLM's own defaults."""
@@ -49,6 +51,8 @@ class EvalOptions(BaseModel):
     shots: list[int] = Field(default_factory=lambda: [0, 1, 5], description="Demonstrations per prompt (paper: 0, 1, 5).")
     samplings: int = Field(3, gt=0, description="Demonstration samplings for k > 0 (mean ± std).")
     limit: Optional[int] = Field(None, gt=0, description="Score at most this many instances per task.")
+    tasks_sha256: dict[str, str] = Field(default_factory=dict, description="Pins: task file (as written in `tasks`) "
+                                          "-> its sha256; a changed file stops the eval (`selfspec recipe pack` fills them).")
     formats: list[Literal["alpaca", "chat"]] = Field(
         default_factory=list, description="Prompt formats added for every model (default: the base in both, each adapter in the one it was trained in).")
 
@@ -69,6 +73,8 @@ class SelfSpecConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seeds: str = Field(description="Path to the seed tasks (.jsonl of {id?, task_type?, instruction, input?, output}).")
+    seeds_sha256: Optional[str] = Field(None, pattern=SHA256, description="Pin: the seeds file's sha256; a changed "
+                                        "file stops the run before anything starts (`selfspec recipe pack` fills it).")
     domain: str = Field("the target domain", description="Domain named in the prompts, e.g. 'biomedicine'.")
     num_instructions: int = Field(5000, gt=0, description="Novel instructions to generate (paper: ~5K).")
     model: Optional[str] = Field(None, description="Generator model; defaults to the config's base_model.")
@@ -92,6 +98,7 @@ class SelfSpecConfig(BaseModel):
     max_rounds: int = Field(200, gt=0, description="Stop brainstorming after this many rounds even if short.")
 
     corpus: Optional[str] = Field(None, description="Local domain corpus (.jsonl/.txt/.parquet) grounding the responses.")
+    corpus_sha256: Optional[str] = Field(None, pattern=SHA256, description="Pin: the corpus file's sha256.")
     corpus_text_field: str = Field("text", description="The text field of a .jsonl corpus or column of a .parquet one.")
     retriever: str = Field("bm25", description="Retriever (registered through the `selfspec` plugin hooks).")
     retrieval_k: int = Field(3, gt=0, description="Documents given to each response prompt as background.")
@@ -112,6 +119,8 @@ class SelfSpecConfig(BaseModel):
 
     seeds_only: bool = Field(False, description="Train on the seed tasks alone: no generation, no engine. The "
                                                 "control that asks whether generation beat plain supervision.")
+    keep_datasets: bool = Field(False, description="Train on the config's own `datasets:` beside the generated data "
+                                                   "(default: the generated data replaces them).")
     messages: bool = Field(False, description="Also write chat `messages` in a completion-format run (chat-format "
                                               "runs always have them: they train on them).")
     runs_dir: Optional[str] = Field(None, description="Where run directories go; default: <output_dir>/selfspec.")

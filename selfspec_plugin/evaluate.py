@@ -267,6 +267,9 @@ def evaluate_recipe(raw: dict, adapters: list[str] | None = None, tasks: list[st
     task_specs = tasks or options.tasks
     if not task_specs:
         raise SelfSpecError("no evaluation tasks: pass --tasks or set selfspec.eval.tasks")
+    for spec in task_specs:  # pinned task files: a changed one stops here, before the engine starts
+        if spec in options.tasks_sha256:
+            store.pinned_sha256(spec, "eval.tasks", options.tasks_sha256[spec], "eval.tasks_sha256")
     loaded = [t for spec in task_specs for t in load_tasks(spec)]
     names = [t["task"] for t in loaded]
     if len(set(names)) != len(names):

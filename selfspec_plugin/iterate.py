@@ -39,7 +39,10 @@ def training_fingerprint(cfg: dict) -> str:
 def record_training(config_path: str, output_dir: str, training_format: str | None = None) -> None:
     """Called by the plugin after `axolotl train` CONFIG has saved its adapter in output_dir; `training_format` (the
     dataset's Axolotl type: chat_template or alpaca) tells `selfspec eval` which prompts the adapter knows."""
-    raw = yaml.safe_load(Path(config_path).read_text())
+    from .recipe import read, resolve_paths
+
+    raw = read(config_path)  # as `selfspec iterate` reads it: input paths resolved against its folder
+    raw["selfspec"] = resolve_paths(raw["selfspec"], Path(config_path).absolute().parent)[0]
     store.write_json(Path(output_dir) / TRAINED, {"config": str(config_path), "config_sha256": training_fingerprint(raw),
                                                   "training_format": training_format})
 

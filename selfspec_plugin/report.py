@@ -110,6 +110,13 @@ def _short(text: str, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _recipe_line(recipe: dict | None) -> str:
+    if not recipe:
+        return ""
+    bundle = f", unpacked from the bundle `{recipe['bundle']}`" if recipe.get("bundle") else ""
+    return f"\nMade with the recipe `{Path(recipe['path']).name}` (sha256 `{recipe['sha256'][:16]}…`{bundle})."
+
+
 def dataset_card(manifest: dict, data: list[dict]) -> str:
     """README.md beside data.jsonl: what the data is, where it came from, how to load it."""
     settings = manifest["inputs"]["settings"]
@@ -127,7 +134,7 @@ tags: [self-specialization, synthetic, selfspec]
 {manifest['counts']['seeds']} seed tasks, with selfspec (Kang et al., 2023, *Self-Specialization*). Instructions and inputs were brainstormed with {settings['instruction_demos']} seed
 demonstrations (temperature {settings['temperature']}, top-p {settings['top_p']}), responses written with
 {settings['response_demos']} demonstrations (temperature {settings['response_temperature']})
-{'grounded by BM25 over `' + settings['corpus'] + '`' if settings.get('corpus') else 'without retrieval'},
+{f"grounded by {settings.get('retriever', 'bm25')} retrieval over `{Path(settings['corpus']).name}`" if settings.get('corpus') else 'without retrieval'},
 and filtered (ROUGE-L > {settings['rouge_threshold']} against kept instructions and seeds, fewer than
 {settings['min_words']} or more than {settings['max_words']} words, keyword blacklist, bad start, parse and
 truncation checks). The text is machine-generated and unreviewed: check it before relying on it.
@@ -139,7 +146,7 @@ ds = load_dataset("json", data_files="data.jsonl", split="train")
 
 Fields: `id`, `instruction`, `input`, `output`{', `docs` (ids of the retrieved documents)' if settings.get('corpus') else ''}{', `messages`' if settings.get('messages') else ''}.
 Run key `{manifest['run_key']}`; seeds sha256 `{manifest['inputs']['seeds_sha256'][:16]}…`; backend
-`{manifest['backend']}` ({manifest['prompt_format']} prompts); versions: {', '.join(f'{k} {v}' for k, v in manifest['versions'].items())}.
+`{manifest['backend']}` ({manifest['prompt_format']} prompts); versions: {', '.join(f'{k} {v}' for k, v in manifest['versions'].items())}.{_recipe_line(manifest.get('recipe'))}
 
 Instruction lengths: {lengths}.
 

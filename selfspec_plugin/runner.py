@@ -16,14 +16,17 @@ from .pipeline import check_inputs
 from .report import summary
 
 
-def make_job(block: dict, base_model: str | None, output_dir: str | None) -> store.Job:
-    """Resolve a `selfspec:` block plus the surrounding Axolotl config into a Job."""
+def make_job(block: dict, base_model: str | None, output_dir: str | None, recipe: str | None = None) -> store.Job:
+    """Resolve a `selfspec:` block plus the surrounding Axolotl config into a Job (`recipe`: the file it came from,
+    recorded in the manifest)."""
+    from .recipe import provenance
+
     config = block if isinstance(block, SelfSpecConfig) else SelfSpecConfig(**block)
     model = config.model or base_model
     if not model:
         raise SelfSpecError("selfspec.model: no generator model (set selfspec.model or base_model)")
     runs_dir = Path(config.runs_dir or Path(output_dir or ".") / "selfspec")
-    return store.Job(config, str(model), runs_dir)
+    return store.Job(config, str(model), runs_dir, provenance(recipe) if recipe and Path(recipe).is_file() else None)
 
 
 # Set by torchrun/accelerate for the training ranks. The generator (and eval) child is one standalone process:

@@ -47,14 +47,16 @@ class Job:
     config: SelfSpecConfig
     model: str
     runs_dir: Path
+    recipe: Optional[dict] = None  # the recipe file it came from (recipe.provenance): recorded, not part of the key
 
     def to_json(self) -> str:
-        return json.dumps({"config": self.config.model_dump(), "model": self.model, "runs_dir": str(self.runs_dir)})
+        return json.dumps({"config": self.config.model_dump(), "model": self.model, "runs_dir": str(self.runs_dir),
+                           "recipe": self.recipe})
 
     @classmethod
     def from_json(cls, text: str) -> "Job":
         raw = json.loads(text)
-        return cls(SelfSpecConfig(**raw["config"]), raw["model"], Path(raw["runs_dir"]))
+        return cls(SelfSpecConfig(**raw["config"]), raw["model"], Path(raw["runs_dir"]), raw.get("recipe"))
 
 
 def sha256_file(path: Path) -> str:
@@ -106,36 +108,71 @@ def model_fingerprint(model: str) -> dict:
 
 def run_inputs(job: Job) -> dict:
     """Everything that shapes the output, as plain data."""
-    not_generated = {"runs_dir", "chunk_size", "trust_remote_code", "eval", "eval_after_train", "rounds", "ray"}
+    not_generated = {"runs_dir", "chunk_size", "trust_remote_code", "eval", "eval_after_train", "rounds", "ray",
+                     "seeds_sha256", "corpus_sha256", "keep_datasets"}
     settings = job.config.model_dump(exclude=not_generated)
     # options that change how fast or where, not what is generated (and secrets), as declared: not in the key
     backend = plugins.backends().get(job.config.backend)
     fast = getattr(backend, "not_output", ())
     settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in VllmOptions.not_output}
     settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in fast}
-    seeds = check_file(Path(job.config.seeds), "selfspec.seeds")
-    corpus = check_file(Path(job.config.corpus), "selfspec.corpus") if job.config.corpus else None
     remote = getattr(backend, "remote_model", False) and not Path(job.model).is_dir()  # a name on a server
+    previous = job.config.previous_round
     return {
-        "seeds_sha256": sha256_file(seeds),
-        "corpus_sha256": sha256_file(corpus) if corpus else None,
+        "seeds_sha256": pinned_sha256(job.config.seeds, "seeds", job.config.seeds_sha256),
+        "corpus_sha256": pinned_sha256(job.config.corpus, "corpus", job.config.corpus_sha256) if job.config.corpus else None,
         "model": {"served": job.model} if remote else model_fingerprint(job.model),
         "templates": templates_hash(),
         "settings": settings,
-        **({"previous_adapter_sha256": adapter_fingerprint(job.config.previous_round.adapter)}
-           if job.config.previous_round else {}),
+        **({"previous_adapter_sha256": adapter_fingerprint(previous.adapter), "previous_run": Path(previous.run_dir).name}
+           if previous else {}),
     }
 
 
+def pinned_sha256(path: str, key: str, pinned: Optional[str], pin_key: Optional[str] = None) -> str:
+    """The file's sha256; a recipe that pinned another one stops here, before any engine starts or file is written."""
+    actual = sha256_file(check_file(Path(path), f"selfspec.{key}"))
+    if pinned and pinned.lower() != actual:
+        raise SelfSpecError(f"selfspec.{pin_key or key + '_sha256'}: {path} has changed since the recipe pinned it: expected sha256 "
+                            f"{pinned.lower()}, the file has {actual}")
+    return actual
+
+
+# Settings that name files (whose contents are hashed instead: a recipe moved, packed or unpacked elsewhere keeps
+# its key) and the settings left at their defaults (a new setting whose default keeps the old behaviour leaves
+# every key as it was) are not part of a run's identity.
+PATHS = ("seeds", "corpus", "previous_round")
+DEFAULTS = SelfSpecConfig(seeds="").model_dump()
+
+
+def _changed(values: dict, defaults: dict) -> dict:
+    out = {}
+    for key, value in values.items():
+        default = defaults.get(key, _changed)  # (a marker no setting equals)
+        if isinstance(value, dict) and isinstance(default, dict):
+            value = _changed(value, default)
+            if value:
+                out[key] = value
+        elif value != default:
+            out[key] = value
+    return out
+
+
+def identity(inputs: dict, leave_out: tuple[str, ...] = ()) -> dict:
+    """What makes a run's output, as hashed: `inputs` without file paths and default settings."""
+    settings = {k: v for k, v in inputs["settings"].items() if k not in PATHS + leave_out}
+    return {**inputs, "settings": _changed(settings, DEFAULTS)}
+
+
 def run_key(inputs: dict) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(identity(inputs), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def generation_key(inputs: dict) -> str:
     """The run key without the amounts (`num_instructions`, `max_rounds`): runs that share it generate the same
-    rounds and chunks, one run's being a prefix of a larger one's."""
-    settings = {k: v for k, v in inputs["settings"].items() if k not in AMOUNTS}
-    return run_key({**inputs, "settings": settings})
+    rounds and chunks, one run's being a prefix of a larger one's. Also the way to a run made before the key
+    left out paths and defaults: its stored inputs give the same identity."""
+    return hashlib.sha256(json.dumps(identity(inputs, AMOUNTS), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _inputs_of(path: Path) -> Optional[dict]:

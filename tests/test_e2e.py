@@ -153,18 +153,43 @@ def test_a_base_model_trains_in_the_alpaca_template(trained):
 
 
 @pytest.mark.slow
-def test_seeds_only_control_trains_through_axolotl_on_the_seeds(tmp_path, tiny_model):
-    """`selfspec.seeds_only: true`: the same recipe trains on the seed tasks alone, without starting an engine."""
-    recipe = write_recipe(tmp_path / "recipe.yml", tiny_model, extra="seeds_only: true")
-    recipe.write_text(recipe.read_text().replace("eval_after_train: true", "eval_after_train: false"))
+def test_seeds_only_control_trains_through_axolotl_on_the_seeds_beside_the_recipes_own_data(tmp_path, tiny_model):
+    """`selfspec.seeds_only: true`: the same recipe trains on the seed tasks alone, without starting an engine; with
+    `keep_datasets: true` the recipe's own `datasets:` are trained on beside them (one run shows both)."""
+    own = [{"instruction": f"Team task {i}", "input": "", "output": f"team answer {i}"} for i in range(3)]
+    (tmp_path / "team.jsonl").write_text("".join(json.dumps(r) + "\n" for r in own))
+    recipe = write_recipe(tmp_path / "recipe.yml", tiny_model, extra="seeds_only: true\n  keep_datasets: true")
+    recipe.write_text(recipe.read_text().replace("eval_after_train: true", "eval_after_train: false")
+                      + f"datasets:\n  - path: {tmp_path / 'team.jsonl'}\n    ds_type: json\n    type: alpaca\n")
     proc = run(["axolotl", "train", str(recipe)], tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "are replaced by the generated data" not in proc.stdout + proc.stderr
     (run_dir,) = [p for p in (tmp_path / "out" / "selfspec").iterdir() if p.is_dir()]
     assert json.loads((run_dir / "manifest.json").read_text())["seeds_only"] and not (run_dir / "responses").exists()
     rows = prepared_rows(tmp_path / "out", tiny_model)
     seeds = read_jsonl(ROOT / "tests" / "data" / "seeds.jsonl")
-    assert len(rows) == len(seeds) and {t.removesuffix("</s>").strip() for _, t in rows} == {s["output"] for s in seeds}
+    trained_on = sorted(t.removesuffix("</s>").strip() for _, t in rows)
+    assert trained_on == sorted([s["output"] for s in seeds] + [r["output"] for r in own])
     assert (tmp_path / "out" / "adapter_model.safetensors").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_a_recipe_packed_and_unpacked_elsewhere_is_the_same_run(trained, tmp_path):
+    """Another team's folder: `recipe pack` the fixture's recipe, `recipe unpack` it, `recipe check` and `selfspec
+    generate` from a third directory: the same run key, so the run `axolotl train` made is reused as it is."""
+    work, recipe, run_dir, _ = trained
+    for folder in ("a", "c"):
+        (tmp_path / folder).mkdir()
+    assert selfspec("recipe", "pack", str(recipe), "-o", "team.tar.gz", cwd=tmp_path / "a").returncode == 0
+    proc = selfspec("recipe", "unpack", str(tmp_path / "a" / "team.tar.gz"), str(tmp_path / "b"), cwd=tmp_path / "a")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    unpacked = tmp_path / "b" / "recipe.yml"
+    proc = selfspec("recipe", "check", str(unpacked), cwd=tmp_path / "c")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"run key: {run_dir.name}" in proc.stdout and "seeds/seeds.jsonl" in proc.stdout
+    proc = selfspec("generate", "--no-progress", str(unpacked), cwd=tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "reusing cached run" in proc.stderr and proc.stdout.strip() == str(run_dir / "data.jsonl")
 
 
 @pytest.mark.slow

