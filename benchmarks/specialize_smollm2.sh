@@ -21,10 +21,11 @@ stage() {  # stage NAME COMMAND...: run it, append "NAME seconds" to $OUT/times.
   "$@"
   echo "$name $((SECONDS - start))" | tee -a "$OUT/times.txt"
 }
-# The control: the same recipe, seeds only, its own output_dir.
+# The control: the same recipe, seeds only, its own output_dir (written elsewhere, so its selfspec paths resolved).
 python - "$RECIPE" "$CONTROL/recipe.yml" "$CONTROL" <<'EOF'
 import sys, yaml
-cfg = yaml.safe_load(open(sys.argv[1]))
+from selfspec_plugin.recipe import load
+cfg = load(sys.argv[1])
 cfg["selfspec"]["seeds_only"] = True
 cfg.update(output_dir=sys.argv[3], dataset_prepared_path=f"{sys.argv[3]}/prepared")
 yaml.safe_dump(cfg, open(sys.argv[2], "w"), sort_keys=False)
@@ -44,12 +45,13 @@ RUN=$(dirname "$(cat "$OUT/data-path.txt")")
 [ -s "$OUT/inspect.txt" ] || stage report selfspec inspect "$RUN" --report --samples 5 > "$OUT/inspect.txt"
 train "$RECIPE" "$OUT"
 stage eval selfspec eval "$RECIPE" --no-progress --adapter "selfspec=$OUT" "seeds-only=$CONTROL" --out "$OUT/eval"
-# The evidence beside docs/results.md: adapters (a few MB each), predictions, the generated data, trainer logs.
+# The evidence beside docs/results.md: adapters (a few MB each, with the marker that names their training
+# format), predictions, the generated data, trainer logs.
 EVIDENCE=docs/results
 for pair in "selfspec:$OUT" "seeds-only:$CONTROL"; do
   name=${pair%%:*} dir=${pair#*:}
   mkdir -p "$EVIDENCE/adapters/$name"
-  cp "$dir/adapter_config.json" "$dir/adapter_model.safetensors" "$EVIDENCE/adapters/$name/"
+  cp "$dir/adapter_config.json" "$dir/adapter_model.safetensors" "$dir/selfspec-trained.json" "$EVIDENCE/adapters/$name/"
   cp "$dir/train.log" "$EVIDENCE/adapters/$name/train.log"
 done
 cp "$OUT/eval/predictions.jsonl" "$OUT/eval/eval.json" "$OUT/eval/eval.md" "$OUT/eval/eval.png" "$EVIDENCE/"
