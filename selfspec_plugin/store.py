@@ -133,8 +133,8 @@ def pinned_sha256(path: str, key: str, pinned: Optional[str], pin_key: Optional[
     """The file's sha256; a recipe that pinned another one stops here, before any engine starts or file is written."""
     actual = sha256_file(check_file(Path(path), f"selfspec.{key}"))
     if pinned and pinned.lower() != actual:
-        raise SelfSpecError(f"selfspec.{pin_key or key + '_sha256'}: {path} has changed since the recipe pinned it: expected sha256 "
-                            f"{pinned.lower()}, the file has {actual}")
+        raise SelfSpecError(f"selfspec.{pin_key or key + '_sha256'}: {path} has changed since the recipe pinned it: "
+                            f"expected sha256 {pinned.lower()}, the file has {actual}")
     return actual
 
 
@@ -164,15 +164,19 @@ def identity(inputs: dict, leave_out: tuple[str, ...] = ()) -> dict:
     return {**inputs, "settings": _changed(settings, DEFAULTS)}
 
 
+def _digest(obj: dict) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def run_key(inputs: dict) -> str:
-    return hashlib.sha256(json.dumps(identity(inputs), sort_keys=True).encode()).hexdigest()[:16]
+    return _digest(identity(inputs))
 
 
 def generation_key(inputs: dict) -> str:
     """The run key without the amounts (`num_instructions`, `max_rounds`): runs that share it generate the same
     rounds and chunks, one run's being a prefix of a larger one's. Also the way to a run made before the key
     left out paths and defaults: its stored inputs give the same identity."""
-    return hashlib.sha256(json.dumps(identity(inputs, AMOUNTS), sort_keys=True).encode()).hexdigest()[:16]
+    return _digest(identity(inputs, AMOUNTS))
 
 
 def _inputs_of(path: Path) -> Optional[dict]:
