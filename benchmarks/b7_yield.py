@@ -56,7 +56,8 @@ def recipe_for(src: Path, leg: str, runs_dir: Path) -> Path:
     cfg["output_dir"] = str(runs_dir.parent / "out")
     block = cfg["selfspec"]
     block.update(LEGS[leg])
-    block["seeds"] = str(src / block["seeds"])
+    # seeds relative to the recipe (since 2026-11-29) or, in older revisions, to the repository root
+    block["seeds"] = str(next(p for p in (src / "recipes" / block["seeds"], src / block["seeds"]) if p.is_file()))
     block["runs_dir"] = str(runs_dir)
     path = runs_dir.parent / "recipe.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
