@@ -35,4 +35,4 @@ def test_example_validates_with_axolotl(block, monkeypatch):
     prepare_plugins(cfg)
     validated = validate_config(cfg, *GPUS)
     assert sorted(set(raw) - set(validated)) == []
-    assert (ROOT / SelfSpecConfig(**raw["selfspec"]).seeds).is_file()
+    assert (ROOT / "recipes" / SelfSpecConfig(**raw["selfspec"]).seeds).is_file()  # (as a recipe in recipes/)
