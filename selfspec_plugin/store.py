@@ -85,8 +85,36 @@ def _hub_config(model: str) -> Optional[str]:
     return found if isinstance(found, str) else None
 
 
+def cache_dir() -> Path:
+    """selfspec's per-user cache: $SELFSPEC_CACHE, else $XDG_CACHE_HOME/selfspec, else ~/.cache/selfspec."""
+    explicit = os.environ.get("SELFSPEC_CACHE")
+    return Path(explicit) if explicit else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "selfspec"
+
+
+def weights_sha256(path: Path) -> str:
+    """A weight file's sha256, remembered by (absolute path, size, mtime) in the user's cache: a re-run does not
+    re-read gigabytes, and a file rewritten in place (a re-export, a merged adapter) is hashed again."""
+    stat, key = path.stat(), str(path.resolve())
+    cache_file = cache_dir() / "weights-sha256.json"
+    try:
+        cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    except (OSError, ValueError):  # unreadable or damaged: hash again, write a fresh one
+        cache = {}
+    hit = cache.get(key) or {}
+    if (hit.get("size"), hit.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+        return hit["sha256"]
+    digest = sha256_file(path)
+    cache[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json(cache_file, cache)
+    except OSError:  # a read-only home: correct, only slower next time
+        pass
+    return digest
+
+
 def model_fingerprint(model: str) -> dict:
-    """Identify a model by its config, tokenizer and weight files' sizes (cheap, path-independent).
+    """Identify a model by the contents of its config, tokenizer and weight files (path-independent).
     A hub id (org/name) is identified by its name, and must be in the local cache when the hub is offline."""
     path = Path(model)
     if not path.is_dir():
@@ -102,7 +130,7 @@ def model_fingerprint(model: str) -> dict:
         raise SelfSpecError(f"model directory {model!r} has no config.json")
     small = {name: sha256_file(path / name) for name in ("config.json", "tokenizer.json", "tokenizer_config.json")
              if (path / name).is_file()}
-    weights = {p.name: p.stat().st_size for p in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))}
+    weights = {p.name: weights_sha256(p) for p in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))}
     return {"files": small, "weights": weights}
 
 

@@ -13,6 +13,10 @@ for key, value in {
     "WANDB_MODE": "disabled", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
 }.items():
     os.environ.setdefault(key, value)
+# selfspec's per-user cache (weight hashes) goes to a folder of this test session, not the user's home.
+import tempfile  # noqa: E402
+
+os.environ["SELFSPEC_CACHE"] = tempfile.mkdtemp(prefix="selfspec-cache-")
 # Some of Axolotl's imports call colorama.init(), which wraps pytest's captured stderr; once pytest
 # closes that stream, every later log line fails ("I/O operation on closed file"). Colour is cosmetic.
 import colorama  # noqa: E402

@@ -142,3 +142,30 @@ def test_iterate_retrains_a_round_only_when_its_adapter_is_missing_or_was_traine
     record_training(str(path), str(out))  # what the plugin does after `axolotl train`
     assert retrain_reason(out, run, recipe) is None
     assert "the config changed" in retrain_reason(out, run, {**recipe, "learning_rate": 0.1})
+
+
+def test_weights_enter_the_run_key_by_content_and_their_hash_is_cached(tmp_path, monkeypatch):
+    from selfspec_plugin.runner import make_job
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    weights = model / "model.safetensors"
+    weights.write_bytes(b"A" * 4096)
+    seeds = ROOT / "tests" / "data" / "seeds.jsonl"
+
+    def key():
+        return store.run_key(store.run_inputs(make_job({"seeds": str(seeds)}, str(model), str(tmp_path / "out"))))
+
+    before = key()
+    assert key() == before
+    real = store.sha256_file
+    monkeypatch.setattr(store, "sha256_file", lambda p: (_ for _ in ()).throw(AssertionError(f"re-read {p}"))
+                        if Path(p).suffix == ".safetensors" else real(p))
+    assert key() == before  # the weights' hash came from the cache: not read again
+    monkeypatch.setattr(store, "sha256_file", real)
+
+    weights.write_bytes(b"B" * 4096)  # rewritten at the same size (a re-export, a merged adapter)
+    assert weights.stat().st_size == 4096 and key() != before
+    weights.write_bytes(b"A" * 4096)
+    assert key() == before  # the content, not the file's history, is the identity
