@@ -61,7 +61,7 @@ class MinFree(threading.Thread):
 def watched_child(job) -> dict:
     """Run `job` in the plugin's generation child, sampling free device memory before, during and after."""
     from selfspec_plugin.runner import generate_in_child
-    from selfspec_plugin.store import read_json
+    from selfspec_plugin.fileio import read_json
 
     before = free_gib()
     watch = MinFree()

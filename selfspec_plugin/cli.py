@@ -61,7 +61,7 @@ def cmd_iterate(args) -> None:
 
 def cmd_run_job(args) -> None:
     from .runner import generate
-    from .store import Job
+    from .rundirs import Job
 
     generate(Job.from_json(Path(args.job).read_text()))
 
@@ -172,13 +172,13 @@ def cmd_inspect(args) -> None:
 
 
 def cmd_filter(args) -> None:
-    from . import store
+    from . import fileio
     from .config import SelfSpecConfig
     from .pipeline import filter_records
     from .seeds import load_seeds
 
     records = []
-    for lineno, rec in store.jsonl_objects(Path(args.input)):
+    for lineno, rec in fileio.jsonl_objects(Path(args.input)):
         if not isinstance(rec.get("instruction"), str):
             raise SelfSpecError(f"{args.input}:{lineno}: missing string field 'instruction'")
         for field in ("input", "output"):
@@ -188,8 +188,8 @@ def cmd_filter(args) -> None:
     settings = {**SelfSpecConfig(seeds=args.seeds or "-", rouge_threshold=args.threshold).model_dump(),
                 "existing": [s["instruction"] for s in load_seeds(args.seeds)] if args.seeds else []}
     kept, rejected = filter_records(records, settings)
-    store.write_jsonl(Path(args.output), kept)
-    store.write_jsonl(Path(args.output).with_suffix(".rejected.jsonl"), rejected)
+    fileio.write_jsonl(Path(args.output), kept)
+    fileio.write_jsonl(Path(args.output).with_suffix(".rejected.jsonl"), rejected)
     reasons = Counter(r["rejected"].split(":")[0] for r in rejected)
     print(f"{len(kept)} kept, {len(rejected)} rejected ({', '.join(f'{k} {v}' for k, v in reasons.most_common()) or 'none'})")
 

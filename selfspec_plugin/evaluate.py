@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import metrics, plugins, store
+from . import fileio, metrics, plugins, rundirs
 from .backends.base import Sampling, adapter_rank, output_options, serves_adapters, start_options
 from .errors import SelfSpecError
 from .prompts import Prompt, alpaca_prompt
@@ -193,12 +193,12 @@ def _generate(backend, groups: list[list[dict]], files: list[Path], entry: dict,
     with tqdm(total=sum(map(len, groups)), desc=f"selfspec eval: {label}", unit="prompt", disable=not progress) as bar:
         for group, file in zip(groups, files):
             if file.is_file():
-                texts += [row["text"] for row in store.read_jsonl(file)]
+                texts += [row["text"] for row in fileio.read_jsonl(file)]
             else:
                 sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=group[0]["max_tokens"], seed=0)
                 prompts = [replace(r["prompt"], stop=stop) for r in group]
                 done = [clean(c.text) for c in backend.generate(prompts, sampling, mode, **kwargs)]
-                store.write_jsonl(file, ({"id": r["prompt"].id, "text": t} for r, t in zip(group, done)))
+                fileio.write_jsonl(file, ({"id": r["prompt"].id, "text": t} for r, t in zip(group, done)))
                 texts += done
             bar.update(len(group))
     return texts
@@ -224,7 +224,7 @@ def trained_format(adapter: str) -> str | None:
     from .iterate import TRAINED
 
     marker = Path(adapter) / TRAINED
-    return FORMATS.get(store.read_json(marker).get("training_format", "")) if marker.is_file() else None
+    return FORMATS.get(fileio.read_json(marker).get("training_format", "")) if marker.is_file() else None
 
 
 def model_specs(adapters: list[str], formats: list[str]) -> list[dict]:
@@ -269,7 +269,7 @@ def evaluate_recipe(raw: dict, adapters: list[str] | None = None, tasks: list[st
         raise SelfSpecError("no evaluation tasks: pass --tasks or set selfspec.eval.tasks")
     for spec in task_specs:  # pinned task files: a changed one stops here, before the engine starts
         if spec in options.tasks_sha256:
-            store.pinned_sha256(spec, "eval.tasks", options.tasks_sha256[spec], "eval.tasks_sha256")
+            rundirs.pinned_sha256(spec, "eval.tasks", options.tasks_sha256[spec], "eval.tasks_sha256")
     loaded = [t for spec in task_specs for t in load_tasks(spec)]
     names = [t["task"] for t in loaded]
     if len(set(names)) != len(names):
@@ -307,18 +307,18 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
     adapters per request; write eval.json/.md/.png + predictions."""
     requests = plan(tasks, shots, samplings, limit, seed)
     groups = _groups(requests)
-    cache = store.make_dir(out_dir / "cache")  # an unwritable --out fails now, not after hours of generation
+    cache = fileio.make_dir(out_dir / "cache")  # an unwritable --out fails now, not after hours of generation
     started, preds = time.monotonic(), {}
     adapters = [m["adapter"] for m in models if m["adapter"]]
     factory = plugins.backend(backend_name)
     lora = serves_adapters(factory)  # else: each adapter merged into the weights, below
-    identity = {"model": store.model_fingerprint(model), "backend": backend_name,
+    identity = {"model": rundirs.model_fingerprint(model), "backend": backend_name,
                 "options": output_options(factory, options)}
 
     def files(entry: dict) -> list[Path]:
         weights = Path(entry["adapter"], "adapter_model.safetensors") if entry["adapter"] else None
         return cache_files(cache, {**identity, "format": entry["format"],
-                                   "adapter": weights and store.sha256_file(weights)}, groups)
+                                   "adapter": weights and fileio.sha256_file(weights)}, groups)
 
     backend = factory(model, start_options(backend_name, factory, options, adapters if lora else []))
     entries = _entries(models, bool(getattr(backend, "chat_capable", False)))
@@ -358,13 +358,13 @@ def write_results(out_dir: Path, result: dict, requests: list[dict], preds: dict
     from .plots import eval_chart
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    store.write_jsonl(out_dir / "predictions.jsonl", (
+    fileio.write_jsonl(out_dir / "predictions.jsonl", (
         {"model": model, "task": r["task"], "k": r["k"], "sampling": r["sampling"], "item": r["item"],
          "gold": r["gold"], "prediction": texts[i]}
         for model, texts in preds.items() for i, r in enumerate(requests)))
-    store.write_text(out_dir / "eval.md", markdown_table(result))
+    fileio.write_text(out_dir / "eval.md", markdown_table(result))
     eval_chart(result, out_dir / "eval.png")
-    store.write_json(out_dir / "eval.json", result)  # last: its presence means the rest is there
+    fileio.write_json(out_dir / "eval.json", result)  # last: its presence means the rest is there
 
 
 def _pm(row: dict, metric: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from . import store
+from . import fileio, rundirs
 from .errors import SelfSpecError
 from .runner import make_job
 
@@ -43,18 +43,18 @@ def record_training(config_path: str, output_dir: str, training_format: str | No
 
     raw = read(config_path)  # as `selfspec iterate` reads it: input paths resolved against its folder
     raw["selfspec"] = resolve_paths(raw["selfspec"], Path(config_path).absolute().parent)[0]
-    store.write_json(Path(output_dir) / TRAINED, {"config": str(config_path), "config_sha256": training_fingerprint(raw),
+    fileio.write_json(Path(output_dir) / TRAINED, {"config": str(config_path), "config_sha256": training_fingerprint(raw),
                                                   "training_format": training_format})
 
 
 def retrain_reason(out: Path, run_dir: Path, cfg: dict) -> str | None:
     """Why round's output dir cannot be reused as it is (None: it can)."""
-    if not (out / "adapter_model.safetensors").is_file() or not store.is_complete(run_dir):
+    if not (out / "adapter_model.safetensors").is_file() or not rundirs.is_complete(run_dir):
         return "not trained yet"
     marker = out / TRAINED
     if not marker.is_file():
         return f"no {TRAINED} in {out}: which settings trained that adapter is unknown"
-    if store.read_json(marker).get("config_sha256") != training_fingerprint(cfg):
+    if fileio.read_json(marker).get("config_sha256") != training_fingerprint(cfg):
         return f"the config changed since the adapter in {out} was trained"
     return None
 
@@ -74,8 +74,8 @@ def round_config(raw: dict, r: int, previous: dict | None) -> dict:
 
 def changed_responses(previous_run: Path, run: Path) -> tuple[int, int]:
     """(responses that differ, triplets compared) between two rounds' data, matched by item id."""
-    before = {row["id"]: row["output"] for row in store.read_jsonl(previous_run / store.DATA)}
-    after = [row for row in store.read_jsonl(run / store.DATA) if row["id"] in before]
+    before = {row["id"]: row["output"] for row in fileio.read_jsonl(previous_run / rundirs.DATA)}
+    after = [row for row in fileio.read_jsonl(run / rundirs.DATA) if row["id"] in before]
     return sum(row["output"] != before[row["id"]] for row in after), len(after)
 
 
@@ -96,16 +96,16 @@ def iterate(recipe: Path, raw: dict, rounds: int | None = None, train=axolotl_tr
         cfg = round_config(raw, r, previous)
         out = Path(cfg.get("output_dir") or AXOLOTL_OUTPUT_DIR)
         path = recipe if r == 1 else out.parent / f"round-{r}.yml"
-        run_dir = store.run_dir(make_job(cfg["selfspec"], cfg.get("base_model"), str(out)))
+        run_dir = make_job(cfg["selfspec"], cfg.get("base_model"), str(out)).dir
         reason = retrain_reason(out, run_dir, cfg)
         if reason is None:
             print(f"selfspec: round {r}: reusing the adapter in {out} (trained on {run_dir})", file=sys.stderr)
         else:
             if r > 1:
-                store.write_text(path, yaml.safe_dump(cfg, sort_keys=False))
+                fileio.write_text(path, yaml.safe_dump(cfg, sort_keys=False))
             print(f"selfspec: round {r} of {rounds}: axolotl train {path} ({reason})", file=sys.stderr)
             train(path)
-        manifest = store.read_json(run_dir / store.MANIFEST)
+        manifest = fileio.read_json(run_dir / rundirs.MANIFEST)
         summary = {"round": r, "output_dir": str(out), "run_dir": str(run_dir), "recipe": str(path),
                    "triplets": manifest["counts"]["triplets"]}
         if previous:

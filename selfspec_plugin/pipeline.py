@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import plugins, store
+from . import fileio, plugins, rundirs
 from .backends import Sampling
 from .errors import SelfSpecError
 from .filters import run_checks
@@ -78,7 +78,7 @@ def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats, 
     these prompts is returned as is; one that holds some of them (another `chunk_size`, or the short last round
     of a smaller run being extended) has only the missing ones generated.
     """
-    done = {r["id"]: r for r in store.read_jsonl(path)} if path.is_file() else {}
+    done = {r["id"]: r for r in fileio.read_jsonl(path)} if path.is_file() else {}
     todo = [p for p in prompts if p.id not in done]
     if todo:
         start = time.perf_counter()
@@ -88,7 +88,7 @@ def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats, 
                      for p, c in zip(todo, completions)})
     rows = [done[p.id] for p in prompts]
     if todo:
-        store.write_jsonl(path, rows)
+        fileio.write_jsonl(path, rows)
     return rows
 
 
@@ -139,9 +139,9 @@ def brainstorm(job, run_dir, backend, mode, seeds, progress) -> tuple[list[dict]
 def reuse_instructions(run_dir: Path) -> tuple[list[dict], list[dict], dict]:
     """Iterative rounds: the instructions a finished earlier run kept (its `instructions.jsonl`)."""
     path = run_dir / "instructions.jsonl"
-    if not (store.is_complete(run_dir) and path.is_file()):
+    if not (rundirs.is_complete(run_dir) and path.is_file()):
         raise SelfSpecError(f"selfspec.previous_round.run_dir: {run_dir} is not a finished run with instructions.jsonl")
-    kept = store.read_jsonl(path)
+    kept = fileio.read_jsonl(path)
     return kept, [], {"rounds": 0, "prompts": 0, "reused_from": str(run_dir), "tokens": 0, "seconds": 0.0}
 
 
@@ -221,14 +221,13 @@ def check_inputs(cfg) -> list[dict]:
 def run_pipeline(job, backend, progress: bool = True) -> dict:
     """Run (or resume) the pipeline into its run directory and return the manifest."""
     cfg = job.config
-    inputs = store.run_inputs(job)
-    run_dir = job.runs_dir / store.run_key(inputs)
+    inputs, run_dir = job.inputs, job.dir
     seeds = check_inputs(cfg)
     mode = resolve_mode(cfg.prompt_format, backend)
     start = time.time()
-    if not (run_dir / store.INPUTS).is_file():
-        store.write_json(run_dir / store.INPUTS, inputs)
-    extended = [] if cfg.previous_round else store.extend_from(run_dir, inputs)
+    if not (run_dir / rundirs.INPUTS).is_file():
+        fileio.write_json(run_dir / rundirs.INPUTS, inputs)
+    extended = [] if cfg.previous_round else rundirs.extend_from(run_dir, inputs)
     if cfg.previous_round:
         kept, rejected, stage1 = reuse_instructions(Path(cfg.previous_round.run_dir))
     else:
@@ -270,11 +269,11 @@ def write_run(run_dir: Path, manifest: dict, kept: list[dict], rejected: list[di
     """A finished run's files; the manifest last (its presence marks the run complete)."""
     if manifest["prompt_format"] == "chat" or messages:  # chat-format runs train on the messages
         data = [{**row, "messages": as_messages(row)} for row in data]
-    store.write_jsonl(run_dir / "instructions.jsonl", kept)
-    store.write_jsonl(run_dir / "rejected.jsonl", rejected)
-    store.write_jsonl(run_dir / store.DATA, data)
-    store.write_text(run_dir / "README.md", dataset_card(manifest, data))
-    store.write_json(run_dir / store.MANIFEST, manifest)
+    fileio.write_jsonl(run_dir / "instructions.jsonl", kept)
+    fileio.write_jsonl(run_dir / "rejected.jsonl", rejected)
+    fileio.write_jsonl(run_dir / rundirs.DATA, data)
+    fileio.write_text(run_dir / "README.md", dataset_card(manifest, data))
+    fileio.write_json(run_dir / rundirs.MANIFEST, manifest)
     return manifest
 
 
@@ -288,7 +287,7 @@ def seeds_only_run(job) -> dict:
     from .backends.base import chat_model
 
     cfg = job.config
-    inputs = store.run_inputs(job)
+    inputs = job.inputs
     seeds = load_seeds(cfg.seeds)
     tokenizer = AutoTokenizer.from_pretrained(job.model, trust_remote_code=cfg.trust_remote_code)
     model = SimpleNamespace(chat_capable=bool(getattr(tokenizer, "chat_template", None)),
@@ -297,7 +296,7 @@ def seeds_only_run(job) -> dict:
     data = [{"id": s["id"], **{f: s[f] for f in ALPACA_FIELDS}} for s in seeds]
     none = {"tokens": 0, "seconds": 0.0}
     manifest = {
-        "run_key": store.run_key(inputs), "inputs": inputs, "model": job.model, "backend": None, "seeds_only": True,
+        "run_key": job.key, "inputs": inputs, "model": job.model, "backend": None, "seeds_only": True,
         "prompt_format": mode, "training_format": TRAINING_FORMATS[mode], "previous_round": None, "extended_from": [],
         "recipe": job.recipe, "versions": versions(), "counts": {**funnel(data, data, []), "requested": 0, "seeds": len(seeds)},
         "stages": {"instructions": {"rounds": 0, "prompts": 0, **none}, "responses": {"chunks": 0, **none}},

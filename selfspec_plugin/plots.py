@@ -27,7 +27,7 @@ def _png(fig) -> bytes:
 
 def eval_chart(result: dict, path: Path) -> None:
     """Every model's primary metric per task, one panel per number of demonstrations, std as error bars."""
-    from . import store
+    from . import fileio
 
     plt = _pyplot()
     shots = sorted({r["k"] for r in result["rows"]})
@@ -55,7 +55,7 @@ def eval_chart(result: dict, path: Path) -> None:
         ax.legend(frameon=False, loc="upper right", fontsize=7)
     fig.suptitle(f"{Path(result['model']).name}: each task's primary metric", x=0.01, ha="left", fontweight="bold")
     fig.tight_layout()
-    store.write_bytes(path, _png(fig))
+    fileio.write_bytes(path, _png(fig))
 
 
 def barh(labels: list[str], values: list[float], title: str, xlabel: str, color: str = ADAPTER) -> bytes:

@@ -10,7 +10,7 @@ import sys
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.dict import DictDefault
 
-from . import store
+from . import fileio, rundirs
 from .iterate import record_training
 from .runner import evaluate_in_child, generate_in_child, make_job
 
@@ -49,8 +49,8 @@ def dataset_entry(run_dir) -> dict:
     """Axolotl's `datasets:` entry for a finished run, in the format it was generated in (the manifest's
     `training_format`): a chat model trains on `messages` through its own chat template (loss on the assistant
     turn), a base model on the Alpaca template."""
-    fmt = store.read_json(run_dir / store.MANIFEST).get("training_format", "alpaca")
-    entry = {"path": str(run_dir / store.DATA), "ds_type": "json", "type": fmt}
+    fmt = fileio.read_json(run_dir / rundirs.MANIFEST).get("training_format", "alpaca")
+    entry = {"path": str(run_dir / rundirs.DATA), "ds_type": "json", "type": fmt}
     if fmt == "chat_template":
         entry.update(field_messages="messages", roles_to_train=["assistant"])
     return entry

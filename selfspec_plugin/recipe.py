@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import store
+from . import fileio
 from .errors import SelfSpecError
 
 BUNDLE = "bundle.json"  # in an unpacked bundle: its name and the versions it was packed with
@@ -79,7 +79,7 @@ def read(path: str | Path) -> dict:
     if not path.exists():
         raise SelfSpecError(f"config not found: {path}")
     try:
-        raw = yaml.safe_load(store.read_text(path))
+        raw = yaml.safe_load(fileio.read_text(path))
     except yaml.YAMLError as exc:
         raise SelfSpecError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("selfspec"), dict):
@@ -141,8 +141,8 @@ def provenance(path: str | Path) -> dict:
     unpacked from (if any)."""
     path = Path(path)
     marker = path.parent / BUNDLE
-    bundle = store.read_json(marker).get("bundle") if marker.is_file() else None
-    return {"path": str(path), "sha256": store.sha256_file(path), "bundle": bundle}
+    bundle = fileio.read_json(marker).get("bundle") if marker.is_file() else None
+    return {"path": str(path), "sha256": fileio.sha256_file(path), "bundle": bundle}
 
 
 # ---- pack / unpack ------------------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def _bundle_files(block: dict, with_corpus: bool) -> tuple[dict, dict[str, Path]
     for key, folder in (("seeds", "seeds"), ("corpus", "corpus")):
         if out.get(key):
             source = Path(out[key])
-            out[key], out[f"{key}_sha256"] = f"{folder}/{source.name}", store.sha256_file(source)
+            out[key], out[f"{key}_sha256"] = f"{folder}/{source.name}", fileio.sha256_file(source)
             if key == "seeds" or with_corpus:
                 files[out[key]] = source
     block_eval = {**(out.get("eval") or {})}
@@ -170,7 +170,7 @@ def _bundle_files(block: dict, with_corpus: bool) -> tuple[dict, dict[str, Path]
         if name in files:
             raise SelfSpecError(f"selfspec.eval.tasks: two task files are named {Path(path).name}; rename one to pack them")
         tasks.append(name)
-        files[name], pins[name] = Path(path), store.sha256_file(Path(path))
+        files[name], pins[name] = Path(path), fileio.sha256_file(Path(path))
     if block_eval:
         out["eval"] = {**block_eval, "tasks": tasks, "tasks_sha256": pins}
     return out, files
@@ -193,7 +193,7 @@ def pack(path: str | Path, bundle: str | Path, with_corpus: bool = True) -> Path
               + yaml.safe_dump({**raw, "selfspec": block}, sort_keys=False))
     meta = {"bundle": bundle.name, "recipe": Path(path).name,
             "packed": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
-            "files": {name: store.sha256_file(source) for name, source in files.items()},
+            "files": {name: fileio.sha256_file(source) for name, source in files.items()},
             "corpus_included": with_corpus or not block.get("corpus")}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -203,8 +203,8 @@ def pack(path: str | Path, bundle: str | Path, with_corpus: bool = True) -> Path
             tar.addfile(info, io.BytesIO(data))
         for name, source in files.items():
             tar.add(source, arcname=name, recursive=False)
-    store.make_dir(bundle.absolute().parent)
-    store.write_bytes(bundle, buffer.getvalue())
+    fileio.make_dir(bundle.absolute().parent)
+    fileio.write_bytes(bundle, buffer.getvalue())
     return bundle
 
 
@@ -226,7 +226,7 @@ def unpack(bundle: str | Path, dest: str | Path) -> Path:
     `..`, links or special files before writing anything. Returns the recipe's path."""
     import tarfile
 
-    bundle, dest = Path(store.check_file(Path(bundle), "bundle")), Path(dest)
+    bundle, dest = Path(fileio.check_file(Path(bundle), "bundle")), Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise SelfSpecError(f"{dest}: not empty; unpack into a new folder")
     try:
@@ -237,7 +237,7 @@ def unpack(bundle: str | Path, dest: str | Path) -> Path:
                 raise SelfSpecError(f"{bundle}: refused, the archive holds " + ", ".join(bad))
             if "recipe.yml" not in {m.name for m in members}:
                 raise SelfSpecError(f"{bundle}: no recipe.yml; not a bundle made by `selfspec recipe pack`")
-            store.make_dir(dest)
+            fileio.make_dir(dest)
             tar.extractall(dest, members=members, filter="data")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise SelfSpecError(f"{bundle}: not a readable .tar.gz ({exc})") from None
@@ -313,7 +313,7 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
                          else ("FAIL", f"selfspec.{key}: {resolved} is a directory, expected a file"))
         if not Path(resolved).is_file():
             continue
-        actual, pinned = store.sha256_file(Path(resolved)), pins.get(key)
+        actual, pinned = fileio.sha256_file(Path(resolved)), pins.get(key)
         if pinned and pinned.lower() != actual:
             lines.append(("FAIL", f"selfspec.{key}: {resolved} has changed since the recipe pinned it: expected sha256 "
                                   f"{pinned.lower()}, the file has {actual}"))
@@ -332,7 +332,7 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
     lines += _versions_lines(path.parent / BUNDLE)
     job = make_job(cfg, raw.get("base_model"), raw.get("output_dir"))
     try:
-        key = store.run_key(store.run_inputs(job))
+        key = job.key
         where = "a local directory" if Path(job.model).is_dir() else "named (hub cache)"
         lines += [("ok", f"model: {job.model} ({where})"), ("ok", f"run key: {key} (runs in {job.runs_dir / key})")]
     except SelfSpecError as exc:
@@ -344,6 +344,6 @@ def _versions_lines(marker: Path) -> list[tuple[str, str]]:
     """The versions a bundle was packed with against the installed ones (a drift is a warning, not a stop)."""
     if not marker.is_file():
         return []
-    packed, here = store.read_json(marker).get("versions", {}), versions()
+    packed, here = fileio.read_json(marker).get("versions", {}), versions()
     drift = [f"{d} {v} packed, {here.get(d, 'not installed')} here" for d, v in packed.items() if here.get(d) != v]
     return [("warn", f"versions: {'; '.join(drift)}")] if drift else [("ok", "versions: as packed")]

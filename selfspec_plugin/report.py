@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from . import store
+from . import fileio, rundirs
 from .filters import rouge_tokens
 
 
@@ -54,14 +54,14 @@ def summary(manifest: dict, run_dir: Path) -> str:
     """The funnel of a finished run on one screen."""
     c, s = manifest["counts"], manifest["stages"]
     if manifest.get("seeds_only"):
-        return f"selfspec: run {run_dir}\n  seeds only     {c['triplets']} seed tasks in {store.DATA} (no generation: the control)"
+        return f"selfspec: run {run_dir}\n  seeds only     {c['triplets']} seed tasks in {rundirs.DATA} (no generation: the control)"
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(c["rejected"].items(), key=lambda kv: -kv[1])) or "none"
     return "\n".join([
         f"selfspec: run {run_dir}",
         f"  brainstorming  {s['instructions']['rounds']} rounds, {s['instructions']['prompts']} prompts"
         + (f" (instructions reused from {s['instructions']['reused_from']})" if "reused_from" in s["instructions"] else ""),
         f"  instructions   {c['instructions_kept']} kept of {c['requested']} requested",
-        f"  triplets       {c['triplets']} in {store.DATA}",
+        f"  triplets       {c['triplets']} in {rundirs.DATA}",
         f"  rejected       {reasons}",
         f"  speed          {manifest['tokens_per_second']} generated tokens/s, {manifest['wall_seconds']} s",
     ])
@@ -70,9 +70,9 @@ def summary(manifest: dict, run_dir: Path) -> str:
 def inspect(run_dir: Path, samples: int = 5, seed: int = 0) -> str:
     """Funnel, rejection reasons with an example each, and random kept triplets."""
     run_dir = Path(run_dir)
-    manifest = store.read_json(run_dir / store.MANIFEST)
-    data = store.read_jsonl(run_dir / store.DATA)
-    rejected = store.read_jsonl(run_dir / "rejected.jsonl")
+    manifest = fileio.read_json(run_dir / rundirs.MANIFEST)
+    data = fileio.read_jsonl(run_dir / rundirs.DATA)
+    rejected = fileio.read_jsonl(run_dir / "rejected.jsonl")
     lines = [summary(manifest, run_dir), "", "rejections (reason: count, example)"]
     by_reason: dict[str, list[dict]] = {}
     for rec in rejected:
@@ -216,8 +216,8 @@ def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
     from . import plots
 
     run_dir = Path(run_dir)
-    manifest = store.read_json(run_dir / store.MANIFEST)
-    data = store.read_jsonl(run_dir / store.DATA)
+    manifest = fileio.read_json(run_dir / rundirs.MANIFEST)
+    data = fileio.read_jsonl(run_dir / rundirs.DATA)
     stats = report_stats(manifest, data)
     shares = label_shares(data)
     c, stages = manifest["counts"], manifest["stages"]
@@ -239,9 +239,9 @@ def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
     }
     out = run_dir / "report"
     for name, png in figures.items():
-        store.write_bytes(out / name, png)
+        fileio.write_bytes(out / name, png)
     rows = random.Random(seed).sample(data, min(samples, len(data)))
-    store.write_text(out / "report.html", _html(manifest, run_dir, stats, figures, rows, shares, data))
+    fileio.write_text(out / "report.html", _html(manifest, run_dir, stats, figures, rows, shares, data))
     return out / "report.html"
 
 

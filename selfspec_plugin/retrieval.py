@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import SelfSpecError
-from .store import check_file, jsonl_objects, text_lines
+from .fileio import check_file, jsonl_objects, text_lines
 
 
 def load_corpus(path: str | Path, text_field: str = "text") -> list[dict]:

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import plugins, store
+from . import fileio, plugins, rundirs
 from .backends import start_options
 from .config import SelfSpecConfig
 from .errors import SelfSpecError
@@ -16,7 +16,7 @@ from .pipeline import check_inputs
 from .report import summary
 
 
-def make_job(block: dict, base_model: str | None, output_dir: str | None, recipe: str | None = None) -> store.Job:
+def make_job(block: dict, base_model: str | None, output_dir: str | None, recipe: str | None = None) -> rundirs.Job:
     """Resolve a `selfspec:` block plus the surrounding Axolotl config into a Job (`recipe`: the file it came from,
     recorded in the manifest)."""
     from .recipe import provenance
@@ -26,7 +26,7 @@ def make_job(block: dict, base_model: str | None, output_dir: str | None, recipe
     if not model:
         raise SelfSpecError("selfspec.model: no generator model (set selfspec.model or base_model)")
     runs_dir = Path(config.runs_dir or Path(output_dir or ".") / "selfspec")
-    return store.Job(config, str(model), runs_dir, provenance(recipe) if recipe and Path(recipe).is_file() else None)
+    return rundirs.Job(config, str(model), runs_dir, provenance(recipe) if recipe and Path(recipe).is_file() else None)
 
 
 # Set by torchrun/accelerate for the training ranks. The generator (and eval) child is one standalone process:
@@ -41,20 +41,20 @@ def child_env() -> dict:
 
 
 def _cached(run_dir: Path) -> bool:
-    if store.is_complete(run_dir):
+    if rundirs.is_complete(run_dir):
         print(f"selfspec: reusing cached run {run_dir}", file=sys.stderr)
         return True
     return False
 
 
-def generate(job: store.Job, progress: bool = True) -> Path:
+def generate(job: rundirs.Job, progress: bool = True) -> Path:
     """Run the job in this process (or reuse its finished run); returns the run directory."""
-    run_dir = store.run_dir(job)
+    run_dir = job.dir
     if _cached(run_dir):
         return run_dir
     cfg = job.config
     check_inputs(cfg)  # bad seeds or corpus: fail now, not after an engine took minutes to start
-    with store.writer_lock(run_dir):  # concurrent runs (or ranks) of one job: one generates, the rest wait
+    with rundirs.writer_lock(run_dir):  # concurrent runs (or ranks) of one job: one generates, the rest wait
         if _cached(run_dir):
             return run_dir
         if cfg.seeds_only:  # the control: the seeds are the data, no engine
@@ -70,19 +70,19 @@ def generate(job: store.Job, progress: bool = True) -> Path:
             manifest = plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
         finally:
             backend.close()
-        if not store.is_complete(run_dir):
+        if not rundirs.is_complete(run_dir):
             raise SelfSpecError(f"selfspec: generation finished without a complete run in {run_dir}")
-    print(summary(manifest or store.read_json(run_dir / store.MANIFEST), run_dir), file=sys.stderr)
+    print(summary(manifest or fileio.read_json(run_dir / rundirs.MANIFEST), run_dir), file=sys.stderr)
     return run_dir
 
 
-def generate_in_child(job: store.Job) -> Path:
+def generate_in_child(job: rundirs.Job) -> Path:
     """Run the job in a child Python process, so the engine's memory (GPU too) is gone when it returns."""
-    run_dir = store.run_dir(job)
+    run_dir = job.dir
     if _cached(run_dir):
         return run_dir
     check_inputs(job.config)  # a bad name or file: fail here, before the runs folder is made
-    store.make_dir(job.runs_dir)
+    fileio.make_dir(job.runs_dir)
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=job.runs_dir, delete=False) as fh:
         fh.write(job.to_json())
     try:
@@ -94,13 +94,13 @@ def generate_in_child(job: store.Job) -> Path:
     return run_dir
 
 
-def evaluate_in_child(job: store.Job, adapter: str) -> dict:
+def evaluate_in_child(job: rundirs.Job, adapter: str) -> dict:
     """`selfspec eval` on a trained adapter in a child process (its engine's memory is gone when it returns)."""
     recipe = Path(adapter) / "selfspec-eval.json"  # JSON is YAML: the CLI reads it like any recipe
-    store.write_json(recipe, {"base_model": job.model, "output_dir": str(adapter),
+    fileio.write_json(recipe, {"base_model": job.model, "output_dir": str(adapter),
                               "selfspec": job.config.model_dump(mode="json")})
     proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "eval", str(recipe), "--adapter", f"adapter={adapter}"],
                           env=child_env())
     if proc.returncode != 0:
         raise SelfSpecError(f"selfspec: evaluation failed (exit code {proc.returncode}); see the messages above")
-    return store.read_json(Path(adapter) / "eval" / "eval.json")
+    return fileio.read_json(Path(adapter) / "eval" / "eval.json")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import SelfSpecError
-from .store import check_file, jsonl_objects, read_text
+from .fileio import check_file, jsonl_objects, read_text
 
 REQUIRED = ("instruction", "output")
 OPTIONAL = ("id", "task_type", "input")

@@ -17,7 +17,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from . import store
+from . import fileio
 from .errors import SelfSpecError
 
 KINDS = ("text", "labels", "entities", "labeled_text")
@@ -33,7 +33,7 @@ def load_tasks(spec: str) -> list[dict]:
 def load_task_file(path: Path) -> list[dict]:
     """Our task-spec jsonl: {task, definition, demos, instances, kind?, labels?, max_tokens?} per line."""
     tasks = []
-    for lineno, rec in store.jsonl_objects(path):
+    for lineno, rec in fileio.jsonl_objects(path):
         where = f"{path}:{lineno}"
         for field in ("task", "definition"):
             if not isinstance(rec.get(field), str) or not rec[field].strip():
@@ -65,7 +65,7 @@ def _task(name, kind, definition, demos, instances, source, labels=None, max_tok
 
 def _read_json(path: Path):
     try:
-        return json.loads(store.read_text(path))
+        return json.loads(fileio.read_text(path))
     except SelfSpecError as exc:
         raise SelfSpecError(f"{path}: file not found" if not path.exists() else str(exc)) from None
     except (ValueError, RecursionError) as exc:
@@ -97,7 +97,7 @@ def read_pubtator(path: Path) -> list[dict]:
     """PubTator documents in file order: {id, text (title + abstract), mentions (in order of appearance)}.
     A `|t|` line starts a document (a PMID may occur twice: NCBI's training set has one such pair)."""
     docs: list[dict] = []
-    for lineno, line in store.text_lines(path):
+    for lineno, line in fileio.text_lines(path):
         head = line[:20]
         if "|t|" in head:
             pmid, _, title = line.split("|", 2)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from . import store
+from . import fileio, rundirs
 from .prompts import alpaca_prompt
 
 # Axolotl key -> TRL (`trl sft` config) key, value unchanged.
@@ -87,15 +87,15 @@ def trl_rows(rows: list[dict], chat: bool) -> list[dict]:
 
 def export_trl(raw: dict, run_dir: Path, out: Path) -> Path:
     """Write OUT/train.jsonl and OUT/sft.yaml for a finished run of the recipe `raw`; returns sft.yaml's path."""
-    manifest = store.read_json(run_dir / store.MANIFEST)
+    manifest = fileio.read_json(run_dir / rundirs.MANIFEST)
     chat = manifest.get("training_format") == "chat_template"
     data = out.resolve() / "train.jsonl"
-    store.write_jsonl(data, trl_rows(store.read_jsonl(run_dir / store.DATA), chat))
+    fileio.write_jsonl(data, trl_rows(fileio.read_jsonl(run_dir / rundirs.DATA), chat))
     config, unmapped = trl_config(raw, data)
     head = [f"# `trl sft --config {out / 'sft.yaml'}`: written by `selfspec export-trl` from run {run_dir}",
             f"# ({manifest['counts']['triplets']} triplets, {'chat' if chat else 'Alpaca'} prompts; loss on the completion).",
             "# Recipe settings with no TRL equivalent (not applied):" if unmapped else "# Every recipe setting is mapped."]
     head += [f"#   {key}: {raw[key]!r} -- {why}" for key, why in unmapped.items()]
     path = out / "sft.yaml"
-    store.write_text(path, "\n".join(head) + "\n" + yaml.safe_dump(config, sort_keys=False))
+    fileio.write_text(path, "\n".join(head) + "\n" + yaml.safe_dump(config, sort_keys=False))
     return path

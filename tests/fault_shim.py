@@ -13,10 +13,10 @@ import os
 import signal
 import tempfile
 
-from selfspec_plugin import store
+from selfspec_plugin import fileio
 
 NAME, WHEN = os.environ["SELFSPEC_KILL_AT"].rsplit(":", 1)
-_write = store._atomic_write
+_write = fileio._atomic_write
 
 
 def _die() -> None:
@@ -40,4 +40,4 @@ def _atomic_write(path, data):
     _die()
 
 
-store._atomic_write = _atomic_write
+fileio._atomic_write = _atomic_write

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from selfspec_plugin import store
+from selfspec_plugin import rundirs
 
 from conftest import ROOT
 
@@ -104,7 +104,7 @@ def test_kill_9_then_rerun_loses_no_finished_chunk(baseline, tiny_model, tmp_pat
 
 def test_a_second_run_waits_while_another_process_writes(baseline, tiny_model, tmp_path):
     run_dir = setup(tmp_path, tiny_model) / baseline.key
-    with store.writer_lock(run_dir):  # this test process is the writer now
+    with rundirs.writer_lock(run_dir):  # this test process is the writer now
         proc = start(tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         first = proc.stderr.readline()
         while first and "waiting" not in first:

@@ -15,7 +15,7 @@ from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.pipeline import build_checks
 from selfspec_plugin.prompts import parse_brainstorm
 from selfspec_plugin.seeds import load_seeds
-from selfspec_plugin.store import jsonl_objects
+from selfspec_plugin.fileio import jsonl_objects
 
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # text that looks like model output: the list markers the parser looks for, mixed with anything at all

@@ -64,3 +64,20 @@ def test_a_backend_without_its_package_says_how_to_install_it(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "selfspec.backend: 'ray' needs the 'ray' package, which is not installed: pip install 'selfspec[ray]'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_layers_import_one_way():
+    """fileio (atomic writes, the one text/jsonl reader) imports nothing of selfspec but its error type, and errors
+    imports nothing at all: seeds, corpora and tasks read files without pulling in config, plugins or prompts."""
+    import ast
+
+    def project_imports(name: str) -> set[str]:
+        tree = ast.parse((ROOT / "selfspec_plugin" / f"{name}.py").read_text())
+        relative = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+        return {node.module for node in relative if node.module} | {  # `from . import x` names the module x
+            alias.name for node in relative if not node.module for alias in node.names}
+
+    assert project_imports("errors") == set()
+    assert project_imports("fileio") == {"errors"}
+    for reader in ("seeds", "retrieval", "tasks"):
+        assert project_imports(reader) <= {"errors", "fileio", "filters", "plugins"}, reader

@@ -228,7 +228,7 @@ def test_a_failed_write_stops_clearly_and_keeps_the_finished_chunks(scripted, mo
     import errno
     import os
 
-    from selfspec_plugin import store
+    from selfspec_plugin import fileio
 
     clean = generate(job(model_dir, tmp_path / "clean"), progress=False)
     real_replace = os.replace
@@ -238,25 +238,25 @@ def test_a_failed_write_stops_clearly_and_keeps_the_finished_chunks(scripted, mo
             raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr(store.os, "replace", replace)
+    monkeypatch.setattr(fileio.os, "replace", replace)
     with pytest.raises(SelfSpecError, match=r"could not write .*chunk-00001\.jsonl: No space left on device"):
         generate(job(model_dir, tmp_path / "full"), progress=False)
     run_dir = tmp_path / "full" / "selfspec" / clean.name
     assert not list(run_dir.rglob("*.tmp")) and not (run_dir / "data.jsonl").exists()
     assert (run_dir / "responses" / "chunk-00000.jsonl").read_bytes() == (clean / "responses" / "chunk-00000.jsonl").read_bytes()
-    monkeypatch.setattr(store.os, "replace", real_replace)
+    monkeypatch.setattr(fileio.os, "replace", real_replace)
     generate(job(model_dir, tmp_path / "full"), progress=False)  # disk freed: the rerun resumes
     assert (run_dir / "data.jsonl").read_bytes() == (clean / "data.jsonl").read_bytes()
 
 
 def test_jsonl_lines_survive_every_line_splitter(tmp_path):
     """U+0085/U+2028/U+2029 are line breaks to str.splitlines; json.dumps leaves them raw (found by hypothesis)."""
-    from selfspec_plugin import store
+    from selfspec_plugin import fileio
 
     rows = [{"id": [{"\x85": None}], "output": "a\u2028b\u2029c"}, {"id": "2", "output": "plain"}]
-    store.write_jsonl(tmp_path / "x.jsonl", rows)
+    fileio.write_jsonl(tmp_path / "x.jsonl", rows)
     text = (tmp_path / "x.jsonl").read_text(encoding="utf-8")
-    assert [json.loads(line) for line in text.splitlines()] == rows == store.read_jsonl(tmp_path / "x.jsonl")
+    assert [json.loads(line) for line in text.splitlines()] == rows == fileio.read_jsonl(tmp_path / "x.jsonl")
 
 
 def test_seeds_only_trains_on_the_seeds_without_an_engine(scripted, tiny_model, tmp_path, capsys):
@@ -271,9 +271,8 @@ def test_seeds_only_trains_on_the_seeds_without_an_engine(scripted, tiny_model, 
     assert manifest["seeds_only"] and manifest["training_format"] == "alpaca"  # the tiny model has no chat template
     assert manifest["counts"]["triplets"] == len(seeds) and not (run_dir / "instructions").exists()
     assert f"seeds only     {len(seeds)} seed tasks in data.jsonl (no generation: the control)" in capsys.readouterr().err
-    from selfspec_plugin import store
 
-    assert store.run_dir(job(tiny_model, tmp_path)) != run_dir  # its own run key
+    assert job(tiny_model, tmp_path).dir != run_dir  # its own run key
     chat = generate(job(tiny_chat_model_dir(), tmp_path / "chat", seeds_only=True), progress=False)
     rows = [json.loads(line) for line in (chat / "data.jsonl").read_text().splitlines()]
     assert json.loads((chat / "manifest.json").read_text())["training_format"] == "chat_template"

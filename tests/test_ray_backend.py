@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from selfspec_plugin import plugins, store
+from selfspec_plugin import fileio, plugins, rundirs
 from selfspec_plugin.backends import Sampling, start_options
 from selfspec_plugin.backends.ray_replicas import RayBackend
 from selfspec_plugin.backends.ray_replicas import core_slices, stripes
@@ -42,8 +42,8 @@ def test_ray_settings_reach_the_backend_but_not_the_run_key(tmp_path):
     job = make_job({**block, "ray": {"replicas": 2, "address": "auto"}}, str(model), str(tmp_path))
     settings = job.config.backend_settings()
     assert settings["ray"] == {"replicas": 2, "address": "auto"} and settings["max_model_len"] == 1024
-    assert store.run_dir(job) == store.run_dir(make_job(block, str(model), str(tmp_path)))
-    assert store.run_dir(job) != store.run_dir(make_job({**block, "backend": "vllm"}, str(model), str(tmp_path)))
+    assert job.dir == make_job(block, str(model), str(tmp_path)).dir
+    assert job.dir != make_job({**block, "backend": "vllm"}, str(model), str(tmp_path)).dir
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"r": 16}))
@@ -73,8 +73,8 @@ def test_two_replicas_serve_one_run_and_answer_like_one_engine(tiny_model, tmp_p
         plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=False)
     finally:
         backend.close()
-    run_dir = store.run_dir(job)
-    manifest = json.loads((run_dir / store.MANIFEST).read_text())
-    data = store.read_jsonl(run_dir / store.DATA)
+    run_dir = job.dir
+    manifest = json.loads((run_dir / rundirs.MANIFEST).read_text())
+    data = fileio.read_jsonl(run_dir / rundirs.DATA)
     assert manifest["backend"] == "ray" and manifest["counts"]["triplets"] == len(data) > 0
     assert min(backend.served) > 16  # the run's calls went to both replicas

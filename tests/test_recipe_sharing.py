@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selfspec_plugin import store
 from selfspec_plugin.cli import main, recipe_job
 
 from conftest import ROOT
@@ -33,7 +32,7 @@ def smoke_copy(tmp_path, tiny_model):
 
 def run_key(recipe: Path) -> str:
     _, job = recipe_job(str(recipe))
-    return store.run_key(store.run_inputs(job))
+    return job.key
 
 
 def test_input_paths_resolve_against_the_recipe_from_any_directory(smoke_copy, tmp_path, monkeypatch, capsys):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from selfspec_plugin import store
+from selfspec_plugin import fileio, rundirs
 from selfspec_plugin.cli import main
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.runner import make_job
@@ -21,7 +21,7 @@ def model_dir(tmp_path) -> Path:
 
 
 def key(block, model, out="out"):
-    return store.run_dir(make_job(block, str(model), out)).name
+    return make_job(block, str(model), out).key
 
 
 def test_run_key_tracks_what_shapes_the_output(tmp_path, model_dir):
@@ -53,15 +53,15 @@ def test_missing_inputs_are_clear(tmp_path, model_dir, monkeypatch):
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     path = tmp_path / "d.jsonl"
-    store.write_jsonl(path, [{"a": 1}])
+    fileio.write_jsonl(path, [{"a": 1}])
 
     def broken():
         yield {"a": 2}
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        store.write_jsonl(path, broken())
-    assert store.read_jsonl(path) == [{"a": 1}]
+        fileio.write_jsonl(path, broken())
+    assert fileio.read_jsonl(path) == [{"a": 1}]
     assert [p.name for p in tmp_path.iterdir()] == ["d.jsonl"]
 
 
@@ -134,8 +134,8 @@ def test_iterate_retrains_a_round_only_when_its_adapter_is_missing_or_was_traine
     run.mkdir()
     assert retrain_reason(out, run, recipe) == "not trained yet"
     (out / "adapter_model.safetensors").write_bytes(b"w")
-    (run / store.MANIFEST).write_text("{}")
-    (run / store.DATA).write_text("")
+    (run / rundirs.MANIFEST).write_text("{}")
+    (run / rundirs.DATA).write_text("")
     assert "which settings trained that adapter is unknown" in retrain_reason(out, run, recipe)
     path = tmp_path / "recipe.yml"
     path.write_text(yaml.safe_dump(recipe))
@@ -155,15 +155,15 @@ def test_weights_enter_the_run_key_by_content_and_their_hash_is_cached(tmp_path,
     seeds = ROOT / "tests" / "data" / "seeds.jsonl"
 
     def key():
-        return store.run_key(store.run_inputs(make_job({"seeds": str(seeds)}, str(model), str(tmp_path / "out"))))
+        return make_job({"seeds": str(seeds)}, str(model), str(tmp_path / "out")).key
 
     before = key()
     assert key() == before
-    real = store.sha256_file
-    monkeypatch.setattr(store, "sha256_file", lambda p: (_ for _ in ()).throw(AssertionError(f"re-read {p}"))
+    real = rundirs.sha256_file
+    monkeypatch.setattr(rundirs, "sha256_file", lambda p: (_ for _ in ()).throw(AssertionError(f"re-read {p}"))
                         if Path(p).suffix == ".safetensors" else real(p))
     assert key() == before  # the weights' hash came from the cache: not read again
-    monkeypatch.setattr(store, "sha256_file", real)
+    monkeypatch.setattr(rundirs, "sha256_file", real)
 
     weights.write_bytes(b"B" * 4096)  # rewritten at the same size (a re-export, a merged adapter)
     assert weights.stat().st_size == 4096 and key() != before

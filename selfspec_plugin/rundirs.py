@@ -1,4 +1,6 @@
-"""Run directories: keyed by a hash of everything that shapes the output; written atomically.
+"""Run identity and run directories: what a run is (Job: settings, model, where), the hash of everything that
+shapes its output (the run key), the lock that makes one process its writer, and the reuse of other runs'
+rounds and chunks.
 
 Layout of one run:  <runs_dir>/<key>/
     instructions/round-00000.jsonl   raw brainstorming completions, one file per round
@@ -6,6 +8,10 @@ Layout of one run:  <runs_dir>/<key>/
     data.jsonl                       the kept triplets (alpaca fields + id)
     rejected.jsonl                   everything dropped, with its reason
     inputs.json                      what the run key hashes, written when the run starts
+    instructions.jsonl               the kept instructions (`selfspec iterate` reuses them)
+    index/                           the retriever's index of the corpus (BM25), when there is one
+    README.md                        the dataset card
+    report/                          `selfspec inspect --report`: report.html and its figures
     manifest.json                    inputs' hashes, params, counts, timings: written last = run complete
 A run that differs from another (finished or not) only in its amounts starts from its rounds and chunks (hard links).
 <runs_dir>/.<key>.lock              held (flock) by the one process generating the run; others wait
@@ -20,21 +26,20 @@ import os
 import re
 import socket
 import sys
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
 from . import plugins
 from .config import SelfSpecConfig, VllmOptions
 from .errors import SelfSpecError
+from .fileio import check_file, make_dir, read_json, sha256_file, write_bytes, write_json
 from .prompts import templates_hash
 
 MANIFEST = "manifest.json"
 INPUTS = "inputs.json"  # written when a run starts: lets a later run with other amounts find it unfinished
-UMASK = os.umask(0o22)
-os.umask(UMASK)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DATA = "data.jsonl"
 AMOUNTS = ("num_instructions", "max_rounds")  # how much is generated: a larger run extends a smaller one
@@ -49,22 +54,32 @@ class Job:
     runs_dir: Path
     recipe: Optional[dict] = None  # the recipe file it came from (recipe.provenance): recorded, not part of the key
 
+    @cached_property
+    def inputs(self) -> dict:
+        """Everything that shapes the output (`run_inputs`), computed once per job: the seeds, corpus and weights
+        are hashed (and pins checked) here, and every user of the run key reads it from the job."""
+        return run_inputs(self)
+
+    @property
+    def key(self) -> str:
+        return run_key(self.inputs)
+
+    @property
+    def dir(self) -> Path:
+        return self.runs_dir / self.key
+
     def to_json(self) -> str:
+        """For the generation child: the job with its inputs, so the child does not hash gigabytes again."""
         return json.dumps({"config": self.config.model_dump(), "model": self.model, "runs_dir": str(self.runs_dir),
-                           "recipe": self.recipe})
+                           "recipe": self.recipe, "inputs": self.inputs})
 
     @classmethod
     def from_json(cls, text: str) -> "Job":
         raw = json.loads(text)
-        return cls(SelfSpecConfig(**raw["config"]), raw["model"], Path(raw["runs_dir"]), raw.get("recipe"))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        job = cls(SelfSpecConfig(**raw["config"]), raw["model"], Path(raw["runs_dir"]), raw.get("recipe"))
+        if raw.get("inputs"):
+            job.__dict__["inputs"] = raw["inputs"]  # (cached_property's own slot)
+        return job
 
 
 def adapter_fingerprint(adapter: str) -> str:
@@ -233,28 +248,14 @@ def extend_from(run_dir: Path, inputs: dict) -> list[str]:
             try:
                 os.link(path, target)
             except OSError:  # a file system without hard links
-                _atomic_write(target, path.read_bytes())
+                write_bytes(target, path.read_bytes())
         if missing:
             used.append(source.name)
     return used
 
 
-def run_dir(job: Job) -> Path:
-    return job.runs_dir / run_key(run_inputs(job))
-
-
 def is_complete(path: Path) -> bool:
     return (path / MANIFEST).is_file() and (path / DATA).is_file()
-
-
-def make_dir(path: Path) -> Path:
-    """mkdir -p, or a SelfSpecError naming the folder and why (a read-only file system, no permission, ...)."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SelfSpecError(f"cannot create the folder {path}: {exc.strerror or exc} (set output_dir or "
-                            "selfspec.runs_dir to a writable place)") from None
-    return path
 
 
 @contextmanager
@@ -280,110 +281,3 @@ def writer_lock(path: Path) -> Iterator[None]:
         for stale in path.rglob(".*.tmp") if path.is_dir() else ():
             stale.unlink()
         yield
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, rename: readers see the old file or the new one."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise SelfSpecError(f"could not write {path}: {exc.strerror or exc}; the files written before it are "
-                                "intact and a rerun resumes from them") from exc
-        raise
-
-
-# json.dumps leaves these raw, and str.splitlines (and some editors) break lines at them: escape them so that
-# every reader sees one record per line. (Control characters below U+0020 are already escaped by json.)
-_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def write_jsonl(path: Path, records: Iterable[dict]) -> None:
-    _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False).translate(_LINE_BREAKS) + "\n" for r in records).encode())
-
-
-def write_text(path: Path, text: str) -> None:
-    _atomic_write(path, text.encode())
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write(path, data)
-
-
-def write_json(path: Path, obj: dict) -> None:
-    _atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
-
-
-def check_file(path: Path, what: str = "file") -> Path:
-    """`path` as a readable file, or a SelfSpecError that says what is wrong with it (`what` names the setting)."""
-    path = Path(path)
-    if path.is_dir():
-        raise SelfSpecError(f"{what}: {path} is a directory, expected a file")
-    if not path.exists():
-        raise SelfSpecError(f"{what}: file not found: {path}")
-    if not path.is_file():
-        raise SelfSpecError(f"{what}: {path} is not a regular file")
-    return path
-
-
-def text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) of a UTF-8 text file, a leading byte-order mark (Notepad, Excel) dropped. A missing,
-    unreadable or non-UTF-8 file raises SelfSpecError naming the line and column."""
-    lineno = 0
-    try:
-        with open(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
-                try:
-                    yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-                except UnicodeDecodeError as exc:
-                    column = len(raw[: exc.start].decode("utf-8-sig" if lineno == 1 else "utf-8", "replace")) + 1
-                    raise SelfSpecError(f"{path}:{lineno}:{column}: not UTF-8 text ({exc.reason}, byte "
-                                        f"{raw[exc.start]:#04x}); save the file as UTF-8") from None
-    except FileNotFoundError:
-        raise SelfSpecError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise SelfSpecError(f"{path} is a directory, expected a file") from None
-    except OSError as exc:
-        raise SelfSpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
-def read_text(path: Path) -> str:
-    """A whole UTF-8 text file (see text_lines)."""
-    return "".join(line for _, line in text_lines(path))
-
-
-def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line of a jsonl file; any problem names file:line."""
-    for lineno, line in text_lines(path):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            hint = ("; is this CSV? a .jsonl file holds one JSON object per line"
-                    if exc.pos == 0 and "," in line and not line.lstrip().startswith(("{", "[", '"')) else "")
-            raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
-        except RecursionError:
-            raise SelfSpecError(f"{path}:{lineno}: JSON nested too deeply") from None
-        if not isinstance(obj, dict):
-            raise SelfSpecError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        yield lineno, obj
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8-sig"))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
