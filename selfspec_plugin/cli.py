@@ -47,10 +47,10 @@ def cmd_iterate(args) -> None:
     from . import plugins
     from .backends.base import require_adapters
     from .iterate import iterate
-    from .pipeline import check_inputs
+    from .runner import check_job
 
     raw, job = recipe_job(args.config)
-    check_inputs(job.config)  # bad names or files: fail before round 1's `axolotl train`
+    check_job(job)  # bad names or files: fail before round 1's `axolotl train`
     if (args.rounds or job.config.rounds) > 1:  # rounds 2+ answer with the previous adapter: the backend must serve it
         require_adapters(job.config.backend, plugins.backend(job.config.backend))
     for row in iterate(Path(args.config), raw, args.rounds):

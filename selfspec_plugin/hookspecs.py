@@ -30,6 +30,17 @@ def register_filters(register):
 
 
 @hookspec(firstresult=True)
+def check_job(job):
+    """Validate a `Job`'s inputs before any engine starts or anything is written: raise `SelfSpecError` naming the
+    file:line or `selfspec.` field; return True when checked (the first non-None result wins, so a pipeline that
+    replaces `generate_dataset` can check its own inputs). The built-in checks the backend, retriever and filter
+    names, the backend's options, the seeds and the corpus."""
+
+
+@hookspec(firstresult=True)
 def generate_dataset(job, backend, progress):
-    """Produce the run's records from a `Job` with an open backend; the first non-None result wins.
-    The built-in implementation is the self-specialization pipeline."""
+    """Generate a `Job`'s data with an open backend (resuming from the run directory `job.dir` is the
+    implementation's business) and return a `selfspec_plugin.dataset.Generated`: the training triplets, the
+    rejected items with their reasons, the kept instructions and a `dataset.Manifest` (`run_key` = `job.key`).
+    The runner checks it and writes data.jsonl, rejected.jsonl, instructions.jsonl, the dataset card and
+    manifest.json (last). The first non-None result wins; the built-in is the self-specialization pipeline."""

@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 from . import fileio, plugins, rundirs
 from .backends import Sampling
 from .errors import SelfSpecError
-from .filters import run_checks
-from .report import dataset_card, drift
+from .dataset import Generated, Manifest
+from .filters import drift, run_checks
 from .retrieval import load_corpus
 from .prompts import brainstorm_prompt, parse_brainstorm, response_prompt
 from .recipe import versions
@@ -28,7 +28,6 @@ from .seeds import load_seeds
 ALPACA_FIELDS = ("instruction", "input", "output")
 
 
-TRAINING_FORMATS = {"chat": "chat_template", "completion": "alpaca"}  # generation mode -> Axolotl dataset type
 
 
 def resolve_mode(prompt_format: str, backend) -> str:
@@ -189,11 +188,6 @@ def filter_records(records: list[dict], settings: dict, names: list[str] | None 
     return kept, rejected
 
 
-def as_messages(row: dict) -> list[dict]:
-    user = f"{row['instruction']}\n\n{row['input']}" if row["input"] else row["instruction"]
-    return [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}]
-
-
 def funnel(kept, data, rejected) -> dict:
     reasons = Counter(r["rejected"].split(":")[0] for r in rejected)
     return {"instructions_kept": len(kept), "triplets": len(data), "rejected": dict(sorted(reasons.items()))}
@@ -218,11 +212,12 @@ def check_inputs(cfg) -> list[dict]:
     return seeds
 
 
-def run_pipeline(job, backend, progress: bool = True) -> dict:
-    """Run (or resume) the pipeline into its run directory and return the manifest."""
+def run_pipeline(job, backend, progress: bool = True) -> Generated:
+    """Run (or resume) the pipeline in its run directory (rounds and chunks, written as they are made); the
+    runner writes the result's files."""
     cfg = job.config
     inputs, run_dir = job.inputs, job.dir
-    seeds = check_inputs(cfg)
+    seeds = load_seeds(cfg.seeds)
     mode = resolve_mode(cfg.prompt_format, backend)
     start = time.time()
     if not (run_dir / rundirs.INPUTS).is_file():
@@ -244,40 +239,19 @@ def run_pipeline(job, backend, progress: bool = True) -> dict:
         print(f"selfspec: reached {len(kept)} of {cfg.num_instructions} instructions after max_rounds={cfg.max_rounds}")
     generated = stage1["tokens"] + stage2["tokens"]
     gen_seconds = stage1["seconds"] + stage2["seconds"]
-    manifest = {
-        "run_key": run_dir.name,
-        "inputs": inputs,
-        "model": job.model,
-        "backend": getattr(backend, "name", type(backend).__name__),
-        "prompt_format": mode,
-        "training_format": TRAINING_FORMATS[mode],
-        "previous_round": cfg.previous_round.model_dump() if cfg.previous_round else None,
-        "extended_from": extended,
-        "recipe": job.recipe,
-        "versions": versions(),
-        "counts": {**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
-        "stages": {"instructions": stage1, "responses": stage2},
-        "drift": {"reference": "seeds", **drift(data, [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds])},
-        "tokens_per_second": round(generated / gen_seconds, 1) if gen_seconds else None,
-        "wall_seconds": round(time.time() - start, 2),
-    }
-    return write_run(run_dir, manifest, kept, rejected, data, cfg.messages)
+    manifest = Manifest(
+        run_key=job.key, inputs=inputs, model=job.model, backend=getattr(backend, "name", type(backend).__name__),
+        prompt_format=mode, counts={**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
+        stages={"instructions": stage1, "responses": stage2}, versions=versions(),
+        previous_round=cfg.previous_round.model_dump() if cfg.previous_round else None, extended_from=extended,
+        recipe=job.recipe,
+        drift={"reference": "seeds", **drift(data, [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds])},
+        tokens_per_second=round(generated / gen_seconds, 1) if gen_seconds else None,
+        wall_seconds=round(time.time() - start, 2))
+    return Generated(data, rejected, kept, manifest)
 
 
-def write_run(run_dir: Path, manifest: dict, kept: list[dict], rejected: list[dict], data: list[dict],
-              messages: bool) -> dict:
-    """A finished run's files; the manifest last (its presence marks the run complete)."""
-    if manifest["prompt_format"] == "chat" or messages:  # chat-format runs train on the messages
-        data = [{**row, "messages": as_messages(row)} for row in data]
-    fileio.write_jsonl(run_dir / "instructions.jsonl", kept)
-    fileio.write_jsonl(run_dir / "rejected.jsonl", rejected)
-    fileio.write_jsonl(run_dir / rundirs.DATA, data)
-    fileio.write_text(run_dir / "README.md", dataset_card(manifest, data))
-    fileio.write_json(run_dir / rundirs.MANIFEST, manifest)
-    return manifest
-
-
-def seeds_only_run(job) -> dict:
+def seeds_only_run(job) -> Generated:
     """The seeds-only control: the seed tasks themselves are the training data (no generation, no engine); the
     training format is decided from the tokenizer as for a generated run."""
     from types import SimpleNamespace
@@ -287,19 +261,15 @@ def seeds_only_run(job) -> dict:
     from .backends.base import chat_model
 
     cfg = job.config
-    inputs = job.inputs
     seeds = load_seeds(cfg.seeds)
     tokenizer = AutoTokenizer.from_pretrained(job.model, trust_remote_code=cfg.trust_remote_code)
     model = SimpleNamespace(chat_capable=bool(getattr(tokenizer, "chat_template", None)),
                             chat_model=chat_model(tokenizer, job.model))
-    mode = resolve_mode(cfg.prompt_format, model)
     data = [{"id": s["id"], **{f: s[f] for f in ALPACA_FIELDS}} for s in seeds]
     none = {"tokens": 0, "seconds": 0.0}
-    manifest = {
-        "run_key": job.key, "inputs": inputs, "model": job.model, "backend": None, "seeds_only": True,
-        "prompt_format": mode, "training_format": TRAINING_FORMATS[mode], "previous_round": None, "extended_from": [],
-        "recipe": job.recipe, "versions": versions(), "counts": {**funnel(data, data, []), "requested": 0, "seeds": len(seeds)},
-        "stages": {"instructions": {"rounds": 0, "prompts": 0, **none}, "responses": {"chunks": 0, **none}},
-        "tokens_per_second": None, "wall_seconds": 0.0,
-    }
-    return write_run(job.runs_dir / manifest["run_key"], manifest, data, [], data, cfg.messages)
+    manifest = Manifest(
+        run_key=job.key, inputs=job.inputs, model=job.model, backend=None, seeds_only=True,
+        prompt_format=resolve_mode(cfg.prompt_format, model), versions=versions(), recipe=job.recipe,
+        counts={**funnel(data, data, []), "requested": 0, "seeds": len(seeds)},
+        stages={"instructions": {"rounds": 0, "prompts": 0, **none}, "responses": {"chunks": 0, **none}})
+    return Generated(data, [], data, manifest)

@@ -171,3 +171,9 @@ def response_prompt(prompt_id: str, item: dict, demos: list[dict], domain: str, 
         messages.append({"role": "assistant", "content": d["output"]})
     messages.append({"role": "user", "content": task.rstrip()})
     return Prompt(id=prompt_id, text=text, messages=tuple(messages), stop=("###",))
+
+
+def as_messages(row: dict) -> list[dict]:
+    """A triplet as the chat turns it trains on: the instruction (and input) from the user, the output from the assistant."""
+    user = f"{row['instruction']}\n\n{row['input']}" if row["input"] else row["instruction"]
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}]

@@ -10,18 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 from . import fileio, rundirs
-from .filters import rouge_tokens
 
 
 LABEL_MAX_WORDS = 3  # outputs this short are labels ("yes", "no", "positive", an entity): their mix is shown
-STOPWORDS = frozenset(
-    "the and for are was were with that this these those from into than then them they their there what which who "
-    "whom whose when where why how does did can could should would will shall may might must not but all any each "
-    "every some such only also more most other its his her our your you about above after before between both "
-    "during under over out off very has have had been being given following use using used based one two three "
-    "per via whether".split()
-)
-
 
 def label_shares(data: list[dict], max_words: int = LABEL_MAX_WORDS) -> dict:
     """The share of each distinct short output among the triplets whose output has at most `max_words` words
@@ -31,23 +22,6 @@ def label_shares(data: list[dict], max_words: int = LABEL_MAX_WORDS) -> dict:
     short = sum(labels.values())
     return {"short": short, "total": len(data), "max_words": max_words,
             "labels": [(label, n, round(n / short, 3)) for label, n in labels.most_common()]}
-
-
-def content_words(text: str) -> set[str]:
-    return {t for t in rouge_tokens(text) if len(t) > 2 and not t.isdigit() and t not in STOPWORDS}
-
-
-def drift(data: list[dict], reference: list[str], threshold: float = 0.3, examples: int = 5) -> dict:
-    """Off-domain drift, measured: the share of each triplet's instruction + input content words that occur in
-    the vocabulary of the `reference` texts (the pipeline passes the seed tasks). Low overlap = drifted off the
-    domain ("bagel", "exoplanets"). A measure for the report, not a filter."""
-    vocab = set().union(*(content_words(t) for t in reference)) if reference else set()
-    scored = sorted((len(w & vocab) / len(w), r["id"]) for r in data
-                    if (w := content_words(f"{r['instruction']} {r['input']}")))
-    below = [i for s, i in scored if s < threshold]
-    return {"threshold": threshold, "vocabulary": len(vocab), "scored": len(scored),
-            "median": round(scored[len(scored) // 2][0], 3) if scored else None,
-            "below": len(below), "lowest": [i for _, i in scored[:examples]]}
 
 
 def summary(manifest: dict, run_dir: Path) -> str:

@@ -8,11 +8,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import fileio, plugins, rundirs
+from . import dataset, fileio, plugins, rundirs
 from .backends import start_options
 from .config import SelfSpecConfig
 from .errors import SelfSpecError
-from .pipeline import check_inputs
 from .report import summary
 
 
@@ -47,32 +46,36 @@ def _cached(run_dir: Path) -> bool:
     return False
 
 
+def check_job(job: rundirs.Job) -> None:
+    """The `check_job` hook: bad names, options, seeds or corpus stop here, before an engine starts or anything
+    is written."""
+    plugins.get_plugin_manager().hook.check_job(job=job)
+
+
 def generate(job: rundirs.Job, progress: bool = True) -> Path:
     """Run the job in this process (or reuse its finished run); returns the run directory."""
     run_dir = job.dir
     if _cached(run_dir):
         return run_dir
     cfg = job.config
-    check_inputs(cfg)  # bad seeds or corpus: fail now, not after an engine took minutes to start
+    check_job(job)
     with rundirs.writer_lock(run_dir):  # concurrent runs (or ranks) of one job: one generates, the rest wait
         if _cached(run_dir):
             return run_dir
         if cfg.seeds_only:  # the control: the seeds are the data, no engine
             from .pipeline import seeds_only_run
 
-            manifest = seeds_only_run(job)
-            print(summary(manifest, run_dir), file=sys.stderr)
-            return run_dir
-        adapters = [cfg.previous_round.adapter] if cfg.previous_round else []  # iterative round: base + its adapter
-        factory = plugins.backend(cfg.backend)
-        backend = factory(job.model, start_options(cfg.backend, factory, cfg.backend_settings(), adapters))
-        try:
-            manifest = plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
-        finally:
-            backend.close()
-        if not rundirs.is_complete(run_dir):
-            raise SelfSpecError(f"selfspec: generation finished without a complete run in {run_dir}")
-    print(summary(manifest or fileio.read_json(run_dir / rundirs.MANIFEST), run_dir), file=sys.stderr)
+            result = seeds_only_run(job)
+        else:
+            adapters = [cfg.previous_round.adapter] if cfg.previous_round else []  # an iterative round: base + adapter
+            factory = plugins.backend(cfg.backend)
+            backend = factory(job.model, start_options(cfg.backend, factory, cfg.backend_settings(), adapters))
+            try:
+                result = plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
+            finally:
+                backend.close()
+        manifest = dataset.write(run_dir, dataset.check(result, job), cfg.messages)
+    print(summary(manifest, run_dir), file=sys.stderr)
     return run_dir
 
 
@@ -81,7 +84,7 @@ def generate_in_child(job: rundirs.Job) -> Path:
     run_dir = job.dir
     if _cached(run_dir):
         return run_dir
-    check_inputs(job.config)  # a bad name or file: fail here, before the runs folder is made
+    check_job(job)  # a bad name or file: fail here, before the runs folder is made
     fileio.make_dir(job.runs_dir)
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=job.runs_dir, delete=False) as fh:
         fh.write(job.to_json())

@@ -1,5 +1,7 @@
 import pytest
 
+from test_pipeline import model_dir, scripted  # noqa: F401  (fixtures)
+
 from selfspec_plugin import hookimpl, plugins
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.filters import FilterSpec
@@ -91,3 +93,56 @@ def test_backend_options_are_checked_against_the_backends_own_options():
         cfg.backend_settings()
     assert SelfSpecConfig(seeds="s", backend="transformers", backend_options={"device": "cpu"}).backend_settings() == \
         {"device": "cpu", "trust_remote_code": False}
+
+
+def test_a_plugin_replaces_the_pipeline_through_its_hooks_alone(scripted, model_dir, tmp_path):
+    """A third-party `generate_dataset` (and its own `check_job`) returns a typed `Generated`; the runner writes
+    data.jsonl, rejected.jsonl, instructions.jsonl, the card and manifest.json from it. A wrong result is named."""
+    import json
+
+    from selfspec_plugin.dataset import Generated, Manifest
+    from selfspec_plugin.runner import generate
+
+    from test_pipeline import job
+
+    class Translated:
+        checked = []
+
+        @hookimpl
+        def check_job(self, job):
+            self.checked.append(job.key)  # the built-in seed checks are not run: this pipeline reads no seeds
+            return True
+
+        @hookimpl
+        def generate_dataset(self, job, backend, progress):
+            rows = [{"id": f"t{i}", "instruction": f"Translate term {i}.", "input": "", "output": f"terme {i}"}
+                    for i in range(3)]
+            manifest = Manifest(run_key=job.key, inputs=job.inputs, model=job.model, backend=backend.name,
+                                prompt_format="completion", versions={},
+                                counts={"instructions_kept": 3, "triplets": 3, "rejected": {"other": 1},
+                                        "requested": 3, "seeds": 0})
+            return Generated(rows, [{"id": "t9", "rejected": "other"}], rows, manifest)
+
+    pm = plugins.get_plugin_manager()
+    plugin = Translated()
+    pm.register(plugin)
+    try:
+        run_dir = generate(job(model_dir, tmp_path), progress=False)
+        assert plugin.checked == [run_dir.name]
+        data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
+        assert [r["output"] for r in data] == ["terme 0", "terme 1", "terme 2"] and not scripted.instances[0].calls
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["training_format"] == "alpaca" and manifest["backend"] == "scripted"
+        assert (run_dir / "README.md").is_file() and (run_dir / "rejected.jsonl").read_text().count("\n") == 1
+
+        Translated.generate_dataset = hookimpl(lambda self, job, backend, progress: {"data": []})
+        pm.unregister(plugin)
+        pm.register(Translated())
+        with pytest.raises(SelfSpecError, match="the generate_dataset hook returned dict, expected "
+                                                "selfspec_plugin.dataset.Generated"):
+            generate(job(model_dir, tmp_path / "bad"), progress=False)
+        assert not list((tmp_path / "bad").rglob("manifest.json"))
+    finally:
+        for p in list(pm.get_plugins()):
+            if isinstance(p, Translated):
+                pm.unregister(p)

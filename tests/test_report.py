@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from selfspec_plugin import report
+from selfspec_plugin import filters, report
 from selfspec_plugin.cli import main
 from selfspec_plugin.runner import generate
 
@@ -88,7 +88,7 @@ def test_drift_scores_instructions_against_the_seed_vocabulary():
     data = [{"id": "a", "instruction": "Name the protein encoded by the cystic fibrosis gene.", "input": ""},
             {"id": "b", "instruction": "Recommend toppings for a bagel.", "input": "Breakfast menu"},
             {"id": "c", "instruction": "Classify this trial design.", "input": "A randomized cohort study"}]
-    d = report.drift(data, seeds, threshold=0.3)
+    d = filters.drift(data, seeds, threshold=0.3)
     assert d["lowest"] == ["b", "a", "c"] and d["below"] == 1 and d["scored"] == 3
     assert d["median"] == 0.667  # "a": 4 of its 6 content words (not "protein", "encoded") are the seeds'
-    assert report.drift(data, seeds, threshold=0.9)["below"] == 3
+    assert filters.drift(data, seeds, threshold=0.9)["below"] == 3

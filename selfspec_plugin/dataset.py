@@ -1,0 +1,104 @@
+"""The generation contract: what a `generate_dataset` hook returns, how the runner checks it, and the files the
+runner writes from it. Every pipeline, the built-in one or a plugin's, ends here, so data.jsonl, rejected.jsonl,
+instructions.jsonl, the dataset card and manifest.json always have the shape that `inspect`, the report, the
+Axolotl plugin and `selfspec eval` read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import fileio, rundirs
+from .errors import SelfSpecError
+from .prompts import as_messages
+from .report import dataset_card
+
+TRAINING_FORMATS = {"chat": "chat_template", "completion": "alpaca"}  # how it was prompted -> Axolotl dataset type
+FIELDS = ("id", "instruction", "input", "output")
+COUNTS = ("instructions_kept", "triplets", "rejected", "requested", "seeds")
+STAGES = ("instructions", "responses")
+
+
+@dataclass
+class Manifest:
+    """manifest.json: what made the run and what came of it (written last: its presence marks the run complete)."""
+
+    run_key: str  # the Job's key
+    inputs: dict  # the Job's inputs: what the key hashes
+    model: str
+    backend: Optional[str]  # None: no engine ran (the seeds-only control)
+    prompt_format: str  # "chat" or "completion": how the generator was prompted; the training format follows
+    counts: dict  # instructions_kept, triplets, rejected {reason: n}, requested, seeds
+    versions: dict
+    stages: dict = field(default_factory=lambda: {  # what each stage did; a pipeline without the stages leaves 0s
+        "instructions": {"rounds": 0, "prompts": 0, "tokens": 0, "seconds": 0.0},
+        "responses": {"chunks": 0, "tokens": 0, "seconds": 0.0}})
+    previous_round: Optional[dict] = None  # an iterative round: the run and adapter it answered with
+    extended_from: list = field(default_factory=list)  # runs whose rounds and chunks it reused
+    recipe: Optional[dict] = None  # the recipe file: path, sha256, bundle
+    seeds_only: bool = False
+    drift: Optional[dict] = None  # filters.drift of the data against the seeds
+    tokens_per_second: Optional[float] = None
+    wall_seconds: float = 0.0
+
+    @property
+    def training_format(self) -> str:
+        return TRAINING_FORMATS[self.prompt_format]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "training_format": self.training_format}
+
+
+@dataclass
+class Generated:
+    """A `generate_dataset` hook's result."""
+
+    data: list[dict]  # the training triplets: {id, instruction, input, output, docs?}
+    rejected: list[dict]  # everything dropped, each with its reason in `rejected`
+    instructions: list[dict]  # the kept instructions ({id, instruction, input}; `selfspec iterate` reuses them)
+    manifest: Manifest
+
+
+def check(result, job) -> Generated:
+    """A hook's result as the runner needs it, or a SelfSpecError that says what the implementation got wrong."""
+    where = "selfspec: the generate_dataset hook"
+    if not isinstance(result, Generated):
+        raise SelfSpecError(f"{where} returned {type(result).__name__}, expected selfspec_plugin.dataset.Generated")
+    manifest = result.manifest
+    if not isinstance(manifest, Manifest):
+        raise SelfSpecError(f"{where}: manifest is a {type(manifest).__name__}, expected dataset.Manifest")
+    if manifest.run_key != job.key:
+        raise SelfSpecError(f"{where}: manifest.run_key {manifest.run_key!r} is not the job's key {job.key!r}")
+    if manifest.prompt_format not in TRAINING_FORMATS:
+        raise SelfSpecError(f"{where}: manifest.prompt_format {manifest.prompt_format!r} is not one of "
+                            f"{', '.join(TRAINING_FORMATS)}")
+    missing = [k for k in COUNTS if k not in manifest.counts] + [k for k in STAGES if k not in manifest.stages]
+    if missing:
+        raise SelfSpecError(f"{where}: the manifest has no {', '.join(missing)} (counts: {', '.join(COUNTS)}; "
+                            f"stages: {', '.join(STAGES)})")
+    if not result.data:
+        raise SelfSpecError(f"{where}: no training records (data is empty)")
+    for i, row in enumerate(result.data):
+        bad = [f for f in FIELDS if not isinstance(row.get(f), str)]
+        if bad:
+            raise SelfSpecError(f"{where}: data[{i}] has no string {', '.join(bad)} (a triplet needs {', '.join(FIELDS)})")
+    for i, row in enumerate(result.rejected):
+        if not isinstance(row.get("rejected"), str):
+            raise SelfSpecError(f"{where}: rejected[{i}] has no string `rejected` (its reason)")
+    return result
+
+
+def write(run_dir: Path, result: Generated, messages: bool) -> dict:
+    """A finished run's files; the manifest last. Chat-format runs (and `messages: true`) get chat `messages`."""
+    manifest = result.manifest.to_dict()
+    data = result.data
+    if result.manifest.prompt_format == "chat" or messages:  # chat-format runs train on the messages
+        data = [{**row, "messages": as_messages(row)} for row in data]
+    fileio.write_jsonl(run_dir / "instructions.jsonl", result.instructions)
+    fileio.write_jsonl(run_dir / "rejected.jsonl", result.rejected)
+    fileio.write_jsonl(run_dir / rundirs.DATA, data)
+    fileio.write_text(run_dir / "README.md", dataset_card(manifest, data))
+    fileio.write_json(run_dir / rundirs.MANIFEST, manifest)
+    return manifest
