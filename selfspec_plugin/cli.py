@@ -98,7 +98,7 @@ def _check_against(args) -> bool:
     """`seeds check --against`: seeds and `--corpus` documents too close to held-out instances (errors)."""
     from .retrieval import load_corpus
     from .seeds import check_against, load_seeds
-    from .tasks import load_tasks
+    from .eval import load_tasks
 
     tasks = [t for spec in args.against for t in load_tasks(spec)]
     sources = [(path, load_seeds(path), []) for path in args.files] + [(path, [], load_corpus(path)) for path in args.corpus or []]
@@ -107,12 +107,12 @@ def _check_against(args) -> bool:
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
     print(f"held-out check: {len(problems)} problem(s) in {len(sources)} file(s) against "
-          f"{sum(len(t['instances']) for t in tasks)} instances of {len(tasks)} task(s)")
+          f"{sum(len(t.instances) for t in tasks)} instances of {len(tasks)} task(s)")
     return bool(problems)
 
 
 def cmd_eval(args) -> None:
-    from .evaluate import evaluate_recipe
+    from .eval import evaluate_recipe
 
     raw = load_recipe(args.config)
     try:

@@ -29,6 +29,12 @@ def register_filters(register):
     """Register filters: `register(FilterSpec(name, stage, build, order))`."""
 
 
+@hookspec
+def register_tasks(register):
+    """Register eval task loaders: `register(name, loader)`; the spec `NAME:PATH` (`selfspec eval --tasks`,
+    `selfspec.eval.tasks`) calls `loader(Path(PATH))`, which returns a `selfspec_plugin.eval.Task` (or a list)."""
+
+
 @hookspec(firstresult=True)
 def check_job(job):
     """Validate a `Job`'s inputs before any engine starts or anything is written: raise `SelfSpecError` naming the

@@ -106,8 +106,6 @@ class SelfSpecPlugin(BasePlugin):
 
 def _log_to_trackers(cfg: DictDefault, result: dict) -> None:
     """The eval numbers, on the tracker the training run used (W&B and/or trackio)."""
-    from .evaluate import tracker_metrics
-
     flat = tracker_metrics(result)
     if cfg.use_wandb:
         import wandb
@@ -123,3 +121,12 @@ def _log_to_trackers(cfg: DictDefault, result: dict) -> None:
         trackio.log(flat)
         trackio.finish()
     LOG.info("selfspec: eval results in %s/eval", cfg.output_dir)
+
+
+def tracker_metrics(result: dict) -> dict[str, float]:
+    """Flat numbers for W&B / trackio: `selfspec_eval/<task>/k<k>/<model>_<metric>`, averages and deltas."""
+    flat = {f"selfspec_eval/{r['task']}/k{r['k']}/{r['model']}_{m}": r[m] for r in result["rows"] for m in ("primary", "f1", "rougeL")}
+    flat |= {f"selfspec_eval/average/k{a['k']}/{a['model']}_{m}": a[m] for a in result["averages"] for m in ("primary", "f1")}
+    flat |= {f"selfspec_eval/{d['task']}/k{d['k']}/{d['model']}-{d['reference']}_delta_{m}": d[m]["diff"]
+             for d in result["deltas"] for m in ("primary", "f1")}
+    return flat

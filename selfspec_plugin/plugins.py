@@ -10,7 +10,7 @@ from . import hookspecs
 from .errors import SelfSpecError
 from .filters import FilterSpec
 
-BUILTINS = tuple(f"selfspec_plugin.builtins.{name}" for name in ("backends", "retrievers", "filters", "pipeline"))
+BUILTINS = tuple(f"selfspec_plugin.builtins.{name}" for name in ("backends", "retrievers", "filters", "pipeline", "tasks"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,6 +53,10 @@ def retrievers() -> dict:
 
 def filters() -> dict[str, FilterSpec]:
     return _collect("register_filters")
+
+
+def task_loaders() -> dict:
+    return _collect("register_tasks")
 
 
 def factory(kind: str, name: str, available: dict):

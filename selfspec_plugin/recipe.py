@@ -22,10 +22,9 @@ def _resolve(path: str, folder: Path) -> str:
 
 def task_path(spec: str) -> tuple[str, str]:
     """An eval task spec as (prefix, path): `pubmedqa:DIR` -> ('pubmedqa:', 'DIR'), a task file -> ('', FILE)."""
-    from .tasks import LOADERS
+    from .eval.tasks import spec_path
 
-    name, sep, path = spec.partition(":")
-    return (f"{name}:", path) if sep and name in LOADERS else ("", spec)
+    return spec_path(spec)
 
 
 def _resolve_task(spec, folder: Path):

@@ -258,3 +258,59 @@ parser; this heuristic counts the same imperative "verb + noun" structure.</p>{i
 <table><tr><th>id</th><th>instruction</th><th>input</th><th>output</th></tr>{samples}</table>
 </body></html>
 """
+
+
+# ---- the eval's tables (selfspec eval writes them to eval.md) ----------------------------------------------------
+
+def _pm(row: dict, metric: str) -> str:
+    value = f"{100 * row[metric]:.1f}"
+    return value + (f" ± {100 * row[metric + '_std']:.1f}" if row["samplings"] > 1 else "")
+
+
+def _standard(row: dict) -> str:
+    """The task's own numbers: labels with the input-blind baselines and the answer shares."""
+    parts = []
+    if "accuracy" in row:
+        shares = ", ".join(f"{lab} {100 * v:.0f}%" for lab, v in row["shares"].items() if v)
+        parts.append(f"acc {100 * row['accuracy']:.1f} (majority {100 * row['majority_accuracy']:.1f}, uniform "
+                     f"{100 * row['uniform_accuracy']:.1f}), macro-F1 {100 * row['macro_f1']:.1f} (majority "
+                     f"{100 * row['majority_macro_f1']:.1f}), unparseable {row['unparseable']:.1f}; answers: {shares}")
+    if "text_f1" in row:
+        parts.append(f"text F1 {100 * row['text_f1']:.1f}")
+    if "set_f1" in row:
+        parts.append(f"set F1 {100 * row['set_f1']:.1f}, entity F1 {100 * row['entity_f1']:.1f}")
+    return "; ".join(parts) or f"EM {100 * row['exact_match']:.1f}"
+
+
+def _ci(d: dict) -> str:
+    return f"{100 * d['diff']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]" + (" *" if d["significant"] else "")
+
+
+def markdown_table(result: dict) -> str:
+    """Per task and k: every model's primary metric (± std over demo samplings) and BoX F1; the paired differences
+    with their 95% intervals; each model's standard metrics (label baselines and answer shares)."""
+    labels = [m["label"] for m in result["models"]]
+    rows = {(r["model"], r["task"], r["k"]): r for r in result["rows"]}
+    kinds = {t["task"]: t["primary"] for t in result["tasks"]}
+    head = ["task", "k", "n", "primary"] + labels + [f"{m} BoX F1" for m in labels]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k in result["shots"]:
+        for t in kinds:
+            first = rows[(labels[0], t, k)]
+            lines.append("| " + " | ".join([t, str(k), str(first["n"]), kinds[t]] + [_pm(rows[(m, t, k)], "primary") for m in labels]
+                                           + [_pm(rows[(m, t, k)], "f1") for m in labels]) + " |")
+    lines += [""] + [f"- average over tasks, {a['model']}, k={a['k']}: primary {100 * a['primary']:.2f}, F1 {100 * a['f1']:.2f}, "
+                     f"ROUGE-L {100 * a['rougeL']:.2f}" for a in result["averages"]]
+    if result["deltas"]:
+        lines += ["", "| task | k | model − reference | Δ primary [95% CI] | Δ BoX F1 [95% CI] |", "|---|---|---|---|---|"]
+        lines += [f"| {d['task']} | {d['k']} | {d['model']} − {d['reference']} | {_ci(d['primary'])} | {_ci(d['f1'])} |"
+                  for d in result["deltas"]]
+    lines += ["", "| task | k | model | standard metrics |", "|---|---|---|---|"]
+    lines += [f"| {r['task']} | {r['k']} | {r['model']} | {_standard(r)} |" for r in result["rows"]]
+    models = ", ".join(f"{m['label']} = {m['adapter'] or 'base'} ({m['format']} prompts)" for m in result["models"])
+    lines += ["", "Scores in %. primary: the task's own metric (labels: accuracy; lists/entities: set F1; yes/no-prefixed "
+              "answers: token F1 of the text after the label; else token F1). BoX F1: the paper's metric. `*`: the "
+              "paired bootstrap 95% interval excludes 0 (average rows: items resampled within each task). "
+              f"{result['samplings']} demonstration samplings for k > 0 (mean ± std). Model `{result['model']}`: "
+              f"{models}; backend {result['backend']}, limit {result['limit']}, {result['wall_seconds']} s."]
+    return "\n".join(lines) + "\n"

@@ -152,7 +152,7 @@ def check_against(seeds: list[dict], docs: list[dict], tasks: list[dict], thresh
     with at least `overlap` of its input's word 4-grams (the question, answered)."""
     from .filters import NoveltyPool
 
-    instances = [(t, i, inst) for t in tasks for i, inst in enumerate(t["instances"])]
+    instances = [(t, i, inst) for t in tasks for i, inst in enumerate(t.instances)]
     pool = NoveltyPool(threshold)
     for _, _, inst in instances:
         pool.add(inst["input"])
@@ -162,7 +162,7 @@ def check_against(seeds: list[dict], docs: list[dict], tasks: list[dict], thresh
         if hit is not None:
             task, i, _ = instances[hit[1]]
             problems.append(f"seed {seed['id']!r}: input has ROUGE-L {hit[0]:.2f} > {threshold} with held-out "
-                            f"{task['task']} instance {i} ({task['source']})")
+                            f"{task.name} instance {i} ({task.source})")
     grams = [(_grams(_words(inst["input"])), " ".join(_words(inst["output"]))) for _, _, inst in instances]
     for doc in docs:
         words = _words(doc["text"])
@@ -170,6 +170,6 @@ def check_against(seeds: list[dict], docs: list[dict], tasks: list[dict], thresh
         for (task, i, _), (question, answer) in zip(instances, grams):
             shared = len(question & mine) / len(question) if question else 0.0
             if answer and f" {answer} " in text and shared >= overlap:
-                problems.append(f"corpus document {doc['id']!r}: holds the answer {answer!r} of held-out {task['task']} "
-                                f"instance {i} ({task['source']}) and {shared:.0%} of its question's 4-grams")
+                problems.append(f"corpus document {doc['id']!r}: holds the answer {answer!r} of held-out {task.name} "
+                                f"instance {i} ({task.source}) and {shared:.0%} of its question's 4-grams")
     return problems

@@ -129,7 +129,7 @@ def test_a_chat_model_generates_and_trains_in_its_chat_template(trained_chat):
     data = read_jsonl(run_dir / "data.jsonl")
     assert data and all(r["messages"][-1] == {"role": "assistant", "content": r["output"]} for r in data)
     assert "(format chat_template)" in proc.stderr and (work / "out" / "adapter_model.safetensors").is_file()
-    from selfspec_plugin.evaluate import trained_format
+    from selfspec_plugin.eval import trained_format
 
     assert trained_format(str(work / "out")) == "chat"  # `selfspec eval` will prompt this adapter in chat format
     rows = prepared_rows(work / "out", model)

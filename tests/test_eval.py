@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from selfspec_plugin import evaluate, tasks
+from selfspec_plugin import report
+from selfspec_plugin.eval import run as evaluate, scoring, tasks
+from selfspec_plugin.eval.tasks import Task
+from selfspec_plugin.plugin import tracker_metrics
 from selfspec_plugin.errors import SelfSpecError
 
 from conftest import ROOT
@@ -16,9 +19,9 @@ from conftest import ROOT
 
 
 def toy_task(name="toy", kind="text", n=6, labels=None):
-    return {"task": name, "kind": kind, "definition": f"Do {name}.", "labels": labels, "max_tokens": 8, "source": "x",
-            "demos": [{"input": f"demo input {i}", "output": f"demo output {i}"} for i in range(5)],
-            "instances": [{"input": f"input {i}", "output": ["yes", "no"][i % 2]} for i in range(n)]}
+    return Task(name, kind, f"Do {name}.", demos=[{"input": f"demo input {i}", "output": f"demo output {i}"} for i in range(5)],
+                instances=[{"input": f"input {i}", "output": ["yes", "no"][i % 2]} for i in range(n)], source="x",
+                labels=labels, max_tokens=8)
 
 
 def test_plan_builds_one_request_per_item_k_and_sampling():
@@ -35,7 +38,7 @@ def test_plan_builds_one_request_per_item_k_and_sampling():
 
     assert zero["prompt"].text.startswith(ALPACA_WITH_INPUT)  # the template the adapter was trained with
     # the same demonstrations in another process (another hash seed): nothing depends on hash() or on state
-    code = ("import json; from test_eval import toy_task; from selfspec_plugin import evaluate; "
+    code = ("import json; from test_eval import toy_task; from selfspec_plugin.eval import run as evaluate; "
             "print(json.dumps([r['prompt'].text for r in evaluate.plan([toy_task('a')], [0, 1, 2], 3, None, 0)]))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent,
                            env={**__import__("os").environ, "PYTHONHASHSEED": "123"}, check=True)
@@ -52,8 +55,8 @@ def test_too_few_demonstrations_for_k_is_an_error():
 def test_limit_takes_the_same_items_every_time():
     task = toy_task(n=50)
     first = evaluate.subsample(task, 10)
-    assert len(first) == 10 and first == evaluate.subsample(task, 10) and first != task["instances"][:10]
-    assert evaluate.subsample(task, 100) == task["instances"]
+    assert len(first) == 10 and first == evaluate.subsample(task, 10) and first != task.instances[:10]
+    assert evaluate.subsample(task, 100) == task.instances
 
 
 def test_summarize_scores_every_model_on_the_same_items():
@@ -61,7 +64,7 @@ def test_summarize_scores_every_model_on_the_same_items():
     reqs = evaluate.plan([task], [0, 1], 2, None, 0)
     preds = {"base": ["maybe"] * len(reqs), "adapter": [f"{r['gold'].capitalize()}." for r in reqs],
              "constant": ["no"] * len(reqs)}
-    out = evaluate.summarize([task], reqs, preds, [("base", "adapter"), ("base", "constant"), ("constant", "adapter")])
+    out = scoring.summarize([task], reqs, preds, [("base", "adapter"), ("base", "constant"), ("constant", "adapter")])
     rows = {(r["model"], r["k"]): r for r in out["rows"]}
     assert rows[("base", 0)]["f1"] == 0 and rows[("adapter", 0)]["f1"] == 1.0
     assert rows[("adapter", 1)]["samplings"] == 2 and rows[("adapter", 1)]["n"] == 20
@@ -78,17 +81,17 @@ def test_summarize_scores_every_model_on_the_same_items():
     result = {**out, "tasks": [{"task": "toy", "primary": "accuracy"}], "samplings": 2, "shots": [0, 1], "model": "m",
               "models": [{"label": m, "adapter": None if m == "base" else m, "format": "alpaca"} for m in preds],
               "backend": "b", "limit": None, "wall_seconds": 1}
-    table = evaluate.markdown_table(result)
+    table = report.markdown_table(result)
     assert "| toy | 0 | 20 | accuracy | 0.0 | 100.0 | 50.0 |" in table
     assert "| toy | 0 | adapter − base | +100.0 [+100.0, +100.0] * |" in table
     assert "acc 50.0 (majority 50.0, uniform 50.0), macro-F1 33.3 (majority 33.3), unparseable 0.0; answers: no 100%" in table
-    flat = evaluate.tracker_metrics(result)
+    flat = tracker_metrics(result)
     assert flat["selfspec_eval/toy/k0/adapter_f1"] == 1.0 and flat["selfspec_eval/toy/k1/adapter-base_delta_primary"] == 1.0
 
 
 def test_label_tasks_have_baselines_shares_and_a_parse_count():
     golds = ["yes"] * 6 + ["no"] * 2 + ["maybe"] * 2
-    out = evaluate.task_scores(toy_task(kind="labels", labels=["yes", "no", "maybe"]), ["Yes, it does."] * 9 + ["unclear"], golds)
+    out = scoring.task_scores(toy_task(kind="labels", labels=["yes", "no", "maybe"]), ["Yes, it does."] * 9 + ["unclear"], golds)
     assert out["accuracy"] == 0.6 and out["unparseable"] == 1
     assert out["shares"] == {"yes": 0.9, "no": 0.0, "maybe": 0.0, "unparseable": pytest.approx(0.1)}
     assert out["majority_accuracy"] == 0.6 and out["uniform_accuracy"] == pytest.approx(1 / 3)
@@ -106,7 +109,7 @@ def test_list_answers_get_set_f1_beside_box_f1():
     assert metrics.set_f1("thymine, adenine, cytosine, guanine", gold) == 1.0
     assert metrics.set_f1("adenine", gold) == pytest.approx(0.4)
     assert metrics.set_f1("none", "none") == 1.0 and metrics.set_f1("adenine", "none") == 0.0
-    out = evaluate.task_scores(toy_task(kind="entities"), ["adenine", "Thymine; adenine; cytosine; guanine"], [gold, gold])
+    out = scoring.task_scores(toy_task(kind="entities"), ["adenine", "Thymine; adenine; cytosine; guanine"], [gold, gold])
     assert out["set_f1"] == pytest.approx(0.7) and out["primary_items"] == [pytest.approx(0.4), 1.0]
 
 
@@ -118,10 +121,10 @@ def test_yes_no_prefixed_answers_score_the_label_and_the_text_apart():
     task = toy_task(kind="labeled_text", labels=["yes", "no"])
     golds = ["Yes, the exercise programme lowered blood pressure.", "No, vitamin D3 did not reduce falls.",
              "Warfarin carriers need lower doses."]  # the last gold has no label: text only
-    bare = evaluate.task_scores(task, ["yes", "no", "lower doses"], golds)
+    bare = scoring.task_scores(task, ["yes", "no", "lower doses"], golds)
     assert bare["accuracy"] == 1.0 and bare["f1_items"][:2] == [1.0, 1.0]  # BoX F1 gives a bare "yes" full marks
     assert bare["primary_items"][:2] == [0.0, 0.0] and bare["text_f1"] < 0.3  # ... the text score does not
-    full = evaluate.task_scores(task, ["Yes, the exercise programme lowered blood pressure.", "Yes, it reduced falls.",
+    full = scoring.task_scores(task, ["Yes, the exercise programme lowered blood pressure.", "Yes, it reduced falls.",
                                        "Warfarin carriers need lower doses."], golds)
     assert full["accuracy"] == 0.5 and full["primary_items"][0] == 1.0 and full["primary_items"][2] == 1.0
 
@@ -138,43 +141,44 @@ def test_stratified_bootstrap_averages_tasks_with_equal_weight():
 def test_shipped_eval_tasks_declare_their_kinds():
     for path in sorted((ROOT / "seeds" / "eval").glob("*.jsonl")):
         loaded = tasks.load_task_file(path)
-        kinds = {t["task"]: t["kind"] for t in loaded}
+        kinds = {t.name: t.kind for t in loaded}
         assert set(kinds.values()) >= {"labels", "entities", "text"}, path
         for t in loaded:
-            if t["kind"] == "labels":
-                assert {i["output"] for i in t["instances"]} <= set(t["labels"]), t["task"]
+            if t.kind == "labels":
+                assert {i["output"] for i in t.instances} <= set(t.labels), t.name
     assert kinds["risk_classification"] == "labels"
-    assert {t["task"]: t["kind"] for t in tasks.load_task_file(ROOT / "seeds" / "eval" / "biomed.jsonl")}["long_answer_qa"] == "labeled_text"
+    assert {t.name: t.kind for t in tasks.load_task_file(ROOT / "seeds" / "eval" / "biomed.jsonl")}["long_answer_qa"] == "labeled_text"
 
 
 def test_task_file_errors_name_file_and_line(tmp_path):
     path = tmp_path / "tasks.jsonl"
-    good = json.dumps({k: v for k, v in toy_task().items() if k in ("task", "definition", "demos", "instances")})
+    toy = toy_task()
+    good = json.dumps({"task": toy.name, "definition": toy.definition, "demos": toy.demos, "instances": toy.instances})
     path.write_text(good + "\n" + json.dumps({"task": "x", "definition": "d", "demos": [], "instances": [{"input": 1}]}) + "\n")
     with pytest.raises(SelfSpecError, match=r"tasks.jsonl:2: field 'instances' must be a list of \{input, output\}"):
         tasks.load_tasks(str(path))
     path.write_text(good.replace('"task": "toy"', '"task": "toy", "kind": "labels"') + "\n")
     with pytest.raises(SelfSpecError, match="tasks.jsonl:1: a 'labels' task needs a non-empty 'labels' list"):
         tasks.load_tasks(str(path))
-    assert [t["task"] for t in tasks.load_tasks(str(ROOT / "seeds" / "eval" / "biomed.jsonl"))][:2] == ["factoid_qa", "list_qa"]
+    assert [t.name for t in tasks.load_tasks(str(ROOT / "seeds" / "eval" / "biomed.jsonl"))][:2] == ["factoid_qa", "list_qa"]
 
 
 def test_benchmark_loaders_read_the_public_data_in_place(bench):
     pqa = tasks.load_tasks(f"pubmedqa:{bench / 'pubmedqa'}")[0]
-    assert len(pqa["instances"]) == 500 and len(pqa["demos"]) == 500  # the official test split; demos from the rest
-    assert not {d["input"] for d in pqa["demos"]} & {i["input"] for i in pqa["instances"]}
-    assert {i["output"] for i in pqa["instances"]} == {"yes", "no", "maybe"} and pqa["kind"] == "labels"
+    assert len(pqa.instances) == 500 and len(pqa.demos) == 500  # the official test split; demos from the rest
+    assert not {d["input"] for d in pqa.demos} & {i["input"] for i in pqa.instances}
+    assert {i["output"] for i in pqa.instances} == {"yes", "no", "maybe"} and pqa.kind == "labels"
 
     ncbi = tasks.load_tasks(f"ncbi-disease:{bench / 'ncbi-disease'}")[0]
-    assert len(ncbi["instances"]) == 100 and len(ncbi["demos"]) == 593  # one PMID occurs twice in the training file
-    assert ncbi["kind"] == "entities"
-    first = next(i for i in ncbi["instances"] if i["input"].startswith("Genetic mapping of the copper toxicosis"))
+    assert len(ncbi.instances) == 100 and len(ncbi.demos) == 593  # one PMID occurs twice in the training file
+    assert ncbi.kind == "entities"
+    first = next(i for i in ncbi.instances if i["input"].startswith("Genetic mapping of the copper toxicosis"))
     assert first["output"].startswith("copper toxicosis, hepatic copper accumulation, inherited disorder, Wilson disease")  # mentions in order, no repeats
     assert len(first["output"].split(", ")) == len(set(first["output"].split(", ")))
 
     fpb = tasks.load_tasks(f"fpb:{bench / 'fpb'}")[0]
-    assert len(fpb["instances"]) + len(fpb["demos"]) == 2264 and 150 < len(fpb["demos"]) < 300
-    assert {i["output"] for i in fpb["instances"]} == {"positive", "negative", "neutral"}
+    assert len(fpb.instances) + len(fpb.demos) == 2264 and 150 < len(fpb.demos) < 300
+    assert {i["output"] for i in fpb.instances} == {"positive", "negative", "neutral"}
 
 
 def test_bad_benchmark_path_is_a_clear_error(tmp_path):

@@ -326,7 +326,8 @@ def fake_adapter(out: Path) -> Path:
 def test_a_third_party_backend_that_declares_adapters_serves_iterate_and_eval(adapter_backend, model_dir, tmp_path):
     import yaml
 
-    from selfspec_plugin import evaluate
+    from selfspec_plugin.eval import run as evaluate
+    from selfspec_plugin.eval.tasks import Task
     from selfspec_plugin.iterate import iterate, record_training
 
     recipe = tmp_path / "recipe.yml"
@@ -346,8 +347,8 @@ def test_a_third_party_backend_that_declares_adapters_serves_iterate_and_eval(ad
     data = [json.loads(line) for line in Path(rounds[1]["run_dir"], "data.jsonl").read_text().splitlines()]
     assert all(row["output"].endswith("[out]") for row in data)
 
-    task = {"task": "t", "kind": "text", "definition": "Answer.", "labels": None, "max_tokens": 8, "source": "x",
-            "demos": [], "instances": [{"input": f"question {i}", "output": "Answer"} for i in range(3)]}
+    task = Task("t", "text", "Answer.", demos=[], instances=[{"input": f"question {i}", "output": "Answer"} for i in range(3)],
+                source="x", max_tokens=8)
     result = evaluate.evaluate(str(model_dir), [task], backend_name="adapter-scripted", options={},
                                models=evaluate.model_specs([f"mine={tmp_path / 'out'}"], []), shots=[0], samplings=1,
                                limit=None, out_dir=tmp_path / "eval")
@@ -369,11 +370,12 @@ def test_a_backend_without_adapters_is_refused_before_iterate_starts(scripted, m
 
 
 def test_an_interrupted_eval_resumes_with_the_tasks_it_finished(adapter_backend, model_dir, tmp_path):
-    from selfspec_plugin import evaluate
+    from selfspec_plugin.eval import run as evaluate
+    from selfspec_plugin.eval.tasks import Task
 
     def task(name):
-        return {"task": name, "kind": "text", "definition": "Answer.", "labels": None, "max_tokens": 8, "source": "x",
-                "demos": [], "instances": [{"input": f"{name} question {i}", "output": "Answer"} for i in range(3)]}
+        return Task(name, "text", "Answer.", demos=[], source="x", max_tokens=8,
+                    instances=[{"input": f"{name} question {i}", "output": "Answer"} for i in range(3)])
 
     adapter = fake_adapter(tmp_path / "out")
     kwargs = dict(backend_name="adapter-scripted", options={}, models=evaluate.model_specs([f"mine={adapter}"], []),

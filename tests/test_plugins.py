@@ -146,3 +146,45 @@ def test_a_plugin_replaces_the_pipeline_through_its_hooks_alone(scripted, model_
         for p in list(pm.get_plugins()):
             if isinstance(p, Translated):
                 pm.unregister(p)
+
+
+def test_a_plugin_registers_a_task_loader_through_its_hook_alone(tmp_path):
+    """`register_tasks`: a spec `NAME:PATH` reaches the plugin's loader (in `selfspec eval` and in a recipe's
+    `eval.tasks`, whose path part resolves against the recipe's folder); a taken name is refused."""
+    from selfspec_plugin.eval import load_tasks
+    from selfspec_plugin.eval.tasks import Task
+    from selfspec_plugin.recipe import resolve_paths
+
+    class Glossary:
+        @hookimpl
+        def register_tasks(self, register):
+            def load(path):
+                lines = path.read_text().splitlines()
+                return Task("glossary", "text", "Define the term.", demos=[], source=str(path),
+                            instances=[{"input": term, "output": meaning} for term, meaning in (x.split("=") for x in lines)])
+
+            register("glossary", load)
+
+    (tmp_path / "terms.txt").write_text("ALT=alanine aminotransferase\nCRP=C-reactive protein\n")
+    pm = plugins.get_plugin_manager()
+    plugin = Glossary()
+    pm.register(plugin)
+    try:
+        (task,) = load_tasks(f"glossary:{tmp_path / 'terms.txt'}")
+        assert task.instances[1] == {"input": "CRP", "output": "C-reactive protein"}
+        block, missing = resolve_paths({"seeds": "s.jsonl", "eval": {"tasks": ["glossary:terms.txt"]}}, tmp_path)
+        assert block["eval"]["tasks"] == [f"glossary:{tmp_path / 'terms.txt'}"] and not [m for m in missing if "eval" in m]
+    finally:
+        pm.unregister(plugin)
+
+    class Shadow:
+        @hookimpl
+        def register_tasks(self, register):
+            register("pubmedqa", lambda path: None)
+
+    pm.register(Shadow(), name="shadow-tasks")
+    try:
+        with pytest.raises(SelfSpecError, match="task 'pubmedqa' is registered by two plugins"):
+            load_tasks("pubmedqa:x")
+    finally:
+        pm.unregister(name="shadow-tasks")

@@ -16,15 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import fileio, metrics, plugins, rundirs
-from .backends.base import Sampling, adapter_rank, output_options, serves_adapters, start_options
-from .errors import SelfSpecError
-from .prompts import Prompt, alpaca_prompt
+from .. import fileio, plugins, rundirs
+from ..backends.base import Sampling, adapter_rank, output_options, serves_adapters, start_options
+from ..errors import SelfSpecError
+from ..prompts import Prompt, alpaca_prompt
+from ..report import markdown_table
+from .scoring import PRIMARY, summarize
 from .tasks import load_tasks
 
 STOP = ("\n\n", "###")
@@ -32,23 +33,23 @@ STOP = ("\n\n", "###")
 
 def subsample(task: dict, limit: int | None) -> list[dict]:
     """The first `limit` instances in a fixed hash order: the same items on every machine and run."""
-    items = task["instances"]
+    items = task.instances
     if not limit or limit >= len(items):
         return items
-    order = sorted(range(len(items)), key=lambda i: hashlib.sha256(f"{task['task']}:{i}".encode()).digest())
+    order = sorted(range(len(items)), key=lambda i: hashlib.sha256(f"{task.name}:{i}".encode()).digest())
     return [items[i] for i in sorted(order[:limit])]
 
 
 def sample_demos(task: dict, k: int, sampling: int, seed: int) -> list[dict]:
     if k == 0:
         return []
-    if len(task["demos"]) < k:
-        raise SelfSpecError(f"task {task['task']!r} has {len(task['demos'])} demonstrations, --shots asks for {k}")
-    return random.Random(f"{seed}:{task['task']}:{k}:{sampling}").sample(task["demos"], k)
+    if len(task.demos) < k:
+        raise SelfSpecError(f"task {task.name!r} has {len(task.demos)} demonstrations, --shots asks for {k}")
+    return random.Random(f"{seed}:{task.name}:{k}:{sampling}").sample(task.demos, k)
 
 
 def build_prompt(prompt_id: str, task: dict, demos: list[dict], instance: dict) -> Prompt:
-    instruction = task["definition"]
+    instruction = task.definition
     if demos:
         instruction += "\n\nExamples:\n\n" + "\n\n".join(f"Input: {d['input']}\nOutput: {d['output']}" for d in demos)
     text = alpaca_prompt(instruction, instance["input"])  # the template Alpaca-trained adapters learned
@@ -65,99 +66,14 @@ def plan(tasks: list[dict], shots: list[int], samplings: int, limit: int | None,
             for s in range(samplings if k else 1):
                 demos = sample_demos(task, k, s, seed)
                 for i, item in enumerate(items):
-                    pid = f"{task['task']}-k{k}-s{s}-{i}"
-                    requests.append({"task": task["task"], "k": k, "sampling": s, "item": i, "gold": item["output"],
-                                     "max_tokens": task["max_tokens"], "prompt": build_prompt(pid, task, demos, item)})
+                    pid = f"{task.name}-k{k}-s{s}-{i}"
+                    requests.append({"task": task.name, "k": k, "sampling": s, "item": i, "gold": item["output"],
+                                     "max_tokens": task.max_tokens, "prompt": build_prompt(pid, task, demos, item)})
     return requests
 
 
 def clean(text: str) -> str:
     return text.split("\n\n")[0].strip()
-
-
-def _label_scores(parsed: list[str | None], golds: list[str | None], labels: list[str]) -> dict:
-    return {"accuracy": metrics.accuracy(parsed, golds), "macro_f1": metrics.macro_f1(parsed, golds, labels),
-            "unparseable": sum(label is None for label in parsed), "shares": metrics.label_shares(parsed, labels),
-            **metrics.baselines(golds, labels), "primary_items": [float(p == g) for p, g in zip(parsed, golds)]}
-
-
-def task_scores(task: dict, preds: list[str], golds: list[str]) -> dict:
-    """One (task, k, sampling) cell: per-item BoX F1/ROUGE-L lists, the task's standard metrics, and per-item
-    scores of its primary metric (`primary_items`): label correctness for label tasks, set F1 for list/entity
-    tasks, for label-prefixed answers ("Yes, ...") the token F1 of the text after the label (the label is
-    scored apart), token F1 otherwise."""
-    out = {"f1_items": [metrics.token_f1(p, g) for p, g in zip(preds, golds)],
-           "rougeL_items": [metrics.rouge_l(p, g) for p, g in zip(preds, golds)],
-           "exact_match": statistics.fmean(metrics.exact_match(p, g) for p, g in zip(preds, golds))}
-    kind, labels = task["kind"], task["labels"]
-    if kind == "labels":
-        out.update(_label_scores([metrics.parse_label(p, labels) for p in preds], golds, labels))
-    elif kind == "entities":
-        out["primary_items"] = [metrics.set_f1(p, g) for p, g in zip(preds, golds)]
-        out.update(set_f1=statistics.fmean(out["primary_items"]), entity_f1=metrics.entity_prf(preds, golds)["f1"])
-    elif kind == "labeled_text":
-        mine, gold = [metrics.split_label(p, labels) for p in preds], [metrics.split_label(g, labels) for g in golds]
-        labelled = [(m, g) for (m, _), (g, _) in zip(mine, gold) if g is not None]  # golds that start with a label
-        out.update(_label_scores([m for m, _ in labelled], [g for _, g in labelled], labels))
-        out["primary_items"] = [metrics.token_f1(t, g) for (_, t), (_, g) in zip(mine, gold)]
-        out["text_f1"] = statistics.fmean(out["primary_items"])
-    else:
-        out["primary_items"] = out["f1_items"]
-    return out
-
-
-STANDARD = ("exact_match", "accuracy", "macro_f1", "unparseable", "set_f1", "entity_f1", "text_f1",
-            "majority_accuracy", "majority_macro_f1", "uniform_accuracy", "uniform_macro_f1")
-PRIMARY = {"labels": "accuracy", "entities": "set F1", "labeled_text": "text F1 after the label", "text": "token F1"}
-
-
-def _row(model: str, task: str, k: int, runs: list[dict]) -> dict:
-    """A (model, task, k) row: means over the demonstration samplings (± std for F1, ROUGE-L, primary)."""
-    row = {"model": model, "task": task, "k": k, "n": len(runs[0]["f1_items"]), "samplings": len(runs)}
-    for metric in ("f1", "rougeL", "primary"):
-        means = [statistics.fmean(run[f"{metric}_items"]) for run in runs]
-        row[metric], row[f"{metric}_std"] = statistics.fmean(means), statistics.pstdev(means)
-    row.update({m: statistics.fmean(run[m] for run in runs) for m in STANDARD if m in runs[0]})
-    if "shares" in runs[0]:
-        row["shares"] = {lab: statistics.fmean(run["shares"][lab] for run in runs) for lab in runs[0]["shares"]}
-    return row
-
-
-def summarize(tasks: list[dict], requests: list[dict], preds: dict[str, list[str]],
-              pairs: list[tuple[str, str]] | None = None) -> dict:
-    """Rows (model × task × k), per-model averages, and for each (reference, model) pair (default: the first model
-    against each other one) paired bootstrap deltas of the primary metric and of F1, per task and averaged over
-    tasks."""
-    by_name = {t["task"]: t for t in tasks}
-    cells: dict[tuple, list[int]] = {}
-    for idx, r in enumerate(requests):
-        cells.setdefault((r["task"], r["k"], r["sampling"]), []).append(idx)
-    rows, items = [], {}
-    for model, texts in preds.items():
-        groups: dict[tuple, list[dict]] = {}
-        for (task, k, s), idxs in cells.items():
-            scored = task_scores(by_name[task], [texts[i] for i in idxs], [requests[i]["gold"] for i in idxs])
-            groups.setdefault((task, k), []).append(scored)
-        for (task, k), runs in groups.items():
-            rows.append(_row(model, task, k, runs))
-            for metric in ("primary", "f1"):
-                items[(model, task, k, metric)] = [statistics.fmean(v) for v in zip(*(run[f"{metric}_items"] for run in runs))]
-    shots = sorted({r["k"] for r in rows})
-    averages = [{"model": model, "k": k, **{m: statistics.fmean(r[m] for r in rows if r["model"] == model and r["k"] == k)
-                                          for m in ("f1", "rougeL", "primary")}} for model in preds for k in shots]
-    names = list(preds)
-    pairs = [(names[0], other) for other in names[1:]] if pairs is None else pairs
-    order = [t["task"] for t in tasks if t["task"] in {r["task"] for r in rows}]
-    deltas = []
-    for ref, model in pairs:
-        for k in shots:
-            for task in [*order, "average"]:
-                scope = order if task == "average" else [task]
-                deltas.append({"task": task, "k": k, "reference": ref, "model": model, **{
-                    metric: metrics.stratified_bootstrap([items[(ref, t, k, metric)] for t in scope],
-                                                         [items[(model, t, k, metric)] for t in scope])
-                    for metric in ("primary", "f1")}})
-    return {"rows": rows, "averages": averages, "deltas": deltas}
 
 
 def _groups(requests: list[dict]) -> list[list[dict]]:
@@ -221,7 +137,7 @@ FORMATS = {"chat_template": "chat", "alpaca": "alpaca"}  # training format (run 
 
 def trained_format(adapter: str) -> str | None:
     """The prompt format an adapter was trained in, from the marker the plugin writes after `axolotl train`."""
-    from .iterate import TRAINED
+    from ..iterate import TRAINED
 
     marker = Path(adapter) / TRAINED
     return FORMATS.get(fileio.read_json(marker).get("training_format", "")) if marker.is_file() else None
@@ -250,7 +166,7 @@ def evaluate_recipe(raw: dict, adapters: list[str] | None = None, tasks: list[st
     The adapters default to the config's output_dir when a trained adapter is there."""
     from pydantic import ValidationError
 
-    from .config import EvalOptions, SelfSpecConfig
+    from ..config import EvalOptions, SelfSpecConfig
 
     cfg = SelfSpecConfig(**raw["selfspec"])
     try:
@@ -271,7 +187,7 @@ def evaluate_recipe(raw: dict, adapters: list[str] | None = None, tasks: list[st
         if spec in options.tasks_sha256:
             rundirs.pinned_sha256(spec, "eval.tasks", options.tasks_sha256[spec], "eval.tasks_sha256")
     loaded = [t for spec in task_specs for t in load_tasks(spec)]
-    names = [t["task"] for t in loaded]
+    names = [t.name for t in loaded]
     if len(set(names)) != len(names):
         raise SelfSpecError(f"task names must be unique, got {', '.join(sorted(n for n in set(names) if names.count(n) > 1))} twice")
     out_dir = Path(out) if out else Path(specs[-1]["adapter"] or output_dir) / "eval"
@@ -346,7 +262,7 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
         "models": [{k: e[k] for k in ("label", "name", "adapter", "format")} for e in entries],
         "shots": shots, "samplings": samplings, "limit": limit, "seed": seed,
         "wall_seconds": round(time.monotonic() - started, 1),
-        "tasks": [{"task": t["task"], "kind": t["kind"], "primary": PRIMARY[t["kind"]], "source": t["source"],
+        "tasks": [{"task": t.name, "kind": t.kind, "primary": PRIMARY[t.kind], "source": t.source,
                    "scored": len(subsample(t, limit))} for t in tasks],
         **summarize(tasks, requests, preds, _pairs(entries)),
     }
@@ -355,7 +271,7 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
 
 
 def write_results(out_dir: Path, result: dict, requests: list[dict], preds: dict[str, list[str]]) -> None:
-    from .plots import eval_chart
+    from ..plots import eval_chart
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fileio.write_jsonl(out_dir / "predictions.jsonl", (
@@ -365,66 +281,3 @@ def write_results(out_dir: Path, result: dict, requests: list[dict], preds: dict
     fileio.write_text(out_dir / "eval.md", markdown_table(result))
     eval_chart(result, out_dir / "eval.png")
     fileio.write_json(out_dir / "eval.json", result)  # last: its presence means the rest is there
-
-
-def _pm(row: dict, metric: str) -> str:
-    value = f"{100 * row[metric]:.1f}"
-    return value + (f" ± {100 * row[metric + '_std']:.1f}" if row["samplings"] > 1 else "")
-
-
-def _standard(row: dict) -> str:
-    """The task's own numbers: labels with the input-blind baselines and the answer shares."""
-    parts = []
-    if "accuracy" in row:
-        shares = ", ".join(f"{lab} {100 * v:.0f}%" for lab, v in row["shares"].items() if v)
-        parts.append(f"acc {100 * row['accuracy']:.1f} (majority {100 * row['majority_accuracy']:.1f}, uniform "
-                     f"{100 * row['uniform_accuracy']:.1f}), macro-F1 {100 * row['macro_f1']:.1f} (majority "
-                     f"{100 * row['majority_macro_f1']:.1f}), unparseable {row['unparseable']:.1f}; answers: {shares}")
-    if "text_f1" in row:
-        parts.append(f"text F1 {100 * row['text_f1']:.1f}")
-    if "set_f1" in row:
-        parts.append(f"set F1 {100 * row['set_f1']:.1f}, entity F1 {100 * row['entity_f1']:.1f}")
-    return "; ".join(parts) or f"EM {100 * row['exact_match']:.1f}"
-
-
-def _ci(d: dict) -> str:
-    return f"{100 * d['diff']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]" + (" *" if d["significant"] else "")
-
-
-def markdown_table(result: dict) -> str:
-    """Per task and k: every model's primary metric (± std over demo samplings) and BoX F1; the paired differences
-    with their 95% intervals; each model's standard metrics (label baselines and answer shares)."""
-    labels = [m["label"] for m in result["models"]]
-    rows = {(r["model"], r["task"], r["k"]): r for r in result["rows"]}
-    kinds = {t["task"]: t["primary"] for t in result["tasks"]}
-    head = ["task", "k", "n", "primary"] + labels + [f"{m} BoX F1" for m in labels]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for k in result["shots"]:
-        for t in kinds:
-            first = rows[(labels[0], t, k)]
-            lines.append("| " + " | ".join([t, str(k), str(first["n"]), kinds[t]] + [_pm(rows[(m, t, k)], "primary") for m in labels]
-                                           + [_pm(rows[(m, t, k)], "f1") for m in labels]) + " |")
-    lines += [""] + [f"- average over tasks, {a['model']}, k={a['k']}: primary {100 * a['primary']:.2f}, F1 {100 * a['f1']:.2f}, "
-                     f"ROUGE-L {100 * a['rougeL']:.2f}" for a in result["averages"]]
-    if result["deltas"]:
-        lines += ["", "| task | k | model − reference | Δ primary [95% CI] | Δ BoX F1 [95% CI] |", "|---|---|---|---|---|"]
-        lines += [f"| {d['task']} | {d['k']} | {d['model']} − {d['reference']} | {_ci(d['primary'])} | {_ci(d['f1'])} |"
-                  for d in result["deltas"]]
-    lines += ["", "| task | k | model | standard metrics |", "|---|---|---|---|"]
-    lines += [f"| {r['task']} | {r['k']} | {r['model']} | {_standard(r)} |" for r in result["rows"]]
-    models = ", ".join(f"{m['label']} = {m['adapter'] or 'base'} ({m['format']} prompts)" for m in result["models"])
-    lines += ["", "Scores in %. primary: the task's own metric (labels: accuracy; lists/entities: set F1; yes/no-prefixed "
-              "answers: token F1 of the text after the label; else token F1). BoX F1: the paper's metric. `*`: the "
-              "paired bootstrap 95% interval excludes 0 (average rows: items resampled within each task). "
-              f"{result['samplings']} demonstration samplings for k > 0 (mean ± std). Model `{result['model']}`: "
-              f"{models}; backend {result['backend']}, limit {result['limit']}, {result['wall_seconds']} s."]
-    return "\n".join(lines) + "\n"
-
-
-def tracker_metrics(result: dict) -> dict[str, float]:
-    """Flat numbers for W&B / trackio: `selfspec_eval/<task>/k<k>/<model>_<metric>`, averages and deltas."""
-    flat = {f"selfspec_eval/{r['task']}/k{r['k']}/{r['model']}_{m}": r[m] for r in result["rows"] for m in ("primary", "f1", "rougeL")}
-    flat |= {f"selfspec_eval/average/k{a['k']}/{a['model']}_{m}": a[m] for a in result["averages"] for m in ("primary", "f1")}
-    flat |= {f"selfspec_eval/{d['task']}/k{d['k']}/{d['model']}-{d['reference']}_delta_{m}": d[m]["diff"]
-             for d in result["deltas"] for m in ("primary", "f1")}
-    return flat

@@ -1,36 +1,64 @@
 """Held-out evaluation tasks: a task-spec file of our own, or a public benchmark read where it lies.
 
-A task is a plain dict: `task`, `kind`, `definition`, `demos` and `instances` (lists of {input, output}),
-`labels` for label tasks, `max_tokens`, `source`. Kinds: `labels` (the answer is one of `labels`), `entities`
+A task is a `Task`: `name`, `kind`, `definition`, `demos` and `instances` (lists of {input, output}), `labels`
+for label tasks, `max_tokens`, `source`. Kinds: `labels` (the answer is one of `labels`), `entities`
 (a list of items or mentions, scored as sets), `labeled_text` (a label word, then free text: "Yes, the trial
 showed ..."; the two are scored apart), `text` (free text). Benchmarks are
 read in place (their licences differ) and never copied; their demonstrations come from a split other
 than the one scored.
 
-Specs: `PATH.jsonl` (one task per line, e.g. seeds/eval/biomed.jsonl), `pubmedqa:DIR`,
-`ncbi-disease:DIR`, `fpb:FILE-or-DIR`.
+Specs: `PATH.jsonl` (one task per line, e.g. seeds/eval/biomed.jsonl), or `NAME:PATH` for a loader registered
+through the `register_tasks` hook: the built-ins are `pubmedqa:DIR`, `ncbi-disease:DIR`, `fpb:FILE-or-DIR`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
-from . import fileio
-from .errors import SelfSpecError
+from .. import fileio
+from ..errors import SelfSpecError
 
 KINDS = ("text", "labels", "entities", "labeled_text")
 
 
-def load_tasks(spec: str) -> list[dict]:
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str  # one of KINDS
+    definition: str  # what the model is asked to do
+    demos: list  # [{input, output}]: the pool k-shot demonstrations are drawn from (never scored)
+    instances: list  # [{input, output}]: the scored items
+    source: str  # where it was read
+    labels: Optional[list] = None  # label tasks: the answers
+    max_tokens: int = 64  # generation cap of one answer
+
+
+def loaders() -> dict:
+    """Task loaders by spec prefix, from every plugin's `register_tasks`."""
+    from .. import plugins
+
+    return plugins.task_loaders()
+
+
+def spec_path(spec: str) -> tuple[str, str]:
+    """A task spec as (prefix, path): `pubmedqa:DIR` -> ('pubmedqa:', 'DIR'), a task file -> ('', FILE)."""
     name, sep, path = spec.partition(":")
-    if sep and name in LOADERS:
-        return [LOADERS[name](Path(path))]
-    return load_task_file(Path(spec))
+    return (f"{name}:", path) if sep and name in loaders() else ("", spec)
 
 
-def load_task_file(path: Path) -> list[dict]:
+def load_tasks(spec: str) -> list[Task]:
+    prefix, path = spec_path(spec)
+    if not prefix:
+        return load_task_file(Path(path))
+    found = loaders()[prefix[:-1]](Path(path))
+    return found if isinstance(found, list) else [found]
+
+
+def load_task_file(path: Path) -> list[Task]:
     """Our task-spec jsonl: {task, definition, demos, instances, kind?, labels?, max_tokens?} per line."""
     tasks = []
     for lineno, rec in fileio.jsonl_objects(path):
@@ -51,16 +79,11 @@ def load_task_file(path: Path) -> list[dict]:
             raise SelfSpecError(f"{where}: field 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
         if kind in ("labels", "labeled_text") and not (isinstance(rec.get("labels"), list) and rec["labels"]):
             raise SelfSpecError(f"{where}: a {kind!r} task needs a non-empty 'labels' list")
-        tasks.append(_task(rec["task"], kind, rec["definition"], rec["demos"], rec["instances"], f"{path}",
-                           labels=rec.get("labels"), max_tokens=int(rec.get("max_tokens", 64))))
+        tasks.append(Task(rec["task"], kind, rec["definition"], rec["demos"], rec["instances"], f"{path}",
+                          labels=rec.get("labels"), max_tokens=int(rec.get("max_tokens", 64))))
     if not tasks:
         raise SelfSpecError(f"{path}: no tasks in file")
     return tasks
-
-
-def _task(name, kind, definition, demos, instances, source, labels=None, max_tokens=64) -> dict:
-    return {"task": name, "kind": kind, "definition": definition, "demos": demos, "instances": instances,
-            "labels": labels, "max_tokens": max_tokens, "source": source}
 
 
 def _read_json(path: Path):
@@ -72,7 +95,7 @@ def _read_json(path: Path):
         raise SelfSpecError(f"{path}: not valid JSON ({exc})") from None
 
 
-def pubmedqa(path: Path) -> dict:
+def pubmedqa(path: Path) -> Task:
     """PubMedQA expert-labelled set (ori_pqal.json): the official 500-question test split is scored;
     demonstrations come from the other 500 questions."""
     folder = path if path.is_dir() else path.parent
@@ -84,7 +107,7 @@ def pubmedqa(path: Path) -> dict:
         context = " ".join(rec["CONTEXTS"])
         return {"id": pmid, "input": f"Context: {context}\nQuestion: {rec['QUESTION']}", "output": rec["final_decision"]}
 
-    return _task(
+    return Task(
         "pubmedqa", "labels",
         "Given the abstract of a biomedical research article and a research question, answer the question "
         "with yes, no or maybe according to the abstract. Output only yes, no or maybe.",
@@ -113,7 +136,7 @@ def read_pubtator(path: Path) -> list[dict]:
              "mentions": list(dict.fromkeys(m for _, m in sorted(d["mentions"])))} for d in docs]
 
 
-def ncbi_disease(path: Path) -> dict:
+def ncbi_disease(path: Path) -> Task:
     """NCBI-disease: the 100 test abstracts are scored; demonstrations come from the training abstracts."""
     folder = path if path.is_dir() else path.parent
 
@@ -121,7 +144,7 @@ def ncbi_disease(path: Path) -> dict:
         return [{"id": d["id"], "input": d["text"], "output": ", ".join(d["mentions"]) or "none"}
                 for d in read_pubtator(folder / name)]
 
-    return _task(
+    return Task(
         "ncbi_disease", "entities",
         "List every disease mentioned in the biomedical abstract, exactly as written in the text, separated "
         "by ', '. Output 'none' if no disease is mentioned.",
@@ -130,7 +153,7 @@ def ncbi_disease(path: Path) -> dict:
     )
 
 
-def fpb(path: Path) -> dict:
+def fpb(path: Path) -> Task:
     """Financial PhraseBank (all annotators agree), latin-1 `sentence@label` lines. A fixed 10% (by hash of
     the sentence) is the demonstration pool; the rest is scored."""
     file = path / "Sentences_AllAgree.txt" if path.is_dir() else path
@@ -147,7 +170,7 @@ def fpb(path: Path) -> dict:
             raise SelfSpecError(f"{file}:{lineno}: expected 'sentence@positive|negative|neutral'")
         rec = {"id": f"fpb-{lineno}", "input": sentence.strip(), "output": label.strip()}
         (demos if hashlib.sha256(sentence.encode()).digest()[0] < 26 else instances).append(rec)
-    return _task(
+    return Task(
         "fpb", "labels",
         "Classify the sentiment that the sentence from financial news expresses for the company's investors: "
         "positive, negative or neutral. Output only the label.",
@@ -155,4 +178,4 @@ def fpb(path: Path) -> dict:
     )
 
 
-LOADERS = {"pubmedqa": pubmedqa, "ncbi-disease": ncbi_disease, "fpb": fpb}
+BUILTIN = {"pubmedqa": pubmedqa, "ncbi-disease": ncbi_disease, "fpb": fpb}  # registered by builtins/tasks.py
