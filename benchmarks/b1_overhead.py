@@ -31,7 +31,7 @@ import time
 
 from benchlib import ROOT, Recorder, engine_tokens, header, median, tiny_model, write_result
 
-from selfspec_plugin import plugins
+from selfspec_plugin import registry
 from selfspec_plugin.pipeline import run_pipeline
 from selfspec_plugin.runner import make_job
 
@@ -88,7 +88,7 @@ def bench_model(name: str, repeats: int) -> dict:
     model, preset = model_path(name), PRESETS[name]
     cfg = make_job(preset, model, None).config
     start = time.perf_counter()
-    backend = plugins.make_backend("vllm", model, cfg.backend_settings())
+    backend = registry.make_backend("vllm", model, cfg.backend_settings())
     engine_start_s = time.perf_counter() - start
     try:
         warm = timed_pipeline({**preset, "num_instructions": 4, "prompts_per_round": 4, "chunk_size": 4}, model, backend)

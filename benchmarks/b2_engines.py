@@ -23,7 +23,7 @@ import time
 from b1_overhead import PRESETS, model_path
 from benchlib import Recorder, header, median, write_result
 
-from selfspec_plugin import plugins
+from selfspec_plugin import registry
 from selfspec_plugin.pipeline import run_pipeline
 from selfspec_plugin.runner import make_job
 
@@ -51,10 +51,10 @@ def bench_model(name: str, n: int, batch_size: int, repeats: int) -> dict:
     model, preset = model_path(name), PRESETS[name]
     block = {**preset, "num_instructions": max(8, n // 2), "prompts_per_round": n, "chunk_size": n}
     cfg = make_job(block, model, None).config
-    engines = {"vllm": plugins.make_backend("vllm", model, cfg.backend_settings())}
+    engines = {"vllm": registry.make_backend("vllm", model, cfg.backend_settings())}
     try:
         calls = record_calls(block, model, engines["vllm"])
-        engines["transformers"] = plugins.make_backend("transformers", model, {"batch_size": batch_size})
+        engines["transformers"] = registry.make_backend("transformers", model, {"batch_size": batch_size})
         for engine in engines.values():  # warm-up: first forward passes, allocator
             timed(engine, calls["responses"], 2)
         runs = {(e, s): [] for e in engines for s in calls}

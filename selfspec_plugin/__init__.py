@@ -16,7 +16,7 @@ __all__ = ["SelfSpecConfig", "SelfSpecError", "SelfSpecPlugin", "hookimpl"]
 
 def __getattr__(name):
     if name == "SelfSpecPlugin":
-        from .plugin import SelfSpecPlugin
+        from .axolotl_plugin import SelfSpecPlugin
 
         return SelfSpecPlugin
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,7 +44,7 @@ def cmd_generate(args) -> None:
 
 
 def cmd_iterate(args) -> None:
-    from . import plugins
+    from . import registry
     from .backends.base import require_adapters
     from .iterate import iterate
     from .runner import check_job
@@ -52,7 +52,7 @@ def cmd_iterate(args) -> None:
     raw, job = recipe_job(args.config)
     check_job(job)  # bad names or files: fail before round 1's `axolotl train`
     if (args.rounds or job.config.rounds) > 1:  # rounds 2+ answer with the previous adapter: the backend must serve it
-        require_adapters(job.config.backend, plugins.backend(job.config.backend))
+        require_adapters(job.config.backend, registry.backend(job.config.backend))
     for row in iterate(Path(args.config), raw, args.rounds):
         changed = row.get("changed_responses")
         note = f", responses changed vs round {row['round'] - 1}: {changed[0]}/{changed[1]}" if changed else ""

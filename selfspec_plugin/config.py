@@ -137,10 +137,10 @@ class SelfSpecConfig(BaseModel):
 
     def backend_settings(self) -> dict:
         """What the chosen backend's factory receives (backends.base.backend_options: the backend decides)."""
-        from . import plugins
+        from . import registry
         from .backends.base import backend_options
 
-        return backend_options(self.backend, plugins.backend(self.backend), self)
+        return backend_options(self.backend, registry.backend(self.backend), self)
 
     @model_validator(mode="after")
     def _check(self):

@@ -14,7 +14,7 @@ def register_backends(register):
     """Register generation backends: `register(name, factory)`; `factory(model, options)` returns an
     object with `chat_capable` (the tokenizer has a chat template), optionally `chat_model` (the model was trained
     to chat: `backends.chat_model`; `prompt_format: auto` uses it, default `chat_capable`),
-    `generate(prompts, sampling, mode) -> list[Completion]` and `close()`.
+    `generate(prompts, sampling, prompt_format) -> list[Completion]` and `close()`.
     `selfspec eval` and `selfspec iterate` also call `generate(..., adapter=DIR)` to apply a LoRA adapter."""
 
 

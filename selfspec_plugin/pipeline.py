@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import fileio, plugins, rundirs
+from . import fileio, registry, rundirs
 from .backends import Sampling
 from .errors import SelfSpecError
 from .dataset import Generated, Manifest
@@ -30,9 +30,9 @@ ALPACA_FIELDS = ("instruction", "input", "output")
 
 
 
-def resolve_mode(prompt_format: str, backend) -> str:
+def resolve_prompt_format(prompt_format: str, backend) -> str:
     """`auto`: chat prompts for a chat/instruct model (`backend.chat_model`, see backends.chat_model), completion
-    prompts for a base model even when its tokenizer carries a template. The training format follows the mode."""
+    prompts for a base model even when its tokenizer carries a template. The training format follows it."""
     if prompt_format == "chat" and not backend.chat_capable:
         raise SelfSpecError("selfspec.prompt_format: 'chat' needs a tokenizer with a chat template; this model has none")
     if prompt_format == "auto":
@@ -42,7 +42,7 @@ def resolve_mode(prompt_format: str, backend) -> str:
 
 def filter_specs(names: list[str] | None) -> dict:
     """The registered filters that `selfspec.filters` names (all when None); an unknown name is an error."""
-    specs = plugins.filters()
+    specs = registry.filters()
     if names is None:
         return specs
     unknown = [n for n in names if n not in specs]
@@ -56,7 +56,7 @@ def build_checks(stage: str, settings: dict, names: list[str] | None) -> list:
     return [s.build(settings) for s in chosen]
 
 
-def sample_demos(seeds: list[dict], k: int, key: str) -> list[dict]:
+def sample_seeds(seeds: list[dict], k: int, key: str) -> list[dict]:
     return random.Random(key).sample(seeds, min(k, len(seeds)))
 
 
@@ -70,7 +70,7 @@ class Stats:
         self.seconds += seconds
 
 
-def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats, adapter: str | None = None) -> list[dict]:
+def _generate_chunk(path: Path, backend, prompts, sampling, prompt_format, stats: Stats, adapter: str | None = None) -> list[dict]:
     """Load a finished chunk from disk, or generate it and write it atomically.
 
     Rows on disk are reused by prompt id (a prompt's id fixes its text and seed): a chunk that holds exactly
@@ -81,7 +81,7 @@ def _generate_chunk(path: Path, backend, prompts, sampling, mode, stats: Stats, 
     todo = [p for p in prompts if p.id not in done]
     if todo:
         start = time.perf_counter()
-        completions = backend.generate(todo, sampling, mode, **({"adapter": adapter} if adapter else {}))
+        completions = backend.generate(todo, sampling, prompt_format, **({"adapter": adapter} if adapter else {}))
         stats.add(completions, time.perf_counter() - start)
         done.update({p.id: {"id": p.id, "text": c.text, "finish_reason": c.finish_reason, "tokens": c.tokens}
                      for p, c in zip(todo, completions)})
@@ -101,7 +101,7 @@ def round_size(per_round: int, missing: int, kept: int, prompted: int, margin: f
     return max(1, min(per_round, math.ceil(margin * missing * prompted / kept)))
 
 
-def brainstorm(job, run_dir, backend, mode, seeds, progress) -> tuple[list[dict], list[dict], dict]:
+def brainstorm(job, run_dir, backend, prompt_format, seeds, progress) -> tuple[list[dict], list[dict], dict]:
     cfg = job.config
     settings = {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds]}
     checks = build_checks("instruction", settings, cfg.filters)
@@ -113,11 +113,11 @@ def brainstorm(job, run_dir, backend, mode, seeds, progress) -> tuple[list[dict]
         size = round_size(cfg.prompts_per_round, cfg.num_instructions - len(kept), len(kept), prompted)
         prompted += size
         prompts = [
-            brainstorm_prompt(f"r{rnd}-p{i}", sample_demos(seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{i}"),
+            brainstorm_prompt(f"r{rnd}-p{i}", sample_seeds(seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{i}"),
                               cfg.domain, cfg.instruction_items)
             for i in range(size)
         ]
-        rows = _generate_chunk(run_dir / "instructions" / f"round-{rnd:05d}.jsonl", backend, prompts, sampling, mode, stats)
+        rows = _generate_chunk(run_dir / "instructions" / f"round-{rnd:05d}.jsonl", backend, prompts, sampling, prompt_format, stats)
         for prompt, row in zip(prompts, rows):
             for k, item in enumerate(parse_brainstorm(prompt.prefix, row["text"], row["finish_reason"] == "length")):
                 item = {"id": f"{row['id']}-{k}", **item}
@@ -144,7 +144,7 @@ def reuse_instructions(run_dir: Path) -> tuple[list[dict], list[dict], dict]:
     return kept, [], {"rounds": 0, "prompts": 0, "reused_from": str(run_dir), "tokens": 0, "seconds": 0.0}
 
 
-def respond(job, run_dir, backend, mode, seeds, instructions, progress) -> tuple[list[dict], list[dict], dict]:
+def respond(job, run_dir, backend, prompt_format, seeds, instructions, progress) -> tuple[list[dict], list[dict], dict]:
     """Responses to the kept instructions, chunk by chunk; in an iterative round, by base + previous adapter."""
     cfg = job.config
     adapter = cfg.previous_round.adapter if cfg.previous_round else None
@@ -153,7 +153,7 @@ def respond(job, run_dir, backend, mode, seeds, instructions, progress) -> tuple
     retriever = None
     if cfg.corpus:
         docs = load_corpus(cfg.corpus, cfg.corpus_text_field)
-        retriever = plugins.make_retriever(cfg.retriever, docs, run_dir / "index")
+        retriever = registry.make_retriever(cfg.retriever, docs, run_dir / "index")
     data, rejected, stats = [], [], Stats()
     chunks = range(0, len(instructions), cfg.chunk_size)
     for c, start in enumerate(tqdm(chunks, desc="selfspec: responses", unit="chunk", disable=not progress)):
@@ -161,11 +161,11 @@ def respond(job, run_dir, backend, mode, seeds, instructions, progress) -> tuple
         hits = (retriever.search([f"{it['instruction']} {it['input']}" for it in items], cfg.retrieval_k)
                 if retriever else [[] for _ in items])
         prompts = [
-            response_prompt(it["id"], it, sample_demos(seeds, cfg.response_demos, f"{cfg.seed}:demos:{it['id']}"),
+            response_prompt(it["id"], it, sample_seeds(seeds, cfg.response_demos, f"{cfg.seed}:demos:{it['id']}"),
                             cfg.domain, tuple(h["text"] for h in found))
             for it, found in zip(items, hits)
         ]
-        rows = _generate_chunk(run_dir / "responses" / f"chunk-{c:05d}.jsonl", backend, prompts, sampling, mode, stats,
+        rows = _generate_chunk(run_dir / "responses" / f"chunk-{c:05d}.jsonl", backend, prompts, sampling, prompt_format, stats,
                                adapter)
         for item, row, found in zip(items, rows, hits):
             rec = {**item, "output": row["text"].strip(), "finish_reason": row["finish_reason"]}
@@ -193,13 +193,13 @@ def funnel(kept, data, rejected) -> dict:
     return {"instructions_kept": len(kept), "triplets": len(data), "rejected": dict(sorted(reasons.items()))}
 
 
-def check_inputs(cfg) -> list[dict]:
+def check_inputs(cfg) -> None:
     """Validate the names of the backend, retriever and filters, the seeds and the corpus before anything is written
-    or an engine starts; returns the seeds."""
-    plugins.require(plugins.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
+    or an engine starts (the built-in `check_job`)."""
+    registry.require(registry.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
     cfg.backend_settings()  # backend_options checked against the backend's own Options
     if cfg.corpus:
-        plugins.factory("retriever", cfg.retriever, plugins.retrievers())
+        registry.factory("retriever", cfg.retriever, registry.retrievers())
     filter_specs(cfg.filters)
     seeds = load_seeds(cfg.seeds)
     need = max(cfg.instruction_demos, cfg.response_demos)
@@ -209,7 +209,6 @@ def check_inputs(cfg) -> list[dict]:
                             "add seed tasks or lower the demos")
     if cfg.corpus:
         load_corpus(cfg.corpus, cfg.corpus_text_field)
-    return seeds
 
 
 def run_pipeline(job, backend, progress: bool = True) -> Generated:
@@ -218,7 +217,7 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
     cfg = job.config
     inputs, run_dir = job.inputs, job.dir
     seeds = load_seeds(cfg.seeds)
-    mode = resolve_mode(cfg.prompt_format, backend)
+    prompt_format = resolve_prompt_format(cfg.prompt_format, backend)
     start = time.time()
     if not (run_dir / rundirs.INPUTS).is_file():
         fileio.write_json(run_dir / rundirs.INPUTS, inputs)
@@ -226,11 +225,11 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
     if cfg.previous_round:
         kept, rejected, stage1 = reuse_instructions(Path(cfg.previous_round.run_dir))
     else:
-        kept, rejected, stage1 = brainstorm(job, run_dir, backend, mode, seeds, progress)
+        kept, rejected, stage1 = brainstorm(job, run_dir, backend, prompt_format, seeds, progress)
     if not kept:
         raise SelfSpecError(f"selfspec: zero instructions survived the filters; funnel: {funnel(kept, [], rejected)}. "
                             f"See the raw generations in {run_dir / 'instructions'}")
-    data, rejected_r, stage2 = respond(job, run_dir, backend, mode, seeds, kept, progress)
+    data, rejected_r, stage2 = respond(job, run_dir, backend, prompt_format, seeds, kept, progress)
     rejected += rejected_r
     counts = funnel(kept, data, rejected)
     if not data:
@@ -241,7 +240,7 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
     gen_seconds = stage1["seconds"] + stage2["seconds"]
     manifest = Manifest(
         run_key=job.key, inputs=inputs, model=job.model, backend=getattr(backend, "name", type(backend).__name__),
-        prompt_format=mode, counts={**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
+        prompt_format=prompt_format, counts={**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
         stages={"instructions": stage1, "responses": stage2}, versions=versions(),
         previous_round=cfg.previous_round.model_dump() if cfg.previous_round else None, extended_from=extended,
         recipe=job.recipe,
@@ -269,7 +268,7 @@ def seeds_only_run(job) -> Generated:
     none = {"tokens": 0, "seconds": 0.0}
     manifest = Manifest(
         run_key=job.key, inputs=job.inputs, model=job.model, backend=None, seeds_only=True,
-        prompt_format=resolve_mode(cfg.prompt_format, model), versions=versions(), recipe=job.recipe,
+        prompt_format=resolve_prompt_format(cfg.prompt_format, model), versions=versions(), recipe=job.recipe,
         counts={**funnel(data, data, []), "requested": 0, "seeds": len(seeds)},
         stages={"instructions": {"rounds": 0, "prompts": 0, **none}, "responses": {"chunks": 0, **none}})
     return Generated(data, [], data, manifest)

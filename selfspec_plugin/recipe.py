@@ -288,7 +288,7 @@ def check(path: str | Path) -> list[tuple[str, str]]:
 def _check_recipe(path: Path) -> list[tuple[str, str]]:
     from pydantic import ValidationError
 
-    from . import plugins
+    from . import registry
     from .config import SelfSpecConfig
     from .runner import make_job
     from .seeds import check_seeds
@@ -324,7 +324,7 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
         lines += [("FAIL", f"seeds: {e}") for e in errors] or [
             ("ok", f"seeds check: {sum(types.values())} seeds, {len(types)} task types, {len(warnings)} warning(s)")]
     try:
-        plugins.require(plugins.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
+        registry.require(registry.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
         lines.append(("ok", f"backend: {cfg.backend} is installed"))
     except SelfSpecError as exc:
         lines.append(("FAIL", str(exc)))

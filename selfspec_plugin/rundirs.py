@@ -32,7 +32,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Optional
 
-from . import plugins
+from . import registry
 from .config import SelfSpecConfig, VllmOptions
 from .errors import SelfSpecError
 from .fileio import check_file, make_dir, read_json, sha256_file, write_bytes, write_json
@@ -155,7 +155,7 @@ def run_inputs(job: Job) -> dict:
                      "seeds_sha256", "corpus_sha256", "keep_datasets"}
     settings = job.config.model_dump(exclude=not_generated)
     # options that change how fast or where, not what is generated (and secrets), as declared: not in the key
-    backend = plugins.backends().get(job.config.backend)
+    backend = registry.backends().get(job.config.backend)
     fast = getattr(backend, "not_output", ())
     settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in VllmOptions.not_output}
     settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in fast}

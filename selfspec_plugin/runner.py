@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import dataset, fileio, plugins, rundirs
+from . import dataset, fileio, registry, rundirs
 from .backends import start_options
 from .config import SelfSpecConfig
 from .errors import SelfSpecError
@@ -49,7 +49,7 @@ def _cached(run_dir: Path) -> bool:
 def check_job(job: rundirs.Job) -> None:
     """The `check_job` hook: bad names, options, seeds or corpus stop here, before an engine starts or anything
     is written."""
-    plugins.get_plugin_manager().hook.check_job(job=job)
+    registry.get_plugin_manager().hook.check_job(job=job)
 
 
 def generate(job: rundirs.Job, progress: bool = True) -> Path:
@@ -68,10 +68,10 @@ def generate(job: rundirs.Job, progress: bool = True) -> Path:
             result = seeds_only_run(job)
         else:
             adapters = [cfg.previous_round.adapter] if cfg.previous_round else []  # an iterative round: base + adapter
-            factory = plugins.backend(cfg.backend)
+            factory = registry.backend(cfg.backend)
             backend = factory(job.model, start_options(cfg.backend, factory, cfg.backend_settings(), adapters))
             try:
-                result = plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
+                result = registry.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
             finally:
                 backend.close()
         manifest = dataset.write(run_dir, dataset.check(result, job), cfg.messages)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from selfspec_plugin import plugins
+from selfspec_plugin import registry
 from selfspec_plugin.backends import Sampling
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.prompts import brainstorm_prompt
@@ -30,7 +30,7 @@ def test_openai_backend_retries_then_names_the_unreachable_server():
     with socket.socket() as s:  # a free port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    backend = plugins.make_backend("openai", "m", {"base_url": f"http://127.0.0.1:{port}/v1", "max_retries": 2,
+    backend = registry.make_backend("openai", "m", {"base_url": f"http://127.0.0.1:{port}/v1", "max_retries": 2,
                                                    "backoff": 0.01, "timeout": 2})
     prompt = brainstorm_prompt("p", load_seeds(SEEDS)[:3], "biomedicine")
     start = time.time()
@@ -41,7 +41,7 @@ def test_openai_backend_retries_then_names_the_unreachable_server():
 
 def test_openai_backend_needs_a_base_url():
     with pytest.raises(SelfSpecError, match="backend_options.base_url"):
-        plugins.make_backend("openai", "m", {})
+        registry.make_backend("openai", "m", {})
 
 
 def read_run(run_dir):
@@ -52,7 +52,7 @@ def read_run(run_dir):
 
 @pytest.mark.slow
 def test_transformers_backend_runs_the_pipeline_reproducibly(tiny_model, tmp_path):
-    backend = plugins.make_backend("transformers", str(tiny_model), {})
+    backend = registry.make_backend("transformers", str(tiny_model), {})
     prompts = [brainstorm_prompt(f"p{i}", load_seeds(SEEDS)[i : i + 3], "biomedicine") for i in range(3)]
     sampling = Sampling(1.0, 0.98, 64, 7)
     first = backend.generate(prompts, sampling, "completion")
@@ -115,7 +115,7 @@ def vllm_server(tiny_model, served_adapter, tmp_path_factory):
 @pytest.mark.slow
 def test_openai_backend_against_a_real_vllm_server(vllm_server, tmp_path):
     options = {"base_url": vllm_server, "model": "tiny", "chat": False, "concurrency": 4}
-    backend = plugins.make_backend("openai", "tiny", options)
+    backend = registry.make_backend("openai", "tiny", options)
     prompts = [brainstorm_prompt(f"p{i}", load_seeds(SEEDS)[i : i + 3], "biomedicine") for i in range(4)]
     sampling = Sampling(1.0, 0.98, 48, 3)
     first = backend.generate(prompts, sampling, "completion")
@@ -130,7 +130,7 @@ def test_openai_backend_against_a_real_vllm_server(vllm_server, tmp_path):
 
 @pytest.mark.slow
 def test_openai_backend_serves_a_lora_adapter_under_its_model_name(vllm_server, served_adapter, tmp_path):
-    backend = plugins.make_backend("openai", "tiny", {"base_url": vllm_server, "model": "tiny", "chat": False})
+    backend = registry.make_backend("openai", "tiny", {"base_url": vllm_server, "model": "tiny", "chat": False})
     prompts = [brainstorm_prompt(f"p{i}", load_seeds(SEEDS)[i : i + 3], "biomedicine") for i in range(4)]
     greedy = Sampling(0.0, 1.0, 24, 0)
     base = [c.text for c in backend.generate(prompts, greedy, "completion")]
@@ -139,7 +139,7 @@ def test_openai_backend_serves_a_lora_adapter_under_its_model_name(vllm_server, 
     with pytest.raises(SelfSpecError, match=r"does not serve the LoRA adapter .* as 'elsewhere' \(it serves: round1, tiny\)"
                                             r"\. Start it with `vllm serve MODEL --enable-lora --lora-modules elsewhere="):
         backend.generate(prompts, greedy, "completion", adapter=str(tmp_path / "elsewhere"))
-    mapped = plugins.make_backend("openai", "tiny", {"base_url": vllm_server, "model": "tiny", "chat": False,
+    mapped = registry.make_backend("openai", "tiny", {"base_url": vllm_server, "model": "tiny", "chat": False,
                                                      "adapters": {str(tmp_path / "copy"): "round1"}})
     assert [c.text for c in mapped.generate(prompts, greedy, "completion", adapter=str(tmp_path / "copy"))] == adapted
 
@@ -210,14 +210,14 @@ def test_chat_model_needs_a_template_that_ends_turns_with_the_models_eos(tiny_mo
 def test_auto_prompt_format_follows_chat_model_not_the_template():
     from types import SimpleNamespace
 
-    from selfspec_plugin.pipeline import resolve_mode
+    from selfspec_plugin.pipeline import resolve_prompt_format
 
     base_with_template = SimpleNamespace(chat_capable=True, chat_model=False)
-    assert resolve_mode("auto", base_with_template) == "completion"
-    assert resolve_mode("auto", SimpleNamespace(chat_capable=True, chat_model=True)) == "chat"
-    assert resolve_mode("chat", base_with_template) == "chat"  # asked for: the template is used
+    assert resolve_prompt_format("auto", base_with_template) == "completion"
+    assert resolve_prompt_format("auto", SimpleNamespace(chat_capable=True, chat_model=True)) == "chat"
+    assert resolve_prompt_format("chat", base_with_template) == "chat"  # asked for: the template is used
     with pytest.raises(SelfSpecError, match="prompt_format: 'chat' needs a tokenizer with a chat template"):
-        resolve_mode("chat", SimpleNamespace(chat_capable=False, chat_model=False))
+        resolve_prompt_format("chat", SimpleNamespace(chat_capable=False, chat_model=False))
 
 
 def test_seeded_sampler_draws_per_row_within_top_p():

@@ -11,7 +11,7 @@ import pytest
 from selfspec_plugin import report
 from selfspec_plugin.eval import run as evaluate, scoring, tasks
 from selfspec_plugin.eval.tasks import Task
-from selfspec_plugin.plugin import tracker_metrics
+from selfspec_plugin.axolotl_plugin import tracker_metrics
 from selfspec_plugin.errors import SelfSpecError
 
 from conftest import ROOT
@@ -211,10 +211,10 @@ def _prompts():
 
 
 def test_transformers_backend_applies_an_adapter_per_request(tiny_model, random_adapter):
-    from selfspec_plugin import plugins
+    from selfspec_plugin import registry
     from selfspec_plugin.backends import Sampling
 
-    backend = plugins.make_backend("transformers", str(tiny_model), {})
+    backend = registry.make_backend("transformers", str(tiny_model), {})
     sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=12, seed=0)
     before = [c.text for c in backend.generate(_prompts(), sampling, "completion")]
     adapted = [c.text for c in backend.generate(_prompts(), sampling, "completion", adapter=str(random_adapter))]
@@ -304,7 +304,7 @@ def test_eval_numbers_reach_the_trainings_trackio_project(tmp_path):
               "averages": [{"model": "base", "k": 0, "primary": 0.75, "f1": 0.25}],
               "deltas": [{"task": "t", "k": 0, "reference": "base", "model": "a", "primary": {"diff": 0.5},
                           "f1": {"diff": 0.125}}]}
-    code = ("import json, sys; from axolotl.utils.dict import DictDefault; from selfspec_plugin.plugin import _log_to_trackers; "
+    code = ("import json, sys; from axolotl.utils.dict import DictDefault; from selfspec_plugin.axolotl_plugin import _log_to_trackers; "
             "_log_to_trackers(DictDefault(use_trackio=True, trackio_project_name='spec', trackio_run_name='r1', "
             "output_dir='out'), json.loads(sys.argv[1]))")
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(result)], capture_output=True, text=True, timeout=300,

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from selfspec_plugin import hookimpl, plugins
+from selfspec_plugin import hookimpl, registry
 from selfspec_plugin.backends import Completion
 from selfspec_plugin.cli import main
 from selfspec_plugin.errors import SelfSpecError
@@ -69,9 +69,9 @@ class Registration:
 @pytest.fixture
 def scripted():
     reg = Registration()
-    plugins.get_plugin_manager().register(reg)
+    registry.get_plugin_manager().register(reg)
     yield reg
-    plugins.get_plugin_manager().unregister(reg)
+    registry.get_plugin_manager().unregister(reg)
 
 
 @pytest.fixture
@@ -311,9 +311,9 @@ def adapter_backend():
 
     reg = Registration()
     AdapterScripted.started = []
-    plugins.get_plugin_manager().register(reg)
+    registry.get_plugin_manager().register(reg)
     yield AdapterScripted
-    plugins.get_plugin_manager().unregister(reg)
+    registry.get_plugin_manager().unregister(reg)
 
 
 def fake_adapter(out: Path) -> Path:

@@ -2,17 +2,17 @@ import pytest
 
 from test_pipeline import model_dir, scripted  # noqa: F401  (fixtures)
 
-from selfspec_plugin import hookimpl, plugins
+from selfspec_plugin import hookimpl, registry
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.filters import FilterSpec
 from selfspec_plugin.pipeline import build_checks
 
 
 def test_builtins_come_through_the_hooks():
-    pm = plugins.get_plugin_manager()
-    assert set(plugins.BUILTINS) <= {pm.get_name(p) for p in pm.get_plugins()}
-    assert "vllm" in plugins.backends()
-    assert {"start", "length", "blacklist", "novelty", "response"} <= set(plugins.filters())
+    pm = registry.get_plugin_manager()
+    assert set(registry.BUILTINS) <= {pm.get_name(p) for p in pm.get_plugins()}
+    assert "vllm" in registry.backends()
+    assert {"start", "length", "blacklist", "novelty", "response"} <= set(registry.filters())
 
 
 def test_third_party_plugin_adds_a_backend_and_a_filter():
@@ -25,22 +25,22 @@ def test_third_party_plugin_adds_a_backend_and_a_filter():
         def register_filters(self, register):
             register(FilterSpec("no_questions", "instruction", lambda s: lambda r: "question" if "?" in r["instruction"] else None, order=5))
 
-    pm = plugins.get_plugin_manager()
+    pm = registry.get_plugin_manager()
     plugin = ThirdParty()
     pm.register(plugin)
     try:
-        assert plugins.make_backend("echo", "m", {"a": 1}) == ("echo", "m", {"a": 1})
+        assert registry.make_backend("echo", "m", {"a": 1}) == ("echo", "m", {"a": 1})
         settings = {"min_words": 4, "max_words": 150, "blacklist": [], "rouge_threshold": 0.7, "existing": []}
         checks = build_checks("instruction", settings, ["no_questions", "length"])
         assert [c({"instruction": "Is this a question?", "input": ""}) for c in checks] == ["question", None]
     finally:
         pm.unregister(plugin)
-    assert "echo" not in plugins.backends()
+    assert "echo" not in registry.backends()
 
 
 def test_unknown_backend_and_filter_are_named():
     with pytest.raises(SelfSpecError, match="selfspec.backend: unknown backend 'nope'"):
-        plugins.make_backend("nope", "m", {})
+        registry.make_backend("nope", "m", {})
     with pytest.raises(SelfSpecError, match="selfspec.filters: unknown filter 'nope'"):
         build_checks("instruction", {}, ["nope"])
 
@@ -51,16 +51,16 @@ def test_a_second_plugin_cannot_take_a_registered_name():
         def register_backends(self, register):
             register("vllm", lambda model, options: None)
 
-    pm = plugins.get_plugin_manager()
+    pm = registry.get_plugin_manager()
     plugin = Shadow()
     pm.register(plugin, name="shadow-plugin")
     try:
         with pytest.raises(SelfSpecError, match="backend 'vllm' is registered by two plugins: "
                                                 "selfspec_plugin.builtins.backends and shadow-plugin"):
-            plugins.backends()
+            registry.backends()
     finally:
         pm.unregister(plugin)
-    assert plugins.backends()["vllm"].__name__ == "VLLMBackend"
+    assert registry.backends()["vllm"].__name__ == "VLLMBackend"
 
 
 def test_no_backend_name_decides_a_capability_outside_backends():
@@ -70,7 +70,7 @@ def test_no_backend_name_decides_a_capability_outside_backends():
 
     from conftest import ROOT
 
-    names = set(plugins.backends())
+    names = set(registry.backends())
     found = []
     for path in (ROOT / "selfspec_plugin").rglob("*.py"):
         if "backends" in path.parts:
@@ -123,7 +123,7 @@ def test_a_plugin_replaces_the_pipeline_through_its_hooks_alone(scripted, model_
                                         "requested": 3, "seeds": 0})
             return Generated(rows, [{"id": "t9", "rejected": "other"}], rows, manifest)
 
-    pm = plugins.get_plugin_manager()
+    pm = registry.get_plugin_manager()
     plugin = Translated()
     pm.register(plugin)
     try:
@@ -166,7 +166,7 @@ def test_a_plugin_registers_a_task_loader_through_its_hook_alone(tmp_path):
             register("glossary", load)
 
     (tmp_path / "terms.txt").write_text("ALT=alanine aminotransferase\nCRP=C-reactive protein\n")
-    pm = plugins.get_plugin_manager()
+    pm = registry.get_plugin_manager()
     plugin = Glossary()
     pm.register(plugin)
     try:

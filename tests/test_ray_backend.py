@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from selfspec_plugin import fileio, plugins, rundirs
+from selfspec_plugin import fileio, registry, rundirs
 from selfspec_plugin.backends import Sampling, start_options
 from selfspec_plugin.backends.ray_replicas import RayBackend
 from selfspec_plugin.backends.ray_replicas import core_slices, stripes
@@ -55,7 +55,7 @@ def test_two_replicas_serve_one_run_and_answer_like_one_engine(tiny_model, tmp_p
     # Each replica is already its own process (a Ray actor): keeping vLLM's engine core inside it saves one
     # process start (about 25 s of imports each on 2 cores). The local Ray and its actors inherit this.
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    backend = plugins.make_backend("ray", str(tiny_model), {"ray": {"replicas": 2}, "max_model_len": 2048})
+    backend = registry.make_backend("ray", str(tiny_model), {"ray": {"replicas": 2}, "max_model_len": 2048})
     try:
         assert len({info["pid"] for info in backend.info}) == 2
         seeds = load_seeds(SEEDS)
@@ -70,7 +70,7 @@ def test_two_replicas_serve_one_run_and_answer_like_one_engine(tiny_model, tmp_p
                  "max_rounds": 4, "instruction_max_tokens": 160, "response_max_tokens": 48, "chunk_size": 4,
                  "backend": "ray", "ray": {"replicas": 2}}
         job = make_job(small, str(tiny_model), str(tmp_path))
-        plugins.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=False)
+        registry.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=False)
     finally:
         backend.close()
     run_dir = job.dir

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from selfspec_plugin import plugins
+from selfspec_plugin import registry
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.prompts import response_prompt
 from selfspec_plugin.retrieval import load_corpus
@@ -45,7 +45,7 @@ def test_corpus_errors_name_file_and_line(tmp_path):
 
 def test_bm25_finds_the_relevant_document_and_caches_its_index(tmp_path):
     index = tmp_path / "index"
-    retriever = plugins.make_retriever("bm25", DOCS, index)
+    retriever = registry.make_retriever("bm25", DOCS, index)
     queries = ["Which enzyme do statins inhibit?", "What does the tumour suppressor p53 do after DNA damage?"]
     hits = retriever.search(queries, 2)
     assert [h[0]["id"] for h in hits] == ["statin", "p53"]
@@ -57,7 +57,7 @@ def test_bm25_finds_the_relevant_document_and_caches_its_index(tmp_path):
 
     original, bm25s.BM25.index = bm25s.BM25.index, no_indexing
     try:
-        again = plugins.make_retriever("bm25", DOCS, index).search(queries, 2)
+        again = registry.make_retriever("bm25", DOCS, index).search(queries, 2)
     finally:
         bm25s.BM25.index = original
     assert again == hits
@@ -84,7 +84,7 @@ def test_bm25_over_real_pubmed_abstracts(tmp_path, bench):
     corpus.write_text("\n".join(json.dumps(d) for d in docs.values()))
     loaded = load_corpus(corpus)
     assert len(loaded) >= 590
-    retriever = plugins.make_retriever("bm25", loaded, tmp_path / "index")
+    retriever = registry.make_retriever("bm25", loaded, tmp_path / "index")
     for query in ("adenomatous polyposis coli tumour suppressor", "Duchenne muscular dystrophy dystrophin",
                   "myotonic dystrophy"):
         top = retriever.search([query], 3)[0]

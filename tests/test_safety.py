@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from selfspec_plugin import SelfSpecConfig, hookimpl, plugins
+from selfspec_plugin import SelfSpecConfig, hookimpl, registry
 from selfspec_plugin.cli import main
 from selfspec_plugin.runner import generate, make_job
 
@@ -53,9 +53,9 @@ def injecting(tmp_path):
             register("injecting", Injecting)
 
     hook = Hook()
-    plugins.get_plugin_manager().register(hook)
+    registry.get_plugin_manager().register(hook)
     yield
-    plugins.get_plugin_manager().unregister(hook)
+    registry.get_plugin_manager().unregister(hook)
 
 
 def test_injection_looking_generations_are_just_data(injecting, tmp_path, capsys):

@@ -31,9 +31,9 @@ def item_seed(run_seed: int, item_id: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def render(prompt, mode: str, tokenizer) -> str:
-    """Completion mode: the plain text. Chat mode: the chat template, then the assistant prefix."""
-    if mode == "completion":
+def render(prompt, prompt_format: str, tokenizer) -> str:
+    """Completion prompts: the plain text. Chat prompts: the chat template, then the assistant prefix."""
+    if prompt_format == "completion":
         return prompt.text
     chat = tokenizer.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
     return chat + prompt.prefix

@@ -4,7 +4,7 @@
 options: base_url (required, e.g. http://127.0.0.1:8000/v1), model (served name; default: the job's
 model), api_key (default: $OPENAI_API_KEY), concurrency (16), timeout (s, 120), max_retries (5),
 chat (whether to use the chat endpoint; default true: the server applies the model's template).
-In chat mode an assistant prefix is sent as a final assistant message that the server continues
+With chat prompts an assistant prefix is sent as a final assistant message that the server continues
 (vLLM's `continue_final_message`).
 """
 
@@ -94,12 +94,12 @@ class OpenAIBackend:
         raise SelfSpecError(f"backend server unreachable: {self.base_url}{path} failed {self.max_retries + 1} times "
                             f"(last error: {last})")
 
-    def _one(self, prompt, sampling: Sampling, mode: str, model: str) -> Completion:
+    def _one(self, prompt, sampling: Sampling, prompt_format: str, model: str) -> Completion:
         body = {"model": model, "max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
                 "top_p": sampling.top_p if sampling.temperature > 0 else 1.0, "seed": item_seed(sampling.seed, prompt.id)}
         if prompt.stop:
             body["stop"] = list(prompt.stop)
-        if mode == "chat":
+        if prompt_format == "chat":
             messages = list(prompt.messages)
             if prompt.prefix:
                 messages.append({"role": "assistant", "content": prompt.prefix})
@@ -114,11 +114,11 @@ class OpenAIBackend:
         tokens = (response.get("usage") or {}).get("completion_tokens") or 0
         return Completion(text, "length" if choice.get("finish_reason") == "length" else "stop", int(tokens))
 
-    def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None = None) -> list[Completion]:
+    def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None) -> list[Completion]:
         """`adapter`: a LoRA adapter directory the server serves under its own model name (see `_served_name`)."""
         model = self._served_name(adapter) if adapter else self.model
         with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(lambda p: self._one(p, sampling, mode, model), prompts))
+            return list(pool.map(lambda p: self._one(p, sampling, prompt_format, model), prompts))
 
     def close(self) -> None:
         pass

@@ -50,8 +50,8 @@ class Replica:
         return {"chat_capable": self.backend.chat_capable, "chat_model": self.backend.chat_model, "pid": os.getpid(),
                 "node": ray.get_runtime_context().get_node_id()}
 
-    def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None) -> list[Completion]:
-        return self.backend.generate(prompts, sampling, mode, adapter)
+    def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None) -> list[Completion]:
+        return self.backend.generate(prompts, sampling, prompt_format, adapter)
 
 
 class RayBackend:
@@ -109,10 +109,10 @@ class RayBackend:
         except self.ray.exceptions.RayError as exc:
             raise SelfSpecError(f"selfspec.backend ray: a replica failed: {str(exc)[-1500:]}") from None
 
-    def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None = None) -> list[Completion]:
+    def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None) -> list[Completion]:
         """`adapter`: a LoRA adapter directory every replica can read (a shared filesystem on a cluster)."""
         parts = [idx for idx in stripes(len(prompts), len(self.replicas)) if idx]
-        pending = [self.replicas[r].generate.remote([prompts[i] for i in idx], sampling, mode, adapter)
+        pending = [self.replicas[r].generate.remote([prompts[i] for i in idx], sampling, prompt_format, adapter)
                    for r, idx in enumerate(parts)]
         out: list[Completion | None] = [None] * len(prompts)
         for r, (idx, done) in enumerate(zip(parts, self._get(pending))):

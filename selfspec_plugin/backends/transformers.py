@@ -81,10 +81,10 @@ class TransformersBackend:
         self.model.set_adapter(self.adapters[adapter])
         return self.model, nullcontext()
 
-    def _run(self, texts: list[str], prompts: list, sampling: Sampling, mode: str, adapter: str | None) -> list[Completion]:
+    def _run(self, texts: list[str], prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None) -> list[Completion]:
         from transformers import LogitsProcessorList
 
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=(mode == "completion"))
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=(prompt_format == "completion"))
         enc = enc.to(self.device)
         stop = sorted({s for p in prompts for s in p.stop})
         kwargs = {"do_sample": False, "max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
@@ -110,10 +110,10 @@ class TransformersBackend:
             results.append(Completion(text[:cut] if cut >= 0 else text, "length" if truncated else "stop", len(tokens)))
         return results
 
-    def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None = None) -> list[Completion]:
-        texts = [render(p, mode, self.tokenizer) for p in prompts]
+    def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None) -> list[Completion]:
+        texts = [render(p, prompt_format, self.tokenizer) for p in prompts]
         return [c for i in range(0, len(texts), self.batch_size)
-                for c in self._run(texts[i : i + self.batch_size], prompts[i : i + self.batch_size], sampling, mode, adapter)]
+                for c in self._run(texts[i : i + self.batch_size], prompts[i : i + self.batch_size], sampling, prompt_format, adapter)]
 
     def close(self) -> None:
         del self.model

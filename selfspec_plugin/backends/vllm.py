@@ -83,14 +83,14 @@ class VLLMBackend:
         self.chat_model = chat_model(self.tokenizer, model)
         self.lora_ids: dict[str, int] = {}
 
-    def generate(self, prompts: list, sampling: Sampling, mode: str, adapter: str | None = None) -> list[Completion]:
+    def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None) -> list[Completion]:
         """`adapter`: a LoRA adapter directory applied to these requests (needs `enable_lora` at start)."""
         from vllm.inputs import TokensPrompt
         from vllm.lora.request import LoRARequest
 
         requests, params = [], []
-        texts = [render(p, mode, self.tokenizer) for p in prompts]
-        encoded = self.tokenizer(texts, add_special_tokens=(mode == "completion"))["input_ids"]  # one batched call
+        texts = [render(p, prompt_format, self.tokenizer) for p in prompts]
+        encoded = self.tokenizer(texts, add_special_tokens=(prompt_format == "completion"))["input_ids"]  # one batched call
         for p, ids in zip(prompts, encoded):
             budget = self.max_model_len - sampling.max_tokens
             if len(ids) > budget:  # keep the end: the task being asked

@@ -20,18 +20,18 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import fileio, plugins, rundirs
+from .. import fileio, registry, rundirs
 from ..backends.base import Sampling, adapter_rank, output_options, serves_adapters, start_options
 from ..errors import SelfSpecError
 from ..prompts import Prompt, alpaca_prompt
 from ..report import markdown_table
 from .scoring import PRIMARY, summarize
-from .tasks import load_tasks
+from .tasks import Task, load_tasks
 
 STOP = ("\n\n", "###")
 
 
-def subsample(task: dict, limit: int | None) -> list[dict]:
+def subsample(task: Task, limit: int | None) -> list[dict]:
     """The first `limit` instances in a fixed hash order: the same items on every machine and run."""
     items = task.instances
     if not limit or limit >= len(items):
@@ -40,7 +40,8 @@ def subsample(task: dict, limit: int | None) -> list[dict]:
     return [items[i] for i in sorted(order[:limit])]
 
 
-def sample_demos(task: dict, k: int, sampling: int, seed: int) -> list[dict]:
+def sample_shots(task: Task, k: int, sampling: int, seed: int) -> list[dict]:
+    """The k demonstrations of one sampling: drawn from the task's demo pool, the same for every item."""
     if k == 0:
         return []
     if len(task.demos) < k:
@@ -48,7 +49,7 @@ def sample_demos(task: dict, k: int, sampling: int, seed: int) -> list[dict]:
     return random.Random(f"{seed}:{task.name}:{k}:{sampling}").sample(task.demos, k)
 
 
-def build_prompt(prompt_id: str, task: dict, demos: list[dict], instance: dict) -> Prompt:
+def build_prompt(prompt_id: str, task: Task, demos: list[dict], instance: dict) -> Prompt:
     instruction = task.definition
     if demos:
         instruction += "\n\nExamples:\n\n" + "\n\n".join(f"Input: {d['input']}\nOutput: {d['output']}" for d in demos)
@@ -57,14 +58,14 @@ def build_prompt(prompt_id: str, task: dict, demos: list[dict], instance: dict) 
     return Prompt(id=prompt_id, text=text, messages=messages)
 
 
-def plan(tasks: list[dict], shots: list[int], samplings: int, limit: int | None, seed: int) -> list[dict]:
+def plan(tasks: list[Task], shots: list[int], samplings: int, limit: int | None, seed: int) -> list[dict]:
     """Every request of an evaluation: (task, k, sampling, item) with its prompt. Pure."""
     requests = []
     for task in tasks:
         items = subsample(task, limit)
         for k in shots:
             for s in range(samplings if k else 1):
-                demos = sample_demos(task, k, s, seed)
+                demos = sample_shots(task, k, s, seed)
                 for i, item in enumerate(items):
                     pid = f"{task.name}-k{k}-s{s}-{i}"
                     requests.append({"task": task.name, "k": k, "sampling": s, "item": i, "gold": item["output"],
@@ -105,7 +106,7 @@ def _generate(backend, groups: list[list[dict]], files: list[Path], entry: dict,
 
     texts: list[str] = []
     kwargs = {"adapter": entry["adapter"]} if entry["adapter"] else {}
-    mode, stop = ("completion", STOP) if entry["format"] == "alpaca" else ("chat", ())
+    prompt_format, stop = ("completion", STOP) if entry["format"] == "alpaca" else ("chat", ())
     with tqdm(total=sum(map(len, groups)), desc=f"selfspec eval: {label}", unit="prompt", disable=not progress) as bar:
         for group, file in zip(groups, files):
             if file.is_file():
@@ -113,7 +114,7 @@ def _generate(backend, groups: list[list[dict]], files: list[Path], entry: dict,
             else:
                 sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=group[0]["max_tokens"], seed=0)
                 prompts = [replace(r["prompt"], stop=stop) for r in group]
-                done = [clean(c.text) for c in backend.generate(prompts, sampling, mode, **kwargs)]
+                done = [clean(c.text) for c in backend.generate(prompts, sampling, prompt_format, **kwargs)]
                 fileio.write_jsonl(file, ({"id": r["prompt"].id, "text": t} for r, t in zip(group, done)))
                 texts += done
             bar.update(len(group))
@@ -203,8 +204,9 @@ def _entries(specs: list[dict], chat: bool) -> list[dict]:
     entries = []
     for spec in specs:
         formats = [f for f in spec["formats"] if chat or f != "chat"] or ["alpaca"]
-        entries += [{"label": spec["name"] if len(formats) == 1 else f"{spec['name']} [{fmt}]", "name": spec["name"],
-                     "adapter": spec["adapter"], "format": fmt} for fmt in formats]
+        entries += [{"label": spec["name"] if len(formats) == 1 else f"{spec['name']} [{prompt_format}]",
+                     "name": spec["name"], "adapter": spec["adapter"], "format": prompt_format}
+                    for prompt_format in formats]
     return entries
 
 
@@ -216,7 +218,7 @@ def _pairs(entries: list[dict]) -> list[tuple[str, str]]:
         (a["label"], b["label"]) for i, a in enumerate(adapters) for b in adapters[i + 1 :] if a["format"] == b["format"]]
 
 
-def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict, models: list[dict],
+def evaluate(model: str, tasks: list[Task], *, backend_name: str, options: dict, models: list[dict],
              shots: list[int], samplings: int, limit: int | None, out_dir: Path, seed: int = 0,
              progress: bool = True) -> dict:
     """Score the base model and any number of adapters (`model_specs`) on one engine where the backend serves
@@ -226,7 +228,7 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
     cache = fileio.make_dir(out_dir / "cache")  # an unwritable --out fails now, not after hours of generation
     started, preds = time.monotonic(), {}
     adapters = [m["adapter"] for m in models if m["adapter"]]
-    factory = plugins.backend(backend_name)
+    factory = registry.backend(backend_name)
     lora = serves_adapters(factory)  # else: each adapter merged into the weights, below
     identity = {"model": rundirs.model_fingerprint(model), "backend": backend_name,
                 "options": output_options(factory, options)}
@@ -250,7 +252,7 @@ def evaluate(model: str, tasks: list[dict], *, backend_name: str, options: dict,
         backend, kept = None, files(e)
         if not all(f.is_file() for f in kept):  # merged weights only for what is still to score
             merged = merge_adapter(model, e["adapter"], out_dir / f"merged-{e['name']}")
-            backend = plugins.make_backend(backend_name, str(merged), options)
+            backend = registry.make_backend(backend_name, str(merged), options)
         try:
             preds[e["label"]] = _generate(backend, groups, kept, e, progress, f"{e['label']} (merged)")
         finally:

@@ -14,7 +14,7 @@ def _label_scores(parsed: list[str | None], golds: list[str | None], labels: lis
             **metrics.baselines(golds, labels), "primary_items": [float(p == g) for p, g in zip(parsed, golds)]}
 
 
-def task_scores(task: dict, preds: list[str], golds: list[str]) -> dict:
+def task_scores(task, preds: list[str], golds: list[str]) -> dict:
     """One (task, k, sampling) cell: per-item BoX F1/ROUGE-L lists, the task's standard metrics, and per-item
     scores of its primary metric (`primary_items`): label correctness for label tasks, set F1 for list/entity
     tasks, for label-prefixed answers ("Yes, ...") the token F1 of the text after the label (the label is
@@ -56,7 +56,7 @@ def _row(model: str, task: str, k: int, runs: list[dict]) -> dict:
     return row
 
 
-def summarize(tasks: list[dict], requests: list[dict], preds: dict[str, list[str]],
+def summarize(tasks: list, requests: list[dict], preds: dict[str, list[str]],
               pairs: list[tuple[str, str]] | None = None) -> dict:
     """Rows (model × task × k), per-model averages, and for each (reference, model) pair (default: the first model
     against each other one) paired bootstrap deltas of the primary metric and of F1, per task and averaged over

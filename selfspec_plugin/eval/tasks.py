@@ -39,9 +39,9 @@ class Task:
 
 def loaders() -> dict:
     """Task loaders by spec prefix, from every plugin's `register_tasks`."""
-    from .. import plugins
+    from .. import registry
 
-    return plugins.task_loaders()
+    return registry.task_loaders()
 
 
 def spec_path(spec: str) -> tuple[str, str]:

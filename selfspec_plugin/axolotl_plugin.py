@@ -49,9 +49,9 @@ def dataset_entry(run_dir) -> dict:
     """Axolotl's `datasets:` entry for a finished run, in the format it was generated in (the manifest's
     `training_format`): a chat model trains on `messages` through its own chat template (loss on the assistant
     turn), a base model on the Alpaca template."""
-    fmt = fileio.read_json(run_dir / rundirs.MANIFEST).get("training_format", "alpaca")
-    entry = {"path": str(run_dir / rundirs.DATA), "ds_type": "json", "type": fmt}
-    if fmt == "chat_template":
+    training_format = fileio.read_json(run_dir / rundirs.MANIFEST).get("training_format", "alpaca")
+    entry = {"path": str(run_dir / rundirs.DATA), "ds_type": "json", "type": training_format}
+    if training_format == "chat_template":
         entry.update(field_messages="messages", roles_to_train=["assistant"])
     return entry
 
