@@ -59,11 +59,11 @@ def cmd_iterate(args) -> None:
         print(f"round {row['round']}: adapter {row['output_dir']}, data {row['run_dir']} ({row['triplets']} triplets{note})")
 
 
-def cmd_run_job(args) -> None:
-    from .runner import generate
-    from .rundirs import Job
+def cmd_child(args) -> None:
+    from .fileio import read_json
+    from .runner import run_child_task
 
-    generate(Job.from_json(Path(args.job).read_text()))
+    run_child_task(read_json(Path(args.job)))
 
 
 def cmd_fetch_demo_model(args) -> None:
@@ -264,18 +264,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="models/smollm2-135m-instruct", help="output directory")
     p.add_argument("--force", action="store_true", help="convert again even if the directory exists")
     p.set_defaults(func=cmd_fetch_demo_model)
-    p = sub.add_parser("run-job")  # internal: the plugin's child process
+    p = sub.add_parser("child")  # internal: runner.run_child's process (generation or eval, from a job file)
     p.add_argument("job")
-    p.set_defaults(func=cmd_run_job)
+    p.set_defaults(func=cmd_child)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     import os
 
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
+    if args.func is not cmd_child:  # a child keeps its parent's environment (`axolotl train` may be online)
+        for key, value in OFFLINE_ENV.items():
+            os.environ.setdefault(key, value)
     try:
         args.func(args)
     except SelfSpecError as exc:

@@ -79,31 +79,41 @@ def generate(job: rundirs.Job, progress: bool = True) -> Path:
     return run_dir
 
 
+def run_child(task: dict, what: str) -> None:
+    """One child Python process (`python -m selfspec_plugin.cli child FILE`) for `task`, written to a job file in a
+    temporary folder: the engine's memory (GPU too) is gone when it returns. The child inherits this process's
+    environment as it is (offline or not)."""
+    with tempfile.TemporaryDirectory(prefix="selfspec-child-") as tmp:
+        path = Path(tmp) / "job.json"
+        fileio.write_json(path, task)
+        proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "child", str(path)], env=child_env())
+    if proc.returncode != 0:
+        raise SelfSpecError(f"selfspec: {what} failed (exit code {proc.returncode}); see the messages above")
+
+
+def run_child_task(task: dict) -> None:
+    """The child's side of `run_child`."""
+    if "generate" in task:
+        generate(rundirs.Job.from_json(task["generate"]))
+    else:
+        from .eval import evaluate_recipe
+
+        _, out_dir = evaluate_recipe(task["eval"]["config"], adapters=[f"adapter={task['eval']['adapter']}"])
+        print(fileio.read_text(out_dir / "eval.md"), end="")
+
+
 def generate_in_child(job: rundirs.Job) -> Path:
-    """Run the job in a child Python process, so the engine's memory (GPU too) is gone when it returns."""
+    """Generate (or reuse) the job's run in a child process; returns the run directory."""
     run_dir = job.dir
     if _cached(run_dir):
         return run_dir
     check_job(job)  # a bad name or file: fail here, before the runs folder is made
-    fileio.make_dir(job.runs_dir)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=job.runs_dir, delete=False) as fh:
-        fh.write(job.to_json())
-    try:
-        proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "run-job", fh.name], env=child_env())
-    finally:
-        os.unlink(fh.name)
-    if proc.returncode != 0:
-        raise SelfSpecError(f"selfspec: generation failed (exit code {proc.returncode}); see the messages above")
+    run_child({"generate": job.to_json()}, "generation")
     return run_dir
 
 
 def evaluate_in_child(job: rundirs.Job, adapter: str) -> dict:
-    """`selfspec eval` on a trained adapter in a child process (its engine's memory is gone when it returns)."""
-    recipe = Path(adapter) / "selfspec-eval.json"  # JSON is YAML: the CLI reads it like any recipe
-    fileio.write_json(recipe, {"base_model": job.model, "output_dir": str(adapter),
-                              "selfspec": job.config.model_dump(mode="json")})
-    proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "eval", str(recipe), "--adapter", f"adapter={adapter}"],
-                          env=child_env())
-    if proc.returncode != 0:
-        raise SelfSpecError(f"selfspec: evaluation failed (exit code {proc.returncode}); see the messages above")
+    """`selfspec eval` of base vs a trained adapter in a child process; its results land in ADAPTER/eval/."""
+    config = {"base_model": job.model, "output_dir": str(adapter), "selfspec": job.config.model_dump(mode="json")}
+    run_child({"eval": {"config": config, "adapter": str(adapter)}}, "evaluation")
     return fileio.read_json(Path(adapter) / "eval" / "eval.json")

@@ -405,3 +405,18 @@ def test_an_interrupted_eval_resumes_with_the_tasks_it_finished(adapter_backend,
     (adapter / "adapter_model.safetensors").write_bytes(b"retrained")  # other weights: scored afresh
     evaluate.evaluate(str(model_dir), [task("a"), task("b")], **kwargs)
     assert len(AdapterScripted.last.calls) == 2
+
+
+def test_the_child_process_keeps_its_parents_environment(scripted, model_dir, tmp_path, monkeypatch):
+    """`selfspec CMD` runs offline unless told otherwise; the internal child (generation or eval for `axolotl
+    train`) inherits its parent's environment as it is, and reads its job from a file."""
+    import os
+
+    from selfspec_plugin import fileio
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    the_job = job(model_dir, tmp_path)
+    fileio.write_json(tmp_path / "task.json", {"generate": the_job.to_json()})
+    assert main(["child", str(tmp_path / "task.json")]) == 0
+    assert (the_job.dir / "manifest.json").is_file() and "HF_HUB_OFFLINE" not in os.environ
+    assert main(["inspect", str(the_job.dir)]) == 0 and os.environ["HF_HUB_OFFLINE"] == "1"
