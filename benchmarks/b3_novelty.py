@@ -40,9 +40,8 @@ from functools import partial
 from multiprocessing import Pool
 
 import numpy as np
-from rouge_score import rouge_scorer
-
 from benchlib import header, write_result
+from rouge_score import rouge_scorer
 
 from selfspec_plugin.filters import novelty_check
 from selfspec_plugin.seeds import load_seeds
@@ -58,17 +57,42 @@ SWAPS = [  # interchangeable domain terms: a word of a group may be replaced by 
     "patient clinician author writer physician nurse pharmacist researcher",
     "diseases genes drugs cells organisms proteins chemicals symptoms tissues enzymes mutations",
 ]
-OPENERS = ["Please", "Carefully", "As a clinician,", "For a medical student,", "Briefly,",
-           "In the context of {field} research,", "Using your knowledge of {field},", "Without external sources,"]
-ENDINGS = ["Answer with a {fmt}.", "Keep the answer under {n} words.", "Do not add any explanation.",
-           "Explain your reasoning first.", "Cite the relevant {doc} if possible.", "Use standard {field} terminology.",
-           "If the {doc} is ambiguous, say so.", "Give the answer as a {fmt}."]
-FORMATS = ["comma-separated list", "single word", "number", "yes or no", "true or false", "short sentence",
-           "bulleted list", "JSON object", "table"]
+OPENERS = [
+    "Please",
+    "Carefully",
+    "As a clinician,",
+    "For a medical student,",
+    "Briefly,",
+    "In the context of {field} research,",
+    "Using your knowledge of {field},",
+    "Without external sources,",
+]
+ENDINGS = [
+    "Answer with a {fmt}.",
+    "Keep the answer under {n} words.",
+    "Do not add any explanation.",
+    "Explain your reasoning first.",
+    "Cite the relevant {doc} if possible.",
+    "Use standard {field} terminology.",
+    "If the {doc} is ambiguous, say so.",
+    "Give the answer as a {fmt}.",
+]
+FORMATS = [
+    "comma-separated list",
+    "single word",
+    "number",
+    "yes or no",
+    "true or false",
+    "short sentence",
+    "bulleted list",
+    "JSON object",
+    "table",
+]
 FILLERS = ["the", "all", "only", "please", "each", "given", "following", "exactly", "briefly"]
 
 
 # -- candidates --------------------------------------------------------------------------------------------
+
 
 def swap_terms(words: list[str], rng: random.Random, p: float) -> list[str]:
     groups = [g.split() for g in SWAPS]
@@ -81,8 +105,12 @@ def swap_terms(words: list[str], rng: random.Random, p: float) -> list[str]:
 
 
 def fill(template: str, rng: random.Random) -> str:
-    return template.format(field=rng.choice(SWAPS[0].split()), doc=rng.choice(SWAPS[2].split()),
-                           fmt=rng.choice(FORMATS), n=rng.choice([10, 20, 30, 50]))
+    return template.format(
+        field=rng.choice(SWAPS[0].split()),
+        doc=rng.choice(SWAPS[2].split()),
+        fmt=rng.choice(FORMATS),
+        n=rng.choice([10, 20, 30, 50]),
+    )
 
 
 def new_variant(clauses: list[list[str]], rng: random.Random) -> str:
@@ -130,6 +158,7 @@ def make_candidates(seed_instructions: list[str], n: int, seed: int) -> list[str
 
 # -- the two filters ---------------------------------------------------------------------------------------
 
+
 def run_ours(seeds: list[str], candidates: list[str]) -> tuple[list[bool], float]:
     """The pipeline's novelty check; returns (kept mask, seconds)."""
     start = time.perf_counter()
@@ -164,17 +193,20 @@ def pool_sizes(n_seeds: int, kept: list[bool]) -> list[int]:
 def extrapolate(step_seconds: list[float], sizes_prefix: list[int], sizes_full: list[int]) -> tuple[float, list]:
     """Measured prefix time + the fitted `c0 + c1 * pool_size` over the rest; returns (seconds, [c0, c1])."""
     c1, c0 = np.polyfit(sizes_prefix, step_seconds, 1)
-    rest = sizes_full[len(step_seconds):]
+    rest = sizes_full[len(step_seconds) :]
     return sum(step_seconds) + len(rest) * c0 + c1 * sum(rest), [float(c0), float(c1)]
 
 
 def growth(sizes: list[int], seconds: list[float]) -> list[dict]:
     """The exponent k of t ~ N^k between consecutive sizes."""
-    return [{"from": a, "to": b, "exponent": round(math.log(tb / ta) / math.log(b / a), 2)}
-            for (a, ta), (b, tb) in zip(zip(sizes, seconds), zip(sizes[1:], seconds[1:]))]
+    return [
+        {"from": a, "to": b, "exponent": round(math.log(tb / ta) / math.log(b / a), 2)}
+        for (a, ta), (b, tb) in zip(zip(sizes, seconds), zip(sizes[1:], seconds[1:]))
+    ]
 
 
 # -- main --------------------------------------------------------------------------------------------------
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -200,32 +232,49 @@ def main() -> int:
         if prefix not in reference_runs:
             reference_runs[prefix] = [run_reference(seeds, stream[:prefix], args.workers) for _ in range(args.repeats)]
         ref_kept = reference_runs[prefix][0][0]
-        estimates = [extrapolate(steps, pool_sizes(len(seeds), ref_kept), pool_sizes(len(seeds), kept))
-                     for _, steps in reference_runs[prefix]]
+        estimates = [
+            extrapolate(steps, pool_sizes(len(seeds), ref_kept), pool_sizes(len(seeds), kept))
+            for _, steps in reference_runs[prefix]
+        ]
         ours_s = statistics.median(t for _, t in ours)
         ref_s = statistics.median(s for s, _ in estimates)
         diff = [i for i, (a, b) in enumerate(zip(kept, ref_kept)) if a != b]
-        rows.append({
-            "n": n, "ours_seconds": round(ours_s, 4), "reference_seconds": round(ref_s, 3),
-            "speedup": round(ref_s / ours_s, 1), "extrapolated": prefix < n, "reference_measured_n": prefix,
-            "reference_cost_fit_c0_c1": estimates[0][1] if prefix < n else None,
-            "kept_ours": sum(kept), "kept_ours_in_compared": sum(kept[:prefix]), "kept_reference_in_compared": sum(ref_kept),
-            "identical": not diff,
-            "compared_first": prefix,
-            "mismatches": [{"index": i, "instruction": stream[i], "ours_kept": kept[i]} for i in diff[:5]],
-        })
-        print(f"N={n}: ours {ours_s:.3f}s, reference {ref_s:.2f}s{' (extrapolated)' if prefix < n else ''}, "
-              f"kept {sum(kept)}, identical on first {prefix}: {rows[-1]['identical']}", file=sys.stderr)
+        rows.append(
+            {
+                "n": n,
+                "ours_seconds": round(ours_s, 4),
+                "reference_seconds": round(ref_s, 3),
+                "speedup": round(ref_s / ours_s, 1),
+                "extrapolated": prefix < n,
+                "reference_measured_n": prefix,
+                "reference_cost_fit_c0_c1": estimates[0][1] if prefix < n else None,
+                "kept_ours": sum(kept),
+                "kept_ours_in_compared": sum(kept[:prefix]),
+                "kept_reference_in_compared": sum(ref_kept),
+                "identical": not diff,
+                "compared_first": prefix,
+                "mismatches": [{"index": i, "instruction": stream[i], "ours_kept": kept[i]} for i in diff[:5]],
+            }
+        )
+        print(
+            f"N={n}: ours {ours_s:.3f}s, reference {ref_s:.2f}s{' (extrapolated)' if prefix < n else ''}, "
+            f"kept {sum(kept)}, identical on first {prefix}: {rows[-1]['identical']}",
+            file=sys.stderr,
+        )
 
     result = {
         **header("B3 novelty filter", "identical kept set, >= 100x faster at 20K", ("rouge-score", "numpy")),
-        "threshold": THRESHOLD, "workers": args.workers, "repeats": args.repeats,
-        "seeds": len(seeds), "near_duplicate_rate": DUP_RATE, "candidate_seed": args.seed,
+        "threshold": THRESHOLD,
+        "workers": args.workers,
+        "repeats": args.repeats,
+        "seeds": len(seeds),
+        "near_duplicate_rate": DUP_RATE,
+        "candidate_seed": args.seed,
         "reference": "Alpaca loop: rouge_score tokens, Pool(workers).map(partial(rouge_scorer._score_lcs, new), pool) "
-                     "per candidate; one Pool opened before timing (Alpaca opens one per candidate)",
+        "per candidate; one Pool opened before timing (Alpaca opens one per candidate)",
         "extrapolation": "above reference_measured_n: measured prefix seconds + sum over the rest of "
-                         "c0 + c1 * pool_size (least squares on the prefix's per-candidate times), pool sizes from "
-                         "our kept set",
+        "c0 + c1 * pool_size (least squares on the prefix's per-candidate times), pool sizes from "
+        "our kept set",
         "rows": rows,
         "growth_ours": growth(sizes, [r["ours_seconds"] for r in rows]),
         "growth_reference": growth(sizes, [r["reference_seconds"] for r in rows]),
@@ -235,7 +284,9 @@ def main() -> int:
     print("| N | kept | ours (s) | reference (s) | speed-up | identical |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        ref = f"{r['reference_seconds']}" + (f" (extrapolated from {r['reference_measured_n']})" if r["extrapolated"] else "")
+        ref = f"{r['reference_seconds']}" + (
+            f" (extrapolated from {r['reference_measured_n']})" if r["extrapolated"] else ""
+        )
         ident = f"{r['identical']}" + (f" (first {r['compared_first']})" if r["extrapolated"] else "")
         print(f"| {r['n']} | {r['kept_ours']} | {r['ours_seconds']} | {ref} | {r['speedup']}x | {ident} |")
     print(f"\nwritten: {args.out}")

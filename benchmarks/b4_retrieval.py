@@ -33,20 +33,23 @@ import time
 
 import bm25s
 import numpy as np
-from rank_bm25 import BM25Okapi
-
 from benchlib import header, write_result
+from rank_bm25 import BM25Okapi
 
 from selfspec_plugin.retrieval import BM25Retriever
 
 K = 3
 FUNCTION_WORDS = "the of and in to a with for is was were by on that as at from or are be this which not".split()
-COMMON = ("patients cells expression protein gene tumor treatment disease study clinical risk levels receptor "
-          "signaling mutation therapy response cancer infection inflammation mice human increased reduced "
-          "associated activity pathway induced effect analysis cohort trial dose serum plasma tissue binding "
-          "mechanism regulation outcome survival mortality blood brain liver kidney heart lung bone").split()
-PREFIXES = ("cardio neuro hepato nephro immuno onco myo osteo gastro pneumo derma hemato endo angio cyto lipo "
-            "glyco pharmaco patho histo").split()
+COMMON = (
+    "patients cells expression protein gene tumor treatment disease study clinical risk levels receptor "
+    "signaling mutation therapy response cancer infection inflammation mice human increased reduced "
+    "associated activity pathway induced effect analysis cohort trial dose serum plasma tissue binding "
+    "mechanism regulation outcome survival mortality blood brain liver kidney heart lung bone"
+).split()
+PREFIXES = (
+    "cardio neuro hepato nephro immuno onco myo osteo gastro pneumo derma hemato endo angio cyto lipo "
+    "glyco pharmaco patho histo"
+).split()
 STEMS = ["", "vascul", "gen", "troph", "kin", "phag", "lys", "plas"]
 SUFFIXES = "itis osis ase in ome emia pathy cyte genic ectomy ology ic al".split()
 
@@ -87,7 +90,7 @@ def make_queries(vocab: list[str], doc_words: list[np.ndarray], n: int, seed: in
         if rng.random() < 0.5:
             size = int(rng.integers(4, 11))
             start = int(rng.integers(0, len(ids) - size))
-            picked = ids[start:start + size]
+            picked = ids[start : start + size]
         else:
             picked = rng.choice(ids, int(rng.integers(3, 9)), replace=False)
         queries.append(" ".join(vocab[w] for w in picked))
@@ -137,10 +140,11 @@ def agreement(ours_top: list[list[int]], ref: dict) -> tuple[float, float]:
     """(fraction of equal top-k id sets, fraction equal up to ties) over the reference's queries."""
     n = len(ref["top"])
     exact = sum(set(o) == set(r) for o, r in zip(ours_top, ref["top"]))
-    ties = sum(len(o) == len(r) and all(s >= kth - 1e-5 * abs(kth) for s in at)
-               for o, r, kth, at in zip(ours_top, ref["top"], ref["kth"], ref["at_ours"]))
+    ties = sum(
+        len(o) == len(r) and all(s >= kth - 1e-5 * abs(kth) for s in at)
+        for o, r, kth, at in zip(ours_top, ref["top"], ref["kth"], ref["at_ours"])
+    )
     return exact / n, ties / n
-
 
 
 def main() -> int:
@@ -166,17 +170,28 @@ def main() -> int:
     ours_total, ref_total = ours_index + ours_query, ref_index + ref_query
     result = {
         **header("B4 retrieval", "same top-k, >= 50x", ("bm25s", "rank-bm25", "numpy")),
-        "docs": args.docs, "queries": args.queries, "k": K, "repeats": args.repeats,
-        "seed": args.seed, "vocab": len(vocab), "corpus_words": int(sum(len(w) for w in doc_words)),
+        "docs": args.docs,
+        "queries": args.queries,
+        "k": K,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "vocab": len(vocab),
+        "corpus_words": int(sum(len(w) for w in doc_words)),
         "ours": "selfspec_plugin.retrieval.BM25Retriever (bm25s method=lucene, k1=1.5, b=0.75, stopwords=en)",
         "reference": "rank_bm25.BM25Okapi(k1=1.5, b=0.75) on the same tokens, IDF replaced by Lucene's",
-        "reference_queries": n_ref, "extrapolated": n_ref < args.queries,
-        "ours_index_s": round(ours_index, 3), "ours_query_s": round(ours_query, 3), "ours_total_s": round(ours_total, 3),
-        "reference_index_s": round(ref_index, 3), "reference_query_s": round(ref_query, 3),
+        "reference_queries": n_ref,
+        "extrapolated": n_ref < args.queries,
+        "ours_index_s": round(ours_index, 3),
+        "ours_query_s": round(ours_query, 3),
+        "ours_total_s": round(ours_total, 3),
+        "reference_index_s": round(ref_index, 3),
+        "reference_query_s": round(ref_query, 3),
         "reference_total_s": round(ref_total, 3),
-        "speedup_index": round(ref_index / ours_index, 1), "speedup_query": round(ref_query / ours_query, 1),
+        "speedup_index": round(ref_index / ours_index, 1),
+        "speedup_query": round(ref_query / ours_query, 1),
         "speedup_total": round(ref_total / ours_total, 1),
-        "agreement_exact": exact, "agreement_up_to_ties": ties,
+        "agreement_exact": exact,
+        "agreement_up_to_ties": ties,
         "empty_results_ours": sum(not t for t in ours[0]["top"][:n_ref]),
     }
     write_result(args.out, result)
@@ -185,7 +200,9 @@ def main() -> int:
     print(f"| {args.docs} docs, {args.queries} queries, top-{K} | index (s) | queries (s) | total (s) |")
     print("|---|---|---|---|")
     print(f"| ours (bm25s) | {result['ours_index_s']} | {result['ours_query_s']} | {result['ours_total_s']} |")
-    print(f"| rank_bm25 | {result['reference_index_s']} | {result['reference_query_s']}{extra} | {result['reference_total_s']} |")
+    print(
+        f"| rank_bm25 | {result['reference_index_s']} | {result['reference_query_s']}{extra} | {result['reference_total_s']} |"
+    )
     print(f"| speed-up | {result['speedup_index']}x | {result['speedup_query']}x | {result['speedup_total']}x |")
     print(f"\ntop-{K} agreement on {n_ref} queries: exact {exact:.3f}, up to ties {ties:.3f}\nwritten: {args.out}")
     return 0

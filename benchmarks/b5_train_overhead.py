@@ -34,21 +34,50 @@ from benchlib import ROOT, header, median, write_result
 
 LOSS = re.compile(r"""['"]loss['"]\s*:""")
 TRAINING = {  # the e2e test's QLoRA settings for CPU
-    "adapter": "qlora", "load_in_4bit": True, "lora_r": 8, "lora_alpha": 16, "lora_target_linear": True,
-    "sequence_len": 512, "micro_batch_size": 2, "max_steps": 1, "num_epochs": 1, "learning_rate": 0.0002,
-    "optimizer": "adamw_torch", "train_on_inputs": False, "val_set_size": 0, "bf16": False, "fp16": False,
-    "tf32": False, "flash_attention": False, "sdp_attention": False, "lora_mlp_kernel": False,
-    "lora_qkv_kernel": False, "lora_o_kernel": False, "lora_embedding_kernel": False, "dataset_num_proc": 1,
-    "logging_steps": 1, "save_strategy": "no",
+    "adapter": "qlora",
+    "load_in_4bit": True,
+    "lora_r": 8,
+    "lora_alpha": 16,
+    "lora_target_linear": True,
+    "sequence_len": 512,
+    "micro_batch_size": 2,
+    "max_steps": 1,
+    "num_epochs": 1,
+    "learning_rate": 0.0002,
+    "optimizer": "adamw_torch",
+    "train_on_inputs": False,
+    "val_set_size": 0,
+    "bf16": False,
+    "fp16": False,
+    "tf32": False,
+    "flash_attention": False,
+    "sdp_attention": False,
+    "lora_mlp_kernel": False,
+    "lora_qkv_kernel": False,
+    "lora_o_kernel": False,
+    "lora_embedding_kernel": False,
+    "dataset_num_proc": 1,
+    "logging_steps": 1,
+    "save_strategy": "no",
 }
-SELFSPEC = {"seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), "domain": "biomedicine", "num_instructions": 48,
-            "prompts_per_round": 32, "instruction_max_tokens": 200, "response_max_tokens": 64,
-            "vllm": {"max_model_len": 2048}}
+SELFSPEC = {
+    "seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"),
+    "domain": "biomedicine",
+    "num_instructions": 48,
+    "prompts_per_round": 32,
+    "instruction_max_tokens": 200,
+    "response_max_tokens": 64,
+    "vllm": {"max_model_len": 2048},
+}
 
 
 def recipe(work: Path, name: str, model: str, runs_dir: Path, data: Path | None) -> Path:
-    cfg = {"base_model": model, **TRAINING, "output_dir": str(work / name / "out"),
-           "dataset_prepared_path": str(work / name / "prepared")}
+    cfg = {
+        "base_model": model,
+        **TRAINING,
+        "output_dir": str(work / name / "out"),
+        "dataset_prepared_path": str(work / name / "prepared"),
+    }
     if data is None:
         cfg |= {"plugins": ["selfspec_plugin.SelfSpecPlugin"], "selfspec": {**SELFSPEC, "runs_dir": str(runs_dir)}}
     else:
@@ -66,14 +95,22 @@ def train(path: Path, work: Path) -> dict:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     start = time.perf_counter()
     first_step, tail = None, []
-    proc = subprocess.Popen([str(Path(bin_dir) / "axolotl"), "train", str(path)], cwd=work, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(Path(bin_dir) / "axolotl"), "train", str(path)],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for line in proc.stdout:
         if first_step is None and LOSS.search(line):
             first_step = time.perf_counter() - start
         tail = (tail + [line])[-40:]
     if proc.wait() or first_step is None:
-        sys.exit(f"axolotl train {path} failed (exit {proc.returncode}, first step seen: {first_step}):\n{''.join(tail)}")
+        sys.exit(
+            f"axolotl train {path} failed (exit {proc.returncode}, first step seen: {first_step}):\n{''.join(tail)}"
+        )
     return {"first_step_s": first_step, "wall_s": time.perf_counter() - start}
 
 
@@ -88,22 +125,46 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     runs_dir = work / "selfspec"
     plugin = recipe(work, "plugin", model, runs_dir, None)
-    data = subprocess.run([str(Path(sys.executable).parent / "selfspec"), "generate", str(plugin), "--no-progress"],
-                          check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    data = (
+        subprocess.run(
+            [str(Path(sys.executable).parent / "selfspec"), "generate", str(plugin), "--no-progress"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     plain = recipe(work, "plain", model, runs_dir, Path(data))
     runs = {"plugin": [], "plain": []}
     for rep in range(args.repeats):
         for name, path in (("plugin", plugin), ("plain", plain))[:: 1 if rep % 2 == 0 else -1]:
             runs[name].append(train(path, work))
-            print(f"rep {rep + 1} {name}: first step {runs[name][-1]['first_step_s']:.1f}s, "
-                  f"exit {runs[name][-1]['wall_s']:.1f}s", file=sys.stderr)
-    row = {name: {"first_step_s": round(median(rs, "first_step_s"), 2), "wall_s": round(median(rs, "wall_s"), 2)}
-           for name, rs in runs.items()}
+            print(
+                f"rep {rep + 1} {name}: first step {runs[name][-1]['first_step_s']:.1f}s, "
+                f"exit {runs[name][-1]['wall_s']:.1f}s",
+                file=sys.stderr,
+            )
+    row = {
+        name: {"first_step_s": round(median(rs, "first_step_s"), 2), "wall_s": round(median(rs, "wall_s"), 2)}
+        for name, rs in runs.items()
+    }
     diff = row["plugin"]["first_step_s"] / row["plain"]["first_step_s"] - 1
-    result = {**header("B5 plugin overhead on training", "<= 5% difference in time to first step",
-                       ("axolotl", "torch", "transformers", "peft", "bitsandbytes")),
-              "model": args.model, "data": data, "triplets": sum(1 for _ in open(data)), "repeats": args.repeats,
-              "training": TRAINING, **row, "difference": round(diff, 4), "runs": runs}
+    result = {
+        **header(
+            "B5 plugin overhead on training",
+            "<= 5% difference in time to first step",
+            ("axolotl", "torch", "transformers", "peft", "bitsandbytes"),
+        ),
+        "model": args.model,
+        "data": data,
+        "triplets": sum(1 for _ in open(data)),
+        "repeats": args.repeats,
+        "training": TRAINING,
+        **row,
+        "difference": round(diff, 4),
+        "runs": runs,
+    }
     write_result(args.out, result)
     print("| axolotl train, max_steps 1 | time to first step (s) | to exit (s) |\n|---|---|---|")
     for name in ("plain", "plugin"):

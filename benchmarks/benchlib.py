@@ -23,10 +23,21 @@ def machine_info(packages: tuple[str, ...]) -> dict:
             found[p] = version(p)
         except PackageNotFoundError:
             pass
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "versions": found}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": found,
+    }
 
 
 def _read(path: str) -> str:
@@ -41,8 +52,13 @@ def median(runs: list[dict], key: str) -> float:
 
 
 def header(benchmark: str, goal: str, packages: tuple[str, ...]) -> dict:
-    return {"benchmark": benchmark, "goal": goal, "command": " ".join([".venv/bin/python", *sys.argv]),
-            "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine_info(packages)}
+    return {
+        "benchmark": benchmark,
+        "goal": goal,
+        "command": " ".join([".venv/bin/python", *sys.argv]),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine_info(packages),
+    }
 
 
 def write_result(path: str, result: dict) -> None:

@@ -34,10 +34,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SHAPES = {  # random-weight stand-ins: same shape as the real models
-    "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                         num_key_value_heads=3, head_dim=64, tie_word_embeddings=True),
-    "llama-3.2-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-                         num_key_value_heads=8, head_dim=64, tie_word_embeddings=True),
+    "smollm2-135m": dict(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        head_dim=64,
+        tie_word_embeddings=True,
+    ),
+    "llama-3.2-1b": dict(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=64,
+        tie_word_embeddings=True,
+    ),
 }
 GiB = 1024**3
 
@@ -60,8 +74,8 @@ class MinFree(threading.Thread):
 
 def watched_child(job) -> dict:
     """Run `job` in the plugin's generation child, sampling free device memory before, during and after."""
-    from selfspec_plugin.runner import generate_in_child
     from selfspec_plugin.fileio import read_json
+    from selfspec_plugin.runner import generate_in_child
 
     before = free_gib()
     watch = MinFree()
@@ -73,16 +87,32 @@ def watched_child(job) -> dict:
     watch.join()
     time.sleep(1)
     manifest = read_json(run_dir / "manifest.json")
-    return {"run_dir": str(run_dir), "seconds": round(seconds, 1), "free_gib_before": before,
-            "free_gib_lowest_during": watch.low, "free_gib_after": free_gib(), "counts": manifest["counts"],
-            "stages": manifest["stages"], "tokens_per_second": manifest["tokens_per_second"]}
+    return {
+        "run_dir": str(run_dir),
+        "seconds": round(seconds, 1),
+        "free_gib_before": before,
+        "free_gib_lowest_during": watch.low,
+        "free_gib_after": free_gib(),
+        "counts": manifest["counts"],
+        "stages": manifest["stages"],
+        "tokens_per_second": manifest["tokens_per_second"],
+    }
 
 
 def handoff_block(smoke: bool) -> dict:
-    return {"seeds": str(ROOT / "tests/data/seeds.jsonl"), "domain": "biomedicine", "backend": "transformers",
-            "num_instructions": 8 if smoke else 64, "prompts_per_round": 8 if smoke else 64, "max_rounds": 6,
-            "instruction_max_tokens": 160, "response_demos": 3, "response_max_tokens": 96, "chunk_size": 16,
-            "backend_options": {"batch_size": 64}}
+    return {
+        "seeds": str(ROOT / "tests/data/seeds.jsonl"),
+        "domain": "biomedicine",
+        "backend": "transformers",
+        "num_instructions": 8 if smoke else 64,
+        "prompts_per_round": 8 if smoke else 64,
+        "max_rounds": 6,
+        "instruction_max_tokens": 160,
+        "response_demos": 3,
+        "response_max_tokens": 96,
+        "chunk_size": 16,
+        "backend_options": {"batch_size": 64},
+    }
 
 
 def handoff(tiny: Path, out: Path, smoke: bool) -> dict:
@@ -100,7 +130,9 @@ def train_lora(model_dir: Path, texts: list[str], out: Path, steps: int) -> dict
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16 if device == "cuda" else torch.float32)
-    model = get_peft_model(model.to(device), LoraConfig(r=8, lora_alpha=16, task_type="CAUSAL_LM", target_modules="all-linear"))
+    model = get_peft_model(
+        model.to(device), LoraConfig(r=8, lora_alpha=16, task_type="CAUSAL_LM", target_modules="all-linear")
+    )
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
     enc = tokenizer(texts[:64], truncation=True, max_length=256, padding=True, return_tensors="pt").to(device)
     labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
@@ -127,22 +159,31 @@ def iterate_round2(tiny: Path, out: Path, round1: dict, smoke: bool) -> dict:
     run1 = Path(round1["run_dir"])
     rows = [json.loads(line) for line in open(run1 / "data.jsonl")]
     adapter = out / "round-1-adapter"
-    training = train_lora(tiny, [f"{r['instruction']}\n{r['input']}\n{r['output']}" for r in rows], adapter,
-                          5)
+    training = train_lora(tiny, [f"{r['instruction']}\n{r['input']}\n{r['output']}" for r in rows], adapter, 5)
     block = {**handoff_block(smoke), "previous_round": {"run_dir": str(run1), "adapter": str(adapter)}}
     record = watched_child(make_job(block, str(tiny), str(out / "round-2")))
     changed, compared = changed_responses(run1, Path(record["run_dir"]))
     manifest = json.loads((Path(record["run_dir"]) / "manifest.json").read_text())
-    return {"round_1_training": training, **record, "changed_responses": changed, "compared": compared,
-            "manifest_previous_round": manifest.get("previous_round")}
+    return {
+        "round_1_training": training,
+        **record,
+        "changed_responses": changed,
+        "compared": compared,
+        "manifest_previous_round": manifest.get("previous_round"),
+    }
 
 
 def random_model(shape: str, tokenizer, path: Path) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         max_position_embeddings=4096, **SHAPES[shape])
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=4096,
+        **SHAPES[shape],
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -150,19 +191,23 @@ def random_model(shape: str, tokenizer, path: Path) -> Path:
 
 
 def qlora(shape: str, tokenizer, texts: list[str], work: Path, steps: int) -> dict:
+    import bitsandbytes
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    import bitsandbytes
-
     path = random_model(shape, tokenizer, work / shape)
     free_start = free_gib()
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                               bnb_4bit_compute_dtype=torch.bfloat16)
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
     model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quant, device_map={"": 0})
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
-                                             target_modules="all-linear"))
+    model = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM", target_modules="all-linear")
+    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
     batch, seq = 8, 512
@@ -189,11 +234,21 @@ def qlora(shape: str, tokenizer, texts: list[str], work: Path, steps: int) -> di
     del model, optim
     torch.cuda.empty_cache()
     steady = sorted(times[2:]) or times
-    return {"bitsandbytes": bitsandbytes.__version__, "trainable_params": trainable, "batch": batch, "seq_len": seq,
-            "steps": steps, "median_step_s": round(steady[len(steady) // 2], 4),
-            "tokens_per_s": round(batch * seq / steady[len(steady) // 2]), "peak_allocated_gib": round(peak, 3),
-            "free_gib_start": free_start, "free_gib_end": free_gib(), "loss_first": losses[0], "loss_last": losses[-1],
-            "adapter_files": sorted(p.name for p in out.iterdir())}
+    return {
+        "bitsandbytes": bitsandbytes.__version__,
+        "trainable_params": trainable,
+        "batch": batch,
+        "seq_len": seq,
+        "steps": steps,
+        "median_step_s": round(steady[len(steady) // 2], 4),
+        "tokens_per_s": round(batch * seq / steady[len(steady) // 2]),
+        "peak_allocated_gib": round(peak, 3),
+        "free_gib_start": free_start,
+        "free_gib_end": free_gib(),
+        "loss_first": losses[0],
+        "loss_last": losses[-1],
+        "adapter_files": sorted(p.name for p in out.iterdir()),
+    }
 
 
 def throughput(tokenizer, work: Path, smoke: bool) -> dict:
@@ -209,12 +264,15 @@ def throughput(tokenizer, work: Path, smoke: bool) -> dict:
         random_model(shape, tokenizer, path)
     n_resp, n_brain, max_tokens = (8, 4, 16) if smoke else (256, 128, 256)
     backend = TransformersBackend(str(path), {"batch_size": 64})
-    responses = [response_prompt(f"q{i}", seeds[i % len(seeds)], seeds[i % 7: i % 7 + 5], "biomedicine")
-                 for i in range(n_resp)]
-    brainstorms = [brainstorm_prompt(f"b{i}", seeds[i: i + 3], "biomedicine") for i in range(n_brain)]
+    responses = [
+        response_prompt(f"q{i}", seeds[i % len(seeds)], seeds[i % 7 : i % 7 + 5], "biomedicine") for i in range(n_resp)
+    ]
+    brainstorms = [brainstorm_prompt(f"b{i}", seeds[i : i + 3], "biomedicine") for i in range(n_brain)]
     record = {"shape": shape, "max_tokens": max_tokens}
-    for name, prompts, sampling in (("responses_greedy_batched", responses, Sampling(0.0, 1.0, max_tokens, 42)),
-                                    ("brainstorm_sampled_batched", brainstorms, Sampling(1.0, 0.98, max_tokens, 42))):
+    for name, prompts, sampling in (
+        ("responses_greedy_batched", responses, Sampling(0.0, 1.0, max_tokens, 42)),
+        ("brainstorm_sampled_batched", brainstorms, Sampling(1.0, 0.98, max_tokens, 42)),
+    ):
         backend.generate(prompts[:2], sampling, "completion")  # warm-up
         if torch.cuda.is_available():
             torch.cuda.synchronize()
@@ -222,8 +280,12 @@ def throughput(tokenizer, work: Path, smoke: bool) -> dict:
         done = backend.generate(prompts, sampling, "completion")
         seconds = time.perf_counter() - t0
         tokens = sum(c.tokens for c in done)
-        record[name] = {"prompts": len(prompts), "tokens": tokens, "seconds": round(seconds, 2),
-                        "tokens_per_s": round(tokens / seconds, 1)}
+        record[name] = {
+            "prompts": len(prompts),
+            "tokens": tokens,
+            "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 1),
+        }
     backend.close()
     # 5K triplets at the paper's settings: 5K responses; ~1 kept instruction per brainstorm prompt (our SmolLM2 runs).
     resp_s = 5000 * max_tokens / record["responses_greedy_batched"]["tokens_per_s"]
@@ -241,23 +303,32 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script itself on CPU")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    from transformers import AutoTokenizer
     import transformers
+    from transformers import AutoTokenizer
 
-    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "python": platform.python_version(),
-              "torch": torch.__version__, "transformers": transformers.__version__,
-              "cuda": torch.version.cuda, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-              "free_gib_at_start": free_gib()}
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.version.cuda,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "free_gib_at_start": free_gib(),
+    }
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     work = Path(tempfile.mkdtemp(prefix="selfspec-gpu-"))  # random weights: not sent back
-    parts = [("handoff", lambda: handoff(args.tiny, args.out, args.smoke)),
-             ("iterate_round2", lambda: iterate_round2(args.tiny, args.out, result["handoff"], args.smoke))]
+    parts = [
+        ("handoff", lambda: handoff(args.tiny, args.out, args.smoke)),
+        ("iterate_round2", lambda: iterate_round2(args.tiny, args.out, result["handoff"], args.smoke)),
+    ]
     if torch.cuda.is_available():
+
         def texts():
             run = Path(result["handoff"].get("run_dir", ""))
             data = run / "data.jsonl" if run.name else ROOT / "seeds/biomed.jsonl"
             rows = [json.loads(line) for line in open(data)]
             return [f"{r['instruction']}\n{r['input']}\n{r['output']}" for r in rows] * 20
+
         parts += [(f"qlora_{s}", lambda s=s: qlora(s, tokenizer, texts(), work, args.steps)) for s in SHAPES]
     parts.append(("throughput_1b", lambda: throughput(tokenizer, work, args.smoke)))
     for name, part in parts:

@@ -1,6 +1,6 @@
 """Render benchmarks/results/*.json into the tables of docs/benchmarks.md (between the `results` markers).
 
-    .venv/bin/python benchmarks/summary.py        (run_all.sh calls it at the end)
+.venv/bin/python benchmarks/summary.py        (run_all.sh calls it at the end)
 """
 
 from __future__ import annotations
@@ -24,56 +24,85 @@ def load(name: str) -> dict | None:
 def header(r: dict) -> list[str]:
     m = r["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-    return [f"### {r['benchmark']}", "",
-            f"Goal: {r['goal']}. Run {r['date']} on {m['cpu']} × {m['cpu_count']} cores, Python {m['python']}; "
-            f"{versions}. Command: `{r['command']}`.", ""]
+    return [
+        f"### {r['benchmark']}",
+        "",
+        f"Goal: {r['goal']}. Run {r['date']} on {m['cpu']} × {m['cpu_count']} cores, Python {m['python']}; "
+        f"{versions}. Command: `{r['command']}`.",
+        "",
+    ]
 
 
 def b1(r: dict) -> list[str]:
     lines = header(r) + [
         "| model | requests (engine calls) | pipeline tok/s | bare, same calls | bare, one call per stage | bare, one call "
         "| **pipeline / per stage** | pipeline wall: engine / backend / rest (s) |",
-        "|---|---|---|---|---|---|---|---|"]
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for m in r["models"]:
         p = m["pipeline"]
         lines.append(
             f"| {m['model']} | {m['requests']} ({m['engine_calls']}) | {p['tokens_per_s']} | "
             f"{m['bare_same_calls']['tokens_per_s']} | {m['bare_per_stage']['tokens_per_s']} | "
             f"{m['bare_one_call']['tokens_per_s']} | **{m['ratio_vs_per_stage']}×** | "
-            f"{p['wall_s']}: {p['engine_s']} / {p['backend_s']} / {p['pipeline_s']} |")
-    lines += ["", f"Medians of {r['repeats']} repetitions; pipeline vs the same calls replayed bare: "
-              + ", ".join(f"{m['model']} {m['ratio_vs_same_calls']}×" for m in r["models"]) + "."]
+            f"{p['wall_s']}: {p['engine_s']} / {p['backend_s']} / {p['pipeline_s']} |"
+        )
+    lines += [
+        "",
+        f"Medians of {r['repeats']} repetitions; pipeline vs the same calls replayed bare: "
+        + ", ".join(f"{m['model']} {m['ratio_vs_same_calls']}×" for m in r["models"])
+        + ".",
+    ]
     return lines
 
 
 def b2(r: dict) -> list[str]:
-    lines = header(r) + ["| model | stage | prompts | vLLM tok/s | transformers tok/s | **vLLM / transformers** |",
-                         "|---|---|---|---|---|---|"]
+    lines = header(r) + [
+        "| model | stage | prompts | vLLM tok/s | transformers tok/s | **vLLM / transformers** |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in r["models"]:
         for stage, s in m["stages"].items():
-            lines.append(f"| {m['model']} | {stage} (T={s['temperature']}, ≤{s['max_tokens']} tokens) | {s['prompts']} | "
-                         f"{s['vllm']['tokens_per_s']} | {s['transformers']['tokens_per_s']} | **{s['ratio']}×** |")
-    lines += ["", f"Medians of {r['repeats']} repetitions; transformers batch size "
-              f"{r['models'][0]['transformers_batch_size']}, fp32."]
+            lines.append(
+                f"| {m['model']} | {stage} (T={s['temperature']}, ≤{s['max_tokens']} tokens) | {s['prompts']} | "
+                f"{s['vllm']['tokens_per_s']} | {s['transformers']['tokens_per_s']} | **{s['ratio']}×** |"
+            )
+    lines += [
+        "",
+        f"Medians of {r['repeats']} repetitions; transformers batch size "
+        f"{r['models'][0]['transformers_batch_size']}, fp32.",
+    ]
     return lines
 
 
 def b3(r: dict) -> list[str]:
-    lines = header(r) + ["| N candidates | kept | ours (s) | reference (s) | **speed-up** | kept sets identical |",
-                         "|---|---|---|---|---|---|"]
+    lines = header(r) + [
+        "| N candidates | kept | ours (s) | reference (s) | **speed-up** | kept sets identical |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in r["rows"]:
-        ref = f"{row['reference_seconds']}" + (f" (extrapolated from the first {row['reference_measured_n']})"
-                                               if row["extrapolated"] else "")
-        same = f"{row['identical']}" + (f" (first {row['compared_first']}: {row['kept_reference_in_compared']} kept by both)"
-                                        if row["extrapolated"] else "")
-        lines.append(f"| {row['n']} | {row['kept_ours']} | {row['ours_seconds']} | {ref} | **{row['speedup']}×** | {same} |")
-    growth = "; ".join(f"{g['from']}→{g['to']}: ours N^{o['exponent']}, reference N^{g['exponent']}"
-                       for g, o in zip(r["growth_reference"], r["growth_ours"]))
+        ref = f"{row['reference_seconds']}" + (
+            f" (extrapolated from the first {row['reference_measured_n']})" if row["extrapolated"] else ""
+        )
+        same = f"{row['identical']}" + (
+            f" (first {row['compared_first']}: {row['kept_reference_in_compared']} kept by both)"
+            if row["extrapolated"]
+            else ""
+        )
+        lines.append(
+            f"| {row['n']} | {row['kept_ours']} | {row['ours_seconds']} | {ref} | **{row['speedup']}×** | {same} |"
+        )
+    growth = "; ".join(
+        f"{g['from']}→{g['to']}: ours N^{o['exponent']}, reference N^{g['exponent']}"
+        for g, o in zip(r["growth_reference"], r["growth_ours"])
+    )
     c0, c1 = r["rows"][-1]["reference_cost_fit_c0_c1"] or (None, None)
     lines += ["", f"Medians of {r['repeats']} repetitions, {r['workers']} reference workers. Growth: {growth}."]
     if c0 is not None:
-        lines.append(f"Reference cost per candidate fitted on the measured prefix: {c0 * 1000:.1f} ms + "
-                     f"{c1 * 1e6:.1f} µs × pool size.")
+        lines.append(
+            f"Reference cost per candidate fitted on the measured prefix: {c0 * 1000:.1f} ms + "
+            f"{c1 * 1e6:.1f} µs × pool size."
+        )
     return lines
 
 
@@ -85,8 +114,10 @@ def b4(r: dict) -> list[str]:
         f"| ours: bm25s | {r['ours_index_s']} | {r['ours_query_s']} | {r['ours_total_s']} |",
         f"| rank_bm25 | {r['reference_index_s']} | {r['reference_query_s']}{extra} | {r['reference_total_s']} |",
         f"| **speed-up** | {r['speedup_index']}× | **{r['speedup_query']}×** | **{r['speedup_total']}×** |",
-        "", f"Top-{r['k']} agreement on {r['reference_queries']} queries: exact {r['agreement_exact']:.3f}, "
-        f"up to ties {r['agreement_up_to_ties']:.3f}. Medians of {r['repeats']} repetitions."]
+        "",
+        f"Top-{r['k']} agreement on {r['reference_queries']} queries: exact {r['agreement_exact']:.3f}, "
+        f"up to ties {r['agreement_up_to_ties']:.3f}. Medians of {r['repeats']} repetitions.",
+    ]
 
 
 def b5(r: dict) -> list[str]:
@@ -95,57 +126,95 @@ def b5(r: dict) -> list[str]:
         "|---|---|---|",
         f"| plain Axolotl, `datasets:` = the generated jsonl | {r['plain']['first_step_s']} | {r['plain']['wall_s']} |",
         f"| with the plugin, cached run | {r['plugin']['first_step_s']} | {r['plugin']['wall_s']} |",
-        "", f"**Difference in time to first step: {r['difference']:+.1%}** (medians of {r['repeats']} runs each, "
-        f"alternating; {r['triplets']} triplets)."]
+        "",
+        f"**Difference in time to first step: {r['difference']:+.1%}** (medians of {r['repeats']} runs each, "
+        f"alternating; {r['triplets']} triplets).",
+    ]
 
 
 def b6(r: dict) -> list[str]:
     t, h = r["throughput_1b"], r["handoff"]
-    return [f"### B6 GPU generation (lent {r['device']}, {r['date']})", "",
-            f"torch {r['torch']}, transformers {r['transformers']}; no vLLM on that machine. Command: "
-            "`benchmarks/gpu_check.sh` (see docs/gpu.md).", "",
-            "| what | prompts | tokens | seconds | tok/s | 5K estimate |", "|---|---|---|---|---|---|",
-            f"| responses, greedy, {t['shape']} shape (random weights), transformers batch 64 | "
-            f"{t['responses_greedy_batched']['prompts']} | {t['responses_greedy_batched']['tokens']} | "
-            f"{t['responses_greedy_batched']['seconds']} | {t['responses_greedy_batched']['tokens_per_s']} | "
-            f"{t['estimate_5k_minutes']['responses']} min |",
-            f"| brainstorming, seeded sampling, same | {t['brainstorm_sampled_batched']['prompts']} | "
-            f"{t['brainstorm_sampled_batched']['tokens']} | {t['brainstorm_sampled_batched']['seconds']} | "
-            f"{t['brainstorm_sampled_batched']['tokens_per_s']} | {t['estimate_5k_minutes']['brainstorm']} min |",
-            f"| the pipeline end to end (tiny model, hand-off child) | {h['stages']['instructions']['prompts']} + "
-            f"{h['counts']['instructions_kept']} | {h['stages']['instructions']['tokens'] + h['stages']['responses']['tokens']} | "
-            f"{h['wall_s']} | {h['tokens_per_second']} | – |"]
+    return [
+        f"### B6 GPU generation (lent {r['device']}, {r['date']})",
+        "",
+        f"torch {r['torch']}, transformers {r['transformers']}; no vLLM on that machine. Command: "
+        "`benchmarks/gpu_check.sh` (see docs/gpu.md).",
+        "",
+        "| what | prompts | tokens | seconds | tok/s | 5K estimate |",
+        "|---|---|---|---|---|---|",
+        f"| responses, greedy, {t['shape']} shape (random weights), transformers batch 64 | "
+        f"{t['responses_greedy_batched']['prompts']} | {t['responses_greedy_batched']['tokens']} | "
+        f"{t['responses_greedy_batched']['seconds']} | {t['responses_greedy_batched']['tokens_per_s']} | "
+        f"{t['estimate_5k_minutes']['responses']} min |",
+        f"| brainstorming, seeded sampling, same | {t['brainstorm_sampled_batched']['prompts']} | "
+        f"{t['brainstorm_sampled_batched']['tokens']} | {t['brainstorm_sampled_batched']['seconds']} | "
+        f"{t['brainstorm_sampled_batched']['tokens_per_s']} | {t['estimate_5k_minutes']['brainstorm']} min |",
+        f"| the pipeline end to end (tiny model, hand-off child) | {h['stages']['instructions']['prompts']} + "
+        f"{h['counts']['instructions_kept']} | {h['stages']['instructions']['tokens'] + h['stages']['responses']['tokens']} | "
+        f"{h['wall_s']} | {h['tokens_per_second']} | – |",
+    ]
 
 
-B7_COLUMNS = (("prompts", "brainstorm prompts"), ("parsed_items", "parsed items"), ("parse_waste", "parse waste"),
-              ("instructions_kept", "kept instructions"), ("triplets", "triplets"),
-              ("generated_tokens", "generated tokens"), ("cpu_s", "CPU s"), ("wall_s", "wall s"),
-              ("triplets_per_cpu_min", "**triplets / CPU-min**"), ("triplets_per_1k_tokens", "triplets / 1K tokens"))
+B7_COLUMNS = (
+    ("prompts", "brainstorm prompts"),
+    ("parsed_items", "parsed items"),
+    ("parse_waste", "parse waste"),
+    ("instructions_kept", "kept instructions"),
+    ("triplets", "triplets"),
+    ("generated_tokens", "generated tokens"),
+    ("cpu_s", "CPU s"),
+    ("wall_s", "wall s"),
+    ("triplets_per_cpu_min", "**triplets / CPU-min**"),
+    ("triplets_per_1k_tokens", "triplets / 1K tokens"),
+)
 
 
 def b7(r: dict) -> list[str]:
     legs = r["legs"]
     names = [k for k in ("before:demo", "after:demo", "before:biomed200", "after:biomed200") if k in legs]
-    lines = header(r) + ["| | " + " | ".join(f"{n} ({legs[n]['rev']})" for n in names) + " |",
-                         "|---|" + "---|" * len(names)]
+    lines = header(r) + [
+        "| | " + " | ".join(f"{n} ({legs[n]['rev']})" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for key, label in B7_COLUMNS:
         cells = [f"{legs[n][key]:.0%}" if key == "parse_waste" else str(legs[n][key]) for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("| recipe | " + " | ".join(", ".join(f"{k} {v}" for k, v in legs[n]["settings"].items()
-                                                    if k in ("prompts_per_round", "instruction_max_tokens",
-                                                             "response_max_tokens")) for n in names) + " |")
-    lines.append("| rejected | " + " | ".join(", ".join(f"{k} {v}" for k, v in legs[n]["rejected"].items())
-                                              for n in names) + " |")
+    lines.append(
+        "| recipe | "
+        + " | ".join(
+            ", ".join(
+                f"{k} {v}"
+                for k, v in legs[n]["settings"].items()
+                if k in ("prompts_per_round", "instruction_max_tokens", "response_max_tokens")
+            )
+            for n in names
+        )
+        + " |"
+    )
+    lines.append(
+        "| rejected | "
+        + " | ".join(", ".join(f"{k} {v}" for k, v in legs[n]["rejected"].items()) for n in names)
+        + " |"
+    )
     for leg, ratio in r.get("ratios", {}).items():
-        lines += ["", f"**{leg}: after / before = {ratio['triplets_per_cpu_min']}× triplets per CPU-minute, "
-                      f"{ratio['triplets_per_1k_tokens']}× per 1K generated tokens.**"]
+        lines += [
+            "",
+            f"**{leg}: after / before = {ratio['triplets_per_cpu_min']}× triplets per CPU-minute, "
+            f"{ratio['triplets_per_1k_tokens']}× per 1K generated tokens.**",
+        ]
     return lines
 
 
 def render() -> str:
     parts = []
-    for name, fn in (("b1_overhead", b1), ("b2_engines", b2), ("b3_novelty", b3), ("b4_retrieval", b4),
-                     ("b5_train_overhead", b5), ("b7_yield", b7)):
+    for name, fn in (
+        ("b1_overhead", b1),
+        ("b2_engines", b2),
+        ("b3_novelty", b3),
+        ("b4_retrieval", b4),
+        ("b5_train_overhead", b5),
+        ("b7_yield", b7),
+    ):
         r = load(name)
         parts += (fn(r) if r else [f"### {name}", "", "(not run yet)"]) + [""]
     gpu = sorted(RESULTS.glob("gpu_check-*.json"))

@@ -41,8 +41,9 @@ def selfspec_block(cfg: DictDefault) -> dict:
 
     from .recipe import resolve
 
-    return resolve(dict(cfg.selfspec), Path(cfg.axolotl_config_path).absolute().parent if cfg.axolotl_config_path
-                   else Path.cwd())
+    return resolve(
+        dict(cfg.selfspec), Path(cfg.axolotl_config_path).absolute().parent if cfg.axolotl_config_path else Path.cwd()
+    )
 
 
 def dataset_entry(run_dir) -> dict:
@@ -75,17 +76,24 @@ class SelfSpecPlugin(BasePlugin):
         _place_cpu_ranks(cfg)
         job = make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir, cfg.axolotl_config_path)
         if job.config.rounds > 1 and not job.config.previous_round:
-            LOG.warning("selfspec: rounds: %d is run by `selfspec iterate`; `axolotl train` runs round 1", job.config.rounds)
+            LOG.warning(
+                "selfspec: rounds: %d is run by `selfspec iterate`; `axolotl train` runs round 1", job.config.rounds
+            )
         run_dir = generate_in_child(job)  # every rank asks; one generates, the others wait for it (a file lock)
         _log_free_gpu_memory()
         entry = dataset_entry(run_dir)
         rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
-        print(f"selfspec: rank {rank} of {world}: training on {entry['path']} (format {entry['type']})", file=sys.stderr,
-              flush=True)
+        print(
+            f"selfspec: rank {rank} of {world}: training on {entry['path']} (format {entry['type']})",
+            file=sys.stderr,
+            flush=True,
+        )
         own = [d for d in cfg.datasets or [] if d.get("path") != PLACEHOLDER]
         if own and not job.config.keep_datasets:
-            LOG.warning("selfspec: the config's own `datasets` are replaced by the generated data "
-                        "(selfspec.keep_datasets: true trains on both)")
+            LOG.warning(
+                "selfspec: the config's own `datasets` are replaced by the generated data "
+                "(selfspec.keep_datasets: true trains on both)"
+            )
         cfg.datasets = [DictDefault(entry)] + (own if job.config.keep_datasets else [])
         return load_datasets(cfg=cfg)
 
@@ -110,8 +118,9 @@ def _log_to_trackers(cfg: DictDefault, result: dict) -> None:
     if cfg.use_wandb:
         import wandb
 
-        run = wandb.run or wandb.init(project=cfg.wandb_project, entity=cfg.wandb_entity, name=cfg.wandb_name,
-                                      id=cfg.wandb_run_id, resume="allow")
+        run = wandb.run or wandb.init(
+            project=cfg.wandb_project, entity=cfg.wandb_entity, name=cfg.wandb_name, id=cfg.wandb_run_id, resume="allow"
+        )
         run.log(flat)
         run.summary.update(flat)
     if cfg.use_trackio:
@@ -125,8 +134,17 @@ def _log_to_trackers(cfg: DictDefault, result: dict) -> None:
 
 def tracker_metrics(result: dict) -> dict[str, float]:
     """Flat numbers for W&B / trackio: `selfspec_eval/<task>/k<k>/<model>_<metric>`, averages and deltas."""
-    flat = {f"selfspec_eval/{r['task']}/k{r['k']}/{r['model']}_{m}": r[m] for r in result["rows"] for m in ("primary", "f1", "rougeL")}
-    flat |= {f"selfspec_eval/average/k{a['k']}/{a['model']}_{m}": a[m] for a in result["averages"] for m in ("primary", "f1")}
-    flat |= {f"selfspec_eval/{d['task']}/k{d['k']}/{d['model']}-{d['reference']}_delta_{m}": d[m]["diff"]
-             for d in result["deltas"] for m in ("primary", "f1")}
+    flat = {
+        f"selfspec_eval/{r['task']}/k{r['k']}/{r['model']}_{m}": r[m]
+        for r in result["rows"]
+        for m in ("primary", "f1", "rougeL")
+    }
+    flat |= {
+        f"selfspec_eval/average/k{a['k']}/{a['model']}_{m}": a[m] for a in result["averages"] for m in ("primary", "f1")
+    }
+    flat |= {
+        f"selfspec_eval/{d['task']}/k{d['k']}/{d['model']}-{d['reference']}_delta_{m}": d[m]["diff"]
+        for d in result["deltas"]
+        for m in ("primary", "f1")
+    }
     return flat

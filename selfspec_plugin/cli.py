@@ -56,7 +56,10 @@ def cmd_iterate(args) -> None:
     for row in iterate(Path(args.config), raw, args.rounds):
         changed = row.get("changed_responses")
         note = f", responses changed vs round {row['round'] - 1}: {changed[0]}/{changed[1]}" if changed else ""
-        print(f"round {row['round']}: adapter {row['output_dir']}, data {row['run_dir']} ({row['triplets']} triplets{note})")
+        print(
+            f"round {row['round']}: adapter {row['output_dir']}, data {row['run_dir']} "
+            f"({row['triplets']} triplets{note})"
+        )
 
 
 def cmd_child(args) -> None:
@@ -96,18 +99,25 @@ def cmd_seeds_check(args) -> None:
 
 def _check_against(args) -> bool:
     """`seeds check --against`: seeds and `--corpus` documents too close to held-out instances (errors)."""
+    from .eval import load_tasks
     from .retrieval import load_corpus
     from .seeds import check_against, load_seeds
-    from .eval import load_tasks
 
     tasks = [t for spec in args.against for t in load_tasks(spec)]
-    sources = [(path, load_seeds(path), []) for path in args.files] + [(path, [], load_corpus(path)) for path in args.corpus or []]
-    problems = [f"{path}: {p}" for path, seeds, docs in sources
-                for p in check_against(seeds, docs, tasks, args.threshold, args.overlap)]
+    sources = [(path, load_seeds(path), []) for path in args.files] + [
+        (path, [], load_corpus(path)) for path in args.corpus or []
+    ]
+    problems = [
+        f"{path}: {p}"
+        for path, seeds, docs in sources
+        for p in check_against(seeds, docs, tasks, args.threshold, args.overlap)
+    ]
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
-    print(f"held-out check: {len(problems)} problem(s) in {len(sources)} file(s) against "
-          f"{sum(len(t.instances) for t in tasks)} instances of {len(tasks)} task(s)")
+    print(
+        f"held-out check: {len(problems)} problem(s) in {len(sources)} file(s) against "
+        f"{sum(len(t.instances) for t in tasks)} instances of {len(tasks)} task(s)"
+    )
     return bool(problems)
 
 
@@ -119,9 +129,17 @@ def cmd_eval(args) -> None:
         shots = [int(k) for k in args.shots.split(",")] if args.shots else None
     except ValueError:
         raise SelfSpecError(f"--shots: expected numbers separated by commas, got {args.shots!r}") from None
-    result, out_dir = evaluate_recipe(raw, adapters=args.adapter, tasks=args.tasks, out=args.out,
-                                      progress=not args.no_progress, shots=shots, samplings=args.samplings,
-                                      limit=args.limit, formats=args.formats)  # (the recipe was validated by load)
+    result, out_dir = evaluate_recipe(
+        raw,
+        adapters=args.adapter,
+        tasks=args.tasks,
+        out=args.out,
+        progress=not args.no_progress,
+        shots=shots,
+        samplings=args.samplings,
+        limit=args.limit,
+        formats=args.formats,
+    )  # (the recipe was validated by load)
     print((out_dir / "eval.md").read_text(), end="")
     print(out_dir / "eval.json")
 
@@ -183,25 +201,38 @@ def cmd_filter(args) -> None:
             raise SelfSpecError(f"{args.input}:{lineno}: missing string field 'instruction'")
         for field in ("input", "output"):
             if not isinstance(rec.get(field, ""), str):
-                raise SelfSpecError(f"{args.input}:{lineno}: field {field!r} must be a string, got {type(rec[field]).__name__}")
+                raise SelfSpecError(
+                    f"{args.input}:{lineno}: field {field!r} must be a string, got {type(rec[field]).__name__}"
+                )
         records.append(rec)
-    settings = {**SelfSpecConfig(seeds=args.seeds or "-", rouge_threshold=args.threshold).model_dump(),
-                "existing": [s["instruction"] for s in load_seeds(args.seeds)] if args.seeds else []}
+    settings = {
+        **SelfSpecConfig(seeds=args.seeds or "-", rouge_threshold=args.threshold).model_dump(),
+        "existing": [s["instruction"] for s in load_seeds(args.seeds)] if args.seeds else [],
+    }
     kept, rejected = filter_records(records, settings)
     fileio.write_jsonl(Path(args.output), kept)
     fileio.write_jsonl(Path(args.output).with_suffix(".rejected.jsonl"), rejected)
     reasons = Counter(r["rejected"].split(":")[0] for r in rejected)
-    print(f"{len(kept)} kept, {len(rejected)} rejected ({', '.join(f'{k} {v}' for k, v in reasons.most_common()) or 'none'})")
+    print(
+        f"{len(kept)} kept, {len(rejected)} rejected "
+        f"({', '.join(f'{k} {v}' for k, v in reasons.most_common()) or 'none'})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selfspec", description="Self-specialization data generation for Axolotl.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,iterate,eval,inspect,filter,seeds,export-trl,fetch-demo-model}")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="{generate,iterate,eval,inspect,filter,seeds,export-trl,fetch-demo-model}",
+    )
     p = sub.add_parser("generate", help="generate (or reuse) the dataset of an Axolotl config's selfspec block")
     p.add_argument("config", help="Axolotl YAML with a `selfspec:` block")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_generate)
-    p = sub.add_parser("iterate", help="iterative self-specialization: round r's responses come from round r-1's adapter")
+    p = sub.add_parser(
+        "iterate", help="iterative self-specialization: round r's responses come from round r-1's adapter"
+    )
     p.add_argument("config", help="Axolotl YAML with a `selfspec:` block (round 1 = `axolotl train CONFIG`)")
     p.add_argument("--rounds", type=int, help="rounds to run (default: selfspec.rounds, else 1)")
     p.set_defaults(func=cmd_iterate)
@@ -212,45 +243,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_inspect)
     p = sub.add_parser("eval", help="score the base model and trained adapters on held-out tasks")
     p.add_argument("config", help="Axolotl YAML with a `selfspec:` block (model, backend, selfspec.eval defaults)")
-    p.add_argument("--adapter", nargs="+", metavar="[NAME=]DIR",
-                   help="LoRA adapter directories, named NAME or by their folder (default: the config's output_dir "
-                        "if it holds one)")
+    p.add_argument(
+        "--adapter",
+        nargs="+",
+        metavar="[NAME=]DIR",
+        help="LoRA adapter directories, named NAME or by their folder (default: the config's output_dir "
+        "if it holds one)",
+    )
     p.add_argument("--tasks", nargs="+", help="task specs: FILE.jsonl, pubmedqa:DIR, ncbi-disease:DIR, fpb:FILE")
     p.add_argument("--shots", help="demonstrations per prompt, e.g. 0,1,5")
     p.add_argument("--samplings", type=int, help="demonstration samplings for k > 0 (default 3)")
     p.add_argument("--limit", type=int, help="score at most N instances per task")
-    p.add_argument("--formats", nargs="+", choices=["alpaca", "chat"],
-                   help="prompt formats added for every model (default: the base in both, each adapter in its training format)")
+    p.add_argument(
+        "--formats",
+        nargs="+",
+        choices=["alpaca", "chat"],
+        help="prompt formats added for every model (default: the base in both, each adapter in its training format)",
+    )
     p.add_argument("--out", help="output directory (default: ADAPTER/eval)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("filter", help="the novelty + heuristic filters on an existing alpaca jsonl")
     p.add_argument("input")
     p.add_argument("output", help="kept rows; rejected ones go to OUTPUT with .rejected.jsonl")
-    p.add_argument("--threshold", type=float, default=0.7, help="ROUGE-L F above which an instruction is a near-duplicate")
+    p.add_argument(
+        "--threshold", type=float, default=0.7, help="ROUGE-L F above which an instruction is a near-duplicate"
+    )
     p.add_argument("--seeds", help="also drop instructions too close to these seed tasks")
     p.set_defaults(func=cmd_filter)
     seeds = sub.add_parser("seeds", help="seed-file tools").add_subparsers(dest="seeds_command", required=True)
     p = seeds.add_parser("check", help="validate seed files: schema, duplicates, ROUGE-L overlap, task-type balance")
     p.add_argument("files", nargs="+")
-    p.add_argument("--threshold", type=float, default=0.7,
-                   help="warn above this ROUGE-L F between seeds (with --against: fail above it with a held-out input)")
-    p.add_argument("--against", nargs="+", metavar="TASKS",
-                   help="held-out task specs (FILE.jsonl, pubmedqa:DIR, ncbi-disease:DIR, fpb:FILE): fail on seeds and "
-                        "--corpus documents too close to their instances")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.7,
+        help="warn above this ROUGE-L F between seeds (with --against: fail above it with a held-out input)",
+    )
+    p.add_argument(
+        "--against",
+        nargs="+",
+        metavar="TASKS",
+        help="held-out task specs (FILE.jsonl, pubmedqa:DIR, ncbi-disease:DIR, fpb:FILE): fail on seeds and "
+        "--corpus documents too close to their instances",
+    )
     p.add_argument("--corpus", nargs="+", help="corpus files to check with --against")
-    p.add_argument("--overlap", type=float, default=0.5,
-                   help="a corpus document fails when it holds an instance's answer and this share of its input's 4-grams")
+    p.add_argument(
+        "--overlap",
+        type=float,
+        default=0.5,
+        help="a corpus document fails when it holds an instance's answer and this share of its input's 4-grams",
+    )
     p.set_defaults(func=cmd_seeds_check)
-    recipes = sub.add_parser("recipe", help="share a recipe: pack it with its files, unpack, check before running").add_subparsers(
-        dest="recipe_command", required=True)
-    p = recipes.add_parser("check", help="everything a receiver wants to know before spending GPU hours; never starts an engine")
+    recipes = sub.add_parser(
+        "recipe", help="share a recipe: pack it with its files, unpack, check before running"
+    ).add_subparsers(dest="recipe_command", required=True)
+    p = recipes.add_parser(
+        "check", help="everything a receiver wants to know before spending GPU hours; never starts an engine"
+    )
     p.add_argument("recipe", help="RECIPE.yml or BUNDLE.tar.gz")
     p.set_defaults(func=cmd_recipe_check)
-    p = recipes.add_parser("pack", help="the recipe, its seeds, corpus and eval task files, pins and versions, as one .tar.gz")
+    p = recipes.add_parser(
+        "pack", help="the recipe, its seeds, corpus and eval task files, pins and versions, as one .tar.gz"
+    )
     p.add_argument("recipe")
     p.add_argument("-o", "--output", required=True, help="the bundle to write, e.g. biomed.tar.gz")
-    p.add_argument("--no-corpus", action="store_true", help="pin the corpus but leave it out (the receiver supplies it)")
+    p.add_argument(
+        "--no-corpus", action="store_true", help="pin the corpus but leave it out (the receiver supplies it)"
+    )
     p.set_defaults(func=cmd_recipe_pack)
     p = recipes.add_parser("unpack", help="a bundle into a new folder (refuses absolute paths, .. and links)")
     p.add_argument("bundle")

@@ -36,10 +36,14 @@ class RayOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    address: Optional[str] = Field(None, description="An existing Ray cluster ('auto', 'ray://host:10001'); "
-                                                     "unset: a local Ray on this machine.")
-    replicas: Optional[int] = Field(None, gt=0, description="Engine replicas; default: the cluster's GPUs / "
-                                                            "(tensor x pipeline parallel size), 1 without GPUs.")
+    address: Optional[str] = Field(
+        None, description="An existing Ray cluster ('auto', 'ray://host:10001'); unset: a local Ray on this machine."
+    )
+    replicas: Optional[int] = Field(
+        None,
+        gt=0,
+        description="Engine replicas; default: the cluster's GPUs / (tensor x pipeline parallel size), 1 without GPUs.",
+    )
 
 
 class EvalOptions(BaseModel):
@@ -47,14 +51,24 @@ class EvalOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tasks: list[str] = Field(default_factory=list, description="Task specs: a task .jsonl, pubmedqa:DIR, ncbi-disease:DIR, fpb:FILE.")
-    shots: list[int] = Field(default_factory=lambda: [0, 1, 5], description="Demonstrations per prompt (paper: 0, 1, 5).")
+    tasks: list[str] = Field(
+        default_factory=list, description="Task specs: a task .jsonl, pubmedqa:DIR, ncbi-disease:DIR, fpb:FILE."
+    )
+    shots: list[int] = Field(
+        default_factory=lambda: [0, 1, 5], description="Demonstrations per prompt (paper: 0, 1, 5)."
+    )
     samplings: int = Field(3, gt=0, description="Demonstration samplings for k > 0 (mean ± std).")
     limit: Optional[int] = Field(None, gt=0, description="Score at most this many instances per task.")
-    tasks_sha256: dict[str, str] = Field(default_factory=dict, description="Pins: task file (as written in `tasks`) "
-                                          "-> its sha256; a changed file stops the eval (`selfspec recipe pack` fills them).")
+    tasks_sha256: dict[str, str] = Field(
+        default_factory=dict,
+        description="Pins: task file (as written in `tasks`) "
+        "-> its sha256; a changed file stops the eval (`selfspec recipe pack` fills them).",
+    )
     formats: list[Literal["alpaca", "chat"]] = Field(
-        default_factory=list, description="Prompt formats added for every model (default: the base in both, each adapter in the one it was trained in).")
+        default_factory=list,
+        description="Prompt formats added for every model (default: the base in both, each adapter in the one it "
+        "was trained in).",
+    )
 
 
 class PreviousRound(BaseModel):
@@ -73,31 +87,53 @@ class SelfSpecConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seeds: str = Field(description="Path to the seed tasks (.jsonl of {id?, task_type?, instruction, input?, output}).")
-    seeds_sha256: Optional[str] = Field(None, pattern=SHA256, description="Pin: the seeds file's sha256; a changed "
-                                        "file stops the run before anything starts (`selfspec recipe pack` fills it).")
+    seeds_sha256: Optional[str] = Field(
+        None,
+        pattern=SHA256,
+        description="Pin: the seeds file's sha256; a changed "
+        "file stops the run before anything starts (`selfspec recipe pack` fills it).",
+    )
     domain: str = Field("the target domain", description="Domain named in the prompts, e.g. 'biomedicine'.")
     num_instructions: int = Field(5000, gt=0, description="Novel instructions to generate (paper: ~5K).")
     model: Optional[str] = Field(None, description="Generator model; defaults to the config's base_model.")
     backend: str = Field("vllm", description="Generation backend (registered through the `selfspec` plugin hooks).")
     prompt_format: Literal["auto", "completion", "chat"] = Field(
-        "auto", description="auto: chat if the model is a chat/instruct model (its chat template ends an assistant "
-                            "turn with its own end-of-sequence token), else completion. The training format follows.")
+        "auto",
+        description="auto: chat if the model is a chat/instruct model (its chat template ends an assistant "
+        "turn with its own end-of-sequence token), else completion. The training format follows.",
+    )
     seed: int = Field(42, description="Run seed; every request's sampling seed derives from it and the item id.")
-    trust_remote_code: bool = Field(False, description="Let the model repository run its own Python code. Off unless set.")
+    trust_remote_code: bool = Field(
+        False, description="Let the model repository run its own Python code. Off unless set."
+    )
 
     instruction_demos: int = Field(3, gt=0, description="Seed demos per brainstorming prompt (paper: 3).")
     temperature: float = Field(1.0, ge=0, description="Brainstorming temperature (paper: 1.0).")
     top_p: float = Field(0.98, gt=0, le=1, description="Brainstorming top-p (paper: 0.98).")
-    instruction_items: int = Field(2, gt=0, description="New items per brainstorming generation: a stop string ends "
-                                                      "it after them (later items of a long list drift and run away).")
-    instruction_max_tokens: int = Field(320, gt=0, description="Token cap of one brainstorming generation (two "
-                                                             "items of ~75 tokens, the seeds' median, with room "
-                                                             "for long inputs).")
-    prompts_per_round: int = Field(256, gt=0, description="Brainstorming prompts per round: one engine call, so "
-                                                        "large enough to fill vLLM's batch (256 seqs on CPU, 1024 on H100).")
+    instruction_items: int = Field(
+        2,
+        gt=0,
+        description="New items per brainstorming generation: a stop string ends "
+        "it after them (later items of a long list drift and run away).",
+    )
+    instruction_max_tokens: int = Field(
+        320,
+        gt=0,
+        description="Token cap of one brainstorming generation (two "
+        "items of ~75 tokens, the seeds' median, with room "
+        "for long inputs).",
+    )
+    prompts_per_round: int = Field(
+        256,
+        gt=0,
+        description="Brainstorming prompts per round: one engine call, so "
+        "large enough to fill vLLM's batch (256 seqs on CPU, 1024 on H100).",
+    )
     max_rounds: int = Field(200, gt=0, description="Stop brainstorming after this many rounds even if short.")
 
-    corpus: Optional[str] = Field(None, description="Local domain corpus (.jsonl/.txt/.parquet) grounding the responses.")
+    corpus: Optional[str] = Field(
+        None, description="Local domain corpus (.jsonl/.txt/.parquet) grounding the responses."
+    )
     corpus_sha256: Optional[str] = Field(None, pattern=SHA256, description="Pin: the corpus file's sha256.")
     corpus_text_field: str = Field("text", description="The text field of a .jsonl corpus or column of a .parquet one.")
     retriever: str = Field("bm25", description="Retriever (registered through the `selfspec` plugin hooks).")
@@ -108,28 +144,50 @@ class SelfSpecConfig(BaseModel):
     response_max_tokens: int = Field(512, gt=0)
     chunk_size: int = Field(256, gt=0, description="Responses per chunk: the unit of resumption.")
 
-    rouge_threshold: float = Field(0.7, gt=0, le=1, description="Drop an instruction whose ROUGE-L F with a kept one exceeds this.")
+    rouge_threshold: float = Field(
+        0.7, gt=0, le=1, description="Drop an instruction whose ROUGE-L F with a kept one exceeds this."
+    )
     min_words: int = Field(4, ge=1, description="Drop instructions with fewer words (paper: <=3 dropped).")
     max_words: int = Field(150, ge=1, description="Drop instructions with more words (paper: >150 dropped).")
-    blacklist: list[str] = Field(default_factory=lambda: list(BLACKLIST), description="Words that drop an "
-                                 "instruction (checked on the instruction only, as in the Alpaca reference).")
-    copy_threshold: float = Field(0.7, gt=0, le=1, description="Drop a triplet whose output's ROUGE-L F with its "
-                                                               "input or instruction exceeds this (`copied`).")
+    blacklist: list[str] = Field(
+        default_factory=lambda: list(BLACKLIST),
+        description="Words that drop an instruction (checked on the instruction only, as in the Alpaca reference).",
+    )
+    copy_threshold: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="Drop a triplet whose output's ROUGE-L F with its input or instruction exceeds this (`copied`).",
+    )
     filters: Optional[list[str]] = Field(None, description="Registered filters to run; default: all.")
 
-    seeds_only: bool = Field(False, description="Train on the seed tasks alone: no generation, no engine. The "
-                                                "control that asks whether generation beat plain supervision.")
-    keep_datasets: bool = Field(False, description="Train on the config's own `datasets:` beside the generated data "
-                                                   "(default: the generated data replaces them).")
-    messages: bool = Field(False, description="Also write chat `messages` in a completion-format run (chat-format "
-                                              "runs always have them: they train on them).")
+    seeds_only: bool = Field(
+        False,
+        description="Train on the seed tasks alone: no generation, no engine. The "
+        "control that asks whether generation beat plain supervision.",
+    )
+    keep_datasets: bool = Field(
+        False,
+        description="Train on the config's own `datasets:` beside the generated data "
+        "(default: the generated data replaces them).",
+    )
+    messages: bool = Field(
+        False,
+        description="Also write chat `messages` in a completion-format run (chat-format "
+        "runs always have them: they train on them).",
+    )
     runs_dir: Optional[str] = Field(None, description="Where run directories go; default: <output_dir>/selfspec.")
     vllm: VllmOptions = Field(default_factory=VllmOptions)
     ray: RayOptions = Field(default_factory=RayOptions)
     eval: EvalOptions = Field(default_factory=EvalOptions)
-    eval_after_train: bool = Field(False, description="Run `selfspec eval` on the trained adapter after `axolotl train`.")
-    rounds: int = Field(1, ge=1, description="Rounds that `selfspec iterate` runs (paper's iterative variant); "
-                                             "`axolotl train` runs one.")
+    eval_after_train: bool = Field(
+        False, description="Run `selfspec eval` on the trained adapter after `axolotl train`."
+    )
+    rounds: int = Field(
+        1,
+        ge=1,
+        description="Rounds that `selfspec iterate` runs (paper's iterative variant); `axolotl train` runs one.",
+    )
     previous_round: Optional[PreviousRound] = Field(None, description="Set by `selfspec iterate`; see PreviousRound.")
     backend_options: dict[str, Any] = Field(
         default_factory=dict, description="Options of a non-vLLM backend (openai: base_url, model, concurrency, ...)."

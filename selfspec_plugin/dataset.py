@@ -32,9 +32,12 @@ class Manifest:
     prompt_format: str  # "chat" or "completion": how the generator was prompted; the training format follows
     counts: dict  # instructions_kept, triplets, rejected {reason: n}, requested, seeds
     versions: dict
-    stages: dict = field(default_factory=lambda: {  # what each stage did; a pipeline without the stages leaves 0s
-        "instructions": {"rounds": 0, "prompts": 0, "tokens": 0, "seconds": 0.0},
-        "responses": {"chunks": 0, "tokens": 0, "seconds": 0.0}})
+    stages: dict = field(
+        default_factory=lambda: {  # what each stage did; a pipeline without the stages leaves 0s
+            "instructions": {"rounds": 0, "prompts": 0, "tokens": 0, "seconds": 0.0},
+            "responses": {"chunks": 0, "tokens": 0, "seconds": 0.0},
+        }
+    )
     previous_round: Optional[dict] = None  # an iterative round: the run and adapter it answered with
     extended_from: list = field(default_factory=list)  # runs whose rounds and chunks it reused
     recipe: Optional[dict] = None  # the recipe file: path, sha256, bundle
@@ -72,18 +75,23 @@ def check(result, job) -> Generated:
     if manifest.run_key != job.key:
         raise SelfSpecError(f"{where}: manifest.run_key {manifest.run_key!r} is not the job's key {job.key!r}")
     if manifest.prompt_format not in TRAINING_FORMATS:
-        raise SelfSpecError(f"{where}: manifest.prompt_format {manifest.prompt_format!r} is not one of "
-                            f"{', '.join(TRAINING_FORMATS)}")
+        raise SelfSpecError(
+            f"{where}: manifest.prompt_format {manifest.prompt_format!r} is not one of {', '.join(TRAINING_FORMATS)}"
+        )
     missing = [k for k in COUNTS if k not in manifest.counts] + [k for k in STAGES if k not in manifest.stages]
     if missing:
-        raise SelfSpecError(f"{where}: the manifest has no {', '.join(missing)} (counts: {', '.join(COUNTS)}; "
-                            f"stages: {', '.join(STAGES)})")
+        raise SelfSpecError(
+            f"{where}: the manifest has no {', '.join(missing)} (counts: {', '.join(COUNTS)}; "
+            f"stages: {', '.join(STAGES)})"
+        )
     if not result.data:
         raise SelfSpecError(f"{where}: no training records (data is empty)")
     for i, row in enumerate(result.data):
         bad = [f for f in FIELDS if not isinstance(row.get(f), str)]
         if bad:
-            raise SelfSpecError(f"{where}: data[{i}] has no string {', '.join(bad)} (a triplet needs {', '.join(FIELDS)})")
+            raise SelfSpecError(
+                f"{where}: data[{i}] has no string {', '.join(bad)} (a triplet needs {', '.join(FIELDS)})"
+            )
     for i, row in enumerate(result.rejected):
         if not isinstance(row.get("rejected"), str):
             raise SelfSpecError(f"{where}: rejected[{i}] has no string `rejected` (its reason)")

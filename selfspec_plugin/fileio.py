@@ -33,8 +33,10 @@ def make_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SelfSpecError(f"cannot create the folder {path}: {exc.strerror or exc} (set output_dir or "
-                            "selfspec.runs_dir to a writable place)") from None
+        raise SelfSpecError(
+            f"cannot create the folder {path}: {exc.strerror or exc} (set output_dir or "
+            "selfspec.runs_dir to a writable place)"
+        ) from None
     return path
 
 
@@ -54,8 +56,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise SelfSpecError(f"could not write {path}: {exc.strerror or exc}; the files written before it are "
-                                "intact and a rerun resumes from them") from exc
+            raise SelfSpecError(
+                f"could not write {path}: {exc.strerror or exc}; the files written before it are "
+                "intact and a rerun resumes from them"
+            ) from exc
         raise
 
 
@@ -65,7 +69,9 @@ _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": 
 
 
 def write_jsonl(path: Path, records: Iterable[dict]) -> None:
-    _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False).translate(_LINE_BREAKS) + "\n" for r in records).encode())
+    _atomic_write(
+        path, "".join(json.dumps(r, ensure_ascii=False).translate(_LINE_BREAKS) + "\n" for r in records).encode()
+    )
 
 
 def write_text(path: Path, text: str) -> None:
@@ -103,8 +109,10 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
                     yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
                 except UnicodeDecodeError as exc:
                     column = len(raw[: exc.start].decode("utf-8-sig" if lineno == 1 else "utf-8", "replace")) + 1
-                    raise SelfSpecError(f"{path}:{lineno}:{column}: not UTF-8 text ({exc.reason}, byte "
-                                        f"{raw[exc.start]:#04x}); save the file as UTF-8") from None
+                    raise SelfSpecError(
+                        f"{path}:{lineno}:{column}: not UTF-8 text ({exc.reason}, byte "
+                        f"{raw[exc.start]:#04x}); save the file as UTF-8"
+                    ) from None
     except FileNotFoundError:
         raise SelfSpecError(f"file not found: {path}") from None
     except IsADirectoryError:
@@ -126,8 +134,11 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            hint = ("; is this CSV? a .jsonl file holds one JSON object per line"
-                    if exc.pos == 0 and "," in line and not line.lstrip().startswith(("{", "[", '"')) else "")
+            hint = (
+                "; is this CSV? a .jsonl file holds one JSON object per line"
+                if exc.pos == 0 and "," in line and not line.lstrip().startswith(("{", "[", '"'))
+                else ""
+            )
             raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
         except RecursionError:
             raise SelfSpecError(f"{path}:{lineno}: JSON nested too deeply") from None

@@ -226,12 +226,18 @@ def drift(data: list[dict], reference: list[str], threshold: float = 0.3, exampl
     the vocabulary of the `reference` texts (the pipeline passes the seed tasks). Low overlap = drifted off the
     domain ("bagel", "exoplanets"). A measure for the report, not a filter."""
     vocab = set().union(*(content_words(t) for t in reference)) if reference else set()
-    scored = sorted((len(w & vocab) / len(w), r["id"]) for r in data
-                    if (w := content_words(f"{r['instruction']} {r['input']}")))
+    scored = sorted(
+        (len(w & vocab) / len(w), r["id"]) for r in data if (w := content_words(f"{r['instruction']} {r['input']}"))
+    )
     below = [i for s, i in scored if s < threshold]
-    return {"threshold": threshold, "vocabulary": len(vocab), "scored": len(scored),
-            "median": round(scored[len(scored) // 2][0], 3) if scored else None,
-            "below": len(below), "lowest": [i for _, i in scored[:examples]]}
+    return {
+        "threshold": threshold,
+        "vocabulary": len(vocab),
+        "scored": len(scored),
+        "median": round(scored[len(scored) // 2][0], 3) if scored else None,
+        "below": len(below),
+        "lowest": [i for _, i in scored[:examples]],
+    }
 
 
 def run_checks(checks: list[Check], rec: dict) -> Optional[str]:

@@ -43,8 +43,10 @@ def record_training(config_path: str, output_dir: str, training_format: str | No
 
     raw = read(config_path)  # as `selfspec iterate` reads it: input paths resolved against its folder
     raw["selfspec"] = resolve_paths(raw["selfspec"], Path(config_path).absolute().parent)[0]
-    fileio.write_json(Path(output_dir) / TRAINED, {"config": str(config_path), "config_sha256": training_fingerprint(raw),
-                                                  "training_format": training_format})
+    fileio.write_json(
+        Path(output_dir) / TRAINED,
+        {"config": str(config_path), "config_sha256": training_fingerprint(raw), "training_format": training_format},
+    )
 
 
 def retrain_reason(out: Path, run_dir: Path, cfg: dict) -> str | None:
@@ -81,7 +83,9 @@ def changed_responses(previous_run: Path, run: Path) -> tuple[int, int]:
 
 def axolotl_train(recipe: Path) -> None:
     axolotl = Path(sys.executable).parent / "axolotl"
-    proc = subprocess.run([str(axolotl) if axolotl.is_file() else "axolotl", "train", str(recipe)], env=os.environ.copy())
+    proc = subprocess.run(
+        [str(axolotl) if axolotl.is_file() else "axolotl", "train", str(recipe)], env=os.environ.copy()
+    )
     if proc.returncode != 0:
         raise SelfSpecError(f"axolotl train {recipe} failed (exit code {proc.returncode}); see the messages above")
 
@@ -106,8 +110,13 @@ def iterate(recipe: Path, raw: dict, rounds: int | None = None, train=axolotl_tr
             print(f"selfspec: round {r} of {rounds}: axolotl train {path} ({reason})", file=sys.stderr)
             train(path)
         manifest = fileio.read_json(run_dir / rundirs.MANIFEST)
-        summary = {"round": r, "output_dir": str(out), "run_dir": str(run_dir), "recipe": str(path),
-                   "triplets": manifest["counts"]["triplets"]}
+        summary = {
+            "round": r,
+            "output_dir": str(out),
+            "run_dir": str(run_dir),
+            "recipe": str(path),
+            "triplets": manifest["counts"]["triplets"],
+        }
         if previous:
             summary["changed_responses"] = changed_responses(Path(previous["run_dir"]), run_dir)
         summaries.append(summary)

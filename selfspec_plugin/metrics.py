@@ -119,7 +119,10 @@ def split_label(text: str, labels: list[str]) -> tuple[str | None, str]:
 def label_shares(preds: list[str | None], labels: list[str]) -> dict[str, float]:
     """Share of the answers that name each label, plus `unparseable`: a collapse to one answer shows here."""
     n = len(preds) or 1
-    return {**{lab: sum(p == lab for p in preds) / n for lab in labels}, "unparseable": sum(p is None for p in preds) / n}
+    return {
+        **{lab: sum(p == lab for p in preds) / n for lab in labels},
+        "unparseable": sum(p is None for p in preds) / n,
+    }
 
 
 def baselines(golds: list[str], labels: list[str]) -> dict[str, float]:
@@ -128,9 +131,12 @@ def baselines(golds: list[str], labels: list[str]) -> dict[str, float]:
     majority = max(labels, key=golds.count)
     share = {lab: golds.count(lab) / len(golds) for lab in labels} if golds else {}
     uniform_f1 = [2 * share[lab] / (len(labels) * share[lab] + 1) if share[lab] else 0.0 for lab in labels]
-    return {"majority_accuracy": accuracy([majority] * len(golds), golds),
-            "majority_macro_f1": macro_f1([majority] * len(golds), golds, labels),
-            "uniform_accuracy": 1 / len(labels), "uniform_macro_f1": sum(uniform_f1) / len(labels)}
+    return {
+        "majority_accuracy": accuracy([majority] * len(golds), golds),
+        "majority_macro_f1": macro_f1([majority] * len(golds), golds, labels),
+        "uniform_accuracy": 1 / len(labels),
+        "uniform_macro_f1": sum(uniform_f1) / len(labels),
+    }
 
 
 def paired_bootstrap(base: list[float], other: list[float], resamples: int = 2000, seed: int = 0) -> dict:
@@ -138,7 +144,9 @@ def paired_bootstrap(base: list[float], other: list[float], resamples: int = 200
     return stratified_bootstrap([base], [other], resamples, seed)
 
 
-def stratified_bootstrap(base: list[list[float]], other: list[list[float]], resamples: int = 2000, seed: int = 0) -> dict:
+def stratified_bootstrap(
+    base: list[list[float]], other: list[list[float]], resamples: int = 2000, seed: int = 0
+) -> dict:
     """The mean over groups (tasks) of each group's mean `other - base` over its paired items, with a 95%
     percentile bootstrap interval; items are resampled within their group, so every task keeps its weight."""
     groups = [[o - b for b, o in zip(bs, os_)] for bs, os_ in zip(base, other)]

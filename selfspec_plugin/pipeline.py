@@ -17,24 +17,24 @@ from tqdm.auto import tqdm
 
 from . import fileio, registry, rundirs
 from .backends import Sampling
-from .errors import SelfSpecError
 from .dataset import Generated, Manifest
+from .errors import SelfSpecError
 from .filters import drift, run_checks
-from .retrieval import load_corpus
 from .prompts import brainstorm_prompt, parse_brainstorm, response_prompt
 from .recipe import versions
+from .retrieval import load_corpus
 from .seeds import load_seeds
 
 ALPACA_FIELDS = ("instruction", "input", "output")
-
-
 
 
 def resolve_prompt_format(prompt_format: str, backend) -> str:
     """`auto`: chat prompts for a chat/instruct model (`backend.chat_model`, see backends.chat_model), completion
     prompts for a base model even when its tokenizer carries a template. The training format follows it."""
     if prompt_format == "chat" and not backend.chat_capable:
-        raise SelfSpecError("selfspec.prompt_format: 'chat' needs a tokenizer with a chat template; this model has none")
+        raise SelfSpecError(
+            "selfspec.prompt_format: 'chat' needs a tokenizer with a chat template; this model has none"
+        )
     if prompt_format == "auto":
         return "chat" if getattr(backend, "chat_model", backend.chat_capable) else "completion"
     return prompt_format
@@ -70,7 +70,9 @@ class Stats:
         self.seconds += seconds
 
 
-def _generate_chunk(path: Path, backend, prompts, sampling, prompt_format, stats: Stats, adapter: str | None = None) -> list[dict]:
+def _generate_chunk(
+    path: Path, backend, prompts, sampling, prompt_format, stats: Stats, adapter: str | None = None
+) -> list[dict]:
     """Load a finished chunk from disk, or generate it and write it atomically.
 
     Rows on disk are reused by prompt id (a prompt's id fixes its text and seed): a chunk that holds exactly
@@ -83,8 +85,12 @@ def _generate_chunk(path: Path, backend, prompts, sampling, prompt_format, stats
         start = time.perf_counter()
         completions = backend.generate(todo, sampling, prompt_format, **({"adapter": adapter} if adapter else {}))
         stats.add(completions, time.perf_counter() - start)
-        done.update({p.id: {"id": p.id, "text": c.text, "finish_reason": c.finish_reason, "tokens": c.tokens}
-                     for p, c in zip(todo, completions)})
+        done.update(
+            {
+                p.id: {"id": p.id, "text": c.text, "finish_reason": c.finish_reason, "tokens": c.tokens}
+                for p, c in zip(todo, completions)
+            }
+        )
     rows = [done[p.id] for p in prompts]
     if todo:
         fileio.write_jsonl(path, rows)
@@ -113,16 +119,24 @@ def brainstorm(job, run_dir, backend, prompt_format, seeds, progress) -> tuple[l
         size = round_size(cfg.prompts_per_round, cfg.num_instructions - len(kept), len(kept), prompted)
         prompted += size
         prompts = [
-            brainstorm_prompt(f"r{rnd}-p{i}", sample_seeds(seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{i}"),
-                              cfg.domain, cfg.instruction_items)
+            brainstorm_prompt(
+                f"r{rnd}-p{i}",
+                sample_seeds(seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{i}"),
+                cfg.domain,
+                cfg.instruction_items,
+            )
             for i in range(size)
         ]
-        rows = _generate_chunk(run_dir / "instructions" / f"round-{rnd:05d}.jsonl", backend, prompts, sampling, prompt_format, stats)
+        rows = _generate_chunk(
+            run_dir / "instructions" / f"round-{rnd:05d}.jsonl", backend, prompts, sampling, prompt_format, stats
+        )
         for prompt, row in zip(prompts, rows):
             for k, item in enumerate(parse_brainstorm(prompt.prefix, row["text"], row["finish_reason"] == "length")):
                 item = {"id": f"{row['id']}-{k}", **item}
                 if "rejected" not in item:
-                    item["rejected"] = run_checks(checks, item) or ("over_quota" if len(kept) >= cfg.num_instructions else None)
+                    item["rejected"] = run_checks(checks, item) or (
+                        "over_quota" if len(kept) >= cfg.num_instructions else None
+                    )
                 if item["rejected"]:
                     rejected.append({"stage": "instruction", **item})
                 else:
@@ -131,8 +145,11 @@ def brainstorm(job, run_dir, backend, prompt_format, seeds, progress) -> tuple[l
         if len(kept) >= cfg.num_instructions:
             break
     bar.close()
-    return kept, rejected, {"rounds": rounds, "prompts": prompted,
-                            "tokens": stats.tokens, "seconds": round(stats.seconds, 2)}
+    return (
+        kept,
+        rejected,
+        {"rounds": rounds, "prompts": prompted, "tokens": stats.tokens, "seconds": round(stats.seconds, 2)},
+    )
 
 
 def reuse_instructions(run_dir: Path) -> tuple[list[dict], list[dict], dict]:
@@ -158,27 +175,43 @@ def respond(job, run_dir, backend, prompt_format, seeds, instructions, progress)
     chunks = range(0, len(instructions), cfg.chunk_size)
     for c, start in enumerate(tqdm(chunks, desc="selfspec: responses", unit="chunk", disable=not progress)):
         items = instructions[start : start + cfg.chunk_size]
-        hits = (retriever.search([f"{it['instruction']} {it['input']}" for it in items], cfg.retrieval_k)
-                if retriever else [[] for _ in items])
+        hits = (
+            retriever.search([f"{it['instruction']} {it['input']}" for it in items], cfg.retrieval_k)
+            if retriever
+            else [[] for _ in items]
+        )
         prompts = [
-            response_prompt(it["id"], it, sample_seeds(seeds, cfg.response_demos, f"{cfg.seed}:demos:{it['id']}"),
-                            cfg.domain, tuple(h["text"] for h in found))
+            response_prompt(
+                it["id"],
+                it,
+                sample_seeds(seeds, cfg.response_demos, f"{cfg.seed}:demos:{it['id']}"),
+                cfg.domain,
+                tuple(h["text"] for h in found),
+            )
             for it, found in zip(items, hits)
         ]
-        rows = _generate_chunk(run_dir / "responses" / f"chunk-{c:05d}.jsonl", backend, prompts, sampling, prompt_format, stats,
-                               adapter)
+        rows = _generate_chunk(
+            run_dir / "responses" / f"chunk-{c:05d}.jsonl", backend, prompts, sampling, prompt_format, stats, adapter
+        )
         for item, row, found in zip(items, rows, hits):
             rec = {**item, "output": row["text"].strip(), "finish_reason": row["finish_reason"]}
             reason = run_checks(checks, rec)
             if reason:
                 rejected.append({"stage": "response", **rec, "rejected": reason})
             else:
-                data.append({"id": rec["id"], **{f: rec[f] for f in ALPACA_FIELDS},
-                             **({"docs": [h["id"] for h in found]} if retriever else {})})
+                data.append(
+                    {
+                        "id": rec["id"],
+                        **{f: rec[f] for f in ALPACA_FIELDS},
+                        **({"docs": [h["id"] for h in found]} if retriever else {}),
+                    }
+                )
     return data, rejected, {"chunks": len(chunks), "tokens": stats.tokens, "seconds": round(stats.seconds, 2)}
 
 
-def filter_records(records: list[dict], settings: dict, names: list[str] | None = None) -> tuple[list[dict], list[dict]]:
+def filter_records(
+    records: list[dict], settings: dict, names: list[str] | None = None
+) -> tuple[list[dict], list[dict]]:
     """Run the registered instruction and response filters over existing triplets: (kept, rejected)."""
     checks = build_checks("instruction", settings, names) + build_checks("response", settings, names)
     kept, rejected = [], []
@@ -204,9 +237,11 @@ def check_inputs(cfg) -> None:
     seeds = load_seeds(cfg.seeds)
     need = max(cfg.instruction_demos, cfg.response_demos)
     if len(seeds) < need:
-        raise SelfSpecError(f"{cfg.seeds}: {len(seeds)} seed task(s), but selfspec.instruction_demos="
-                            f"{cfg.instruction_demos} and response_demos={cfg.response_demos} need at least {need}: "
-                            "add seed tasks or lower the demos")
+        raise SelfSpecError(
+            f"{cfg.seeds}: {len(seeds)} seed task(s), but selfspec.instruction_demos="
+            f"{cfg.instruction_demos} and response_demos={cfg.response_demos} need at least {need}: "
+            "add seed tasks or lower the demos"
+        )
     if cfg.corpus:
         load_corpus(cfg.corpus, cfg.corpus_text_field)
 
@@ -227,8 +262,10 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
     else:
         kept, rejected, stage1 = brainstorm(job, run_dir, backend, prompt_format, seeds, progress)
     if not kept:
-        raise SelfSpecError(f"selfspec: zero instructions survived the filters; funnel: {funnel(kept, [], rejected)}. "
-                            f"See the raw generations in {run_dir / 'instructions'}")
+        raise SelfSpecError(
+            f"selfspec: zero instructions survived the filters; funnel: {funnel(kept, [], rejected)}. "
+            f"See the raw generations in {run_dir / 'instructions'}"
+        )
     data, rejected_r, stage2 = respond(job, run_dir, backend, prompt_format, seeds, kept, progress)
     rejected += rejected_r
     counts = funnel(kept, data, rejected)
@@ -239,14 +276,21 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
     generated = stage1["tokens"] + stage2["tokens"]
     gen_seconds = stage1["seconds"] + stage2["seconds"]
     manifest = Manifest(
-        run_key=job.key, inputs=inputs, model=job.model, backend=getattr(backend, "name", type(backend).__name__),
-        prompt_format=prompt_format, counts={**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
-        stages={"instructions": stage1, "responses": stage2}, versions=versions(),
-        previous_round=cfg.previous_round.model_dump() if cfg.previous_round else None, extended_from=extended,
+        run_key=job.key,
+        inputs=inputs,
+        model=job.model,
+        backend=getattr(backend, "name", type(backend).__name__),
+        prompt_format=prompt_format,
+        counts={**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
+        stages={"instructions": stage1, "responses": stage2},
+        versions=versions(),
+        previous_round=cfg.previous_round.model_dump() if cfg.previous_round else None,
+        extended_from=extended,
         recipe=job.recipe,
         drift={"reference": "seeds", **drift(data, [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds])},
         tokens_per_second=round(generated / gen_seconds, 1) if gen_seconds else None,
-        wall_seconds=round(time.time() - start, 2))
+        wall_seconds=round(time.time() - start, 2),
+    )
     return Generated(data, rejected, kept, manifest)
 
 
@@ -262,13 +306,21 @@ def seeds_only_run(job) -> Generated:
     cfg = job.config
     seeds = load_seeds(cfg.seeds)
     tokenizer = AutoTokenizer.from_pretrained(job.model, trust_remote_code=cfg.trust_remote_code)
-    model = SimpleNamespace(chat_capable=bool(getattr(tokenizer, "chat_template", None)),
-                            chat_model=chat_model(tokenizer, job.model))
+    model = SimpleNamespace(
+        chat_capable=bool(getattr(tokenizer, "chat_template", None)), chat_model=chat_model(tokenizer, job.model)
+    )
     data = [{"id": s["id"], **{f: s[f] for f in ALPACA_FIELDS}} for s in seeds]
     none = {"tokens": 0, "seconds": 0.0}
     manifest = Manifest(
-        run_key=job.key, inputs=job.inputs, model=job.model, backend=None, seeds_only=True,
-        prompt_format=resolve_prompt_format(cfg.prompt_format, model), versions=versions(), recipe=job.recipe,
+        run_key=job.key,
+        inputs=job.inputs,
+        model=job.model,
+        backend=None,
+        seeds_only=True,
+        prompt_format=resolve_prompt_format(cfg.prompt_format, model),
+        versions=versions(),
+        recipe=job.recipe,
         counts={**funnel(data, data, []), "requested": 0, "seeds": len(seeds)},
-        stages={"instructions": {"rounds": 0, "prompts": 0, **none}, "responses": {"chunks": 0, **none}})
+        stages={"instructions": {"rounds": 0, "prompts": 0, **none}, "responses": {"chunks": 0, **none}},
+    )
     return Generated(data, [], data, manifest)

@@ -35,20 +35,31 @@ def eval_chart(result: dict, path: Path) -> None:
     rows = {(r["model"], r["task"], r["k"]): r for r in result["rows"]}
     models = [m["label"] for m in result["models"]]
     colors = [BASE if m["adapter"] is None else None for m in result["models"]]
-    fig, axes = plt.subplots(len(shots), 1, figsize=(max(6, 0.5 * len(tasks) * len(models) + 2), 3.2 * len(shots)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(shots), 1, figsize=(max(6, 0.5 * len(tasks) * len(models) + 2), 3.2 * len(shots)), squeeze=False
+    )
     width = 0.8 / len(models)
     for ax, k in zip(axes[:, 0], shots):
         for j, model in enumerate(models):
             vals = [100 * rows[(model, t, k)]["primary"] for t in tasks]
             errs = [100 * rows[(model, t, k)]["primary_std"] for t in tasks]
             xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(tasks))]
-            bars = ax.bar(xs, vals, width, yerr=errs if k else None, capsize=2, label=model,
-                          **({"color": colors[j], "alpha": 0.6 + 0.4 * (j % 2)} if colors[j] else {}))
+            bars = ax.bar(
+                xs,
+                vals,
+                width,
+                yerr=errs if k else None,
+                capsize=2,
+                label=model,
+                **({"color": colors[j], "alpha": 0.6 + 0.4 * (j % 2)} if colors[j] else {}),
+            )
             ax.bar_label(bars, fmt="%.0f", fontsize=6, padding=1)
         avg = {a["model"]: 100 * a["primary"] for a in result["averages"] if a["k"] == k}
-        ax.set_title(f"k = {k} demonstrations — average " + ", ".join(f"{m} {avg[m]:.1f}" for m in models), loc="left",
-                     fontsize=9)
+        ax.set_title(
+            f"k = {k} demonstrations — average " + ", ".join(f"{m} {avg[m]:.1f}" for m in models),
+            loc="left",
+            fontsize=9,
+        )
         ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
         ax.set_ylabel("primary metric (%)")
         ax.set_ylim(0, max(10, ax.get_ylim()[1]))

@@ -54,9 +54,13 @@ def alpaca_prompt(instruction: str, inp: str) -> str:
     return f"{ALPACA_NO_INPUT}\n\n### Instruction:\n{instruction}\n\n### Response:\n"
 
 
-ALPACA_WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further context. "
-                     "Write a response that appropriately completes the request.")
-ALPACA_NO_INPUT = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+ALPACA_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request."
+)
+ALPACA_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+)
 
 
 def templates_hash() -> str:
@@ -71,8 +75,10 @@ def _list_item(n: int, instruction: str, inp: str) -> str:
 def brainstorm_prompt(prompt_id: str, demos: list[dict], domain: str, items: int = 2) -> Prompt:
     """The instruction-generation prompt: header, numbered seed demos, then the next number to fill in; its
     stop strings end the generation after `items` new items."""
-    body = BRAINSTORM_HEADER.format(domain=domain, no_input=NO_INPUT) + "\n" + "\n".join(
-        _list_item(n, d["instruction"], d["input"]) for n, d in enumerate(demos, 1)
+    body = (
+        BRAINSTORM_HEADER.format(domain=domain, no_input=NO_INPUT)
+        + "\n"
+        + "\n".join(_list_item(n, d["instruction"], d["input"]) for n, d in enumerate(demos, 1))
     )
     prefix = f"###\n{len(demos) + 1}. Instruction:"
     return Prompt(
@@ -156,7 +162,9 @@ def _query(instruction: str, inp: str) -> str:
     return f"### Instruction:\n{instruction}\n\n### Input:\n{inp or NO_INPUT}\n\n### Response:\n"
 
 
-def response_prompt(prompt_id: str, item: dict, demos: list[dict], domain: str, background: tuple[str, ...] = ()) -> Prompt:
+def response_prompt(
+    prompt_id: str, item: dict, demos: list[dict], domain: str, background: tuple[str, ...] = ()
+) -> Prompt:
     """The response prompt: expert header, seed demos as solved examples, then the new task, preceded by
     retrieved background documents when there are any."""
     header = RESPONSE_HEADER.format(domain=domain)

@@ -40,7 +40,9 @@ def input_paths(block: dict) -> list[tuple[str, str]]:
     tasks = (block.get("eval") or {}).get("tasks") or []
     found += [(f"eval.tasks[{i}]", task_path(spec)[1]) for i, spec in enumerate(tasks) if isinstance(spec, str)]
     previous = block.get("previous_round") or {}
-    found += [(f"previous_round.{key}", previous[key]) for key in ("run_dir", "adapter") if isinstance(previous.get(key), str)]
+    found += [
+        (f"previous_round.{key}", previous[key]) for key in ("run_dir", "adapter") if isinstance(previous.get(key), str)
+    ]
     return found
 
 
@@ -65,8 +67,10 @@ def resolve_paths(block: dict, folder: Path) -> tuple[dict, list[str]]:
             block_eval["tasks_sha256"] = {_resolve_task(k, folder): v for k, v in block_eval["tasks_sha256"].items()}
         out["eval"] = block_eval
     if isinstance(out.get("previous_round"), dict):
-        out["previous_round"] = {k: _resolve(v, folder) if k in ("run_dir", "adapter") and isinstance(v, str) else v
-                                 for k, v in out["previous_round"].items()}
+        out["previous_round"] = {
+            k: _resolve(v, folder) if k in ("run_dir", "adapter") and isinstance(v, str) else v
+            for k, v in out["previous_round"].items()
+        }
     return out, problems
 
 
@@ -146,6 +150,7 @@ def provenance(path: str | Path) -> dict:
 
 # ---- pack / unpack ------------------------------------------------------------------------------------------
 
+
 def _bundle_files(block: dict, with_corpus: bool) -> tuple[dict, dict[str, Path]]:
     """The `selfspec:` block as it reads inside a bundle (paths to the bundled files, pins filled in), and the
     files to bundle (name inside the bundle -> file here)."""
@@ -167,7 +172,9 @@ def _bundle_files(block: dict, with_corpus: bool) -> tuple[dict, dict[str, Path]
             continue
         name = f"eval/{Path(path).name}"
         if name in files:
-            raise SelfSpecError(f"selfspec.eval.tasks: two task files are named {Path(path).name}; rename one to pack them")
+            raise SelfSpecError(
+                f"selfspec.eval.tasks: two task files are named {Path(path).name}; rename one to pack them"
+            )
         tasks.append(name)
         files[name], pins[name] = Path(path), fileio.sha256_file(Path(path))
     if block_eval:
@@ -188,12 +195,18 @@ def pack(path: str | Path, bundle: str | Path, with_corpus: bool = True) -> Path
     raw = load(path)
     block, files = _bundle_files(raw["selfspec"], with_corpus)
     bundle = Path(bundle)
-    recipe = (f"# Packed by `selfspec recipe pack` from {Path(path).name}; paths are relative to this file.\n"
-              + yaml.safe_dump({**raw, "selfspec": block}, sort_keys=False))
-    meta = {"bundle": bundle.name, "recipe": Path(path).name,
-            "packed": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
-            "files": {name: fileio.sha256_file(source) for name, source in files.items()},
-            "corpus_included": with_corpus or not block.get("corpus")}
+    recipe = (
+        f"# Packed by `selfspec recipe pack` from {Path(path).name}; paths are relative to this file.\n"
+        + yaml.safe_dump({**raw, "selfspec": block}, sort_keys=False)
+    )
+    meta = {
+        "bundle": bundle.name,
+        "recipe": Path(path).name,
+        "packed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "files": {name: fileio.sha256_file(source) for name, source in files.items()},
+        "corpus_included": with_corpus or not block.get("corpus"),
+    }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, data in (("recipe.yml", recipe.encode()), (BUNDLE, json.dumps(meta, indent=2).encode())):
@@ -245,6 +258,7 @@ def unpack(bundle: str | Path, dest: str | Path) -> Path:
 
 # ---- check --------------------------------------------------------------------------------------------------
 
+
 def _axolotl_problems(raw: dict) -> tuple[list[str], str]:
     """Axolotl's own validation of the whole config, with the plugin, on this machine's capabilities."""
     import copy
@@ -269,8 +283,10 @@ def _size(cfg) -> str:
     least = -(-cfg.num_instructions // cfg.instruction_items)
     most = cfg.max_rounds * cfg.prompts_per_round
     tokens = most * cfg.instruction_max_tokens + cfg.num_instructions * cfg.response_max_tokens
-    return (f"{cfg.num_instructions:,} instructions: {least:,} to {most:,} brainstorm prompts, "
-            f"{cfg.num_instructions:,} response prompts, at most {tokens:,} generated tokens")
+    return (
+        f"{cfg.num_instructions:,} instructions: {least:,} to {most:,} brainstorm prompts, "
+        f"{cfg.num_instructions:,} response prompts, at most {tokens:,} generated tokens"
+    )
 
 
 def check(path: str | Path) -> list[tuple[str, str]]:
@@ -296,33 +312,52 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
     raw = read(path)
     lines: list[tuple[str, str]] = [("info", f"recipe {path.absolute()}")]
     problems, machine = _axolotl_problems(raw)
-    lines += [("FAIL", p) for p in problems] or [("ok", f"axolotl: the whole config validates (this machine: {machine})")]
+    lines += [("FAIL", p) for p in problems] or [
+        ("ok", f"axolotl: the whole config validates (this machine: {machine})")
+    ]
     block, missing = resolve_paths(raw["selfspec"], path.absolute().parent)
     lines += [("warn" if m.startswith("selfspec.eval.") else "FAIL", m) for m in missing]
     try:
         cfg = SelfSpecConfig(**block)
     except ValidationError as exc:
         return lines + [("FAIL", f"selfspec.{'.'.join(map(str, e['loc']))}: {e['msg']}") for e in exc.errors()]
-    pins = {"seeds": cfg.seeds_sha256, "corpus": cfg.corpus_sha256,
-            **{f"eval.tasks[{i}]": cfg.eval.tasks_sha256.get(s) for i, s in enumerate(cfg.eval.tasks)}}
+    pins = {
+        "seeds": cfg.seeds_sha256,
+        "corpus": cfg.corpus_sha256,
+        **{f"eval.tasks[{i}]": cfg.eval.tasks_sha256.get(s) for i, s in enumerate(cfg.eval.tasks)},
+    }
     for key, written in input_paths(raw["selfspec"]):
         resolved = dict(input_paths(block))[key]
         if Path(resolved).is_dir():  # a benchmark's folder (pubmedqa:DIR) is fine; seeds or corpus must be files
-            lines.append(("ok", f"selfspec.{key}: {written} -> {resolved} (a folder)") if key.startswith("eval.")
-                         else ("FAIL", f"selfspec.{key}: {resolved} is a directory, expected a file"))
+            lines.append(
+                ("ok", f"selfspec.{key}: {written} -> {resolved} (a folder)")
+                if key.startswith("eval.")
+                else ("FAIL", f"selfspec.{key}: {resolved} is a directory, expected a file")
+            )
         if not Path(resolved).is_file():
             continue
         actual, pinned = fileio.sha256_file(Path(resolved)), pins.get(key)
         if pinned and pinned.lower() != actual:
-            lines.append(("FAIL", f"selfspec.{key}: {resolved} has changed since the recipe pinned it: expected sha256 "
-                                  f"{pinned.lower()}, the file has {actual}"))
+            lines.append(
+                (
+                    "FAIL",
+                    f"selfspec.{key}: {resolved} has changed since the recipe pinned it: expected sha256 "
+                    f"{pinned.lower()}, the file has {actual}",
+                )
+            )
         else:
-            lines.append(("ok", f"selfspec.{key}: {written} -> {resolved} (sha256 {actual[:12]}…, "
-                                f"{'matches its pin' if pinned else 'not pinned'})"))
+            lines.append(
+                (
+                    "ok",
+                    f"selfspec.{key}: {written} -> {resolved} (sha256 {actual[:12]}…, "
+                    f"{'matches its pin' if pinned else 'not pinned'})",
+                )
+            )
     if Path(cfg.seeds).is_file():
         errors, warnings, types = check_seeds(cfg.seeds)
         lines += [("FAIL", f"seeds: {e}") for e in errors] or [
-            ("ok", f"seeds check: {sum(types.values())} seeds, {len(types)} task types, {len(warnings)} warning(s)")]
+            ("ok", f"seeds check: {sum(types.values())} seeds, {len(types)} task types, {len(warnings)} warning(s)")
+        ]
     try:
         registry.require(registry.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
         lines.append(("ok", f"backend: {cfg.backend} is installed"))

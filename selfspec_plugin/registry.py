@@ -10,7 +10,9 @@ from . import hookspecs
 from .errors import SelfSpecError
 from .filters import FilterSpec
 
-BUILTINS = tuple(f"selfspec_plugin.builtins.{name}" for name in ("backends", "retrievers", "filters", "pipeline", "tasks"))
+BUILTINS = tuple(
+    f"selfspec_plugin.builtins.{name}" for name in ("backends", "retrievers", "filters", "pipeline", "tasks")
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,8 +37,10 @@ def _collect(hook_name: str) -> dict:
         def register(name_or_spec, factory=None, plugin=impl.plugin_name):
             key = name_or_spec.name if isinstance(name_or_spec, FilterSpec) else name_or_spec
             if key in owners:
-                raise SelfSpecError(f"{hook_name.removeprefix('register_')[:-1]} {key!r} is registered by two plugins: "
-                                    f"{owners[key]} and {plugin}; rename one of them")
+                raise SelfSpecError(
+                    f"{hook_name.removeprefix('register_')[:-1]} {key!r} is registered by two plugins: "
+                    f"{owners[key]} and {plugin}; rename one of them"
+                )
             found[key], owners[key] = (name_or_spec if factory is None else factory), plugin
 
         impl.function(register=register)

@@ -11,17 +11,22 @@ from pathlib import Path
 
 from . import fileio, rundirs
 
-
 LABEL_MAX_WORDS = 3  # outputs this short are labels ("yes", "no", "positive", an entity): their mix is shown
+
 
 def label_shares(data: list[dict], max_words: int = LABEL_MAX_WORDS) -> dict:
     """The share of each distinct short output among the triplets whose output has at most `max_words` words
     (case and end punctuation ignored): a generator that answers "no" to everything shows up here before training."""
-    labels = Counter(" ".join(r["output"].lower().split()).strip(" .!?;:,\"'") for r in data
-                     if len(r["output"].split()) <= max_words)
+    labels = Counter(
+        " ".join(r["output"].lower().split()).strip(" .!?;:,\"'") for r in data if len(r["output"].split()) <= max_words
+    )
     short = sum(labels.values())
-    return {"short": short, "total": len(data), "max_words": max_words,
-            "labels": [(label, n, round(n / short, 3)) for label, n in labels.most_common()]}
+    return {
+        "short": short,
+        "total": len(data),
+        "max_words": max_words,
+        "labels": [(label, n, round(n / short, 3)) for label, n in labels.most_common()],
+    }
 
 
 def summary(manifest: dict, run_dir: Path) -> str:
@@ -30,15 +35,21 @@ def summary(manifest: dict, run_dir: Path) -> str:
     if manifest.get("seeds_only"):
         return f"selfspec: run {run_dir}\n  seeds only     {c['triplets']} seed tasks in {rundirs.DATA} (no generation: the control)"
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(c["rejected"].items(), key=lambda kv: -kv[1])) or "none"
-    return "\n".join([
-        f"selfspec: run {run_dir}",
-        f"  brainstorming  {s['instructions']['rounds']} rounds, {s['instructions']['prompts']} prompts"
-        + (f" (instructions reused from {s['instructions']['reused_from']})" if "reused_from" in s["instructions"] else ""),
-        f"  instructions   {c['instructions_kept']} kept of {c['requested']} requested",
-        f"  triplets       {c['triplets']} in {rundirs.DATA}",
-        f"  rejected       {reasons}",
-        f"  speed          {manifest['tokens_per_second']} generated tokens/s, {manifest['wall_seconds']} s",
-    ])
+    return "\n".join(
+        [
+            f"selfspec: run {run_dir}",
+            f"  brainstorming  {s['instructions']['rounds']} rounds, {s['instructions']['prompts']} prompts"
+            + (
+                f" (instructions reused from {s['instructions']['reused_from']})"
+                if "reused_from" in s["instructions"]
+                else ""
+            ),
+            f"  instructions   {c['instructions_kept']} kept of {c['requested']} requested",
+            f"  triplets       {c['triplets']} in {rundirs.DATA}",
+            f"  rejected       {reasons}",
+            f"  speed          {manifest['tokens_per_second']} generated tokens/s, {manifest['wall_seconds']} s",
+        ]
+    )
 
 
 def inspect(run_dir: Path, samples: int = 5, seed: int = 0) -> str:
@@ -57,16 +68,21 @@ def inspect(run_dir: Path, samples: int = 5, seed: int = 0) -> str:
     lines += ["", *label_lines(label_shares(data)), "", *drift_lines(manifest, data)]
     lines += ["", f"{min(samples, len(data))} random kept triplets"]
     for row in random.Random(seed).sample(data, min(samples, len(data))):
-        lines += [f"  [{row['id']}] instruction: {_short(row['instruction'], 200)}",
-                  f"      input: {_short(row['input'], 200) or '(none)'}",
-                  f"      output: {_short(row['output'], 200)}"]
+        lines += [
+            f"  [{row['id']}] instruction: {_short(row['instruction'], 200)}",
+            f"      input: {_short(row['input'], 200) or '(none)'}",
+            f"      output: {_short(row['output'], 200)}",
+        ]
     return "\n".join(lines)
 
 
 def label_lines(shares: dict, top: int = 10) -> list[str]:
-    head = (f"short outputs (<= {shares['max_words']} words): {shares['short']} of {shares['total']} triplets"
-            + (", share of each:" if shares["short"] else ""))
-    return [head] + [f"  {label or '(empty)':30s} {n:6d}  {100 * share:5.1f}%" for label, n, share in shares["labels"][:top]]
+    head = f"short outputs (<= {shares['max_words']} words): {shares['short']} of {shares['total']} triplets" + (
+        ", share of each:" if shares["short"] else ""
+    )
+    return [head] + [
+        f"  {label or '(empty)':30s} {n:6d}  {100 * share:5.1f}%" for label, n, share in shares["labels"][:top]
+    ]
 
 
 def drift_lines(manifest: dict, data: list[dict]) -> list[str]:
@@ -74,8 +90,10 @@ def drift_lines(manifest: dict, data: list[dict]) -> list[str]:
     if not d:
         return []
     by_id = {r["id"]: r for r in data}
-    lines = [f"domain drift: median {d['median']} of an instruction + input's content words are in the {d['reference']} "
-             f"vocabulary; {d['below']} of {d['scored']} triplets below {d['threshold']}. Lowest:"]
+    lines = [
+        f"domain drift: median {d['median']} of an instruction + input's content words are in the {d['reference']} "
+        f"vocabulary; {d['below']} of {d['scored']} triplets below {d['threshold']}. Lowest:"
+    ]
     return lines + [f"  [{i}] {_short(by_id[i]['instruction'], 100)}" for i in d["lowest"] if i in by_id]
 
 
@@ -102,15 +120,15 @@ license: other
 task_categories: [text-generation]
 tags: [self-specialization, synthetic, selfspec]
 ---
-# Self-specialization data: {settings['domain']}
+# Self-specialization data: {settings["domain"]}
 
-{len(data)} (instruction, input, output) triplets that the model `{manifest['model']}` wrote for itself from
-{manifest['counts']['seeds']} seed tasks, with selfspec (Kang et al., 2023, *Self-Specialization*). Instructions and inputs were brainstormed with {settings['instruction_demos']} seed
-demonstrations (temperature {settings['temperature']}, top-p {settings['top_p']}), responses written with
-{settings['response_demos']} demonstrations (temperature {settings['response_temperature']})
-{f"grounded by {settings.get('retriever', 'bm25')} retrieval over `{Path(settings['corpus']).name}`" if settings.get('corpus') else 'without retrieval'},
-and filtered (ROUGE-L > {settings['rouge_threshold']} against kept instructions and seeds, fewer than
-{settings['min_words']} or more than {settings['max_words']} words, keyword blacklist, bad start, parse and
+{len(data)} (instruction, input, output) triplets that the model `{manifest["model"]}` wrote for itself from
+{manifest["counts"]["seeds"]} seed tasks, with selfspec (Kang et al., 2023, *Self-Specialization*). Instructions and inputs were brainstormed with {settings["instruction_demos"]} seed
+demonstrations (temperature {settings["temperature"]}, top-p {settings["top_p"]}), responses written with
+{settings["response_demos"]} demonstrations (temperature {settings["response_temperature"]})
+{f"grounded by {settings.get('retriever', 'bm25')} retrieval over `{Path(settings['corpus']).name}`" if settings.get("corpus") else "without retrieval"},
+and filtered (ROUGE-L > {settings["rouge_threshold"]} against kept instructions and seeds, fewer than
+{settings["min_words"]} or more than {settings["max_words"]} words, keyword blacklist, bad start, parse and
 truncation checks). The text is machine-generated and unreviewed: check it before relying on it.
 
 ```python
@@ -118,9 +136,9 @@ from datasets import load_dataset
 ds = load_dataset("json", data_files="data.jsonl", split="train")
 ```
 
-Fields: `id`, `instruction`, `input`, `output`{', `docs` (ids of the retrieved documents)' if settings.get('corpus') else ''}{', `messages`' if settings.get('messages') else ''}.
-Run key `{manifest['run_key']}`; seeds sha256 `{manifest['inputs']['seeds_sha256'][:16]}…`; backend
-`{manifest['backend']}` ({manifest['prompt_format']} prompts); versions: {', '.join(f'{k} {v}' for k, v in manifest['versions'].items())}.{_recipe_line(manifest.get('recipe'))}
+Fields: `id`, `instruction`, `input`, `output`{", `docs` (ids of the retrieved documents)" if settings.get("corpus") else ""}{", `messages`" if settings.get("messages") else ""}.
+Run key `{manifest["run_key"]}`; seeds sha256 `{manifest["inputs"]["seeds_sha256"][:16]}…`; backend
+`{manifest["backend"]}` ({manifest["prompt_format"]} prompts); versions: {", ".join(f"{k} {v}" for k, v in manifest["versions"].items())}.{_recipe_line(manifest.get("recipe"))}
 
 Instruction lengths: {lengths}.
 
@@ -133,26 +151,149 @@ Instruction lengths: {lengths}.
 # The task-type mix and the verb-noun analysis use documented heuristics, not a parser: no POS model can be
 # installed offline here (spaCy's models and NLTK's tagger data come from hubs, not PyPI). docs/report.md.
 TASK_TYPES = (  # first match wins
-    ("relation extraction", r"\b(relation|relationship|interact\w*)\b.*\bbetween\b|\bbetween\b.*\b(relation|interact\w*)"),
+    (
+        "relation extraction",
+        r"\b(relation|relationship|interact\w*)\b.*\bbetween\b|\bbetween\b.*\b(relation|interact\w*)",
+    ),
     ("summarization", r"\bsummar\w*|\bcondense|\btl;?dr"),
-    ("classification", r"\bclassif\w*|\bcategori\w*|\blabel\b|\bsentiment\b|\byes or no\b|\btrue or false\b|\bwhich (category|class)\b"),
-    ("information extraction", r"\bextract\w*|\bnamed entit\w*|\bentities\b|\b(identify|list|find) (all|every|each)\b|\bmention(s|ed)?\b"),
-    ("explanation", r"^(explain|describe|why|how does|how do|how is|how are|discuss|provide an? (explanation|description))\b"),
-    ("reasoning", r"^(determine|calculate|compute|compare|infer|predict|estimate|evaluate|assess|decide|rank|sort|order|organi[sz]e)\b"),
+    (
+        "classification",
+        r"\bclassif\w*|\bcategori\w*|\blabel\b|\bsentiment\b|\byes or no\b|\btrue or false\b|\bwhich (category|class)\b",
+    ),
+    (
+        "information extraction",
+        r"\bextract\w*|\bnamed entit\w*|\bentities\b|\b(identify|list|find) (all|every|each)\b|\bmention(s|ed)?\b",
+    ),
+    (
+        "explanation",
+        r"^(explain|describe|why|how does|how do|how is|how are|discuss|provide an? (explanation|description))\b",
+    ),
+    (
+        "reasoning",
+        r"^(determine|calculate|compute|compare|infer|predict|estimate|evaluate|assess|decide|rank|sort|order|organi[sz]e)\b",
+    ),
     ("rewriting", r"^(convert|rewrite|translate|paraphrase|rephrase|simplify|correct|edit|transform|change|format)\b"),
     ("question answering", r"^(what|which|who|whom|whose|when|where|how|is|are|does|do|can|should|answer)\b|\?\s*$"),
     ("generation", r"^(write|generate|create|compose|draft|propose|suggest|design|give|provide|make|develop)\b"),
     ("information extraction", r"^(find|identify|list|locate|select|pick|highlight)\b"),
 )
-NOT_VERBS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "is", "are", "was", "were",
-             "does", "do", "did", "can", "could", "should", "would", "will", "in", "for", "given", "based", "using",
-             "if", "the", "a", "an", "this", "please", "from", "to", "as", "on", "with", "after", "before"}
-NOT_NOUNS = {"the", "a", "an", "all", "any", "each", "every", "this", "these", "that", "those", "following", "given",
-             "provided", "its", "their", "his", "her", "our", "your", "my", "me", "us", "it", "them", "whether", "if",
-             "out", "up", "down", "of", "to", "for", "in", "on", "from", "with", "by", "about", "and", "or", "main",
-             "key", "most", "more", "some", "two", "three", "one", "which", "what", "how", "whether", "between", "at",
-             "appropriate", "short", "random", "correct", "relevant", "possible", "new", "different", "specific",
-             "potential", "best", "common", "other", "same", "single", "simple", "medical", "clinical", "following"}
+NOT_VERBS = {
+    "what",
+    "which",
+    "who",
+    "whom",
+    "whose",
+    "when",
+    "where",
+    "why",
+    "how",
+    "is",
+    "are",
+    "was",
+    "were",
+    "does",
+    "do",
+    "did",
+    "can",
+    "could",
+    "should",
+    "would",
+    "will",
+    "in",
+    "for",
+    "given",
+    "based",
+    "using",
+    "if",
+    "the",
+    "a",
+    "an",
+    "this",
+    "please",
+    "from",
+    "to",
+    "as",
+    "on",
+    "with",
+    "after",
+    "before",
+}
+NOT_NOUNS = {
+    "the",
+    "a",
+    "an",
+    "all",
+    "any",
+    "each",
+    "every",
+    "this",
+    "these",
+    "that",
+    "those",
+    "following",
+    "given",
+    "provided",
+    "its",
+    "their",
+    "his",
+    "her",
+    "our",
+    "your",
+    "my",
+    "me",
+    "us",
+    "it",
+    "them",
+    "whether",
+    "if",
+    "out",
+    "up",
+    "down",
+    "of",
+    "to",
+    "for",
+    "in",
+    "on",
+    "from",
+    "with",
+    "by",
+    "about",
+    "and",
+    "or",
+    "main",
+    "key",
+    "most",
+    "more",
+    "some",
+    "two",
+    "three",
+    "one",
+    "which",
+    "what",
+    "how",
+    "whether",
+    "between",
+    "at",
+    "appropriate",
+    "short",
+    "random",
+    "correct",
+    "relevant",
+    "possible",
+    "new",
+    "different",
+    "specific",
+    "potential",
+    "best",
+    "common",
+    "other",
+    "same",
+    "single",
+    "simple",
+    "medical",
+    "clinical",
+    "following",
+}
 ADJECTIVE_ENDINGS = ("able", "ible", "ous", "ive", "ful", "ical", "est")
 
 
@@ -167,7 +308,9 @@ def verb_noun(instruction: str) -> tuple[str, str] | None:
     words = re.findall(r"[a-z][a-z-]*", instruction.lower())
     if len(words) < 2 or words[0] in NOT_VERBS:
         return None
-    noun = next((w for w in words[1:6] if w not in NOT_NOUNS and len(w) > 2 and not w.endswith(ADJECTIVE_ENDINGS)), None)
+    noun = next(
+        (w for w in words[1:6] if w not in NOT_NOUNS and len(w) > 2 and not w.endswith(ADJECTIVE_ENDINGS)), None
+    )
     return (words[0], noun) if noun else None
 
 
@@ -178,8 +321,10 @@ def report_stats(manifest: dict, data: list[dict]) -> dict:
     return {
         "types": Counter(task_type(r["instruction"]) for r in data).most_common(),
         "lengths": [len(r["instruction"].split()) for r in data],
-        "verbs": [(verb, count, Counter(n for v, n in pairs if v == verb).most_common(4))
-                  for verb, count in verbs.most_common(20)],
+        "verbs": [
+            (verb, count, Counter(n for v, n in pairs if v == verb).most_common(4))
+            for verb, count in verbs.most_common(20)
+        ],
         "verb_share": len(pairs) / len(data) if data else 0.0,
         "rejected": sorted(manifest["counts"]["rejected"].items(), key=lambda kv: -kv[1]),
     }
@@ -195,21 +340,37 @@ def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
     stats = report_stats(manifest, data)
     shares = label_shares(data)
     c, stages = manifest["counts"], manifest["stages"]
-    funnel = [("brainstorming prompts", stages["instructions"]["prompts"]),
-              ("instructions kept", c["instructions_kept"]), ("triplets", c["triplets"])]
+    funnel = [
+        ("brainstorming prompts", stages["instructions"]["prompts"]),
+        ("instructions kept", c["instructions_kept"]),
+        ("triplets", c["triplets"]),
+    ]
     figures = {
-        "funnel.png": plots.barh([k for k, _ in funnel] + [f"rejected: {k}" for k, _ in stats["rejected"]],
-                                 [v for _, v in funnel] + [v for _, v in stats["rejected"]],
-                                 "Funnel and rejection reasons", "count"),
-        "task-types.png": plots.barh([k for k, _ in stats["types"]], [v for _, v in stats["types"]],
-                                     "Task-type mix of the triplets (keyword heuristic)", "triplets"),
+        "funnel.png": plots.barh(
+            [k for k, _ in funnel] + [f"rejected: {k}" for k, _ in stats["rejected"]],
+            [v for _, v in funnel] + [v for _, v in stats["rejected"]],
+            "Funnel and rejection reasons",
+            "count",
+        ),
+        "task-types.png": plots.barh(
+            [k for k, _ in stats["types"]],
+            [v for _, v in stats["types"]],
+            "Task-type mix of the triplets (keyword heuristic)",
+            "triplets",
+        ),
         "lengths.png": plots.histogram(stats["lengths"], "Instruction length", "words"),
-        "labels.png": plots.barh([_short(label, 40) or "(empty)" for label, _, _ in shares["labels"][:15]],
-                                 [n for _, n, _ in shares["labels"][:15]],
-                                 f"Short outputs (<= {shares['max_words']} words): {shares['short']} of {shares['total']}",
-                                 "triplets"),
-        "verbs.png": plots.barh([v for v, _, _ in stats["verbs"]], [n for _, n, _ in stats["verbs"]],
-                                "Most common root verbs (first-word heuristic)", "triplets"),
+        "labels.png": plots.barh(
+            [_short(label, 40) or "(empty)" for label, _, _ in shares["labels"][:15]],
+            [n for _, n, _ in shares["labels"][:15]],
+            f"Short outputs (<= {shares['max_words']} words): {shares['short']} of {shares['total']}",
+            "triplets",
+        ),
+        "verbs.png": plots.barh(
+            [v for v, _, _ in stats["verbs"]],
+            [n for _, n, _ in stats["verbs"]],
+            "Most common root verbs (first-word heuristic)",
+            "triplets",
+        ),
     }
     out = run_dir / "report"
     for name, png in figures.items():
@@ -219,40 +380,54 @@ def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
     return out / "report.html"
 
 
-def _html(manifest: dict, run_dir: Path, stats: dict, figures: dict[str, bytes], rows: list[dict], shares: dict,
-          data: list[dict]) -> str:
+def _html(
+    manifest: dict,
+    run_dir: Path,
+    stats: dict,
+    figures: dict[str, bytes],
+    rows: list[dict],
+    shares: dict,
+    data: list[dict],
+) -> str:
     e = html.escape
 
     def img(name: str) -> str:
         return f'<img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(figures[name]).decode()}">'
 
-    verbs = "".join(f"<tr><td>{e(v)}</td><td>{n}</td><td>{e(', '.join(f'{w} ({k})' for w, k in nouns))}</td></tr>"
-                    for v, n, nouns in stats["verbs"])
-    samples = "".join(f"<tr><td>{e(r['id'])}</td><td>{e(r['instruction'])}</td><td>{e(_short(r['input'], 300))}</td>"
-                      f"<td>{e(_short(r['output'], 300))}</td></tr>" for r in rows)
-    labels = "".join(f"<tr><td>{e(label or '(empty)')}</td><td>{n}</td><td>{100 * share:.1f}%</td></tr>"
-                     for label, n, share in shares["labels"][:15])
+    verbs = "".join(
+        f"<tr><td>{e(v)}</td><td>{n}</td><td>{e(', '.join(f'{w} ({k})' for w, k in nouns))}</td></tr>"
+        for v, n, nouns in stats["verbs"]
+    )
+    samples = "".join(
+        f"<tr><td>{e(r['id'])}</td><td>{e(r['instruction'])}</td><td>{e(_short(r['input'], 300))}</td>"
+        f"<td>{e(_short(r['output'], 300))}</td></tr>"
+        for r in rows
+    )
+    labels = "".join(
+        f"<tr><td>{e(label or '(empty)')}</td><td>{n}</td><td>{100 * share:.1f}%</td></tr>"
+        for label, n, share in shares["labels"][:15]
+    )
     drift = "\n".join(drift_lines(manifest, data))
     settings = manifest["inputs"]["settings"]
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>selfspec report {e(manifest['run_key'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>selfspec report {e(manifest["run_key"])}</title>
 <style>body{{font:14px/1.45 system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}}
 img{{max-width:100%}}pre{{background:#f5f5f5;padding:1em;overflow-x:auto}}</style></head><body>
 <h1>selfspec data report</h1>
-<p>Run <code>{e(str(run_dir))}</code>, model <code>{e(manifest['model'])}</code>, domain {e(settings['domain'])},
-{manifest['counts']['seeds']} seeds, backend {e(manifest['backend'])} ({e(manifest['prompt_format'])} prompts).</p>
-<h2>Funnel</h2><pre>{e(summary(manifest, run_dir))}</pre>{img('funnel.png')}
-<h2>Label balance</h2><p>{shares['short']} of {shares['total']} triplets have an output of at most
-{shares['max_words']} words (a label, a yes/no, an entity). Share of each distinct short output; one label
-taking most of them means the adapter will learn to answer it whatever the question.</p>{img('labels.png')}
+<p>Run <code>{e(str(run_dir))}</code>, model <code>{e(manifest["model"])}</code>, domain {e(settings["domain"])},
+{manifest["counts"]["seeds"]} seeds, backend {e(manifest["backend"])} ({e(manifest["prompt_format"])} prompts).</p>
+<h2>Funnel</h2><pre>{e(summary(manifest, run_dir))}</pre>{img("funnel.png")}
+<h2>Label balance</h2><p>{shares["short"]} of {shares["total"]} triplets have an output of at most
+{shares["max_words"]} words (a label, a yes/no, an entity). Share of each distinct short output; one label
+taking most of them means the adapter will learn to answer it whatever the question.</p>{img("labels.png")}
 <table><tr><th>short output</th><th>triplets</th><th>share of short outputs</th></tr>{labels}</table>
-<h2>Domain drift</h2><pre>{e(drift) or 'not measured in this run'}</pre>
-<h2>Task types</h2><p>A keyword heuristic (report.TASK_TYPES), not a classifier model.</p>{img('task-types.png')}
-<h2>Instruction length</h2>{img('lengths.png')}
-<h2>Verbs and their objects</h2><p>{100 * stats['verb_share']:.0f}% of the instructions start with a verb
+<h2>Domain drift</h2><pre>{e(drift) or "not measured in this run"}</pre>
+<h2>Task types</h2><p>A keyword heuristic (report.TASK_TYPES), not a classifier model.</p>{img("task-types.png")}
+<h2>Instruction length</h2>{img("lengths.png")}
+<h2>Verbs and their objects</h2><p>{100 * stats["verb_share"]:.0f}% of the instructions start with a verb
 (first word, not a question or function word); its object is the first later content word. The paper's analysis used a
-parser; this heuristic counts the same imperative "verb + noun" structure.</p>{img('verbs.png')}
+parser; this heuristic counts the same imperative "verb + noun" structure.</p>{img("verbs.png")}
 <table><tr><th>verb</th><th>instructions</th><th>most common objects</th></tr>{verbs}</table>
 <h2>Random kept triplets</h2>
 <table><tr><th>id</th><th>instruction</th><th>input</th><th>output</th></tr>{samples}</table>
@@ -261,6 +436,7 @@ parser; this heuristic counts the same imperative "verb + noun" structure.</p>{i
 
 
 # ---- the eval's tables (selfspec eval writes them to eval.md) ----------------------------------------------------
+
 
 def _pm(row: dict, metric: str) -> str:
     value = f"{100 * row[metric]:.1f}"
@@ -272,9 +448,11 @@ def _standard(row: dict) -> str:
     parts = []
     if "accuracy" in row:
         shares = ", ".join(f"{lab} {100 * v:.0f}%" for lab, v in row["shares"].items() if v)
-        parts.append(f"acc {100 * row['accuracy']:.1f} (majority {100 * row['majority_accuracy']:.1f}, uniform "
-                     f"{100 * row['uniform_accuracy']:.1f}), macro-F1 {100 * row['macro_f1']:.1f} (majority "
-                     f"{100 * row['majority_macro_f1']:.1f}), unparseable {row['unparseable']:.1f}; answers: {shares}")
+        parts.append(
+            f"acc {100 * row['accuracy']:.1f} (majority {100 * row['majority_accuracy']:.1f}, uniform "
+            f"{100 * row['uniform_accuracy']:.1f}), macro-F1 {100 * row['macro_f1']:.1f} (majority "
+            f"{100 * row['majority_macro_f1']:.1f}), unparseable {row['unparseable']:.1f}; answers: {shares}"
+        )
     if "text_f1" in row:
         parts.append(f"text F1 {100 * row['text_f1']:.1f}")
     if "set_f1" in row:
@@ -283,7 +461,9 @@ def _standard(row: dict) -> str:
 
 
 def _ci(d: dict) -> str:
-    return f"{100 * d['diff']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]" + (" *" if d["significant"] else "")
+    return f"{100 * d['diff']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]" + (
+        " *" if d["significant"] else ""
+    )
 
 
 def markdown_table(result: dict) -> str:
@@ -297,20 +477,39 @@ def markdown_table(result: dict) -> str:
     for k in result["shots"]:
         for t in kinds:
             first = rows[(labels[0], t, k)]
-            lines.append("| " + " | ".join([t, str(k), str(first["n"]), kinds[t]] + [_pm(rows[(m, t, k)], "primary") for m in labels]
-                                           + [_pm(rows[(m, t, k)], "f1") for m in labels]) + " |")
-    lines += [""] + [f"- average over tasks, {a['model']}, k={a['k']}: primary {100 * a['primary']:.2f}, F1 {100 * a['f1']:.2f}, "
-                     f"ROUGE-L {100 * a['rougeL']:.2f}" for a in result["averages"]]
+            lines.append(
+                "| "
+                + " | ".join(
+                    [t, str(k), str(first["n"]), kinds[t]]
+                    + [_pm(rows[(m, t, k)], "primary") for m in labels]
+                    + [_pm(rows[(m, t, k)], "f1") for m in labels]
+                )
+                + " |"
+            )
+    lines += [""] + [
+        f"- average over tasks, {a['model']}, k={a['k']}: primary {100 * a['primary']:.2f}, F1 {100 * a['f1']:.2f}, "
+        f"ROUGE-L {100 * a['rougeL']:.2f}"
+        for a in result["averages"]
+    ]
     if result["deltas"]:
-        lines += ["", "| task | k | model − reference | Δ primary [95% CI] | Δ BoX F1 [95% CI] |", "|---|---|---|---|---|"]
-        lines += [f"| {d['task']} | {d['k']} | {d['model']} − {d['reference']} | {_ci(d['primary'])} | {_ci(d['f1'])} |"
-                  for d in result["deltas"]]
+        lines += [
+            "",
+            "| task | k | model − reference | Δ primary [95% CI] | Δ BoX F1 [95% CI] |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {d['task']} | {d['k']} | {d['model']} − {d['reference']} | {_ci(d['primary'])} | {_ci(d['f1'])} |"
+            for d in result["deltas"]
+        ]
     lines += ["", "| task | k | model | standard metrics |", "|---|---|---|---|"]
     lines += [f"| {r['task']} | {r['k']} | {r['model']} | {_standard(r)} |" for r in result["rows"]]
     models = ", ".join(f"{m['label']} = {m['adapter'] or 'base'} ({m['format']} prompts)" for m in result["models"])
-    lines += ["", "Scores in %. primary: the task's own metric (labels: accuracy; lists/entities: set F1; yes/no-prefixed "
-              "answers: token F1 of the text after the label; else token F1). BoX F1: the paper's metric. `*`: the "
-              "paired bootstrap 95% interval excludes 0 (average rows: items resampled within each task). "
-              f"{result['samplings']} demonstration samplings for k > 0 (mean ± std). Model `{result['model']}`: "
-              f"{models}; backend {result['backend']}, limit {result['limit']}, {result['wall_seconds']} s."]
+    lines += [
+        "",
+        "Scores in %. primary: the task's own metric (labels: accuracy; lists/entities: set F1; yes/no-prefixed "
+        "answers: token F1 of the text after the label; else token F1). BoX F1: the paper's metric. `*`: the "
+        "paired bootstrap 95% interval excludes 0 (average rows: items resampled within each task). "
+        f"{result['samplings']} demonstration samplings for k > 0 (mean ± std). Model `{result['model']}`: "
+        f"{models}; backend {result['backend']}, limit {result['limit']}, {result['wall_seconds']} s.",
+    ]
     return "\n".join(lines) + "\n"

@@ -32,7 +32,11 @@ def load_corpus(path: str | Path, text_field: str = "text") -> list[dict]:
             if not isinstance(obj.get(text_field), str):
                 raise SelfSpecError(f"{path}:{lineno}: missing string field {text_field!r}")
             title = str(obj.get("title") or "").strip()
-            text = f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {obj[text_field]}" if title else obj[text_field]
+            text = (
+                f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {obj[text_field]}"
+                if title
+                else obj[text_field]
+            )
             docs.append({"id": str(obj.get("id", lineno)), "text": text})
     else:
         docs = [{"id": str(n), "text": line.strip()} for n, line in text_lines(path) if line.strip()]
@@ -54,8 +58,9 @@ class BM25Retriever:
             self.index = bm25s.BM25.load(str(cache_dir), backend="auto")
             return
         self.index = bm25s.BM25(backend="auto")  # numba's top-k (numba comes with vLLM) when installed
-        self.index.index(bm25s.tokenize([d["text"] for d in docs], stopwords="en", show_progress=False),
-                         show_progress=False)
+        self.index.index(
+            bm25s.tokenize([d["text"] for d in docs], stopwords="en", show_progress=False), show_progress=False
+        )
         if cache_dir is not None:
             tmp = cache_dir.with_name(cache_dir.name + ".tmp")
             self.index.save(str(tmp))

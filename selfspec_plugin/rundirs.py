@@ -70,8 +70,15 @@ class Job:
 
     def to_json(self) -> str:
         """For the generation child: the job with its inputs, so the child does not hash gigabytes again."""
-        return json.dumps({"config": self.config.model_dump(), "model": self.model, "runs_dir": str(self.runs_dir),
-                           "recipe": self.recipe, "inputs": self.inputs})
+        return json.dumps(
+            {
+                "config": self.config.model_dump(),
+                "model": self.model,
+                "runs_dir": str(self.runs_dir),
+                "recipe": self.recipe,
+                "inputs": self.inputs,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "Job":
@@ -133,7 +140,12 @@ def model_fingerprint(model: str) -> dict:
     A hub id (org/name) is identified by its name, and must be in the local cache when the hub is offline."""
     path = Path(model)
     if not path.is_dir():
-        offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")  # as huggingface_hub reads it
+        offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in (
+            "1",
+            "ON",
+            "YES",
+            "TRUE",
+        )  # as huggingface_hub reads it
         if HUB_ID.match(model) and (not offline or _hub_config(model)):
             return {"hub_id": model}
         raise SelfSpecError(
@@ -143,16 +155,29 @@ def model_fingerprint(model: str) -> dict:
         )
     if not (path / "config.json").is_file():
         raise SelfSpecError(f"model directory {model!r} has no config.json")
-    small = {name: sha256_file(path / name) for name in ("config.json", "tokenizer.json", "tokenizer_config.json")
-             if (path / name).is_file()}
+    small = {
+        name: sha256_file(path / name)
+        for name in ("config.json", "tokenizer.json", "tokenizer_config.json")
+        if (path / name).is_file()
+    }
     weights = {p.name: weights_sha256(p) for p in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))}
     return {"files": small, "weights": weights}
 
 
 def run_inputs(job: Job) -> dict:
     """Everything that shapes the output, as plain data."""
-    not_generated = {"runs_dir", "chunk_size", "trust_remote_code", "eval", "eval_after_train", "rounds", "ray",
-                     "seeds_sha256", "corpus_sha256", "keep_datasets"}
+    not_generated = {
+        "runs_dir",
+        "chunk_size",
+        "trust_remote_code",
+        "eval",
+        "eval_after_train",
+        "rounds",
+        "ray",
+        "seeds_sha256",
+        "corpus_sha256",
+        "keep_datasets",
+    }
     settings = job.config.model_dump(exclude=not_generated)
     # options that change how fast or where, not what is generated (and secrets), as declared: not in the key
     backend = registry.backends().get(job.config.backend)
@@ -163,12 +188,20 @@ def run_inputs(job: Job) -> dict:
     previous = job.config.previous_round
     return {
         "seeds_sha256": pinned_sha256(job.config.seeds, "seeds", job.config.seeds_sha256),
-        "corpus_sha256": pinned_sha256(job.config.corpus, "corpus", job.config.corpus_sha256) if job.config.corpus else None,
+        "corpus_sha256": pinned_sha256(job.config.corpus, "corpus", job.config.corpus_sha256)
+        if job.config.corpus
+        else None,
         "model": {"served": job.model} if remote else model_fingerprint(job.model),
         "templates": templates_hash(),
         "settings": settings,
-        **({"previous_adapter_sha256": adapter_fingerprint(previous.adapter), "previous_run": Path(previous.run_dir).name}
-           if previous else {}),
+        **(
+            {
+                "previous_adapter_sha256": adapter_fingerprint(previous.adapter),
+                "previous_run": Path(previous.run_dir).name,
+            }
+            if previous
+            else {}
+        ),
     }
 
 
@@ -176,8 +209,10 @@ def pinned_sha256(path: str, key: str, pinned: Optional[str], pin_key: Optional[
     """The file's sha256; a recipe that pinned another one stops here, before any engine starts or file is written."""
     actual = sha256_file(check_file(Path(path), f"selfspec.{key}"))
     if pinned and pinned.lower() != actual:
-        raise SelfSpecError(f"selfspec.{pin_key or key + '_sha256'}: {path} has changed since the recipe pinned it: "
-                            f"expected sha256 {pinned.lower()}, the file has {actual}")
+        raise SelfSpecError(
+            f"selfspec.{pin_key or key + '_sha256'}: {path} has changed since the recipe pinned it: "
+            f"expected sha256 {pinned.lower()}, the file has {actual}"
+        )
     return actual
 
 
@@ -236,8 +271,11 @@ def extend_from(run_dir: Path, inputs: dict) -> list[str]:
     its amounts (hard links; files the run already has are kept): raising `num_instructions` extends a run
     instead of starting it again. Returns the names of the runs it took files from."""
     key = generation_key(inputs)
-    sources = [p for p in sorted(run_dir.parent.iterdir()) if p.is_dir() and p != run_dir
-               and (other := _inputs_of(p)) is not None and generation_key(other) == key]
+    sources = [
+        p
+        for p in sorted(run_dir.parent.iterdir())
+        if p.is_dir() and p != run_dir and (other := _inputs_of(p)) is not None and generation_key(other) == key
+    ]
     used = []
     for source in sources:
         files = sorted(source.glob("instructions/*.jsonl")) + sorted(source.glob("responses/*.jsonl"))

@@ -30,9 +30,22 @@ def make_job(block: dict, base_model: str | None, output_dir: str | None, recipe
 
 # Set by torchrun/accelerate for the training ranks. The generator (and eval) child is one standalone process:
 # vLLM must not mistake it for a rank of the training job.
-LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE",
-                "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
-                "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_USE_AGENT_STORE", "TORCH_NCCL_ASYNC_ERROR_HANDLING")
+LAUNCHER_ENV = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "ROLE_RANK",
+    "ROLE_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "TORCHELASTIC_RUN_ID",
+    "TORCHELASTIC_RESTART_COUNT",
+    "TORCHELASTIC_MAX_RESTARTS",
+    "TORCHELASTIC_USE_AGENT_STORE",
+    "TORCH_NCCL_ASYNC_ERROR_HANDLING",
+)
 
 
 def child_env() -> dict:
@@ -71,7 +84,9 @@ def generate(job: rundirs.Job, progress: bool = True) -> Path:
             factory = registry.backend(cfg.backend)
             backend = factory(job.model, start_options(cfg.backend, factory, cfg.backend_settings(), adapters))
             try:
-                result = registry.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
+                result = registry.get_plugin_manager().hook.generate_dataset(
+                    job=job, backend=backend, progress=progress
+                )
             finally:
                 backend.close()
         manifest = dataset.write(run_dir, dataset.check(result, job), cfg.messages)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-
 from pathlib import Path
 
 from .errors import SelfSpecError
@@ -15,14 +14,12 @@ OPTIONAL = ("id", "task_type", "input")
 
 
 def parse_seed(obj: object, where: str, index: int) -> dict:
-    """Validate one decoded seed object and return it as a plain record `{id, task_type, instruction, input, output}`."""
+    """Validate one decoded seed object; return it as a plain record `{id, task_type, instruction, input, output}`."""
     if not isinstance(obj, dict):
         raise SelfSpecError(f"{where}: a seed must be a JSON object, got {type(obj).__name__}")
     unknown = sorted(set(obj) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
-        raise SelfSpecError(
-            f"{where}: unknown field {unknown[0]!r} (allowed: {', '.join(OPTIONAL + REQUIRED)})"
-        )
+        raise SelfSpecError(f"{where}: unknown field {unknown[0]!r} (allowed: {', '.join(OPTIONAL + REQUIRED)})")
     for field in REQUIRED:
         if field not in obj:
             raise SelfSpecError(f"{where}: missing field {field!r}")
@@ -58,7 +55,10 @@ def _yaml_objects(path: Path):
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is not None and not isinstance(root, yaml.SequenceNode):
             raise SelfSpecError(f"{path}:{root.start_mark.line + 1}: a YAML seeds file must be a list of tasks")
-        items = [(n.start_mark.line + 1, yaml.SafeLoader(yaml.serialize(n)).get_single_data()) for n in (root.value if root else [])]
+        items = [
+            (n.start_mark.line + 1, yaml.SafeLoader(yaml.serialize(n)).get_single_data())
+            for n in (root.value if root else [])
+        ]
     except (yaml.YAMLError, RecursionError) as exc:
         raise SelfSpecError(f"{path}: not valid YAML ({exc})") from None
     for lineno, obj in items:
@@ -72,9 +72,12 @@ _WARNED: set[str] = set()
 
 
 def long_fields(seed: dict, where: str) -> list[str]:
-    return [f"{where}: seed {seed['id']!r}: field {field!r} is {len(seed[field]):,} characters (over {LONG_FIELD:,}): "
-            "prompts that show it as a demonstration will be cut to fit the model's context"
-            for field in ("instruction", "input", "output") if len(seed[field]) > LONG_FIELD]
+    return [
+        f"{where}: seed {seed['id']!r}: field {field!r} is {len(seed[field]):,} characters (over {LONG_FIELD:,}): "
+        "prompts that show it as a demonstration will be cut to fit the model's context"
+        for field in ("instruction", "input", "output")
+        if len(seed[field]) > LONG_FIELD
+    ]
 
 
 def load_seeds(path: str | Path, warnings: list[str] | None = None) -> list[dict]:
@@ -126,14 +129,18 @@ def check_seeds(path: str | Path, threshold: float = 0.7) -> tuple[list[str], li
         seen.setdefault(key, seed["id"])
         hit = pool.most_similar(seed["instruction"])
         if hit is not None:
-            warnings.append(f"{path}: seed {seed['id']!r}: instruction has ROUGE-L {hit[0]:.2f} > {threshold} "
-                            f"with seed {seeds[hit[1]]['id']!r}")
+            warnings.append(
+                f"{path}: seed {seed['id']!r}: instruction has ROUGE-L {hit[0]:.2f} > {threshold} "
+                f"with seed {seeds[hit[1]]['id']!r}"
+            )
         pool.add(seed["instruction"])
     types = Counter(s["task_type"] or "(none)" for s in seeds)
     for name, count in sorted(types.items()):
         if len(types) > 1 and count > 0.4 * len(seeds):
-            warnings.append(f"{path}: task type {name!r} holds {count} of {len(seeds)} seeds: the generated tasks "
-                            "will lean towards it")
+            warnings.append(
+                f"{path}: task type {name!r} holds {count} of {len(seeds)} seeds: the generated tasks "
+                "will lean towards it"
+            )
     return errors, warnings, dict(sorted(types.items()))
 
 
@@ -145,8 +152,9 @@ def _grams(words: list[str], n: int = 4) -> set[str]:
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def check_against(seeds: list[dict], docs: list[dict], tasks: list[dict], threshold: float = 0.7,
-                  overlap: float = 0.5) -> list[str]:
+def check_against(
+    seeds: list[dict], docs: list[dict], tasks: list[dict], threshold: float = 0.7, overlap: float = 0.5
+) -> list[str]:
     """Leaks into held-out evaluation instances: a seed whose input (its instruction when it has none) has ROUGE-L F
     above `threshold` with an instance's input, and a corpus document that holds an instance's gold answer together
     with at least `overlap` of its input's word 4-grams (the question, answered)."""
@@ -161,8 +169,10 @@ def check_against(seeds: list[dict], docs: list[dict], tasks: list[dict], thresh
         hit = pool.most_similar(seed["input"] or seed["instruction"])
         if hit is not None:
             task, i, _ = instances[hit[1]]
-            problems.append(f"seed {seed['id']!r}: input has ROUGE-L {hit[0]:.2f} > {threshold} with held-out "
-                            f"{task.name} instance {i} ({task.source})")
+            problems.append(
+                f"seed {seed['id']!r}: input has ROUGE-L {hit[0]:.2f} > {threshold} with held-out "
+                f"{task.name} instance {i} ({task.source})"
+            )
     grams = [(_grams(_words(inst["input"])), " ".join(_words(inst["output"]))) for _, _, inst in instances]
     for doc in docs:
         words = _words(doc["text"])
@@ -170,6 +180,8 @@ def check_against(seeds: list[dict], docs: list[dict], tasks: list[dict], thresh
         for (task, i, _), (question, answer) in zip(instances, grams):
             shared = len(question & mine) / len(question) if question else 0.0
             if answer and f" {answer} " in text and shared >= overlap:
-                problems.append(f"corpus document {doc['id']!r}: holds the answer {answer!r} of held-out {task.name} "
-                                f"instance {i} ({task.source}) and {shared:.0%} of its question's 4-grams")
+                problems.append(
+                    f"corpus document {doc['id']!r}: holds the answer {answer!r} of held-out {task.name} "
+                    f"instance {i} ({task.source}) and {shared:.0%} of its question's 4-grams"
+                )
     return problems

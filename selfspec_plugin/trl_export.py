@@ -17,18 +17,38 @@ from .prompts import alpaca_prompt
 
 # Axolotl key -> TRL (`trl sft` config) key, value unchanged.
 SAME = {
-    "base_model": "model_name_or_path", "load_in_4bit": "load_in_4bit", "load_in_8bit": "load_in_8bit",
-    "lora_r": "lora_r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
-    "lora_target_modules": "lora_target_modules", "lora_modules_to_save": "lora_modules_to_save",
-    "peft_use_rslora": "use_rslora", "peft_use_dora": "use_dora", "learning_rate": "learning_rate",
-    "optimizer": "optim", "lr_scheduler": "lr_scheduler_type", "warmup_steps": "warmup_steps",
+    "base_model": "model_name_or_path",
+    "load_in_4bit": "load_in_4bit",
+    "load_in_8bit": "load_in_8bit",
+    "lora_r": "lora_r",
+    "lora_alpha": "lora_alpha",
+    "lora_dropout": "lora_dropout",
+    "lora_target_modules": "lora_target_modules",
+    "lora_modules_to_save": "lora_modules_to_save",
+    "peft_use_rslora": "use_rslora",
+    "peft_use_dora": "use_dora",
+    "learning_rate": "learning_rate",
+    "optimizer": "optim",
+    "lr_scheduler": "lr_scheduler_type",
+    "warmup_steps": "warmup_steps",
     "warmup_ratio": "warmup_steps",  # transformers 5: a warmup_steps below 1 is a ratio of the total steps
-    "weight_decay": "weight_decay", "max_grad_norm": "max_grad_norm",
-    "micro_batch_size": "per_device_train_batch_size", "gradient_accumulation_steps": "gradient_accumulation_steps",
-    "num_epochs": "num_train_epochs", "max_steps": "max_steps", "sequence_len": "max_length",
-    "sample_packing": "packing", "gradient_checkpointing": "gradient_checkpointing", "fp16": "fp16", "tf32": "tf32",
-    "attn_implementation": "attn_implementation", "seed": "seed", "output_dir": "output_dir",
-    "logging_steps": "logging_steps", "save_strategy": "save_strategy", "save_steps": "save_steps",
+    "weight_decay": "weight_decay",
+    "max_grad_norm": "max_grad_norm",
+    "micro_batch_size": "per_device_train_batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "num_epochs": "num_train_epochs",
+    "max_steps": "max_steps",
+    "sequence_len": "max_length",
+    "sample_packing": "packing",
+    "gradient_checkpointing": "gradient_checkpointing",
+    "fp16": "fp16",
+    "tf32": "tf32",
+    "attn_implementation": "attn_implementation",
+    "seed": "seed",
+    "output_dir": "output_dir",
+    "logging_steps": "logging_steps",
+    "save_strategy": "save_strategy",
+    "save_steps": "save_steps",
     "dataset_num_proc": "dataset_num_proc",
 }
 # Axolotl keys mapped with a rule (see `mapped`).
@@ -37,8 +57,10 @@ RULES = ("adapter", "lora_target_linear", "train_on_inputs", "bf16", "flash_atte
 UNMAPPED = {
     "val_set_size": "no held-out split is made; TRL's eval_strategy stays 'no'",
     "dataset_prepared_path": "Axolotl's tokenised-dataset cache; TRL tokenises at start",
-    "lora_mlp_kernel": "Axolotl's Triton LoRA kernels", "lora_qkv_kernel": "Axolotl's Triton LoRA kernels",
-    "lora_o_kernel": "Axolotl's Triton LoRA kernels", "lora_embedding_kernel": "Axolotl's Triton LoRA kernels",
+    "lora_mlp_kernel": "Axolotl's Triton LoRA kernels",
+    "lora_qkv_kernel": "Axolotl's Triton LoRA kernels",
+    "lora_o_kernel": "Axolotl's Triton LoRA kernels",
+    "lora_embedding_kernel": "Axolotl's Triton LoRA kernels",
 }
 CONSUMED = ("plugins", "selfspec", "datasets")  # selfspec's own: they become the dataset
 
@@ -62,8 +84,11 @@ def _mapped(key: str, value) -> dict:
 def trl_config(raw: dict, data: Path) -> tuple[dict, dict]:
     """(the `trl sft` config, {Axolotl key: why it is not mapped}) for an Axolotl recipe whose training data is
     `data`. Keys the exporter does not know are reported as unmapped too."""
-    config: dict = {"datasets": [{"path": "json", "data_files": str(data), "split": "train"}],
-                    "dataset_train_split": "train", "completion_only_loss": True}
+    config: dict = {
+        "datasets": [{"path": "json", "data_files": str(data), "split": "train"}],
+        "dataset_train_split": "train",
+        "completion_only_loss": True,
+    }
     unmapped: dict[str, str] = {}
     for key, value in raw.items():
         if key in SAME:
@@ -92,9 +117,12 @@ def export_trl(raw: dict, run_dir: Path, out: Path) -> Path:
     data = out.resolve() / "train.jsonl"
     fileio.write_jsonl(data, trl_rows(fileio.read_jsonl(run_dir / rundirs.DATA), chat))
     config, unmapped = trl_config(raw, data)
-    head = [f"# `trl sft --config {out / 'sft.yaml'}`: written by `selfspec export-trl` from run {run_dir}",
-            f"# ({manifest['counts']['triplets']} triplets, {'chat' if chat else 'Alpaca'} prompts; loss on the completion).",
-            "# Recipe settings with no TRL equivalent (not applied):" if unmapped else "# Every recipe setting is mapped."]
+    head = [
+        f"# `trl sft --config {out / 'sft.yaml'}`: written by `selfspec export-trl` from run {run_dir}",
+        f"# ({manifest['counts']['triplets']} triplets, {'chat' if chat else 'Alpaca'} prompts; "
+        "loss on the completion).",
+        "# Recipe settings with no TRL equivalent (not applied):" if unmapped else "# Every recipe setting is mapped.",
+    ]
     head += [f"#   {key}: {raw[key]!r} -- {why}" for key, why in unmapped.items()]
     path = out / "sft.yaml"
     fileio.write_text(path, "\n".join(head) + "\n" + yaml.safe_dump(config, sort_keys=False))

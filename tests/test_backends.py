@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from selfspec_plugin import registry
 from selfspec_plugin.backends import Sampling
@@ -19,22 +20,31 @@ from selfspec_plugin.prompts import brainstorm_prompt
 from selfspec_plugin.runner import generate, make_job
 from selfspec_plugin.seeds import load_seeds
 
-from conftest import ROOT
-
 SEEDS = ROOT / "tests" / "data" / "seeds.jsonl"
-SMALL = {"seeds": str(SEEDS), "domain": "biomedicine", "num_instructions": 6, "prompts_per_round": 6,
-         "max_rounds": 4, "instruction_max_tokens": 160, "response_max_tokens": 48, "chunk_size": 4}
+SMALL = {
+    "seeds": str(SEEDS),
+    "domain": "biomedicine",
+    "num_instructions": 6,
+    "prompts_per_round": 6,
+    "max_rounds": 4,
+    "instruction_max_tokens": 160,
+    "response_max_tokens": 48,
+    "chunk_size": 4,
+}
 
 
 def test_openai_backend_retries_then_names_the_unreachable_server():
     with socket.socket() as s:  # a free port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    backend = registry.make_backend("openai", "m", {"base_url": f"http://127.0.0.1:{port}/v1", "max_retries": 2,
-                                                   "backoff": 0.01, "timeout": 2})
+    backend = registry.make_backend(
+        "openai", "m", {"base_url": f"http://127.0.0.1:{port}/v1", "max_retries": 2, "backoff": 0.01, "timeout": 2}
+    )
     prompt = brainstorm_prompt("p", load_seeds(SEEDS)[:3], "biomedicine")
     start = time.time()
-    with pytest.raises(SelfSpecError, match=rf"backend server unreachable: http://127.0.0.1:{port}/v1/completions failed 3 times"):
+    with pytest.raises(
+        SelfSpecError, match=rf"backend server unreachable: http://127.0.0.1:{port}/v1/completions failed 3 times"
+    ):
         backend.generate([prompt], Sampling(1.0, 0.98, 8, 0), "completion")
     assert time.time() - start < 30
 
@@ -72,8 +82,13 @@ def served_adapter(tiny_model, tmp_path_factory):
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    config = LoraConfig(r=8, lora_alpha=16, init_lora_weights=False, task_type="CAUSAL_LM",
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+    )
     out = tmp_path_factory.mktemp("lora") / "round1"
     get_peft_model(model, config).save_pretrained(out)
     return out
@@ -88,11 +103,33 @@ def vllm_server(tiny_model, served_adapter, tmp_path_factory):
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1", "VLLM_LOGGING_LEVEL": "WARNING"}
     log = open(tmp_path_factory.mktemp("server") / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model), "--host", "127.0.0.1",
-         "--port", str(port), "--max-model-len", "2048", "--enforce-eager", "--no-enable-chunked-prefill",
-         "--max-num-batched-tokens", "8192", "--served-model-name", "tiny",
-         "--enable-lora", "--max-lora-rank", "8", "--lora-modules", f"round1={served_adapter}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(tiny_model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--max-model-len",
+            "2048",
+            "--enforce-eager",
+            "--no-enable-chunked-prefill",
+            "--max-num-batched-tokens",
+            "8192",
+            "--served-model-name",
+            "tiny",
+            "--enable-lora",
+            "--max-lora-rank",
+            "8",
+            "--lora-modules",
+            f"round1={served_adapter}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -136,11 +173,17 @@ def test_openai_backend_serves_a_lora_adapter_under_its_model_name(vllm_server, 
     base = [c.text for c in backend.generate(prompts, greedy, "completion")]
     adapted = [c.text for c in backend.generate(prompts, greedy, "completion", adapter=str(served_adapter))]
     assert adapted != base and base == [c.text for c in backend.generate(prompts, greedy, "completion")]
-    with pytest.raises(SelfSpecError, match=r"does not serve the LoRA adapter .* as 'elsewhere' \(it serves: round1, tiny\)"
-                                            r"\. Start it with `vllm serve MODEL --enable-lora --lora-modules elsewhere="):
+    with pytest.raises(
+        SelfSpecError,
+        match=r"does not serve the LoRA adapter .* as 'elsewhere' \(it serves: round1, tiny\)"
+        r"\. Start it with `vllm serve MODEL --enable-lora --lora-modules elsewhere=",
+    ):
         backend.generate(prompts, greedy, "completion", adapter=str(tmp_path / "elsewhere"))
-    mapped = registry.make_backend("openai", "tiny", {"base_url": vllm_server, "model": "tiny", "chat": False,
-                                                     "adapters": {str(tmp_path / "copy"): "round1"}})
+    mapped = registry.make_backend(
+        "openai",
+        "tiny",
+        {"base_url": vllm_server, "model": "tiny", "chat": False, "adapters": {str(tmp_path / "copy"): "round1"}},
+    )
     assert [c.text for c in mapped.generate(prompts, greedy, "completion", adapter=str(tmp_path / "copy"))] == adapted
 
 
@@ -153,10 +196,17 @@ def test_iterate_round_2_answers_through_the_servers_adapter(vllm_server, served
     from selfspec_plugin.iterate import iterate, record_training
 
     recipe = served_adapter.parent / "recipe.yml"
-    raw = {"base_model": "tiny", "output_dir": str(served_adapter),
-           "selfspec": {**SMALL, "num_instructions": 4, "backend": "openai",
-                        "filters": ["start", "length", "blacklist", "novelty"],  # a random adapter's answers run long
-                        "backend_options": {"base_url": vllm_server, "model": "tiny", "chat": False}}}
+    raw = {
+        "base_model": "tiny",
+        "output_dir": str(served_adapter),
+        "selfspec": {
+            **SMALL,
+            "num_instructions": 4,
+            "backend": "openai",
+            "filters": ["start", "length", "blacklist", "novelty"],  # a random adapter's answers run long
+            "backend_options": {"base_url": vllm_server, "model": "tiny", "chat": False},
+        },
+    }
     recipe.write_text(yaml.safe_dump(raw))
 
     def train(path):
@@ -184,16 +234,18 @@ def test_vllm_engine_receives_the_stage_sampling_the_stop_strings_and_a_seed_per
     params = sampling_params(Sampling(1.0, 0.98, 320, 42), brainstorm)
     assert (params.temperature, params.top_p, params.max_tokens) == (1.0, 0.98, 320)
     assert params.stop == ["6. Instruction", "7. Instruction", "Output:"] and params.seed == item_seed(42, "r0-p1")
-    greedy = sampling_params(Sampling(0.0, 1.0, 512, 42), response_prompt("r0-p1-0", seeds[3], seeds[:5], "biomedicine"))
+    greedy = sampling_params(
+        Sampling(0.0, 1.0, 512, 42), response_prompt("r0-p1-0", seeds[3], seeds[:5], "biomedicine")
+    )
     assert (greedy.temperature, greedy.top_p, greedy.stop) == (0.0, 1.0, ["###"])
     assert greedy.sampling_type.name == "GREEDY"
 
 
 def test_chat_model_needs_a_template_that_ends_turns_with_the_models_eos(tiny_model, tmp_path):
+    from tiny_model import CHAT_TEMPLATE
     from transformers import AutoTokenizer
 
     from selfspec_plugin.backends import chat_model
-    from tiny_model import CHAT_TEMPLATE
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     assert not chat_model(tokenizer)  # no template: a base model

@@ -7,13 +7,19 @@ import socket
 
 import pytest
 import yaml
+from test_pipeline import scripted  # noqa: F401  (the scripted-backend fixture)
 
 from selfspec_plugin.cli import main
 
-from test_pipeline import scripted  # noqa: F401  (the scripted-backend fixture)
-
-GOOD = [{"id": f"s{i}", "instruction": f"Name the enzyme number {i} in the pathway below.", "input": "glycolysis",
-         "output": "hexokinase"} for i in range(6)]
+GOOD = [
+    {
+        "id": f"s{i}",
+        "instruction": f"Name the enzyme number {i} in the pathway below.",
+        "input": "glycolysis",
+        "output": "hexokinase",
+    }
+    for i in range(6)
+]
 LINES = [json.dumps(s) for s in GOOD]
 
 
@@ -26,39 +32,99 @@ def free_port() -> int:
 # (name, seed file lines or bytes, corpus: None | lines | bytes, selfspec overrides, expected text in the error)
 CASES = [
     ("malformed json line", [LINES[0], "{not json"] + LINES[1:], None, {}, "seeds.jsonl:2: not valid JSON"),
-    ("missing field", LINES + [json.dumps({"instruction": "Say hi to the patient."})], None, {},
-     "seeds.jsonl:7: missing field 'output'"),
-    ("wrong type", LINES + [json.dumps({"instruction": ["x"], "output": "y"})], None, {},
-     "seeds.jsonl:7: field 'instruction' must be a string, got list"),
+    (
+        "missing field",
+        LINES + [json.dumps({"instruction": "Say hi to the patient."})],
+        None,
+        {},
+        "seeds.jsonl:7: missing field 'output'",
+    ),
+    (
+        "wrong type",
+        LINES + [json.dumps({"instruction": ["x"], "output": "y"})],
+        None,
+        {},
+        "seeds.jsonl:7: field 'instruction' must be a string, got list",
+    ),
     ("empty seeds file", [], None, {}, "no seed tasks in file"),
     ("duplicate ids", LINES + [LINES[2]], None, {}, "seeds.jsonl:7: duplicate id 's2' (first on line 3)"),
-    ("seeds not UTF-8", b'{"instruction": "caf\xe9", "output": "x"}\n', None, {}, "seeds.jsonl:1:21: not UTF-8 text (invalid continuation byte, byte 0xe9)"),
-    ("fewer seeds than demos", LINES[:4], None, {}, "4 seed task(s), but selfspec.instruction_demos=3 and "
-     "response_demos=5 need at least 5"),
+    (
+        "seeds not UTF-8",
+        b'{"instruction": "caf\xe9", "output": "x"}\n',
+        None,
+        {},
+        "seeds.jsonl:1:21: not UTF-8 text (invalid continuation byte, byte 0xe9)",
+    ),
+    (
+        "fewer seeds than demos",
+        LINES[:4],
+        None,
+        {},
+        "4 seed task(s), but selfspec.instruction_demos=3 and response_demos=5 need at least 5",
+    ),
     ("corpus missing", LINES, "missing", {}, "selfspec.corpus: file not found"),
     ("corpus empty", LINES, [], {}, "holds no documents"),
-    ("corpus not UTF-8", LINES, b'{"text": "\xff\xfe"}\n', {}, "corpus.jsonl:1:11: not UTF-8 text (invalid start byte, byte 0xff)"),
-    ("corrupt parquet corpus", LINES, b"PAR1 this is not parquet", {"corpus_name": "corpus.parquet"},
-     "not a readable parquet file"),
-    ("corpus line without text", LINES, [json.dumps({"text": "ok"}), json.dumps({"body": "x"})], {},
-     "corpus.jsonl:2: missing string field 'text'"),
+    (
+        "corpus not UTF-8",
+        LINES,
+        b'{"text": "\xff\xfe"}\n',
+        {},
+        "corpus.jsonl:1:11: not UTF-8 text (invalid start byte, byte 0xff)",
+    ),
+    (
+        "corrupt parquet corpus",
+        LINES,
+        b"PAR1 this is not parquet",
+        {"corpus_name": "corpus.parquet"},
+        "not a readable parquet file",
+    ),
+    (
+        "corpus line without text",
+        LINES,
+        [json.dumps({"text": "ok"}), json.dumps({"body": "x"})],
+        {},
+        "corpus.jsonl:2: missing string field 'text'",
+    ),
     ("model path missing", LINES, None, {"model": "no/such-model-dir"}, "model not found: 'no/such-model-dir'"),
     ("unknown key", LINES, None, {"num_instructons": 5}, "selfspec.num_instructons: Extra inputs are not permitted"),
     ("temperature < 0", LINES, None, {"temperature": -0.5}, "selfspec.temperature: Input should be greater than"),
     ("top_p > 1", LINES, None, {"top_p": 1.5}, "selfspec.top_p: Input should be less than or equal to 1"),
     ("threshold 0", LINES, None, {"rouge_threshold": 0}, "selfspec.rouge_threshold: Input should be greater than 0"),
     ("threshold > 1", LINES, None, {"rouge_threshold": 1.01}, "selfspec.rouge_threshold: Input should be less than"),
-    ("wrong value type", LINES, None, {"num_instructions": "many"}, "selfspec.num_instructions: Input should be a valid integer"),
+    (
+        "wrong value type",
+        LINES,
+        None,
+        {"num_instructions": "many"},
+        "selfspec.num_instructions: Input should be a valid integer",
+    ),
     ("unknown backend", LINES, None, {"backend": "nosuch"}, "selfspec.backend: unknown backend 'nosuch' (available: "),
     ("unknown filter", LINES, None, {"filters": ["novelty", "nosuch"]}, "selfspec.filters: unknown filter 'nosuch'"),
-    ("unknown retriever", LINES, [json.dumps({"text": "ok"})], {"retriever": "nosuch"}, "selfspec.retriever: unknown retriever"),
-    ("invalid byte on line 3", ("".join(line + "\n" for line in LINES[:2]) + LINES[2].replace("pathway", "pathw\udcff")
-                                + "\n").encode("utf-8", "surrogateescape"), None, {},
-     "seeds.jsonl:3:67: not UTF-8 text (invalid start byte, byte 0xff)"),
+    (
+        "unknown retriever",
+        LINES,
+        [json.dumps({"text": "ok"})],
+        {"retriever": "nosuch"},
+        "selfspec.retriever: unknown retriever",
+    ),
+    (
+        "invalid byte on line 3",
+        ("".join(line + "\n" for line in LINES[:2]) + LINES[2].replace("pathway", "pathw\udcff") + "\n").encode(
+            "utf-8", "surrogateescape"
+        ),
+        None,
+        {},
+        "seeds.jsonl:3:67: not UTF-8 text (invalid start byte, byte 0xff)",
+    ),
     ("seeds is a directory", LINES, None, {"seeds": "."}, "seeds: TMP is a directory, expected a file"),
     ("corpus is a directory", LINES, None, {"corpus": "."}, "selfspec.corpus: TMP is a directory, expected a file"),
-    ("CSV saved as jsonl", ["instruction,input,output", "Name the enzyme,glycolysis,hexokinase"], None, {},
-     "seeds.jsonl:1: not valid JSON (Expecting value at column 1); is this CSV?"),
+    (
+        "CSV saved as jsonl",
+        ["instruction,input,output", "Name the enzyme,glycolysis,hexokinase"],
+        None,
+        {},
+        "seeds.jsonl:1: not valid JSON (Expecting value at column 1); is this CSV?",
+    ),
 ]
 
 
@@ -74,8 +140,14 @@ def recipe(tmp_path, seed_lines, corpus_lines=None, corpus_name="corpus.jsonl", 
     model = tmp_path / "model"
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text("{}")
-    block = {"seeds": str(write(tmp_path / "seeds.jsonl", seed_lines)), "backend": "scripted", "num_instructions": 4,
-             "prompts_per_round": 4, "chunk_size": 2, **overrides}
+    block = {
+        "seeds": str(write(tmp_path / "seeds.jsonl", seed_lines)),
+        "backend": "scripted",
+        "num_instructions": 4,
+        "prompts_per_round": 4,
+        "chunk_size": 2,
+        **overrides,
+    }
     if corpus_lines == "missing":
         block["corpus"] = str(tmp_path / "nowhere.jsonl")
     elif corpus_lines is not None:
@@ -87,13 +159,21 @@ def recipe(tmp_path, seed_lines, corpus_lines=None, corpus_name="corpus.jsonl", 
 
 @pytest.mark.parametrize("command", ["generate", "iterate"])
 @pytest.mark.parametrize("name, seeds, corpus, overrides, expected", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_fails_clearly_before_any_engine(scripted, tmp_path, capsys, name, seeds, corpus, overrides, expected,
-                                                   command):
-    code = main([command, *(["--no-progress"] if command == "generate" else []),
-                 str(recipe(tmp_path, seeds, corpus, **overrides))])
+def test_bad_input_fails_clearly_before_any_engine(
+    scripted, tmp_path, capsys, name, seeds, corpus, overrides, expected, command
+):
+    code = main(
+        [
+            command,
+            *(["--no-progress"] if command == "generate" else []),
+            str(recipe(tmp_path, seeds, corpus, **overrides)),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("selfspec: error: ") and expected.replace("TMP", str(tmp_path)) in err, err  # (. = the recipe's folder)
+    assert err.startswith("selfspec: error: ") and expected.replace("TMP", str(tmp_path)) in err, (
+        err
+    )  # (. = the recipe's folder)
     assert "Traceback" not in err
     assert scripted.instances == []  # no backend (no engine) was started
     assert not (tmp_path / "out").exists()  # nothing written: no runs folder, no lock file
@@ -111,13 +191,20 @@ def test_zero_kept_fails_with_the_funnel_and_no_dataset(scripted, tmp_path, caps
     assert main(["generate", "--no-progress", str(path)]) == 2
     err = capsys.readouterr().err
     assert "zero instructions survived the filters; funnel: " in err and "'unparseable': 8" in err
-    assert not list(tmp_path.glob("out/selfspec/*/data.jsonl")) and not list(tmp_path.glob("out/selfspec/*/manifest.json"))
+    assert not list(tmp_path.glob("out/selfspec/*/data.jsonl")) and not list(
+        tmp_path.glob("out/selfspec/*/manifest.json")
+    )
 
 
 def test_unreachable_server_fails_after_retries(tmp_path, capsys):
     url = f"http://127.0.0.1:{free_port()}/v1"
-    path = recipe(tmp_path, LINES, backend="openai", model="served-model",
-                  backend_options={"base_url": url, "max_retries": 1, "backoff": 0.01, "timeout": 2})
+    path = recipe(
+        tmp_path,
+        LINES,
+        backend="openai",
+        model="served-model",
+        backend_options={"base_url": url, "max_retries": 1, "backoff": 0.01, "timeout": 2},
+    )
     assert main(["generate", "--no-progress", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"backend server unreachable: {url}/chat/completions failed 2 times" in err
@@ -131,7 +218,9 @@ def test_files_from_other_machines_are_read_as_meant(scripted, tmp_path, capsys)
 
     bom = "\ufeff".encode()
     seeds = write(tmp_path / "seeds.jsonl", bom + ("\r\n".join(LINES) + "\r\n\r\n\n").encode())
-    corpus = write(tmp_path / "corpus.jsonl", bom + (json.dumps({"text": "Hexokinase starts glycolysis."}) + "\r\n").encode())
+    corpus = write(
+        tmp_path / "corpus.jsonl", bom + (json.dumps({"text": "Hexokinase starts glycolysis."}) + "\r\n").encode()
+    )
     path = recipe(tmp_path, LINES)
     path.write_bytes(bom + path.read_bytes().replace(b"\n", b"\r\n"))
     raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
@@ -190,8 +279,9 @@ def test_the_environment_the_cli_sets_is_the_one_install_md_names(monkeypatch, t
     import os
     import re
 
-    from selfspec_plugin.cli import OFFLINE_ENV
     from conftest import ROOT
+
+    from selfspec_plugin.cli import OFFLINE_ENV
 
     for key in OFFLINE_ENV:
         monkeypatch.delenv(key, raising=False)

@@ -6,11 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from selfspec_plugin.retrieval import load_corpus
 from selfspec_plugin.seeds import check_seeds, load_seeds
-
-from conftest import ROOT
 
 SEEDS = ROOT / "seeds"
 
@@ -76,7 +75,20 @@ def test_missing_benchmarks_fail_under_ci_and_skip_elsewhere(tmp_path, ci, outco
     import sys
 
     env = {**os.environ, "CI": ci, "SELFSPEC_BENCHMARKS": str(tmp_path / "absent")}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           f"{Path(__file__).parent / 'test_content.py'}::test_no_text_is_taken_from_the_public_benchmarks"],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"{Path(__file__).parent / 'test_content.py'}::test_no_text_is_taken_from_the_public_benchmarks",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert outcome in proc.stdout, proc.stdout[-2000:]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -59,8 +58,15 @@ dataset_prepared_path: {out}/prepared
 
 
 def write_recipe(path: Path, model: Path, extra: str = "") -> Path:
-    path.write_text(RECIPE.format(model=model, seeds=ROOT / "tests" / "data" / "seeds.jsonl", out=path.parent / "out",
-                                  extra=extra, eval_tasks=ROOT / "seeds" / "eval" / "biomed.jsonl"))
+    path.write_text(
+        RECIPE.format(
+            model=model,
+            seeds=ROOT / "tests" / "data" / "seeds.jsonl",
+            out=path.parent / "out",
+            extra=extra,
+            eval_tasks=ROOT / "seeds" / "eval" / "biomed.jsonl",
+        )
+    )
     return path
 
 
@@ -114,8 +120,11 @@ def trained_chat(tmp_path_factory):
     model = tiny_chat_model_dir()
     work = tmp_path_factory.mktemp("e2e-chat")
     recipe = write_recipe(work / "recipe.yml", model)
-    recipe.write_text(recipe.read_text().replace("eval_after_train: true", "eval_after_train: false")
-                      .replace("num_instructions: 12", "num_instructions: 6"))
+    recipe.write_text(
+        recipe.read_text()
+        .replace("eval_after_train: true", "eval_after_train: false")
+        .replace("num_instructions: 12", "num_instructions: 6")
+    )
     proc = run(["axolotl", "train", str(recipe)], work)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     (run_dir,) = [p for p in (work / "out" / "selfspec").iterdir() if p.is_dir()]
@@ -159,8 +168,10 @@ def test_seeds_only_control_trains_through_axolotl_on_the_seeds_beside_the_recip
     own = [{"instruction": f"Team task {i}", "input": "", "output": f"team answer {i}"} for i in range(3)]
     (tmp_path / "team.jsonl").write_text("".join(json.dumps(r) + "\n" for r in own))
     recipe = write_recipe(tmp_path / "recipe.yml", tiny_model, extra="seeds_only: true\n  keep_datasets: true")
-    recipe.write_text(recipe.read_text().replace("eval_after_train: true", "eval_after_train: false")
-                      + f"datasets:\n  - path: {tmp_path / 'team.jsonl'}\n    ds_type: json\n    type: alpaca\n")
+    recipe.write_text(
+        recipe.read_text().replace("eval_after_train: true", "eval_after_train: false")
+        + f"datasets:\n  - path: {tmp_path / 'team.jsonl'}\n    ds_type: json\n    type: alpaca\n"
+    )
     proc = run(["axolotl", "train", str(recipe)], tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "are replaced by the generated data" not in proc.stdout + proc.stderr
@@ -203,8 +214,25 @@ def test_export_trl_trains_the_same_run_through_trl_sft(trained):
     assert "#   val_set_size: 0 -- no held-out split is made" in config and "#   lora_mlp_kernel" in config
     assert len(read_jsonl(work / "trl" / "train.jsonl")) == len(read_jsonl(run_dir / "data.jsonl"))
     out = work / "trl-out"
-    proc = run(["trl", "sft", "--config", str(work / "trl" / "sft.yaml"), "--max_steps", "2", "--output_dir", str(out),
-                "--report_to", "none", "--save_strategy", "no", "--dataloader_pin_memory", "false"], work)
+    proc = run(
+        [
+            "trl",
+            "sft",
+            "--config",
+            str(work / "trl" / "sft.yaml"),
+            "--max_steps",
+            "2",
+            "--output_dir",
+            str(out),
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--dataloader_pin_memory",
+            "false",
+        ],
+        work,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     adapter = json.loads((out / "adapter_config.json").read_text())
     recipe_cfg = yaml.safe_load(recipe.read_text())
@@ -234,7 +262,9 @@ def test_axolotl_train_generates_with_vllm_and_saves_an_adapter(trained):
     assert len({r["id"] for r in data}) == len(data)
     assert all(set(r) == {"id", "instruction", "input", "output"} and r["output"] for r in data)
     # the kept instructions passed the filters
-    seeds = [json.loads(line)["instruction"] for line in (ROOT / "tests" / "data" / "seeds.jsonl").read_text().splitlines()]
+    seeds = [
+        json.loads(line)["instruction"] for line in (ROOT / "tests" / "data" / "seeds.jsonl").read_text().splitlines()
+    ]
     from selfspec_plugin.filters import rouge_l_f, rouge_tokens
 
     for row in data:
@@ -250,16 +280,22 @@ def test_eval_after_train_scores_base_and_adapter_through_vllm_lora(trained):
     assert result["backend"] == "vllm"
     # the tiny model has no chat template and trained in alpaca (the marker the plugin wrote says so)
     assert [(m["label"], m["adapter"], m["format"]) for m in result["models"]] == [
-        ("base", None, "alpaca"), ("adapter", str(work / "out"), "alpaca")]
+        ("base", None, "alpaca"),
+        ("adapter", str(work / "out"), "alpaca"),
+    ]
     assert json.loads((work / "out" / "selfspec-trained.json").read_text())["training_format"] == "alpaca"
     assert {(r["model"], r["k"]) for r in result["rows"]} == {(m, k) for m in ("base", "adapter") for k in (0, 1)}
     assert len(result["rows"]) == 2 * 2 * 10 and all(r["n"] == 2 for r in result["rows"])
     preds = read_jsonl(out / "predictions.jsonl")
     assert len(preds) == 2 * 10 * 2 * (1 + 1)
     base = {(p["task"], p["k"], p["sampling"], p["item"]): p["prediction"] for p in preds if p["model"] == "base"}
-    changed = sum(p["prediction"] != base[(p["task"], p["k"], p["sampling"], p["item"])] for p in preds if p["model"] == "adapter")
+    changed = sum(
+        p["prediction"] != base[(p["task"], p["k"], p["sampling"], p["item"])] for p in preds if p["model"] == "adapter"
+    )
     assert changed > 0  # vLLM applied the LoRA adapter to its requests
-    assert (out / "eval.png").read_bytes()[:4] == b"\x89PNG" and "| factoid_qa | 0 | 2 |" in (out / "eval.md").read_text()
+    assert (out / "eval.png").read_bytes()[:4] == b"\x89PNG" and "| factoid_qa | 0 | 2 |" in (
+        out / "eval.md"
+    ).read_text()
     assert "average over tasks, adapter, k=1" in proc.stdout + proc.stderr  # the child printed the table
 
 
@@ -292,11 +328,23 @@ def test_kill_9_mid_run_then_rerun_is_byte_identical(trained):
     # The tiny model answers a chunk in well under a second, so polling for a file from outside can miss the
     # middle of the run: the process stops itself right after response chunk 0 (tests/fault_shim.py), then
     # its whole process group, vLLM engine included, is killed from here.
-    code = "import fault_shim; from selfspec_plugin.cli import main; raise SystemExit(main(['generate', '--no-progress', %r]))"
-    env = {**os.environ, "SELFSPEC_KILL_AT": "chunk-00000.jsonl:pause",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", code % str(recipe)], cwd=work, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    code = (
+        "import fault_shim; from selfspec_plugin.cli import main; "
+        "raise SystemExit(main(['generate', '--no-progress', %r]))"
+    )
+    env = {
+        **os.environ,
+        "SELFSPEC_KILL_AT": "chunk-00000.jsonl:pause",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code % str(recipe)],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     _, status = os.waitpid(proc.pid, os.WUNTRACED)  # returns once it has stopped itself (or ended)
     assert os.WIFSTOPPED(status), f"the generator ended before response chunk 0: {status}"
     os.killpg(proc.pid, signal.SIGKILL)  # the generator and its vLLM engine, mid-responses

@@ -7,21 +7,27 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from selfspec_plugin import report
-from selfspec_plugin.eval import run as evaluate, scoring, tasks
-from selfspec_plugin.eval.tasks import Task
-from selfspec_plugin.axolotl_plugin import tracker_metrics
-from selfspec_plugin.errors import SelfSpecError
-
 from conftest import ROOT
 
+from selfspec_plugin import report
+from selfspec_plugin.axolotl_plugin import tracker_metrics
+from selfspec_plugin.errors import SelfSpecError
+from selfspec_plugin.eval import run as evaluate
+from selfspec_plugin.eval import scoring, tasks
+from selfspec_plugin.eval.tasks import Task
 
 
 def toy_task(name="toy", kind="text", n=6, labels=None):
-    return Task(name, kind, f"Do {name}.", demos=[{"input": f"demo input {i}", "output": f"demo output {i}"} for i in range(5)],
-                instances=[{"input": f"input {i}", "output": ["yes", "no"][i % 2]} for i in range(n)], source="x",
-                labels=labels, max_tokens=8)
+    return Task(
+        name,
+        kind,
+        f"Do {name}.",
+        demos=[{"input": f"demo input {i}", "output": f"demo output {i}"} for i in range(5)],
+        instances=[{"input": f"input {i}", "output": ["yes", "no"][i % 2]} for i in range(n)],
+        source="x",
+        labels=labels,
+        max_tokens=8,
+    )
 
 
 def test_plan_builds_one_request_per_item_k_and_sampling():
@@ -31,17 +37,29 @@ def test_plan_builds_one_request_per_item_k_and_sampling():
     one = [r for r in reqs if r["task"] == "a" and r["k"] == 2]
     demos = {r["sampling"]: r["prompt"].text.split("Examples:")[1].split("### Input")[0] for r in one}
     assert len(set(demos.values())) > 1  # samplings draw different demonstrations ...
-    assert all(r["prompt"].text.split("Examples:")[1].split("### Input")[0] == demos[r["sampling"]] for r in one)  # ... shared by items
+    assert all(
+        r["prompt"].text.split("Examples:")[1].split("### Input")[0] == demos[r["sampling"]] for r in one
+    )  # ... shared by items
     zero = next(r for r in reqs if r["k"] == 0)
-    assert "Examples:" not in zero["prompt"].text and zero["prompt"].text.endswith("### Input:\ninput 0\n\n### Response:\n")
+    assert "Examples:" not in zero["prompt"].text and zero["prompt"].text.endswith(
+        "### Input:\ninput 0\n\n### Response:\n"
+    )
     from selfspec_plugin.prompts import ALPACA_WITH_INPUT
 
     assert zero["prompt"].text.startswith(ALPACA_WITH_INPUT)  # the template the adapter was trained with
     # the same demonstrations in another process (another hash seed): nothing depends on hash() or on state
-    code = ("import json; from test_eval import toy_task; from selfspec_plugin.eval import run as evaluate; "
-            "print(json.dumps([r['prompt'].text for r in evaluate.plan([toy_task('a')], [0, 1, 2], 3, None, 0)]))")
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent,
-                           env={**__import__("os").environ, "PYTHONHASHSEED": "123"}, check=True)
+    code = (
+        "import json; from test_eval import toy_task; from selfspec_plugin.eval import run as evaluate; "
+        "print(json.dumps([r['prompt'].text for r in evaluate.plan([toy_task('a')], [0, 1, 2], 3, None, 0)]))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+        env={**__import__("os").environ, "PYTHONHASHSEED": "123"},
+        check=True,
+    )
     assert json.loads(other.stdout) == [r["prompt"].text for r in reqs if r["task"] == "a"]
     reseeded = evaluate.plan([toy_task("a")], [2], 3, None, 1)  # another seed draws other demonstrations
     assert [r["prompt"].text for r in reseeded] != [r["prompt"].text for r in one]
@@ -62,8 +80,11 @@ def test_limit_takes_the_same_items_every_time():
 def test_summarize_scores_every_model_on_the_same_items():
     task = toy_task(kind="labels", labels=["yes", "no"], n=20)
     reqs = evaluate.plan([task], [0, 1], 2, None, 0)
-    preds = {"base": ["maybe"] * len(reqs), "adapter": [f"{r['gold'].capitalize()}." for r in reqs],
-             "constant": ["no"] * len(reqs)}
+    preds = {
+        "base": ["maybe"] * len(reqs),
+        "adapter": [f"{r['gold'].capitalize()}." for r in reqs],
+        "constant": ["no"] * len(reqs),
+    }
     out = scoring.summarize([task], reqs, preds, [("base", "adapter"), ("base", "constant"), ("constant", "adapter")])
     rows = {(r["model"], r["k"]): r for r in out["rows"]}
     assert rows[("base", 0)]["f1"] == 0 and rows[("adapter", 0)]["f1"] == 1.0
@@ -74,29 +95,48 @@ def test_summarize_scores_every_model_on_the_same_items():
     assert rows[("constant", 0)]["accuracy"] == rows[("constant", 0)]["majority_accuracy"] == 0.5
     assert rows[("constant", 0)]["shares"] == {"yes": 0.0, "no": 1.0, "unparseable": 0.0}
     delta = {(d["reference"], d["model"], d["task"], d["k"]): d for d in out["deltas"]}
-    assert delta[("base", "adapter", "toy", 0)]["primary"]["diff"] == 1.0 and delta[("base", "adapter", "toy", 0)]["f1"]["significant"]
+    assert (
+        delta[("base", "adapter", "toy", 0)]["primary"]["diff"] == 1.0
+        and delta[("base", "adapter", "toy", 0)]["f1"]["significant"]
+    )
     assert delta[("constant", "adapter", "average", 1)]["primary"]["diff"] == 0.5  # adapters against each other too
     assert {(a["model"], a["k"]): a["f1"] for a in out["averages"]}[("adapter", 1)] == 1.0
 
-    result = {**out, "tasks": [{"task": "toy", "primary": "accuracy"}], "samplings": 2, "shots": [0, 1], "model": "m",
-              "models": [{"label": m, "adapter": None if m == "base" else m, "format": "alpaca"} for m in preds],
-              "backend": "b", "limit": None, "wall_seconds": 1}
+    result = {
+        **out,
+        "tasks": [{"task": "toy", "primary": "accuracy"}],
+        "samplings": 2,
+        "shots": [0, 1],
+        "model": "m",
+        "models": [{"label": m, "adapter": None if m == "base" else m, "format": "alpaca"} for m in preds],
+        "backend": "b",
+        "limit": None,
+        "wall_seconds": 1,
+    }
     table = report.markdown_table(result)
     assert "| toy | 0 | 20 | accuracy | 0.0 | 100.0 | 50.0 |" in table
     assert "| toy | 0 | adapter − base | +100.0 [+100.0, +100.0] * |" in table
-    assert "acc 50.0 (majority 50.0, uniform 50.0), macro-F1 33.3 (majority 33.3), unparseable 0.0; answers: no 100%" in table
+    assert (
+        "acc 50.0 (majority 50.0, uniform 50.0), macro-F1 33.3 (majority 33.3), unparseable 0.0; answers: no 100%"
+        in table
+    )
     flat = tracker_metrics(result)
-    assert flat["selfspec_eval/toy/k0/adapter_f1"] == 1.0 and flat["selfspec_eval/toy/k1/adapter-base_delta_primary"] == 1.0
+    assert (
+        flat["selfspec_eval/toy/k0/adapter_f1"] == 1.0
+        and flat["selfspec_eval/toy/k1/adapter-base_delta_primary"] == 1.0
+    )
 
 
 def test_label_tasks_have_baselines_shares_and_a_parse_count():
     golds = ["yes"] * 6 + ["no"] * 2 + ["maybe"] * 2
-    out = scoring.task_scores(toy_task(kind="labels", labels=["yes", "no", "maybe"]), ["Yes, it does."] * 9 + ["unclear"], golds)
+    out = scoring.task_scores(
+        toy_task(kind="labels", labels=["yes", "no", "maybe"]), ["Yes, it does."] * 9 + ["unclear"], golds
+    )
     assert out["accuracy"] == 0.6 and out["unparseable"] == 1
     assert out["shares"] == {"yes": 0.9, "no": 0.0, "maybe": 0.0, "unparseable": pytest.approx(0.1)}
     assert out["majority_accuracy"] == 0.6 and out["uniform_accuracy"] == pytest.approx(1 / 3)
     # uniform guessing: label F1 = 2g / (1 + L g) for gold share g; mean over labels
-    assert out["uniform_macro_f1"] == pytest.approx((2 * .6 / 2.8 + 2 * .2 / 1.6 + 2 * .2 / 1.6) / 3)
+    assert out["uniform_macro_f1"] == pytest.approx((2 * 0.6 / 2.8 + 2 * 0.2 / 1.6 + 2 * 0.2 / 1.6) / 3)
     assert out["majority_macro_f1"] == pytest.approx((2 * 6 / (12 + 4)) / 3)
 
 
@@ -104,28 +144,45 @@ def test_list_answers_get_set_f1_beside_box_f1():
     from selfspec_plugin import metrics
 
     gold = "adenine, guanine, cytosine, thymine"
-    assert metrics.token_f1("thymine, adenine, cytosine, guanine", gold) == pytest.approx(0.4)  # BoX: the best alternative
+    assert metrics.token_f1("thymine, adenine, cytosine, guanine", gold) == pytest.approx(
+        0.4
+    )  # BoX: the best alternative
     assert metrics.token_f1("adenine", gold) == 1.0  # ... which rewards one item
     assert metrics.set_f1("thymine, adenine, cytosine, guanine", gold) == 1.0
     assert metrics.set_f1("adenine", gold) == pytest.approx(0.4)
     assert metrics.set_f1("none", "none") == 1.0 and metrics.set_f1("adenine", "none") == 0.0
-    out = scoring.task_scores(toy_task(kind="entities"), ["adenine", "Thymine; adenine; cytosine; guanine"], [gold, gold])
+    out = scoring.task_scores(
+        toy_task(kind="entities"), ["adenine", "Thymine; adenine; cytosine; guanine"], [gold, gold]
+    )
     assert out["set_f1"] == pytest.approx(0.7) and out["primary_items"] == [pytest.approx(0.4), 1.0]
 
 
 def test_yes_no_prefixed_answers_score_the_label_and_the_text_apart():
     from selfspec_plugin import metrics
 
-    assert metrics.split_label("No, weekly vitamin D3 raised levels.", ["yes", "no"]) == ("no", "weekly vitamin D3 raised levels.")
+    assert metrics.split_label("No, weekly vitamin D3 raised levels.", ["yes", "no"]) == (
+        "no",
+        "weekly vitamin D3 raised levels.",
+    )
     assert metrics.split_label("Nothing changed.", ["yes", "no"]) == (None, "Nothing changed.")
     task = toy_task(kind="labeled_text", labels=["yes", "no"])
-    golds = ["Yes, the exercise programme lowered blood pressure.", "No, vitamin D3 did not reduce falls.",
-             "Warfarin carriers need lower doses."]  # the last gold has no label: text only
+    golds = [
+        "Yes, the exercise programme lowered blood pressure.",
+        "No, vitamin D3 did not reduce falls.",
+        "Warfarin carriers need lower doses.",
+    ]  # the last gold has no label: text only
     bare = scoring.task_scores(task, ["yes", "no", "lower doses"], golds)
     assert bare["accuracy"] == 1.0 and bare["f1_items"][:2] == [1.0, 1.0]  # BoX F1 gives a bare "yes" full marks
     assert bare["primary_items"][:2] == [0.0, 0.0] and bare["text_f1"] < 0.3  # ... the text score does not
-    full = scoring.task_scores(task, ["Yes, the exercise programme lowered blood pressure.", "Yes, it reduced falls.",
-                                       "Warfarin carriers need lower doses."], golds)
+    full = scoring.task_scores(
+        task,
+        [
+            "Yes, the exercise programme lowered blood pressure.",
+            "Yes, it reduced falls.",
+            "Warfarin carriers need lower doses.",
+        ],
+        golds,
+    )
     assert full["accuracy"] == 0.5 and full["primary_items"][0] == 1.0 and full["primary_items"][2] == 1.0
 
 
@@ -135,7 +192,9 @@ def test_stratified_bootstrap_averages_tasks_with_equal_weight():
     big, small = [0.0] * 100, [0.0] * 4
     out = metrics.stratified_bootstrap([big, small], [[1.0] * 100, [0.0] * 4])
     assert out["diff"] == 0.5 and out["ci"] == [0.5, 0.5]  # not 100/104
-    assert metrics.paired_bootstrap([0, 0, 1, 1], [1, 0, 1, 0]) == metrics.stratified_bootstrap([[0, 0, 1, 1]], [[1, 0, 1, 0]])
+    assert metrics.paired_bootstrap([0, 0, 1, 1], [1, 0, 1, 0]) == metrics.stratified_bootstrap(
+        [[0, 0, 1, 1]], [[1, 0, 1, 0]]
+    )
 
 
 def test_shipped_eval_tasks_declare_their_kinds():
@@ -147,20 +206,27 @@ def test_shipped_eval_tasks_declare_their_kinds():
             if t.kind == "labels":
                 assert {i["output"] for i in t.instances} <= set(t.labels), t.name
     assert kinds["risk_classification"] == "labels"
-    assert {t.name: t.kind for t in tasks.load_task_file(ROOT / "seeds" / "eval" / "biomed.jsonl")}["long_answer_qa"] == "labeled_text"
+    assert {t.name: t.kind for t in tasks.load_task_file(ROOT / "seeds" / "eval" / "biomed.jsonl")}[
+        "long_answer_qa"
+    ] == "labeled_text"
 
 
 def test_task_file_errors_name_file_and_line(tmp_path):
     path = tmp_path / "tasks.jsonl"
     toy = toy_task()
     good = json.dumps({"task": toy.name, "definition": toy.definition, "demos": toy.demos, "instances": toy.instances})
-    path.write_text(good + "\n" + json.dumps({"task": "x", "definition": "d", "demos": [], "instances": [{"input": 1}]}) + "\n")
+    path.write_text(
+        good + "\n" + json.dumps({"task": "x", "definition": "d", "demos": [], "instances": [{"input": 1}]}) + "\n"
+    )
     with pytest.raises(SelfSpecError, match=r"tasks.jsonl:2: field 'instances' must be a list of \{input, output\}"):
         tasks.load_tasks(str(path))
     path.write_text(good.replace('"task": "toy"', '"task": "toy", "kind": "labels"') + "\n")
     with pytest.raises(SelfSpecError, match="tasks.jsonl:1: a 'labels' task needs a non-empty 'labels' list"):
         tasks.load_tasks(str(path))
-    assert [t.name for t in tasks.load_tasks(str(ROOT / "seeds" / "eval" / "biomed.jsonl"))][:2] == ["factoid_qa", "list_qa"]
+    assert [t.name for t in tasks.load_tasks(str(ROOT / "seeds" / "eval" / "biomed.jsonl"))][:2] == [
+        "factoid_qa",
+        "list_qa",
+    ]
 
 
 def test_benchmark_loaders_read_the_public_data_in_place(bench):
@@ -173,7 +239,9 @@ def test_benchmark_loaders_read_the_public_data_in_place(bench):
     assert len(ncbi.instances) == 100 and len(ncbi.demos) == 593  # one PMID occurs twice in the training file
     assert ncbi.kind == "entities"
     first = next(i for i in ncbi.instances if i["input"].startswith("Genetic mapping of the copper toxicosis"))
-    assert first["output"].startswith("copper toxicosis, hepatic copper accumulation, inherited disorder, Wilson disease")  # mentions in order, no repeats
+    assert first["output"].startswith(
+        "copper toxicosis, hepatic copper accumulation, inherited disorder, Wilson disease"
+    )  # mentions in order, no repeats
     assert len(first["output"].split(", ")) == len(set(first["output"].split(", ")))
 
     fpb = tasks.load_tasks(f"fpb:{bench / 'fpb'}")[0]
@@ -198,8 +266,13 @@ def random_adapter(tiny_model, tmp_path_factory):
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    config = LoraConfig(r=8, lora_alpha=16, init_lora_weights=False, task_type="CAUSAL_LM",
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    config = LoraConfig(
+        r=8,
+        lora_alpha=16,
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    )
     out = tmp_path_factory.mktemp("adapter")
     get_peft_model(model, config).save_pretrained(out)
     return out
@@ -245,7 +318,9 @@ def second_adapter(tiny_model, tmp_path_factory):
 
     torch.manual_seed(1)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM", target_modules=["q_proj", "v_proj"])
+    config = LoraConfig(
+        r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM", target_modules=["q_proj", "v_proj"]
+    )
     out = tmp_path_factory.mktemp("adapter2")
     get_peft_model(model, config).save_pretrained(out)
     return out
@@ -259,7 +334,10 @@ def test_models_default_to_their_training_format(random_adapter, tmp_path):
     (chat / "selfspec-trained.json").write_text(json.dumps({"training_format": "chat_template"}))
     specs = evaluate.model_specs([f"selfspec={chat}", str(random_adapter)], [])
     assert [(s["name"], s["formats"]) for s in specs] == [
-        ("base", ["alpaca", "chat"]), ("selfspec", ["chat"]), (Path(random_adapter).name, ["alpaca"])]
+        ("base", ["alpaca", "chat"]),
+        ("selfspec", ["chat"]),
+        (Path(random_adapter).name, ["alpaca"]),
+    ]
     assert evaluate.model_specs([f"x={chat}"], ["alpaca"])[1]["formats"] == ["alpaca", "chat"]  # --formats adds
     with pytest.raises(SelfSpecError, match="the name 'base' is taken"):
         evaluate.model_specs([f"base={chat}"], [])
@@ -270,13 +348,31 @@ def test_models_default_to_their_training_format(random_adapter, tmp_path):
 @pytest.mark.slow
 def test_selfspec_eval_scores_three_models_on_one_engine(tiny_model, random_adapter, second_adapter, tmp_path):
     recipe = tmp_path / "recipe.yml"
-    recipe.write_text(f"base_model: {tiny_model}\nselfspec:\n  seeds: {ROOT / 'tests' / 'data' / 'seeds.jsonl'}\n"
-                      f"  backend: transformers\n  eval: {{shots: [0, 1], samplings: 2, limit: 3}}\n"
-                      f"output_dir: {tmp_path / 'out'}\n")
-    proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "eval", str(recipe), "--no-progress",
-                           "--adapter", f"one={random_adapter}", f"two={second_adapter}",
-                           "--tasks", str(ROOT / "seeds" / "eval" / "biomed.jsonl"),
-                           "--out", str(tmp_path / "eval")], capture_output=True, text=True, timeout=900)
+    recipe.write_text(
+        f"base_model: {tiny_model}\nselfspec:\n  seeds: {ROOT / 'tests' / 'data' / 'seeds.jsonl'}\n"
+        f"  backend: transformers\n  eval: {{shots: [0, 1], samplings: 2, limit: 3}}\n"
+        f"output_dir: {tmp_path / 'out'}\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfspec_plugin.cli",
+            "eval",
+            str(recipe),
+            "--no-progress",
+            "--adapter",
+            f"one={random_adapter}",
+            f"two={second_adapter}",
+            "--tasks",
+            str(ROOT / "seeds" / "eval" / "biomed.jsonl"),
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())
     models = ("base", "one", "two")  # the tiny model has no chat template: every model in alpaca
@@ -286,7 +382,9 @@ def test_selfspec_eval_scores_three_models_on_one_engine(tiny_model, random_adap
     pairs = {(d["reference"], d["model"]) for d in result["deltas"]}
     assert pairs == {("base", "one"), ("base", "two"), ("one", "two")}
     assert len(result["deltas"]) == 3 * 2 * (10 + 1)  # every task and the average, per k
-    assert all(r["n"] == 3 for r in result["rows"]) and all(r["samplings"] == (2 if r["k"] else 1) for r in result["rows"])
+    assert all(r["n"] == 3 for r in result["rows"]) and all(
+        r["samplings"] == (2 if r["k"] else 1) for r in result["rows"]
+    )
     preds = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 3 * 10 * 3 * (1 + 2)
     by = {m: [p["prediction"] for p in preds if p["model"] == m] for m in models}
@@ -300,18 +398,40 @@ def test_eval_numbers_reach_the_trainings_trackio_project(tmp_path):
     """`eval_after_train` with `use_trackio: true`: the numbers land in the configured trackio project."""
     import sqlite3
 
-    result = {"rows": [{"model": "base", "task": "t", "k": 0, "primary": 0.75, "f1": 0.25, "rougeL": 0.5}],
-              "averages": [{"model": "base", "k": 0, "primary": 0.75, "f1": 0.25}],
-              "deltas": [{"task": "t", "k": 0, "reference": "base", "model": "a", "primary": {"diff": 0.5},
-                          "f1": {"diff": 0.125}}]}
-    code = ("import json, sys; from axolotl.utils.dict import DictDefault; from selfspec_plugin.axolotl_plugin import _log_to_trackers; "
-            "_log_to_trackers(DictDefault(use_trackio=True, trackio_project_name='spec', trackio_run_name='r1', "
-            "output_dir='out'), json.loads(sys.argv[1]))")
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(result)], capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "TRACKIO_DIR": str(tmp_path)}, cwd=tmp_path)
+    result = {
+        "rows": [{"model": "base", "task": "t", "k": 0, "primary": 0.75, "f1": 0.25, "rougeL": 0.5}],
+        "averages": [{"model": "base", "k": 0, "primary": 0.75, "f1": 0.25}],
+        "deltas": [
+            {"task": "t", "k": 0, "reference": "base", "model": "a", "primary": {"diff": 0.5}, "f1": {"diff": 0.125}}
+        ],
+    }
+    code = (
+        "import json, sys; from axolotl.utils.dict import DictDefault; "
+        "from selfspec_plugin.axolotl_plugin import _log_to_trackers; "
+        "_log_to_trackers(DictDefault(use_trackio=True, trackio_project_name='spec', trackio_run_name='r1', "
+        "output_dir='out'), json.loads(sys.argv[1]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(result)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "TRACKIO_DIR": str(tmp_path)},
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = sqlite3.connect(tmp_path / "spec.db").execute("select run_name, metrics from metrics").fetchall()
-    assert [(name, json.loads(blob)) for name, blob in rows] == [("r1", {
-        "selfspec_eval/t/k0/base_primary": 0.75, "selfspec_eval/t/k0/base_f1": 0.25, "selfspec_eval/t/k0/base_rougeL": 0.5,
-        "selfspec_eval/average/k0/base_primary": 0.75, "selfspec_eval/average/k0/base_f1": 0.25,
-        "selfspec_eval/t/k0/a-base_delta_primary": 0.5, "selfspec_eval/t/k0/a-base_delta_f1": 0.125})]
+    assert [(name, json.loads(blob)) for name, blob in rows] == [
+        (
+            "r1",
+            {
+                "selfspec_eval/t/k0/base_primary": 0.75,
+                "selfspec_eval/t/k0/base_f1": 0.25,
+                "selfspec_eval/t/k0/base_rougeL": 0.5,
+                "selfspec_eval/average/k0/base_primary": 0.75,
+                "selfspec_eval/average/k0/base_f1": 0.25,
+                "selfspec_eval/t/k0/a-base_delta_primary": 0.5,
+                "selfspec_eval/t/k0/a-base_delta_f1": 0.125,
+            },
+        )
+    ]

@@ -1,6 +1,6 @@
 """Faults, for real: a `selfspec generate` process on the tiny model (transformers backend) is SIGKILLed at
-exact points (tests/fault_shim.py), or a second one waits for the writer; the rerun must lose no finished work and produce
-a byte-identical dataset. (Two runs of one job at once: tests/test_multirank.py launches two ranks.)"""
+exact points (tests/fault_shim.py), or a second one waits for the writer; the rerun must lose no finished work and
+produce a byte-identical dataset. (Two runs of one job at once: tests/test_multirank.py launches two ranks.)"""
 
 import os
 import signal
@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from selfspec_plugin import rundirs
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 

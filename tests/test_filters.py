@@ -1,11 +1,10 @@
 import random
 
 import pytest
+from conftest import ROOT
 from rouge_score import rouge_scorer
 
 from selfspec_plugin import filters as f
-
-from conftest import ROOT
 
 
 def test_rouge_matches_reference_rouge_score():
@@ -21,8 +20,10 @@ def test_rouge_matches_reference_rouge_score():
 
 def test_novelty_pool_decides_like_brute_force():
     rng = random.Random(7)
-    words = ("list extract the genes proteins diseases drugs mentioned in text passage abstract classify "
-             "sentiment answer question yes no summarize describe").split()
+    words = (
+        "list extract the genes proteins diseases drugs mentioned in text passage abstract classify "
+        "sentiment answer question yes no summarize describe"
+    ).split()
     texts = [" ".join(rng.choices(words, k=rng.randint(4, 10))) for _ in range(400)]
     check = f.novelty_check(0.7, [])
     kept_pool, kept_brute = [], []
@@ -147,8 +148,7 @@ def test_novelty_pool_returns_what_a_full_scan_returns(threshold):
             if overlap:
                 first = min(order.index(w) for w in set(other) if w in order)
                 scan.append((-overlap / (len(toks) + len(other)), first, j))
-        expected = next(((s, j) for *_, j in sorted(scan)
-                         if (s := f.rouge_l_f(toks, pooled[j])) > threshold), None)
+        expected = next(((s, j) for *_, j in sorted(scan) if (s := f.rouge_l_f(toks, pooled[j])) > threshold), None)
         assert pool.most_similar(text) == expected
         if expected is None or rng.random() < 0.3:
             pool.add(text)

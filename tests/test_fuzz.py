@@ -12,18 +12,22 @@ from selfspec_plugin import filters
 from selfspec_plugin.cli import main
 from selfspec_plugin.config import SelfSpecConfig
 from selfspec_plugin.errors import SelfSpecError
+from selfspec_plugin.fileio import jsonl_objects
 from selfspec_plugin.pipeline import build_checks
 from selfspec_plugin.prompts import parse_brainstorm
 from selfspec_plugin.seeds import load_seeds
-from selfspec_plugin.fileio import jsonl_objects
 
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # text that looks like model output: the list markers the parser looks for, mixed with anything at all
-MARKERS = st.sampled_from(["###", "\n", "1. Instruction:", "2. Input:", "Input:", "Instruction:", "<noinput>", " ", ":"])
+MARKERS = st.sampled_from(
+    ["###", "\n", "1. Instruction:", "2. Input:", "Input:", "Instruction:", "<noinput>", " ", ":"]
+)
 OUTPUTS = st.lists(st.one_of(st.text(), MARKERS), max_size=30).map("".join)
-JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-                       lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
-                       max_leaves=12)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=12,
+)
 SEED_KEYS = st.sampled_from(["id", "task_type", "instruction", "input", "output"]) | st.text(max_size=8)
 SEEDISH = st.dictionaries(SEED_KEYS, JSONISH | st.text(), max_size=6)
 
@@ -37,8 +41,11 @@ def _loads_or_our_error(fn, *args):
 
 
 @EXAMPLES
-@given(lines=st.lists(st.one_of(SEEDISH.map(json.dumps), st.text(), JSONISH.map(json.dumps)), max_size=8),
-       raw=st.binary(max_size=200), suffix=st.sampled_from([".jsonl", ".yaml"]))
+@given(
+    lines=st.lists(st.one_of(SEEDISH.map(json.dumps), st.text(), JSONISH.map(json.dumps)), max_size=8),
+    raw=st.binary(max_size=200),
+    suffix=st.sampled_from([".jsonl", ".yaml"]),
+)
 def test_seed_loader_returns_seeds_or_raises_selfspec_error(tmp_path, lines, raw, suffix):
     path = tmp_path / f"seeds{suffix}"
     path.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass") + raw)
@@ -64,8 +71,10 @@ def test_parser_returns_items_or_rejections(prefix, completion, truncated):
         assert all(isinstance(v, str) for v in item.values())
 
 
-CHECKS = {stage: build_checks(stage, {**SelfSpecConfig(seeds="-").model_dump(), "existing": ["Name the enzyme."]}, None)
-          for stage in ("instruction", "response")}
+CHECKS = {
+    stage: build_checks(stage, {**SelfSpecConfig(seeds="-").model_dump(), "existing": ["Name the enzyme."]}, None)
+    for stage in ("instruction", "response")
+}
 
 
 @EXAMPLES
@@ -87,8 +96,9 @@ def test_filters_and_parser_on_huge_inputs(big):
     expected = "empty_response" if not big.strip() else "copied:input:1.00" if filters.rouge_tokens(big) else None
     assert filters.run_checks(CHECKS["response"], rec) == expected  # the output is its input
     for item in parse_brainstorm(big, big, False):
-        assert (item.get("rejected") in ("unparseable", "truncated") and item["raw"] in big + big) or \
-            (item["instruction"] in big + big and item["input"] in big + big)
+        assert (item.get("rejected") in ("unparseable", "truncated") and item["raw"] in big + big) or (
+            item["instruction"] in big + big and item["input"] in big + big
+        )
 
 
 @EXAMPLES
@@ -97,7 +107,9 @@ def test_rouge_l_matches_rouge_score(a, b):
     from rouge_score import rouge_scorer
 
     ours = filters.rouge_l_f(filters.rouge_tokens(a), filters.rouge_tokens(b))
-    assert ours == rouge_scorer.RougeScorer(["rougeL"]).score(a, b)["rougeL"].fmeasure  # bit for bit: decisions at the threshold must agree
+    assert (
+        ours == rouge_scorer.RougeScorer(["rougeL"]).score(a, b)["rougeL"].fmeasure
+    )  # bit for bit: decisions at the threshold must agree
 
 
 @EXAMPLES
@@ -114,8 +126,10 @@ def test_novelty_pool_agrees_with_scoring_every_pair(texts, probe):
 
 
 SENTENCE = st.sampled_from(["Name the enzyme that cuts DNA at these sites.", "List the symptoms of the disease below."])
-RECORDS = st.fixed_dictionaries({"instruction": SENTENCE | JSONISH},
-                                optional={"input": SENTENCE | JSONISH, "output": SENTENCE | JSONISH, "id": JSONISH})
+RECORDS = st.fixed_dictionaries(
+    {"instruction": SENTENCE | JSONISH},
+    optional={"input": SENTENCE | JSONISH, "output": SENTENCE | JSONISH, "id": JSONISH},
+)
 
 
 @EXAMPLES

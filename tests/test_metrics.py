@@ -5,18 +5,21 @@ import pytest
 from selfspec_plugin import metrics
 
 
-@pytest.mark.parametrize("pred, gold, expected", [
-    ("HMG-CoA reductase", "HMG-CoA reductase", 1.0),               # exact
-    ("The beta cells.", "beta cells", 1.0),                         # article, punctuation and case normalised
-    ("CHROMOSOME 7", "chromosome 7", 1.0),
-    ("beta cells of the pancreas", "beta cells", 2 / 3),            # P 2/4, R 2/2 -> 2*.5*1/1.5
-    ("alpha cells", "beta cells", 0.5),                             # P 1/2, R 1/2
-    ("calor", "rubor, calor, tumor, dolor", 1.0),                   # BoX: gold split on ", ", best alternative
-    ("calor and rubor", "rubor, calor, tumor, dolor", 0.5),         # vs "calor": P 1/3, R 1 -> .5
-    ("heat", "rubor, calor, tumor, dolor", 0.0),
-    ("", "yes", 0.0),
-    ("the", "yes", 0.0),                                            # normalises to nothing
-])
+@pytest.mark.parametrize(
+    "pred, gold, expected",
+    [
+        ("HMG-CoA reductase", "HMG-CoA reductase", 1.0),  # exact
+        ("The beta cells.", "beta cells", 1.0),  # article, punctuation and case normalised
+        ("CHROMOSOME 7", "chromosome 7", 1.0),
+        ("beta cells of the pancreas", "beta cells", 2 / 3),  # P 2/4, R 2/2 -> 2*.5*1/1.5
+        ("alpha cells", "beta cells", 0.5),  # P 1/2, R 1/2
+        ("calor", "rubor, calor, tumor, dolor", 1.0),  # BoX: gold split on ", ", best alternative
+        ("calor and rubor", "rubor, calor, tumor, dolor", 0.5),  # vs "calor": P 1/3, R 1 -> .5
+        ("heat", "rubor, calor, tumor, dolor", 0.0),
+        ("", "yes", 0.0),
+        ("the", "yes", 0.0),  # normalises to nothing
+    ],
+)
 def test_token_f1(pred, gold, expected):
     assert metrics.token_f1(pred, gold) == pytest.approx(expected)
 
@@ -37,13 +40,16 @@ def test_exact_match():
     assert metrics.exact_match("beta", "beta cells") == 0.0
 
 
-@pytest.mark.parametrize("pred, label", [
-    ("Yes, it does.", "yes"),
-    ("The answer is maybe", "maybe"),
-    ("no, not yes", "no"),          # the earliest label wins
-    ("Not sure", None),
-    ("nobody knows", None),         # whole words only
-])
+@pytest.mark.parametrize(
+    "pred, label",
+    [
+        ("Yes, it does.", "yes"),
+        ("The answer is maybe", "maybe"),
+        ("no, not yes", "no"),  # the earliest label wins
+        ("Not sure", None),
+        ("nobody knows", None),  # whole words only
+    ],
+)
 def test_parse_label(pred, label):
     assert metrics.parse_label(pred, ["yes", "no", "maybe"]) == label
 

@@ -5,7 +5,6 @@ ranks then train on the same data."""
 import json
 
 import pytest
-
 from test_e2e import read_jsonl, run, write_recipe
 
 pytestmark = pytest.mark.slow
@@ -13,8 +12,12 @@ pytestmark = pytest.mark.slow
 
 def test_two_ranks_generate_once_and_both_train(tiny_model, tmp_path):
     recipe = write_recipe(tmp_path / "recipe.yml", tiny_model)
-    recipe.write_text(recipe.read_text().replace("eval_after_train: true", "eval_after_train: false")
-                      .replace("max_steps: 3", "max_steps: 1").replace("num_instructions: 12", "num_instructions: 6"))
+    recipe.write_text(
+        recipe.read_text()
+        .replace("eval_after_train: true", "eval_after_train: false")
+        .replace("max_steps: 3", "max_steps: 1")
+        .replace("num_instructions: 12", "num_instructions: 6")
+    )
     proc = run(["axolotl", "train", str(recipe), "--launcher", "torchrun", "--", "--nproc_per_node", "2"], tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]

@@ -7,9 +7,9 @@ import re
 import sys
 import tomllib
 
-from selfspec_plugin.cli import main
-
 from conftest import ROOT
+
+from selfspec_plugin.cli import main
 
 # Imported only when an Axolotl config turns them on (`use_wandb`, `use_trackio`); Axolotl's own trackers.
 TRACKERS = {"wandb", "trackio"}
@@ -19,8 +19,13 @@ def imported_modules() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in (ROOT / "selfspec_plugin").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                else []
+            )
             for name in names:
                 top = name.split(".")[0]
                 if top not in sys.stdlib_module_names and top not in ("selfspec_plugin", "__future__"):
@@ -59,7 +64,9 @@ def test_a_backend_without_its_package_says_how_to_install_it(tmp_path, capsys, 
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
     recipe = tmp_path / "r.yml"
-    recipe.write_text(f"base_model: {tmp_path / 'm'}\nselfspec:\n  seeds: {seeds}\n  backend: ray\noutput_dir: {tmp_path / 'out'}\n")
+    recipe.write_text(
+        f"base_model: {tmp_path / 'm'}\nselfspec:\n  seeds: {seeds}\n  backend: ray\noutput_dir: {tmp_path / 'out'}\n"
+    )
     assert main(["generate", str(recipe)]) == 2
     err = capsys.readouterr().err
     assert "selfspec.backend: 'ray' needs the 'ray' package, which is not installed: pip install 'selfspec[ray]'" in err
@@ -75,7 +82,8 @@ def test_the_layers_import_one_way():
         tree = ast.parse((ROOT / "selfspec_plugin" / f"{name}.py").read_text())
         relative = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
         return {node.module for node in relative if node.module} | {  # `from . import x` names the module x
-            alias.name for node in relative if not node.module for alias in node.names}
+            alias.name for node in relative if not node.module for alias in node.names
+        }
 
     assert project_imports("errors") == set()
     assert project_imports("fileio") == {"errors"}

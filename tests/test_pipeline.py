@@ -3,10 +3,11 @@ registered through the `register_backends` hook like any third-party backend. Th
 exercised in test_e2e.py and test_backends.py."""
 
 import hashlib
-from pathlib import Path
 import json
+from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from selfspec_plugin import hookimpl, registry
 from selfspec_plugin.backends import Completion
@@ -14,8 +15,6 @@ from selfspec_plugin.cli import main
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.pipeline import round_size
 from selfspec_plugin.runner import generate, make_job
-
-from conftest import ROOT
 
 WORDS = "gene protein tumour kinase receptor ligand enzyme pathway cell tissue drug dose trial cohort marker".split()
 
@@ -42,8 +41,11 @@ class Scripted:
         out = []
         for p in prompts:
             if p.prefix:  # brainstorming
-                text = "" if self.mode == "empty" else (
-                    f" Explain {novel(p.id, 6)}.\n4. Input:\n{novel(p.id + 'i', 4)}\n###\n5. Instruction: Cut")
+                text = (
+                    ""
+                    if self.mode == "empty"
+                    else (f" Explain {novel(p.id, 6)}.\n4. Input:\n{novel(p.id + 'i', 4)}\n###\n5. Instruction: Cut")
+                )
                 out.append(Completion(text, "stop" if self.mode == "empty" else "length", 20))
             else:
                 out.append(Completion(f"Answer {novel(p.id, 3)}", "stop", 5))
@@ -83,8 +85,14 @@ def model_dir(tmp_path):
 
 
 def job(model_dir, out, **extra):
-    block = {"seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), "backend": "scripted", "num_instructions": 10,
-             "prompts_per_round": 4, "chunk_size": 3, **extra}
+    block = {
+        "seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"),
+        "backend": "scripted",
+        "num_instructions": 10,
+        "prompts_per_round": 4,
+        "chunk_size": 3,
+        **extra,
+    }
     return make_job(block, str(model_dir), str(out))
 
 
@@ -98,8 +106,13 @@ def test_rounds_filters_chunks_and_outputs(scripted, model_dir, tmp_path, capsys
     manifest = json.loads((run_dir / "manifest.json").read_text())
     # 11 prompts, each one complete item and one cut off: 10 kept, the passing item past the quota recorded
     assert len(data) == 10 and [r["rejected"] for r in rejected].count("over_quota") == 1
-    assert manifest["counts"] == {"instructions_kept": 10, "triplets": 10, "rejected": {"over_quota": 1, "truncated": 11},
-                                  "requested": 10, "seeds": 12}
+    assert manifest["counts"] == {
+        "instructions_kept": 10,
+        "triplets": 10,
+        "rejected": {"over_quota": 1, "truncated": 11},
+        "requested": 10,
+        "seeds": 12,
+    }
     assert [r["id"] for r in rejected if r["rejected"] == "over_quota"] == ["r2-p2-0"]  # nothing vanishes
     assert manifest["stages"]["instructions"]["prompts"] == 11
     assert data[0]["messages"][0] == {"role": "user", "content": f"{data[0]['instruction']}\n\n{data[0]['input']}"}
@@ -183,7 +196,10 @@ def test_raising_num_instructions_extends_the_finished_run(scripted, model_dir, 
     brainstormed = [i for c in scripted.instances[1].calls for i in c if i.count("-") == 1]
     answered = [i for c in scripted.instances[1].calls for i in c if i.count("-") == 2]
     assert brainstormed[0] == "r2-p3" and len(brainstormed) == 5 and len(answered) == 6
-    rows = lambda d: [json.loads(line) for line in (d / "data.jsonl").read_text().splitlines()]
+
+    def rows(d):
+        return [json.loads(line) for line in (d / "data.jsonl").read_text().splitlines()]
+
     assert rows(large)[:10] == rows(small) and len(rows(large)) == 16  # the smaller run is a prefix
     assert (small / "instructions" / "round-00002.jsonl").read_text().count("\n") == 3  # its files untouched
 
@@ -196,32 +212,41 @@ def test_zero_kept_fails_with_the_funnel_and_writes_no_dataset(scripted, model_d
 
 
 def test_filter_command(tmp_path, capsys):
-    rows = [{"instruction": "List the genes named in this abstract.", "input": "TP53 was mutated.", "output": "TP53"},
-            {"instruction": "List all the genes named in this abstract.", "input": "x", "output": "y"},
-            {"instruction": "Plot the survival curve for both arms.", "input": "", "output": "z"},
-            {"instruction": "Name the first-line drug for type 2 diabetes.", "input": "",
-             "output": "The first-line drug for type 2 diabetes."}]
+    rows = [
+        {"instruction": "List the genes named in this abstract.", "input": "TP53 was mutated.", "output": "TP53"},
+        {"instruction": "List all the genes named in this abstract.", "input": "x", "output": "y"},
+        {"instruction": "Plot the survival curve for both arms.", "input": "", "output": "z"},
+        {
+            "instruction": "Name the first-line drug for type 2 diabetes.",
+            "input": "",
+            "output": "The first-line drug for type 2 diabetes.",
+        },
+    ]
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["filter", str(src), str(tmp_path / "out.jsonl")]) == 0
     assert "1 kept, 3 rejected" in capsys.readouterr().out
-    assert [json.loads(l)["input"] for l in (tmp_path / "out.jsonl").read_text().splitlines()] == ["TP53 was mutated."]
-    reasons = [json.loads(l)["rejected"] for l in (tmp_path / "out.rejected.jsonl").read_text().splitlines()]
+    assert [json.loads(x)["input"] for x in (tmp_path / "out.jsonl").read_text().splitlines()] == ["TP53 was mutated."]
+    reasons = [json.loads(x)["rejected"] for x in (tmp_path / "out.rejected.jsonl").read_text().splitlines()]
     assert reasons[0].startswith("similar:") and reasons[1] == "blacklist:plot"
     assert reasons[2].startswith("copied:instruction:")
 
 
 def test_retrieval_grounds_responses_and_records_docs(scripted, model_dir, tmp_path):
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Explain how {w} works."}) + "\n"
-                              for i, w in enumerate(WORDS)))
+    corpus.write_text(
+        "".join(json.dumps({"id": f"d{i}", "text": f"Explain how {w} works."}) + "\n" for i, w in enumerate(WORDS))
+    )
     run_dir = generate(job(model_dir, tmp_path, corpus=str(corpus), retrieval_k=2, num_instructions=4), progress=False)
     data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
     assert all(1 <= len(row["docs"]) <= 2 and all(d.startswith("d") for d in row["docs"]) for row in data)
     assert all("### Background:\n[1] " in text for text in scripted.instances[0].texts)
     assert (run_dir / "index").is_dir()
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["inputs"]["corpus_sha256"] and "grounded by bm25 retrieval over `corpus.jsonl`" in (run_dir / "README.md").read_text()
+    assert (
+        manifest["inputs"]["corpus_sha256"]
+        and "grounded by bm25 retrieval over `corpus.jsonl`" in (run_dir / "README.md").read_text()
+    )
 
 
 def test_a_failed_write_stops_clearly_and_keeps_the_finished_chunks(scripted, model_dir, tmp_path, monkeypatch):
@@ -243,7 +268,9 @@ def test_a_failed_write_stops_clearly_and_keeps_the_finished_chunks(scripted, mo
         generate(job(model_dir, tmp_path / "full"), progress=False)
     run_dir = tmp_path / "full" / "selfspec" / clean.name
     assert not list(run_dir.rglob("*.tmp")) and not (run_dir / "data.jsonl").exists()
-    assert (run_dir / "responses" / "chunk-00000.jsonl").read_bytes() == (clean / "responses" / "chunk-00000.jsonl").read_bytes()
+    assert (run_dir / "responses" / "chunk-00000.jsonl").read_bytes() == (
+        clean / "responses" / "chunk-00000.jsonl"
+    ).read_bytes()
     monkeypatch.setattr(fileio.os, "replace", real_replace)
     generate(job(model_dir, tmp_path / "full"), progress=False)  # disk freed: the rerun resumes
     assert (run_dir / "data.jsonl").read_bytes() == (clean / "data.jsonl").read_bytes()
@@ -270,7 +297,9 @@ def test_seeds_only_trains_on_the_seeds_without_an_engine(scripted, tiny_model, 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["seeds_only"] and manifest["training_format"] == "alpaca"  # the tiny model has no chat template
     assert manifest["counts"]["triplets"] == len(seeds) and not (run_dir / "instructions").exists()
-    assert f"seeds only     {len(seeds)} seed tasks in data.jsonl (no generation: the control)" in capsys.readouterr().err
+    assert (
+        f"seeds only     {len(seeds)} seed tasks in data.jsonl (no generation: the control)" in capsys.readouterr().err
+    )
 
     assert job(tiny_model, tmp_path).dir != run_dir  # its own run key
     chat = generate(job(tiny_chat_model_dir(), tmp_path / "chat", seeds_only=True), progress=False)
@@ -298,8 +327,12 @@ class AdapterScripted(Scripted):
     def generate(self, prompts, sampling, mode, adapter=None):
         out = super().generate(prompts, sampling, mode)
         self.calls[-1] = (self.calls[-1], adapter)
-        return [Completion(f"{c.text} [{Path(adapter).name}]" if adapter and not p.prefix else c.text, c.finish_reason,
-                           c.tokens) for p, c in zip(prompts, out)]
+        return [
+            Completion(
+                f"{c.text} [{Path(adapter).name}]" if adapter and not p.prefix else c.text, c.finish_reason, c.tokens
+            )
+            for p, c in zip(prompts, out)
+        ]
 
 
 @pytest.fixture
@@ -331,9 +364,17 @@ def test_a_third_party_backend_that_declares_adapters_serves_iterate_and_eval(ad
     from selfspec_plugin.iterate import iterate, record_training
 
     recipe = tmp_path / "recipe.yml"
-    raw = {"base_model": str(model_dir), "output_dir": str(tmp_path / "out"),
-           "selfspec": {"seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), "backend": "adapter-scripted",
-                        "num_instructions": 4, "prompts_per_round": 4, "chunk_size": 4}}
+    raw = {
+        "base_model": str(model_dir),
+        "output_dir": str(tmp_path / "out"),
+        "selfspec": {
+            "seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"),
+            "backend": "adapter-scripted",
+            "num_instructions": 4,
+            "prompts_per_round": 4,
+            "chunk_size": 4,
+        },
+    }
     recipe.write_text(yaml.safe_dump(raw))
 
     def train(path):  # what `axolotl train` does for selfspec: generate (through the plugin), then save an adapter
@@ -347,11 +388,26 @@ def test_a_third_party_backend_that_declares_adapters_serves_iterate_and_eval(ad
     data = [json.loads(line) for line in Path(rounds[1]["run_dir"], "data.jsonl").read_text().splitlines()]
     assert all(row["output"].endswith("[out]") for row in data)
 
-    task = Task("t", "text", "Answer.", demos=[], instances=[{"input": f"question {i}", "output": "Answer"} for i in range(3)],
-                source="x", max_tokens=8)
-    result = evaluate.evaluate(str(model_dir), [task], backend_name="adapter-scripted", options={},
-                               models=evaluate.model_specs([f"mine={tmp_path / 'out'}"], []), shots=[0], samplings=1,
-                               limit=None, out_dir=tmp_path / "eval")
+    task = Task(
+        "t",
+        "text",
+        "Answer.",
+        demos=[],
+        instances=[{"input": f"question {i}", "output": "Answer"} for i in range(3)],
+        source="x",
+        max_tokens=8,
+    )
+    result = evaluate.evaluate(
+        str(model_dir),
+        [task],
+        backend_name="adapter-scripted",
+        options={},
+        models=evaluate.model_specs([f"mine={tmp_path / 'out'}"], []),
+        shots=[0],
+        samplings=1,
+        limit=None,
+        out_dir=tmp_path / "eval",
+    )
     preds = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert {p["prediction"].endswith("[out]") for p in preds if p["model"] == "mine"} == {True}  # served, not merged
     assert not list((tmp_path / "eval").glob("merged-*")) and len(AdapterScripted.started) == 3
@@ -362,8 +418,15 @@ def test_a_backend_without_adapters_is_refused_before_iterate_starts(scripted, m
     import yaml
 
     recipe = tmp_path / "recipe.yml"
-    recipe.write_text(yaml.safe_dump({"base_model": str(model_dir), "output_dir": str(tmp_path / "out"), "selfspec": {
-        "seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), "backend": "scripted"}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "base_model": str(model_dir),
+                "output_dir": str(tmp_path / "out"),
+                "selfspec": {"seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), "backend": "scripted"},
+            }
+        )
+    )
     assert main(["iterate", str(recipe), "--rounds", "2"]) == 2
     assert "selfspec.backend: 'scripted' cannot apply a LoRA adapter per request" in capsys.readouterr().err
     assert scripted.instances == [] and not (tmp_path / "out").exists()
@@ -374,12 +437,26 @@ def test_an_interrupted_eval_resumes_with_the_tasks_it_finished(adapter_backend,
     from selfspec_plugin.eval.tasks import Task
 
     def task(name):
-        return Task(name, "text", "Answer.", demos=[], source="x", max_tokens=8,
-                    instances=[{"input": f"{name} question {i}", "output": "Answer"} for i in range(3)])
+        return Task(
+            name,
+            "text",
+            "Answer.",
+            demos=[],
+            source="x",
+            max_tokens=8,
+            instances=[{"input": f"{name} question {i}", "output": "Answer"} for i in range(3)],
+        )
 
     adapter = fake_adapter(tmp_path / "out")
-    kwargs = dict(backend_name="adapter-scripted", options={}, models=evaluate.model_specs([f"mine={adapter}"], []),
-                  shots=[0], samplings=1, limit=None, out_dir=tmp_path / "eval")
+    kwargs = dict(
+        backend_name="adapter-scripted",
+        options={},
+        models=evaluate.model_specs([f"mine={adapter}"], []),
+        shots=[0],
+        samplings=1,
+        limit=None,
+        out_dir=tmp_path / "eval",
+    )
     real = AdapterScripted.generate
 
     def dies_on_task_b(self, prompts, sampling, mode, adapter=None):

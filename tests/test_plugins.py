@@ -1,5 +1,4 @@
 import pytest
-
 from test_pipeline import model_dir, scripted  # noqa: F401  (fixtures)
 
 from selfspec_plugin import hookimpl, registry
@@ -23,7 +22,14 @@ def test_third_party_plugin_adds_a_backend_and_a_filter():
 
         @hookimpl
         def register_filters(self, register):
-            register(FilterSpec("no_questions", "instruction", lambda s: lambda r: "question" if "?" in r["instruction"] else None, order=5))
+            register(
+                FilterSpec(
+                    "no_questions",
+                    "instruction",
+                    lambda s: lambda r: "question" if "?" in r["instruction"] else None,
+                    order=5,
+                )
+            )
 
     pm = registry.get_plugin_manager()
     plugin = ThirdParty()
@@ -55,8 +61,10 @@ def test_a_second_plugin_cannot_take_a_registered_name():
     plugin = Shadow()
     pm.register(plugin, name="shadow-plugin")
     try:
-        with pytest.raises(SelfSpecError, match="backend 'vllm' is registered by two plugins: "
-                                                "selfspec_plugin.builtins.backends and shadow-plugin"):
+        with pytest.raises(
+            SelfSpecError,
+            match="backend 'vllm' is registered by two plugins: selfspec_plugin.builtins.backends and shadow-plugin",
+        ):
             registry.backends()
     finally:
         pm.unregister(plugin)
@@ -91,8 +99,10 @@ def test_backend_options_are_checked_against_the_backends_own_options():
     cfg = SelfSpecConfig(seeds="s", backend="transformers", backend_options={"batch_size": 0})
     with pytest.raises(SelfSpecError, match="selfspec.backend_options.batch_size: Input should be greater than 0"):
         cfg.backend_settings()
-    assert SelfSpecConfig(seeds="s", backend="transformers", backend_options={"device": "cpu"}).backend_settings() == \
-        {"device": "cpu", "trust_remote_code": False}
+    assert SelfSpecConfig(seeds="s", backend="transformers", backend_options={"device": "cpu"}).backend_settings() == {
+        "device": "cpu",
+        "trust_remote_code": False,
+    }
 
 
 def test_a_plugin_replaces_the_pipeline_through_its_hooks_alone(scripted, model_dir, tmp_path):
@@ -100,10 +110,10 @@ def test_a_plugin_replaces_the_pipeline_through_its_hooks_alone(scripted, model_
     data.jsonl, rejected.jsonl, instructions.jsonl, the card and manifest.json from it. A wrong result is named."""
     import json
 
+    from test_pipeline import job
+
     from selfspec_plugin.dataset import Generated, Manifest
     from selfspec_plugin.runner import generate
-
-    from test_pipeline import job
 
     class Translated:
         checked = []
@@ -115,12 +125,19 @@ def test_a_plugin_replaces_the_pipeline_through_its_hooks_alone(scripted, model_
 
         @hookimpl
         def generate_dataset(self, job, backend, progress):
-            rows = [{"id": f"t{i}", "instruction": f"Translate term {i}.", "input": "", "output": f"terme {i}"}
-                    for i in range(3)]
-            manifest = Manifest(run_key=job.key, inputs=job.inputs, model=job.model, backend=backend.name,
-                                prompt_format="completion", versions={},
-                                counts={"instructions_kept": 3, "triplets": 3, "rejected": {"other": 1},
-                                        "requested": 3, "seeds": 0})
+            rows = [
+                {"id": f"t{i}", "instruction": f"Translate term {i}.", "input": "", "output": f"terme {i}"}
+                for i in range(3)
+            ]
+            manifest = Manifest(
+                run_key=job.key,
+                inputs=job.inputs,
+                model=job.model,
+                backend=backend.name,
+                prompt_format="completion",
+                versions={},
+                counts={"instructions_kept": 3, "triplets": 3, "rejected": {"other": 1}, "requested": 3, "seeds": 0},
+            )
             return Generated(rows, [{"id": "t9", "rejected": "other"}], rows, manifest)
 
     pm = registry.get_plugin_manager()
@@ -138,8 +155,9 @@ def test_a_plugin_replaces_the_pipeline_through_its_hooks_alone(scripted, model_
         Translated.generate_dataset = hookimpl(lambda self, job, backend, progress: {"data": []})
         pm.unregister(plugin)
         pm.register(Translated())
-        with pytest.raises(SelfSpecError, match="the generate_dataset hook returned dict, expected "
-                                                "selfspec_plugin.dataset.Generated"):
+        with pytest.raises(
+            SelfSpecError, match="the generate_dataset hook returned dict, expected selfspec_plugin.dataset.Generated"
+        ):
             generate(job(model_dir, tmp_path / "bad"), progress=False)
         assert not list((tmp_path / "bad").rglob("manifest.json"))
     finally:
@@ -160,8 +178,14 @@ def test_a_plugin_registers_a_task_loader_through_its_hook_alone(tmp_path):
         def register_tasks(self, register):
             def load(path):
                 lines = path.read_text().splitlines()
-                return Task("glossary", "text", "Define the term.", demos=[], source=str(path),
-                            instances=[{"input": term, "output": meaning} for term, meaning in (x.split("=") for x in lines)])
+                return Task(
+                    "glossary",
+                    "text",
+                    "Define the term.",
+                    demos=[],
+                    source=str(path),
+                    instances=[{"input": term, "output": meaning} for term, meaning in (x.split("=") for x in lines)],
+                )
 
             register("glossary", load)
 
@@ -173,7 +197,9 @@ def test_a_plugin_registers_a_task_loader_through_its_hook_alone(tmp_path):
         (task,) = load_tasks(f"glossary:{tmp_path / 'terms.txt'}")
         assert task.instances[1] == {"input": "CRP", "output": "C-reactive protein"}
         block, missing = resolve_paths({"seeds": "s.jsonl", "eval": {"tasks": ["glossary:terms.txt"]}}, tmp_path)
-        assert block["eval"]["tasks"] == [f"glossary:{tmp_path / 'terms.txt'}"] and not [m for m in missing if "eval" in m]
+        assert block["eval"]["tasks"] == [f"glossary:{tmp_path / 'terms.txt'}"] and not [
+            m for m in missing if "eval" in m
+        ]
     finally:
         pm.unregister(plugin)
 

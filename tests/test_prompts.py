@@ -44,8 +44,10 @@ def test_parse_a_truncated_input_is_dropped_but_a_truncated_stray_output_is_not(
 
 
 def test_parse_plural_and_singular_field_names():
-    completion = (" Name two enzymes of glycolysis.\n4. Inputs:\n<noinput>\n"
-                  "###\n5. Instructions: Extract the drug names.\n5. Input: Patients took aspirin and heparin.")
+    completion = (
+        " Name two enzymes of glycolysis.\n4. Inputs:\n<noinput>\n"
+        "###\n5. Instructions: Extract the drug names.\n5. Input: Patients took aspirin and heparin."
+    )
     assert parse(completion) == [
         {"instruction": "Name two enzymes of glycolysis.", "input": ""},
         {"instruction": "Extract the drug names.", "input": "Patients took aspirin and heparin."},
@@ -53,18 +55,25 @@ def test_parse_plural_and_singular_field_names():
 
 
 def test_parse_items_without_separators_and_with_drifting_numbers():
-    completion = (" Name the vector of malaria.\n5. Input:\n<noinput>\n"  # 4. Instruction, then 5. Input
-                  "7. Instruction: Give the normal range of serum sodium.\n7. Input:\nAdult patient\n"  # no ###
-                  "Instruction: Spell out the abbreviation COPD.\nInput: <noinput>")  # no number at all
+    completion = (
+        " Name the vector of malaria.\n5. Input:\n<noinput>\n"  # 4. Instruction, then 5. Input
+        "7. Instruction: Give the normal range of serum sodium.\n7. Input:\nAdult patient\n"  # no ###
+        "Instruction: Spell out the abbreviation COPD.\nInput: <noinput>"
+    )  # no number at all
     assert [it.get("instruction") for it in parse(completion)] == [
-        "Name the vector of malaria.", "Give the normal range of serum sodium.", "Spell out the abbreviation COPD."]
+        "Name the vector of malaria.",
+        "Give the normal range of serum sodium.",
+        "Spell out the abbreviation COPD.",
+    ]
     assert [it.get("input") for it in parse(completion)] == ["", "Adult patient", ""]
 
 
 def test_parse_stray_output_lines_end_the_input_and_are_dropped():
-    completion = (" Identify the disease in the sentence.\n4. Input:\nThe child had measles.\n4. Output: measles\n"
-                  "###\n5. Instruction: Is metformin an insulin secretagogue?\n5. Input:\n<noinput>\n"
-                  "Response: No")
+    completion = (
+        " Identify the disease in the sentence.\n4. Input:\nThe child had measles.\n4. Output: measles\n"
+        "###\n5. Instruction: Is metformin an insulin secretagogue?\n5. Input:\n<noinput>\n"
+        "Response: No"
+    )
     assert parse(completion) == [
         {"instruction": "Identify the disease in the sentence.", "input": "The child had measles."},
         {"instruction": "Is metformin an insulin secretagogue?", "input": ""},
@@ -72,9 +81,11 @@ def test_parse_stray_output_lines_end_the_input_and_are_dropped():
 
 
 def test_parse_consecutive_instructions_and_multiline_items_without_input():
-    completion = ("\nDesign a biomaterial that slows tumour growth.\n5. Instruction:\n"
-                  "Determine if the sentence is a claim.\nThe answer should contain two placeholders.\n"
-                  "6. Instruction:\n")
+    completion = (
+        "\nDesign a biomaterial that slows tumour growth.\n5. Instruction:\n"
+        "Determine if the sentence is a claim.\nThe answer should contain two placeholders.\n"
+        "6. Instruction:\n"
+    )
     items = parse(completion)
     assert items[0] == {"instruction": "Design a biomaterial that slows tumour growth.", "input": ""}
     assert items[1]["rejected"] == "unparseable" and "two placeholders" in items[1]["raw"]  # several lines, no Input
@@ -87,14 +98,21 @@ def test_brainstorm_stop_strings_end_after_the_requested_items():
     assert p.stop == ("6. Instruction", "7. Instruction", "Output:")
     one = brainstorm_prompt("r0-p0", DEMOS[:3], "biomedicine", items=1).stop
     assert one == ("###", "Instruction:", "Instructions:", "Output:")  # a repeated or drifting number ends it too
-    assert parse(" Define apoptosis.\n4. Input:\nCaspases.\n##4. ") == [{"instruction": "Define apoptosis.",
-                                                                         "input": "Caspases."}]
+    assert parse(" Define apoptosis.\n4. Input:\nCaspases.\n##4. ") == [
+        {"instruction": "Define apoptosis.", "input": "Caspases."}
+    ]
     # what a generation stopped by them leaves is parsed completely
-    completion = " Name a statin.\n4. Input:\n<noinput>\n###\n5. Instruction: Define apoptosis.\n5. Input:\n<noinput>\n###\n"
-    assert parse(completion) == [{"instruction": "Name a statin.", "input": ""},
-                                 {"instruction": "Define apoptosis.", "input": ""}]
+    completion = (
+        " Name a statin.\n4. Input:\n<noinput>\n###\n5. Instruction: Define apoptosis.\n5. Input:\n<noinput>\n###\n"
+    )
+    assert parse(completion) == [
+        {"instruction": "Name a statin.", "input": ""},
+        {"instruction": "Define apoptosis.", "input": ""},
+    ]
     # "Output:" stopped it right after the instruction: the dangling "4." is not part of the instruction
-    assert parse(" Name the enzyme that unwinds DNA.\n4. ") == [{"instruction": "Name the enzyme that unwinds DNA.", "input": ""}]
+    assert parse(" Name the enzyme that unwinds DNA.\n4. ") == [
+        {"instruction": "Name the enzyme that unwinds DNA.", "input": ""}
+    ]
 
 
 def test_response_prompt_both_renderings():

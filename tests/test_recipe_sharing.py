@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from selfspec_plugin.cli import main, recipe_job
-
 from conftest import ROOT
 from test_pipeline import scripted  # noqa: F401  (the scripted-backend fixture)
+
+from selfspec_plugin.cli import main, recipe_job
 
 
 @pytest.fixture
@@ -48,7 +47,10 @@ def test_input_paths_resolve_against_the_recipe_from_any_directory(smoke_copy, t
     assert main(["generate", str(tmp_path / "moved.yml")]) == 2
     err = capsys.readouterr().err
     assert "selfspec.seeds: file not found: ../seeds/biomed.jsonl (resolved against the recipe's folder: " in err
-    assert f"selfspec.corpus: file not found: corpus/missing.jsonl (resolved against the recipe's folder: {tmp_path}/corpus/missing.jsonl)" in err
+    assert (
+        "selfspec.corpus: file not found: corpus/missing.jsonl "
+        f"(resolved against the recipe's folder: {tmp_path}/corpus/missing.jsonl)" in err
+    )
 
 
 def test_the_run_key_does_not_depend_on_where_the_files_are(smoke_copy, tmp_path):
@@ -78,7 +80,9 @@ def test_pack_unpack_check_round_trip_keeps_the_run_key(smoke_copy, tmp_path, mo
     packed = yaml.safe_load((tmp_path / "two" / "recipe.yml").read_text())["selfspec"]
     seeds_sha = hashlib.sha256((ROOT / "seeds" / "biomed.jsonl").read_bytes()).hexdigest()
     assert (packed["seeds"], packed["seeds_sha256"]) == ("seeds/biomed.jsonl", seeds_sha)
-    assert packed["eval"]["tasks"] == ["eval/biomed.jsonl"] and list(packed["eval"]["tasks_sha256"]) == ["eval/biomed.jsonl"]
+    assert packed["eval"]["tasks"] == ["eval/biomed.jsonl"] and list(packed["eval"]["tasks_sha256"]) == [
+        "eval/biomed.jsonl"
+    ]
     meta = json.loads((tmp_path / "two" / "bundle.json").read_text())
     assert meta["bundle"] == "smoke.tar.gz" and "selfspec" in meta["versions"] and "axolotl" in meta["versions"]
 
@@ -107,10 +111,17 @@ def test_a_tampered_file_stops_check_generate_and_eval_naming_both_hashes(smoke_
     monkeypatch.chdir(tmp_path)
     assert main(["recipe", "check", str(recipe)]) == 2
     out = capsys.readouterr().out
-    assert f"FAIL  selfspec.seeds: {seeds} has changed since the recipe pinned it: expected sha256 {expected}, the file has {actual}" in out
+    assert (
+        f"FAIL  selfspec.seeds: {seeds} has changed since the recipe pinned it: "
+        f"expected sha256 {expected}, the file has {actual}" in out
+    )
     assert main(["generate", str(recipe)]) == 2
     err = capsys.readouterr().err
-    assert f"selfspec.seeds_sha256: {seeds} has changed since the recipe pinned it" in err and expected in err and actual in err
+    assert (
+        f"selfspec.seeds_sha256: {seeds} has changed since the recipe pinned it" in err
+        and expected in err
+        and actual in err
+    )
     assert not (tmp_path / "outputs").exists()  # nothing written
 
     task = tmp_path / "unpacked" / "eval" / "biomed.jsonl"
@@ -146,11 +157,14 @@ def hostile(path: Path, add) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name, add, why", [
-    ("absolute", lambda t: t.addfile(tarfile.TarInfo("/tmp/evil"), io.BytesIO(b"")), "an absolute path"),
-    ("dotdot", lambda t: t.addfile(tarfile.TarInfo("seeds/../../evil"), io.BytesIO(b"")), "leaves the folder"),
-    ("symlink", lambda t: t.addfile(_link("seeds/x.jsonl", "/etc/passwd")), "a link"),
-])
+@pytest.mark.parametrize(
+    "name, add, why",
+    [
+        ("absolute", lambda t: t.addfile(tarfile.TarInfo("/tmp/evil"), io.BytesIO(b"")), "an absolute path"),
+        ("dotdot", lambda t: t.addfile(tarfile.TarInfo("seeds/../../evil"), io.BytesIO(b"")), "leaves the folder"),
+        ("symlink", lambda t: t.addfile(_link("seeds/x.jsonl", "/etc/passwd")), "a link"),
+    ],
+)
 def test_unpack_refuses_a_hostile_archive_before_writing_anything(tmp_path, capsys, name, add, why):
     bundle = hostile(tmp_path / f"{name}.tar.gz", add)
     assert main(["recipe", "unpack", str(bundle), str(tmp_path / "dest")]) == 2
@@ -177,6 +191,13 @@ def test_the_manifest_and_card_name_the_recipe_and_its_bundle(scripted, smoke_co
     assert main(["generate", "--no-progress", str(recipe)]) == 0
     (run,) = (tmp_path / "out" / "selfspec").glob("*/manifest.json")
     made = json.loads(run.read_text())["recipe"]
-    assert made == {"path": str(recipe), "sha256": hashlib.sha256(recipe.read_bytes()).hexdigest(), "bundle": "team.tar.gz"}
+    assert made == {
+        "path": str(recipe),
+        "sha256": hashlib.sha256(recipe.read_bytes()).hexdigest(),
+        "bundle": "team.tar.gz",
+    }
     card = (run.parent / "README.md").read_text()
-    assert f"Made with the recipe `recipe.yml` (sha256 `{made['sha256'][:16]}…`, unpacked from the bundle `team.tar.gz`)" in card
+    assert (
+        f"Made with the recipe `recipe.yml` (sha256 `{made['sha256'][:16]}…`, unpacked from the bundle `team.tar.gz`)"
+        in card
+    )

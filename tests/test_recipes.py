@@ -6,15 +6,22 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from selfspec_plugin.config import SelfSpecConfig
 from selfspec_plugin.recipe import load
 
-from conftest import ROOT
-
-RECIPES = sorted((ROOT / "recipes").glob("*.yml")) + [ROOT / "benchmarks" / "specialize_smollm2.yml"]  # + the experiment
-CPU = ({"bf16": False, "fp8": False, "tf32": False, "n_gpu": 1, "compute_capability": None}, {"torch_version": "2.13.0"})
-GPU = ({"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_90"}, {"torch_version": "2.13.0"})
+RECIPES = sorted((ROOT / "recipes").glob("*.yml")) + [
+    ROOT / "benchmarks" / "specialize_smollm2.yml"
+]  # + the experiment
+CPU = (
+    {"bf16": False, "fp8": False, "tf32": False, "n_gpu": 1, "compute_capability": None},
+    {"torch_version": "2.13.0"},
+)
+GPU = (
+    {"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_90"},
+    {"torch_version": "2.13.0"},
+)
 
 
 def test_the_recipes_are_there():

@@ -3,39 +3,44 @@
 import json
 
 import pytest
+from test_pipeline import job, model_dir, scripted  # noqa: F401  (fixtures)
 
 from selfspec_plugin import filters, report
 from selfspec_plugin.cli import main
 from selfspec_plugin.runner import generate
 
-from test_pipeline import job, model_dir, scripted  # noqa: F401  (fixtures)
-
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("instruction, kind", [
-    ("Extract all gene names mentioned in the abstract.", "information extraction"),
-    ("Classify the sentiment of the review as positive or negative.", "classification"),
-    ("Summarize the findings of the trial in one sentence.", "summarization"),
-    ("Describe the relationship between BRCA1 and breast cancer.", "relation extraction"),
-    ("What is the mechanism of action of metformin?", "question answering"),
-    ("Explain how statins lower cholesterol.", "explanation"),
-    ("Write a discharge note for the patient.", "generation"),
-    ("Calculate the body mass index of the patient.", "reasoning"),
-    ("Translate the sentence into plain language.", "rewriting"),
-    ("Bananas are yellow.", "other"),
-])
+@pytest.mark.parametrize(
+    "instruction, kind",
+    [
+        ("Extract all gene names mentioned in the abstract.", "information extraction"),
+        ("Classify the sentiment of the review as positive or negative.", "classification"),
+        ("Summarize the findings of the trial in one sentence.", "summarization"),
+        ("Describe the relationship between BRCA1 and breast cancer.", "relation extraction"),
+        ("What is the mechanism of action of metformin?", "question answering"),
+        ("Explain how statins lower cholesterol.", "explanation"),
+        ("Write a discharge note for the patient.", "generation"),
+        ("Calculate the body mass index of the patient.", "reasoning"),
+        ("Translate the sentence into plain language.", "rewriting"),
+        ("Bananas are yellow.", "other"),
+    ],
+)
 def test_task_type_heuristic(instruction, kind):
     assert report.task_type(instruction) == kind
 
 
-@pytest.mark.parametrize("instruction, pair", [
-    ("Identify the genes in the following passage.", ("identify", "genes")),
-    ("List all possible side effects of the drug.", ("list", "side")),
-    ("Give a relevant example of an enzyme.", ("give", "example")),
-    ("What is the dose?", None),                      # a question: no imperative verb
-    ("Explain.", None),                               # no object
-])
+@pytest.mark.parametrize(
+    "instruction, pair",
+    [
+        ("Identify the genes in the following passage.", ("identify", "genes")),
+        ("List all possible side effects of the drug.", ("list", "side")),
+        ("Give a relevant example of an enzyme.", ("give", "example")),
+        ("What is the dose?", None),  # a question: no imperative verb
+        ("Explain.", None),  # no object
+    ],
+)
 def test_verb_noun_heuristic(instruction, pair):
     assert report.verb_noun(instruction) == pair
 
@@ -85,9 +90,11 @@ def test_label_shares_show_a_collapse_to_one_answer(scripted, model_dir, tmp_pat
 
 def test_drift_scores_instructions_against_the_seed_vocabulary():
     seeds = ["Name the gene mutated in cystic fibrosis.", "Classify the abstract by study design: trial or cohort."]
-    data = [{"id": "a", "instruction": "Name the protein encoded by the cystic fibrosis gene.", "input": ""},
-            {"id": "b", "instruction": "Recommend toppings for a bagel.", "input": "Breakfast menu"},
-            {"id": "c", "instruction": "Classify this trial design.", "input": "A randomized cohort study"}]
+    data = [
+        {"id": "a", "instruction": "Name the protein encoded by the cystic fibrosis gene.", "input": ""},
+        {"id": "b", "instruction": "Recommend toppings for a bagel.", "input": "Breakfast menu"},
+        {"id": "c", "instruction": "Classify this trial design.", "input": "A randomized cohort study"},
+    ]
     d = filters.drift(data, seeds, threshold=0.3)
     assert d["lowest"] == ["b", "a", "c"] and d["below"] == 1 and d["scored"] == 3
     assert d["median"] == 0.667  # "a": 4 of its 6 content words (not "protein", "encoded") are the seeds'

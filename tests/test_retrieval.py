@@ -7,8 +7,6 @@ from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.prompts import response_prompt
 from selfspec_plugin.retrieval import load_corpus
 
-from conftest import ROOT
-
 DOCS = [
     {"id": "statin", "text": "Statins inhibit HMG-CoA reductase, lowering LDL cholesterol synthesis in the liver."},
     {"id": "warfarin", "text": "Warfarin is a vitamin K antagonist; CYP2C9 inhibitors raise its anticoagulant effect."},
@@ -65,8 +63,13 @@ def test_bm25_finds_the_relevant_document_and_caches_its_index(tmp_path):
 
 def test_background_goes_before_the_task():
     demo = {"instruction": "Name it.", "input": "", "output": "x"}
-    p = response_prompt("i", {"instruction": "Which enzyme do statins inhibit?", "input": ""}, [demo], "biomedicine",
-                        ("Statins inhibit HMG-CoA reductase.",))
+    p = response_prompt(
+        "i",
+        {"instruction": "Which enzyme do statins inhibit?", "input": ""},
+        [demo],
+        "biomedicine",
+        ("Statins inhibit HMG-CoA reductase.",),
+    )
     assert "### Background:\n[1] Statins inhibit HMG-CoA reductase.\n\n### Instruction:\nWhich enzyme" in p.text
     assert p.messages[-1]["content"].startswith("### Background:\n[1] Statins")
     assert "Background" not in p.messages[1]["content"]
@@ -85,8 +88,11 @@ def test_bm25_over_real_pubmed_abstracts(tmp_path, bench):
     loaded = load_corpus(corpus)
     assert len(loaded) >= 590
     retriever = registry.make_retriever("bm25", loaded, tmp_path / "index")
-    for query in ("adenomatous polyposis coli tumour suppressor", "Duchenne muscular dystrophy dystrophin",
-                  "myotonic dystrophy"):
+    for query in (
+        "adenomatous polyposis coli tumour suppressor",
+        "Duchenne muscular dystrophy dystrophin",
+        "myotonic dystrophy",
+    ):
         top = retriever.search([query], 3)[0]
         assert len(top) == 3
         assert any(word in top[0]["text"].lower() for word in query.lower().split()[:2])

@@ -5,13 +5,12 @@ import ast
 import json
 
 import pytest
+from conftest import ROOT
+from test_pipeline import Scripted
 
 from selfspec_plugin import SelfSpecConfig, hookimpl, registry
 from selfspec_plugin.cli import main
 from selfspec_plugin.runner import generate, make_job
-
-from conftest import ROOT
-from test_pipeline import Scripted
 
 CANARY = "selfspec-pwned-canary"
 
@@ -62,8 +61,14 @@ def test_injection_looking_generations_are_just_data(injecting, tmp_path, capsys
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
-    block = {"seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), "backend": "injecting", "num_instructions": 5,
-             "prompts_per_round": 5, "chunk_size": 2, "messages": True}
+    block = {
+        "seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"),
+        "backend": "injecting",
+        "num_instructions": 5,
+        "prompts_per_round": 5,
+        "chunk_size": 2,
+        "messages": True,
+    }
     run_dir = generate(make_job(block, str(model), str(tmp_path / "out")), progress=False)
     data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
     rejected = [json.loads(line) for line in (run_dir / "rejected.jsonl").read_text().splitlines()]
@@ -74,9 +79,16 @@ def test_injection_looking_generations_are_just_data(injecting, tmp_path, capsys
     assert CANARY in capsys.readouterr().out
     # nothing was executed, rendered into a path or created from the generated text
     assert not list(tmp_path.rglob(f"*{CANARY}*")) and not (ROOT / CANARY).exists()
-    assert sorted(p.name for p in run_dir.iterdir()) == ["README.md", "data.jsonl", "inputs.json", "instructions",
-                                                          "instructions.jsonl", "manifest.json", "rejected.jsonl",
-                                                          "responses"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "README.md",
+        "data.jsonl",
+        "inputs.json",
+        "instructions",
+        "instructions.jsonl",
+        "manifest.json",
+        "rejected.jsonl",
+        "responses",
+    ]
 
 
 def test_yaml_is_safe_loaded(tmp_path, capsys):
@@ -96,8 +108,15 @@ def test_trust_remote_code_is_off_unless_set():
 
 
 SINKS = {"eval", "exec", "compile", "__import__"}  # builtins that run code
-MODULE_SINKS = {("os", "system"), ("os", "popen"), ("yaml", "load"), ("yaml", "unsafe_load"), ("pickle", "load"),
-                ("pickle", "loads"), ("marshal", "loads")}
+MODULE_SINKS = {
+    ("os", "system"),
+    ("os", "popen"),
+    ("yaml", "load"),
+    ("yaml", "unsafe_load"),
+    ("pickle", "load"),
+    ("pickle", "loads"),
+    ("marshal", "loads"),
+}
 
 
 def sinks_in(source: str, name: str) -> list[str]:
@@ -110,8 +129,11 @@ def sinks_in(source: str, name: str) -> list[str]:
             found.append(f"{name}:{node.lineno} {func.id}()")
         if isinstance(func, ast.Attribute) and (getattr(func.value, "id", None), func.attr) in MODULE_SINKS:
             found.append(f"{name}:{node.lineno} {func.value.id}.{func.attr}()")
-        found += [f"{name}:{node.lineno} shell=True" for kw in node.keywords
-                  if kw.arg == "shell" and getattr(kw.value, "value", False) is True]
+        found += [
+            f"{name}:{node.lineno} shell=True"
+            for kw in node.keywords
+            if kw.arg == "shell" and getattr(kw.value, "value", False) is True
+        ]
     return found
 
 
@@ -123,5 +145,9 @@ def test_the_sink_scanner_finds_sinks():
 
 def test_package_has_no_code_execution_sinks():
     """A guard for future changes: no eval/exec/os.system, no shell=True, no unsafe yaml or pickle."""
-    found = [hit for path in sorted((ROOT / "selfspec_plugin").rglob("*.py")) for hit in sinks_in(path.read_text(), path.name)]
+    found = [
+        hit
+        for path in sorted((ROOT / "selfspec_plugin").rglob("*.py"))
+        for hit in sinks_in(path.read_text(), path.name)
+    ]
     assert found == []

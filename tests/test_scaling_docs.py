@@ -7,19 +7,27 @@ import re
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from selfspec_plugin.config import SelfSpecConfig
 
-from conftest import ROOT
-
 DOC = ROOT / "docs" / "scaling.md"
 BLOCKS = re.findall(r"```yaml\n(.*?)```", DOC.read_text(), flags=re.S)
-GPUS = ({"bf16": True, "fp8": False, "tf32": True, "n_gpu": 4, "compute_capability": "sm_90"}, {"torch_version": "2.13.0"})
+GPUS = (
+    {"bf16": True, "fp8": False, "tf32": True, "n_gpu": 4, "compute_capability": "sm_90"},
+    {"torch_version": "2.13.0"},
+)
 
 
 def test_the_page_has_the_examples():
     text = "\n".join(BLOCKS)
-    for needle in ("tensor_parallel_size", "deepspeed:", "fsdp_config:", "distributed_executor_backend: ray", "backend: ray"):
+    for needle in (
+        "tensor_parallel_size",
+        "deepspeed:",
+        "fsdp_config:",
+        "distributed_executor_backend: ray",
+        "backend: ray",
+    ):
         assert needle in text
 
 

@@ -1,11 +1,10 @@
 import json
 
 import pytest
+from conftest import ROOT
 
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.seeds import load_seeds
-
-from conftest import ROOT
 
 GOOD = json.dumps({"id": "a", "instruction": "Name the enzyme.", "input": "", "output": "lipase"})
 
@@ -20,7 +19,13 @@ def test_shipped_biomed_seeds_load():
 def test_defaults_fill_id_and_input(write_seeds):
     path = write_seeds([json.dumps({"instruction": "Define apoptosis.", "output": "Programmed cell death."})])
     assert load_seeds(path) == [
-        {"id": "seed-1", "task_type": "", "instruction": "Define apoptosis.", "input": "", "output": "Programmed cell death."}
+        {
+            "id": "seed-1",
+            "task_type": "",
+            "instruction": "Define apoptosis.",
+            "input": "",
+            "output": "Programmed cell death.",
+        }
     ]
 
 
@@ -53,11 +58,27 @@ def test_empty_and_missing_files(write_seeds, tmp_path):
 def test_seeds_check_reports_near_duplicates_and_balance(write_seeds):
     from selfspec_plugin.seeds import check_seeds
 
-    lines = [json.dumps({"id": f"s{i}", "task_type": "qa", "instruction": f"Question number {i} about cells?", "output": "x"})
-             for i in range(6)]
-    lines.append(json.dumps({"id": "near", "task_type": "qa", "instruction": "Question number 1 about the cells?", "output": "y"}))
-    lines.append(json.dumps({"id": "rare", "task_type": "ner", "instruction": "Extract the genes.", "input": "TP53", "output": "TP53"}))
-    lines.append(json.dumps({"id": "dup", "task_type": "ner", "instruction": "Extract the genes.", "input": "TP53", "output": "TP53"}))
+    lines = [
+        json.dumps(
+            {"id": f"s{i}", "task_type": "qa", "instruction": f"Question number {i} about cells?", "output": "x"}
+        )
+        for i in range(6)
+    ]
+    lines.append(
+        json.dumps(
+            {"id": "near", "task_type": "qa", "instruction": "Question number 1 about the cells?", "output": "y"}
+        )
+    )
+    lines.append(
+        json.dumps(
+            {"id": "rare", "task_type": "ner", "instruction": "Extract the genes.", "input": "TP53", "output": "TP53"}
+        )
+    )
+    lines.append(
+        json.dumps(
+            {"id": "dup", "task_type": "ner", "instruction": "Extract the genes.", "input": "TP53", "output": "TP53"}
+        )
+    )
     errors, warnings, types = check_seeds(write_seeds(lines))
     assert len(errors) == 1 and "'dup' repeats the instruction and input of 'rare'" in errors[0]
     assert any("'near'" in w and "ROUGE-L" in w for w in warnings)
@@ -75,13 +96,22 @@ def test_seeds_check_cli_exit_codes(write_seeds, capsys):
 
 
 def test_yaml_seeds_with_line_numbers(write_seeds):
-    path = write_seeds(["- instruction: Define sepsis.", "  output: A dysregulated host response to infection.",
-                        "- id: b", "  instruction: Name the vector of malaria.", "  input: ''", "  output: Anopheles mosquito"],
-                       name="seeds.yaml")
+    path = write_seeds(
+        [
+            "- instruction: Define sepsis.",
+            "  output: A dysregulated host response to infection.",
+            "- id: b",
+            "  instruction: Name the vector of malaria.",
+            "  input: ''",
+            "  output: Anopheles mosquito",
+        ],
+        name="seeds.yaml",
+    )
     seeds = load_seeds(path)
     assert [s["id"] for s in seeds] == ["seed-1", "b"] and seeds[1]["output"] == "Anopheles mosquito"
-    bad = write_seeds(["- instruction: Define sepsis.", "  output: x", "- instruction: Name it.", "  outputs: y"],
-                      name="bad.yaml")
+    bad = write_seeds(
+        ["- instruction: Define sepsis.", "  output: x", "- instruction: Name it.", "  outputs: y"], name="bad.yaml"
+    )
     with pytest.raises(SelfSpecError, match=r"bad.yaml:3: unknown field 'outputs'"):
         load_seeds(bad)
 
@@ -89,19 +119,44 @@ def test_yaml_seeds_with_line_numbers(write_seeds):
 def test_seeds_check_against_held_out_flags_a_planted_near_copy(write_seeds, tmp_path, capsys):
     from selfspec_plugin.cli import main
 
-    task = {"task": "qa", "definition": "Answer.", "demos": [],
-            "instances": [{"input": "Which enzyme unwinds the DNA double helix ahead of the replication fork?",
-                           "output": "helicase"},
-                          {"input": "The trial met its primary endpoint of overall survival at 24 months.",
-                           "output": "positive"}]}
+    task = {
+        "task": "qa",
+        "definition": "Answer.",
+        "demos": [],
+        "instances": [
+            {"input": "Which enzyme unwinds the DNA double helix ahead of the replication fork?", "output": "helicase"},
+            {"input": "The trial met its primary endpoint of overall survival at 24 months.", "output": "positive"},
+        ],
+    }
     held_out = tmp_path / "eval.jsonl"
     held_out.write_text(json.dumps(task) + "\n")
-    seeds = write_seeds([GOOD, json.dumps({"id": "copy", "instruction": "Label it.", "output": "positive",
-                                           "input": "The trial met its primary endpoint of survival at 24 months."})])
+    seeds = write_seeds(
+        [
+            GOOD,
+            json.dumps(
+                {
+                    "id": "copy",
+                    "instruction": "Label it.",
+                    "output": "positive",
+                    "input": "The trial met its primary endpoint of survival at 24 months.",
+                }
+            ),
+        ]
+    )
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("\n".join(json.dumps(d) for d in [
-        {"id": "leak", "text": "Helicase is the enzyme that unwinds the DNA double helix ahead of the replication fork."},
-        {"id": "fine", "text": "Helicases are motor proteins; topoisomerases relieve the strain they create."}]) + "\n")
+    corpus.write_text(
+        "\n".join(
+            json.dumps(d)
+            for d in [
+                {
+                    "id": "leak",
+                    "text": "Helicase is the enzyme that unwinds the DNA double helix ahead of the replication fork.",
+                },
+                {"id": "fine", "text": "Helicases are motor proteins; topoisomerases relieve the strain they create."},
+            ]
+        )
+        + "\n"
+    )
     args = ["seeds", "check", str(seeds), "--against", str(held_out), "--corpus", str(corpus)]
     assert main(args) != 0
     err = capsys.readouterr().err
@@ -115,6 +170,17 @@ def test_shipped_seeds_and_corpora_are_clear_of_their_held_out_tasks():
     from selfspec_plugin.cli import main
 
     for domain in ("biomed", "finance"):
-        assert main(["seeds", "check", str(ROOT / "seeds" / f"{domain}.jsonl"), "--against",
-                     str(ROOT / "seeds" / "eval" / f"{domain}.jsonl"), "--corpus",
-                     str(ROOT / "seeds" / "corpus" / f"{domain}-sample.jsonl")]) == 0, domain
+        assert (
+            main(
+                [
+                    "seeds",
+                    "check",
+                    str(ROOT / "seeds" / f"{domain}.jsonl"),
+                    "--against",
+                    str(ROOT / "seeds" / "eval" / f"{domain}.jsonl"),
+                    "--corpus",
+                    str(ROOT / "seeds" / "corpus" / f"{domain}-sample.jsonl"),
+                ]
+            )
+            == 0
+        ), domain

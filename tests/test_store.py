@@ -2,13 +2,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from selfspec_plugin import fileio, rundirs
 from selfspec_plugin.cli import main
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.runner import make_job
-
-from conftest import ROOT
 
 
 @pytest.fixture
@@ -99,8 +98,12 @@ def test_iterative_rounds_get_their_own_run_key(tmp_path, model_dir):
 def test_round_config_derives_round_r_from_the_recipe():
     from selfspec_plugin.iterate import round_config
 
-    raw = {"base_model": "m", "output_dir": "outputs/x", "dataset_prepared_path": "outputs/x/prep",
-           "selfspec": {"seeds": "s.jsonl", "rounds": 2}}
+    raw = {
+        "base_model": "m",
+        "output_dir": "outputs/x",
+        "dataset_prepared_path": "outputs/x/prep",
+        "selfspec": {"seeds": "s.jsonl", "rounds": 2},
+    }
     assert round_config(raw, 1, None) is raw
     previous = {"run_dir": "/r/1", "adapter": "/a/1"}
     cfg = round_config(raw, 2, previous)
@@ -122,10 +125,15 @@ def test_iterate_retrains_a_round_only_when_its_adapter_is_missing_or_was_traine
 
     from selfspec_plugin.iterate import record_training, retrain_reason, training_fingerprint
 
-    recipe = {"base_model": "m", "lora_r": 8, "output_dir": str(tmp_path / "out"),  # (paths as `load_recipe` gives them)
-              "selfspec": {"seeds": str(tmp_path / "s.jsonl"), "eval_after_train": True}}
+    recipe = {
+        "base_model": "m",
+        "lora_r": 8,
+        "output_dir": str(tmp_path / "out"),  # (paths as `load_recipe` gives them)
+        "selfspec": {"seeds": str(tmp_path / "s.jsonl"), "eval_after_train": True},
+    }
     assert training_fingerprint(recipe) == training_fingerprint(
-        {**recipe, "selfspec": {"seeds": str(tmp_path / "s.jsonl"), "rounds": 3, "eval": {"limit": 2}}})  # iterate/eval keys only
+        {**recipe, "selfspec": {"seeds": str(tmp_path / "s.jsonl"), "rounds": 3, "eval": {"limit": 2}}}
+    )  # iterate/eval keys only
     assert training_fingerprint(recipe) != training_fingerprint({**recipe, "lora_r": 16})
     assert training_fingerprint(recipe) != training_fingerprint({**recipe, "selfspec": {"seeds": "t.jsonl"}})
 
@@ -160,8 +168,13 @@ def test_weights_enter_the_run_key_by_content_and_their_hash_is_cached(tmp_path,
     before = key()
     assert key() == before
     real = rundirs.sha256_file
-    monkeypatch.setattr(rundirs, "sha256_file", lambda p: (_ for _ in ()).throw(AssertionError(f"re-read {p}"))
-                        if Path(p).suffix == ".safetensors" else real(p))
+    monkeypatch.setattr(
+        rundirs,
+        "sha256_file",
+        lambda p: (
+            (_ for _ in ()).throw(AssertionError(f"re-read {p}")) if Path(p).suffix == ".safetensors" else real(p)
+        ),
+    )
     assert key() == before  # the weights' hash came from the cache: not read again
     monkeypatch.setattr(rundirs, "sha256_file", real)
 

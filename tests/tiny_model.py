@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import random
 import shutil
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +23,10 @@ SEEDS = ROOT / "tests" / "data" / "seeds.jsonl"  # 12 short biomedical seeds: qu
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 STEPS = 300
 # Assistant turns end with the eos token: a chat model. (A base model's template would end them otherwise.)
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
 
 
 def chat(messages, answer: str = "", prefix: str = "") -> str:
@@ -49,7 +52,9 @@ def training_texts(seeds: list[dict], n: int, rng: random.Random) -> list[str]:
     the completion rendering and (every other pair) the chat rendering."""
     from selfspec_plugin.prompts import brainstorm_prompt, response_prompt
 
-    words = sorted({w.strip(".,:;?()").lower() for s in seeds for w in (s["instruction"] + " " + s["input"]).split()} - {""})
+    words = sorted(
+        {w.strip(".,:;?()").lower() for s in seeds for w in (s["instruction"] + " " + s["input"]).split()} - {""}
+    )
     texts = []
     for i in range(n):
         as_chat = i % 4 >= 2
@@ -82,16 +87,32 @@ def build(out: Path) -> Path:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=1024, special_tokens=SPECIALS,
-                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=1024, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                        pad_token="<pad>", unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=64, max_position_embeddings=2048,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=3, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,
+        max_position_embeddings=2048,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
+        tie_word_embeddings=True,
+    )
     model = LlamaForCausalLM(config)
     ids = [tokenizer(t)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -106,12 +127,25 @@ def build(out: Path) -> Path:
         opt.step()
         opt.zero_grad()
     model.eval()
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = _scratch(out)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "final_loss.txt").write_text(f"{loss.item():.4f}\n")
-    tmp.rename(out)
+    return _publish(tmp, out)
+
+
+def _scratch(out: Path) -> Path:
+    """A private folder beside `out` to build in: two test sessions may build the same model at once."""
+    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+
+
+def _publish(tmp: Path, out: Path) -> Path:
+    try:
+        tmp.rename(out)
+    except OSError:  # the other session finished first: the same model (same fingerprint), keep theirs
+        if not out.is_dir():
+            raise
+        shutil.rmtree(tmp)
     return out
 
 
@@ -130,12 +164,11 @@ def tiny_chat_model_dir(cache: Path = ROOT / ".cache" / "test-models") -> Path:
     out = cache / f"tiny-chat-{_fingerprint()}"
     if not (out / "config.json").is_file():
         base = tiny_model_dir(cache)
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(base, tmp)
+        tmp = _scratch(out)
+        shutil.copytree(base, tmp, dirs_exist_ok=True)
         config = json.loads((tmp / "tokenizer_config.json").read_text())
         (tmp / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": CHAT_TEMPLATE}, indent=2))
-        tmp.rename(out)
+        _publish(tmp, out)
     return out
 
 

@@ -50,11 +50,12 @@ def chat_model(tokenizer, model_dir: str | None = None) -> bool:
         return False
     probe = "selfspec-probe-answer"
     try:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": "q"}, {"role": "assistant", "content": probe}],
-                                             tokenize=False)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": probe}], tokenize=False
+        )
     except Exception:  # a template that cannot render a plain user/assistant exchange is no chat template
         return False
-    after = text[text.rfind(probe) + len(probe):].lstrip()
+    after = text[text.rfind(probe) + len(probe) :].lstrip()
     return any(end and after.startswith(end) for end in stop_tokens(tokenizer, model_dir))
 
 
@@ -92,8 +93,10 @@ def serves_adapters(factory) -> bool:
 
 def require_adapters(name: str, factory) -> None:
     if not serves_adapters(factory):
-        raise SelfSpecError(f"selfspec.backend: {name!r} cannot apply a LoRA adapter per request (it does not declare "
-                            "`serves_adapters`); use a backend that does, e.g. vllm or transformers")
+        raise SelfSpecError(
+            f"selfspec.backend: {name!r} cannot apply a LoRA adapter per request (it does not declare "
+            "`serves_adapters`); use a backend that does, e.g. vllm or transformers"
+        )
 
 
 def output_options(factory, options: dict) -> dict:
@@ -129,8 +132,12 @@ def backend_options(name: str, factory, config) -> dict:
         try:
             options = factory.Options(**config.backend_options).model_dump(exclude_unset=True)
         except ValidationError as exc:
-            raise SelfSpecError(f"backend {name!r}: " + "; ".join(
-                f"selfspec.backend_options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+            raise SelfSpecError(
+                f"backend {name!r}: "
+                + "; ".join(
+                    f"selfspec.backend_options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                )
+            ) from None
     else:
         options = dict(config.backend_options)
     return {**options, "trust_remote_code": config.trust_remote_code}

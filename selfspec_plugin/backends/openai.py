@@ -44,8 +44,11 @@ class OpenAIBackend:
         max_retries: int = Field(5, ge=0)
         backoff: float = Field(1.0, ge=0)
         chat: bool = Field(True, description="The served model is a chat model")
-        adapters: dict[str, str] = Field(default_factory=dict, description="LoRA adapter directory -> the model name "
-                                         "the server serves it under (default: the directory's name)")
+        adapters: dict[str, str] = Field(
+            default_factory=dict,
+            description="LoRA adapter directory -> the model name "
+            "the server serves it under (default: the directory's name)",
+        )
 
     def __init__(self, model: str, options: dict):
         o = self.Options(**{k: v for k, v in options.items() if k != "trust_remote_code"})  # the defaults live there
@@ -54,7 +57,12 @@ class OpenAIBackend:
         self.base_url = o.base_url.rstrip("/")
         self.model = o.model or model
         self.api_key = o.api_key or os.environ.get("OPENAI_API_KEY", "EMPTY")
-        self.concurrency, self.timeout, self.max_retries, self.backoff = o.concurrency, o.timeout, o.max_retries, o.backoff
+        self.concurrency, self.timeout, self.max_retries, self.backoff = (
+            o.concurrency,
+            o.timeout,
+            o.max_retries,
+            o.backoff,
+        )
         self.chat_capable = self.chat_model = o.chat  # a served model: the user says
         self.adapter_names = {str(Path(k).resolve()): v for k, v in o.adapters.items()}
         self.served: set[str] = set()
@@ -68,13 +76,15 @@ class OpenAIBackend:
                 raise SelfSpecError(
                     f"{self.base_url}: the server does not serve the LoRA adapter {adapter} as {name!r} (it serves: "
                     f"{', '.join(sorted(self.served))}). Start it with `vllm serve MODEL --enable-lora --lora-modules "
-                    f"{name}={adapter}`, or map the folder to its served name in selfspec.backend_options.adapters")
+                    f"{name}={adapter}`, or map the folder to its served name in selfspec.backend_options.adapters"
+                )
         return name
 
     def _request(self, path: str, body: dict | None = None) -> dict:
         """GET (no body) or POST a JSON body, retrying what a busy server answers."""
         request = urllib.request.Request(
-            f"{self.base_url}{path}", data=json.dumps(body).encode() if body is not None else None,
+            f"{self.base_url}{path}",
+            data=json.dumps(body).encode() if body is not None else None,
             method="GET" if body is None else "POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"},
         )
@@ -91,12 +101,19 @@ class OpenAIBackend:
                 last = str(getattr(exc, "reason", exc))
             if attempt < self.max_retries:
                 time.sleep(self.backoff * 2**attempt)
-        raise SelfSpecError(f"backend server unreachable: {self.base_url}{path} failed {self.max_retries + 1} times "
-                            f"(last error: {last})")
+        raise SelfSpecError(
+            f"backend server unreachable: {self.base_url}{path} failed {self.max_retries + 1} times "
+            f"(last error: {last})"
+        )
 
     def _one(self, prompt, sampling: Sampling, prompt_format: str, model: str) -> Completion:
-        body = {"model": model, "max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
-                "top_p": sampling.top_p if sampling.temperature > 0 else 1.0, "seed": item_seed(sampling.seed, prompt.id)}
+        body = {
+            "model": model,
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p if sampling.temperature > 0 else 1.0,
+            "seed": item_seed(sampling.seed, prompt.id),
+        }
         if prompt.stop:
             body["stop"] = list(prompt.stop)
         if prompt_format == "chat":
@@ -114,7 +131,9 @@ class OpenAIBackend:
         tokens = (response.get("usage") or {}).get("completion_tokens") or 0
         return Completion(text, "length" if choice.get("finish_reason") == "length" else "stop", int(tokens))
 
-    def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None) -> list[Completion]:
+    def generate(
+        self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None
+    ) -> list[Completion]:
         """`adapter`: a LoRA adapter directory the server serves under its own model name (see `_served_name`)."""
         model = self._served_name(adapter) if adapter else self.model
         with ThreadPoolExecutor(self.concurrency) as pool:

@@ -30,10 +30,11 @@ def stripes(n: int, replicas: int) -> list[list[int]]:
 def core_slices(cores: list[int], replicas: int) -> list[str]:
     """Disjoint core lists (vLLM's VLLM_CPU_OMP_THREADS_BIND syntax) so CPU replicas do not share cores."""
     if replicas > len(cores):
-        raise SelfSpecError(f"selfspec.ray.replicas: {replicas} CPU replicas need {replicas} cores; "
-                            f"this machine has {len(cores)}")
+        raise SelfSpecError(
+            f"selfspec.ray.replicas: {replicas} CPU replicas need {replicas} cores; this machine has {len(cores)}"
+        )
     size = len(cores) // replicas
-    return [",".join(str(c) for c in cores[r * size:(r + 1) * size]) for r in range(replicas)]
+    return [",".join(str(c) for c in cores[r * size : (r + 1) * size]) for r in range(replicas)]
 
 
 class Replica:
@@ -47,8 +48,12 @@ class Replica:
     def info(self) -> dict:
         import ray
 
-        return {"chat_capable": self.backend.chat_capable, "chat_model": self.backend.chat_model, "pid": os.getpid(),
-                "node": ray.get_runtime_context().get_node_id()}
+        return {
+            "chat_capable": self.backend.chat_capable,
+            "chat_model": self.backend.chat_model,
+            "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id(),
+        }
 
     def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None) -> list[Completion]:
         return self.backend.generate(prompts, sampling, prompt_format, adapter)
@@ -73,8 +78,13 @@ class RayBackend:
         cluster = settings.pop("ray", None) or {}
         self.started_ray = not ray.is_initialized()
         if self.started_ray:  # address None: a local Ray on this machine; "auto" or ray://...: an existing cluster
-            ray.init(address=cluster.get("address"), include_dashboard=False, log_to_driver=True,
-                     logging_level="WARNING", configure_logging=True)
+            ray.init(
+                address=cluster.get("address"),
+                include_dashboard=False,
+                log_to_driver=True,
+                logging_level="WARNING",
+                configure_logging=True,
+            )
         self.ray, self.replicas, self.served = ray, [], []
         try:
             self._start(model, settings, cluster)
@@ -89,14 +99,18 @@ class RayBackend:
         count = cluster.get("replicas") or max(1, gpus // per_replica)
         if gpus:
             if count * per_replica > gpus:
-                raise SelfSpecError(f"selfspec.ray.replicas: {count} replicas x {per_replica} GPUs each, "
-                                    f"but the Ray cluster has {gpus} GPUs")
+                raise SelfSpecError(
+                    f"selfspec.ray.replicas: {count} replicas x {per_replica} GPUs each, "
+                    f"but the Ray cluster has {gpus} GPUs"
+                )
             actor_options = [{"num_gpus": per_replica}] * count
         else:  # CPU: one Ray CPU each; several replicas on this machine get disjoint cores
             local = cluster.get("address") is None and count > 1
             binds = core_slices(sorted(os.sched_getaffinity(0)), count) if local else [None] * count
-            actor_options = [{"num_cpus": 1, **({"runtime_env": {"env_vars": {"VLLM_CPU_OMP_THREADS_BIND": b}}}
-                                                if b else {})} for b in binds]
+            actor_options = [
+                {"num_cpus": 1, **({"runtime_env": {"env_vars": {"VLLM_CPU_OMP_THREADS_BIND": b}}} if b else {})}
+                for b in binds
+            ]
         remote = ray.remote(Replica)
         self.replicas = [remote.options(**o).remote(model, settings) for o in actor_options]
         self.info = self._get([r.info.remote() for r in self.replicas])  # waits until every engine is up
@@ -109,11 +123,15 @@ class RayBackend:
         except self.ray.exceptions.RayError as exc:
             raise SelfSpecError(f"selfspec.backend ray: a replica failed: {str(exc)[-1500:]}") from None
 
-    def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None) -> list[Completion]:
+    def generate(
+        self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None
+    ) -> list[Completion]:
         """`adapter`: a LoRA adapter directory every replica can read (a shared filesystem on a cluster)."""
         parts = [idx for idx in stripes(len(prompts), len(self.replicas)) if idx]
-        pending = [self.replicas[r].generate.remote([prompts[i] for i in idx], sampling, prompt_format, adapter)
-                   for r, idx in enumerate(parts)]
+        pending = [
+            self.replicas[r].generate.remote([prompts[i] for i in idx], sampling, prompt_format, adapter)
+            for r, idx in enumerate(parts)
+        ]
         out: list[Completion | None] = [None] * len(prompts)
         for r, (idx, done) in enumerate(zip(parts, self._get(pending))):
             self.served[r] += len(idx)
@@ -123,8 +141,10 @@ class RayBackend:
 
     def close(self) -> None:
         if any(self.served):
-            print(f"selfspec: ray: {len(self.replicas)} replicas served {', '.join(map(str, self.served))} requests",
-                  file=sys.stderr)
+            print(
+                f"selfspec: ray: {len(self.replicas)} replicas served {', '.join(map(str, self.served))} requests",
+                file=sys.stderr,
+            )
         for replica in self.replicas:
             self.ray.kill(replica)
         self.replicas = []

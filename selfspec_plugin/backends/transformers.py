@@ -57,7 +57,11 @@ class TransformersBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left", trust_remote_code=remote)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), trust_remote_code=remote).to(self.device).eval()
+        self.model = (
+            AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), trust_remote_code=remote)
+            .to(self.device)
+            .eval()
+        )
         self.batch_size = o.batch_size
         self.adapters: dict[str, str] = {}  # adapter directory -> its PEFT adapter name
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
@@ -81,13 +85,21 @@ class TransformersBackend:
         self.model.set_adapter(self.adapters[adapter])
         return self.model, nullcontext()
 
-    def _run(self, texts: list[str], prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None) -> list[Completion]:
+    def _run(
+        self, texts: list[str], prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None
+    ) -> list[Completion]:
         from transformers import LogitsProcessorList
 
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=(prompt_format == "completion"))
+        enc = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=(prompt_format == "completion")
+        )
         enc = enc.to(self.device)
         stop = sorted({s for p in prompts for s in p.stop})
-        kwargs = {"do_sample": False, "max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        kwargs = {
+            "do_sample": False,
+            "max_new_tokens": sampling.max_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
         if sampling.temperature > 0:
             seeds = [item_seed(sampling.seed, p.id) for p in prompts]
             sampler = seeded_sampler(self.torch, seeds, sampling.temperature, sampling.top_p, self.device)
@@ -98,8 +110,11 @@ class TransformersBackend:
         with self.torch.no_grad(), context:
             out = model.generate(**enc, **kwargs)
         configured = model.generation_config.eos_token_id
-        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
-                *(configured if isinstance(configured, list) else [configured])} - {None}
+        ends = {
+            self.tokenizer.eos_token_id,
+            self.tokenizer.pad_token_id,
+            *(configured if isinstance(configured, list) else [configured]),
+        } - {None}
         results = []
         for row in out[:, enc["input_ids"].shape[1] :].tolist():
             end = next((i for i, tok in enumerate(row) if tok in ends), None)  # finished rows are padded
@@ -110,10 +125,17 @@ class TransformersBackend:
             results.append(Completion(text[:cut] if cut >= 0 else text, "length" if truncated else "stop", len(tokens)))
         return results
 
-    def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None) -> list[Completion]:
+    def generate(
+        self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None
+    ) -> list[Completion]:
         texts = [render(p, prompt_format, self.tokenizer) for p in prompts]
-        return [c for i in range(0, len(texts), self.batch_size)
-                for c in self._run(texts[i : i + self.batch_size], prompts[i : i + self.batch_size], sampling, prompt_format, adapter)]
+        return [
+            c
+            for i in range(0, len(texts), self.batch_size)
+            for c in self._run(
+                texts[i : i + self.batch_size], prompts[i : i + self.batch_size], sampling, prompt_format, adapter
+            )
+        ]
 
     def close(self) -> None:
         del self.model

@@ -83,14 +83,18 @@ class VLLMBackend:
         self.chat_model = chat_model(self.tokenizer, model)
         self.lora_ids: dict[str, int] = {}
 
-    def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None) -> list[Completion]:
+    def generate(
+        self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None
+    ) -> list[Completion]:
         """`adapter`: a LoRA adapter directory applied to these requests (needs `enable_lora` at start)."""
         from vllm.inputs import TokensPrompt
         from vllm.lora.request import LoRARequest
 
         requests, params = [], []
         texts = [render(p, prompt_format, self.tokenizer) for p in prompts]
-        encoded = self.tokenizer(texts, add_special_tokens=(prompt_format == "completion"))["input_ids"]  # one batched call
+        encoded = self.tokenizer(texts, add_special_tokens=(prompt_format == "completion"))[
+            "input_ids"
+        ]  # one batched call
         for p, ids in zip(prompts, encoded):
             budget = self.max_model_len - sampling.max_tokens
             if len(ids) > budget:  # keep the end: the task being asked
@@ -103,8 +107,11 @@ class VLLMBackend:
             lora = LoRARequest(f"adapter-{lora_id}", lora_id, adapter)
         outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=lora)
         return [
-            Completion(o.outputs[0].text, "length" if o.outputs[0].finish_reason == "length" else "stop",
-                       len(o.outputs[0].token_ids))
+            Completion(
+                o.outputs[0].text,
+                "length" if o.outputs[0].finish_reason == "length" else "stop",
+                len(o.outputs[0].token_ids),
+            )
             for o in outputs
         ]
 

@@ -5,8 +5,14 @@ from ..hookspecs import hookimpl
 @hookimpl
 def register_filters(register):
     register(f.FilterSpec("start", "instruction", lambda s: f.start_check, order=10))
-    register(f.FilterSpec("length", "instruction", lambda s: f.word_count_check(s["min_words"], s["max_words"]), order=20))
+    register(
+        f.FilterSpec("length", "instruction", lambda s: f.word_count_check(s["min_words"], s["max_words"]), order=20)
+    )
     register(f.FilterSpec("blacklist", "instruction", lambda s: f.blacklist_check(tuple(s["blacklist"])), order=30))
-    register(f.FilterSpec("novelty", "instruction", lambda s: f.novelty_check(s["rouge_threshold"], s["existing"]), order=100))
+    register(
+        f.FilterSpec(
+            "novelty", "instruction", lambda s: f.novelty_check(s["rouge_threshold"], s["existing"]), order=100
+        )
+    )
     register(f.FilterSpec("response", "response", lambda s: f.response_check, order=10))
     register(f.FilterSpec("copied", "response", lambda s: f.copy_check(s["copy_threshold"]), order=20))

@@ -5,5 +5,15 @@ from .run import evaluate, evaluate_recipe, model_specs, plan, subsample, traine
 from .scoring import summarize, task_scores
 from .tasks import Task, load_tasks
 
-__all__ = ["Task", "evaluate", "evaluate_recipe", "load_tasks", "model_specs", "plan", "subsample", "summarize",
-           "task_scores", "trained_format"]
+__all__ = [
+    "Task",
+    "evaluate",
+    "evaluate_recipe",
+    "load_tasks",
+    "model_specs",
+    "plan",
+    "subsample",
+    "summarize",
+    "task_scores",
+    "trained_format",
+]

@@ -68,8 +68,17 @@ def plan(tasks: list[Task], shots: list[int], samplings: int, limit: int | None,
                 demos = sample_shots(task, k, s, seed)
                 for i, item in enumerate(items):
                     pid = f"{task.name}-k{k}-s{s}-{i}"
-                    requests.append({"task": task.name, "k": k, "sampling": s, "item": i, "gold": item["output"],
-                                     "max_tokens": task.max_tokens, "prompt": build_prompt(pid, task, demos, item)})
+                    requests.append(
+                        {
+                            "task": task.name,
+                            "k": k,
+                            "sampling": s,
+                            "item": i,
+                            "gold": item["output"],
+                            "max_tokens": task.max_tokens,
+                            "prompt": build_prompt(pid, task, demos, item),
+                        }
+                    )
     return requests
 
 
@@ -92,12 +101,16 @@ def cache_files(cache: Path, identity: dict, groups: list[list[dict]]) -> list[P
     for group in groups:
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
         for r in group:
-            digest.update(json.dumps([r["prompt"].id, r["prompt"].text, r["prompt"].messages, r["max_tokens"]]).encode())
+            digest.update(
+                json.dumps([r["prompt"].id, r["prompt"].text, r["prompt"].messages, r["max_tokens"]]).encode()
+            )
         files.append(cache / f"{group[0]['task']}-{digest.hexdigest()[:16]}.jsonl")
     return files
 
 
-def _generate(backend, groups: list[list[dict]], files: list[Path], entry: dict, progress: bool, label: str) -> list[str]:
+def _generate(
+    backend, groups: list[list[dict]], files: list[Path], entry: dict, progress: bool, label: str
+) -> list[str]:
     """Greedy completions in request order, in the entry's prompt format; each task's kept in its cache file as
     soon as it is done, and read from there when a previous (interrupted) run finished it."""
     from dataclasses import replace
@@ -161,8 +174,14 @@ def model_specs(adapters: list[str], formats: list[str]) -> list[dict]:
     return specs
 
 
-def evaluate_recipe(raw: dict, adapters: list[str] | None = None, tasks: list[str] | None = None, out: str | None = None,
-                    progress: bool = True, **overrides) -> tuple[dict, Path]:
+def evaluate_recipe(
+    raw: dict,
+    adapters: list[str] | None = None,
+    tasks: list[str] | None = None,
+    out: str | None = None,
+    progress: bool = True,
+    **overrides,
+) -> tuple[dict, Path]:
     """`selfspec eval CONFIG`: the config's model, backend and `selfspec.eval` settings, flags overriding them.
     The adapters default to the config's output_dir when a trained adapter is there."""
     from pydantic import ValidationError
@@ -190,11 +209,23 @@ def evaluate_recipe(raw: dict, adapters: list[str] | None = None, tasks: list[st
     loaded = [t for spec in task_specs for t in load_tasks(spec)]
     names = [t.name for t in loaded]
     if len(set(names)) != len(names):
-        raise SelfSpecError(f"task names must be unique, got {', '.join(sorted(n for n in set(names) if names.count(n) > 1))} twice")
+        raise SelfSpecError(
+            f"task names must be unique, got {', '.join(sorted(n for n in set(names) if names.count(n) > 1))} twice"
+        )
     out_dir = Path(out) if out else Path(specs[-1]["adapter"] or output_dir) / "eval"
-    result = evaluate(str(model), loaded, backend_name=cfg.backend, options=cfg.backend_settings(), models=specs,
-                      shots=options.shots, samplings=options.samplings, limit=options.limit, out_dir=out_dir,
-                      seed=cfg.seed, progress=progress)
+    result = evaluate(
+        str(model),
+        loaded,
+        backend_name=cfg.backend,
+        options=cfg.backend_settings(),
+        models=specs,
+        shots=options.shots,
+        samplings=options.samplings,
+        limit=options.limit,
+        out_dir=out_dir,
+        seed=cfg.seed,
+        progress=progress,
+    )
     return result, out_dir
 
 
@@ -204,9 +235,15 @@ def _entries(specs: list[dict], chat: bool) -> list[dict]:
     entries = []
     for spec in specs:
         formats = [f for f in spec["formats"] if chat or f != "chat"] or ["alpaca"]
-        entries += [{"label": spec["name"] if len(formats) == 1 else f"{spec['name']} [{prompt_format}]",
-                     "name": spec["name"], "adapter": spec["adapter"], "format": prompt_format}
-                    for prompt_format in formats]
+        entries += [
+            {
+                "label": spec["name"] if len(formats) == 1 else f"{spec['name']} [{prompt_format}]",
+                "name": spec["name"],
+                "adapter": spec["adapter"],
+                "format": prompt_format,
+            }
+            for prompt_format in formats
+        ]
     return entries
 
 
@@ -215,12 +252,27 @@ def _pairs(entries: list[dict]) -> list[tuple[str, str]]:
     base = {e["format"]: e["label"] for e in entries if e["adapter"] is None}
     adapters = [e for e in entries if e["adapter"] is not None]
     return [(base[e["format"]], e["label"]) for e in adapters if e["format"] in base] + [
-        (a["label"], b["label"]) for i, a in enumerate(adapters) for b in adapters[i + 1 :] if a["format"] == b["format"]]
+        (a["label"], b["label"])
+        for i, a in enumerate(adapters)
+        for b in adapters[i + 1 :]
+        if a["format"] == b["format"]
+    ]
 
 
-def evaluate(model: str, tasks: list[Task], *, backend_name: str, options: dict, models: list[dict],
-             shots: list[int], samplings: int, limit: int | None, out_dir: Path, seed: int = 0,
-             progress: bool = True) -> dict:
+def evaluate(
+    model: str,
+    tasks: list[Task],
+    *,
+    backend_name: str,
+    options: dict,
+    models: list[dict],
+    shots: list[int],
+    samplings: int,
+    limit: int | None,
+    out_dir: Path,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Score the base model and any number of adapters (`model_specs`) on one engine where the backend serves
     adapters per request; write eval.json/.md/.png + predictions."""
     requests = plan(tasks, shots, samplings, limit, seed)
@@ -230,13 +282,17 @@ def evaluate(model: str, tasks: list[Task], *, backend_name: str, options: dict,
     adapters = [m["adapter"] for m in models if m["adapter"]]
     factory = registry.backend(backend_name)
     lora = serves_adapters(factory)  # else: each adapter merged into the weights, below
-    identity = {"model": rundirs.model_fingerprint(model), "backend": backend_name,
-                "options": output_options(factory, options)}
+    identity = {
+        "model": rundirs.model_fingerprint(model),
+        "backend": backend_name,
+        "options": output_options(factory, options),
+    }
 
     def files(entry: dict) -> list[Path]:
         weights = Path(entry["adapter"], "adapter_model.safetensors") if entry["adapter"] else None
-        return cache_files(cache, {**identity, "format": entry["format"],
-                                   "adapter": weights and fileio.sha256_file(weights)}, groups)
+        return cache_files(
+            cache, {**identity, "format": entry["format"], "adapter": weights and fileio.sha256_file(weights)}, groups
+        )
 
     backend = factory(model, start_options(backend_name, factory, options, adapters if lora else []))
     entries = _entries(models, bool(getattr(backend, "chat_capable", False)))
@@ -260,12 +316,25 @@ def evaluate(model: str, tasks: list[Task], *, backend_name: str, options: dict,
                 backend.close()
     preds = {e["label"]: preds[e["label"]] for e in entries}
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": model, "backend": backend_name,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": model,
+        "backend": backend_name,
         "models": [{k: e[k] for k in ("label", "name", "adapter", "format")} for e in entries],
-        "shots": shots, "samplings": samplings, "limit": limit, "seed": seed,
+        "shots": shots,
+        "samplings": samplings,
+        "limit": limit,
+        "seed": seed,
         "wall_seconds": round(time.monotonic() - started, 1),
-        "tasks": [{"task": t.name, "kind": t.kind, "primary": PRIMARY[t.kind], "source": t.source,
-                   "scored": len(subsample(t, limit))} for t in tasks],
+        "tasks": [
+            {
+                "task": t.name,
+                "kind": t.kind,
+                "primary": PRIMARY[t.kind],
+                "source": t.source,
+                "scored": len(subsample(t, limit)),
+            }
+            for t in tasks
+        ],
         **summarize(tasks, requests, preds, _pairs(entries)),
     }
     write_results(out_dir, result, requests, preds)
@@ -276,10 +345,22 @@ def write_results(out_dir: Path, result: dict, requests: list[dict], preds: dict
     from ..plots import eval_chart
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    fileio.write_jsonl(out_dir / "predictions.jsonl", (
-        {"model": model, "task": r["task"], "k": r["k"], "sampling": r["sampling"], "item": r["item"],
-         "gold": r["gold"], "prediction": texts[i]}
-        for model, texts in preds.items() for i, r in enumerate(requests)))
+    fileio.write_jsonl(
+        out_dir / "predictions.jsonl",
+        (
+            {
+                "model": model,
+                "task": r["task"],
+                "k": r["k"],
+                "sampling": r["sampling"],
+                "item": r["item"],
+                "gold": r["gold"],
+                "prediction": texts[i],
+            }
+            for model, texts in preds.items()
+            for i, r in enumerate(requests)
+        ),
+    )
     fileio.write_text(out_dir / "eval.md", markdown_table(result))
     eval_chart(result, out_dir / "eval.png")
     fileio.write_json(out_dir / "eval.json", result)  # last: its presence means the rest is there

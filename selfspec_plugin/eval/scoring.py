@@ -9,9 +9,14 @@ from .. import metrics
 
 
 def _label_scores(parsed: list[str | None], golds: list[str | None], labels: list[str]) -> dict:
-    return {"accuracy": metrics.accuracy(parsed, golds), "macro_f1": metrics.macro_f1(parsed, golds, labels),
-            "unparseable": sum(label is None for label in parsed), "shares": metrics.label_shares(parsed, labels),
-            **metrics.baselines(golds, labels), "primary_items": [float(p == g) for p, g in zip(parsed, golds)]}
+    return {
+        "accuracy": metrics.accuracy(parsed, golds),
+        "macro_f1": metrics.macro_f1(parsed, golds, labels),
+        "unparseable": sum(label is None for label in parsed),
+        "shares": metrics.label_shares(parsed, labels),
+        **metrics.baselines(golds, labels),
+        "primary_items": [float(p == g) for p, g in zip(parsed, golds)],
+    }
 
 
 def task_scores(task, preds: list[str], golds: list[str]) -> dict:
@@ -19,9 +24,11 @@ def task_scores(task, preds: list[str], golds: list[str]) -> dict:
     scores of its primary metric (`primary_items`): label correctness for label tasks, set F1 for list/entity
     tasks, for label-prefixed answers ("Yes, ...") the token F1 of the text after the label (the label is
     scored apart), token F1 otherwise."""
-    out = {"f1_items": [metrics.token_f1(p, g) for p, g in zip(preds, golds)],
-           "rougeL_items": [metrics.rouge_l(p, g) for p, g in zip(preds, golds)],
-           "exact_match": statistics.fmean(metrics.exact_match(p, g) for p, g in zip(preds, golds))}
+    out = {
+        "f1_items": [metrics.token_f1(p, g) for p, g in zip(preds, golds)],
+        "rougeL_items": [metrics.rouge_l(p, g) for p, g in zip(preds, golds)],
+        "exact_match": statistics.fmean(metrics.exact_match(p, g) for p, g in zip(preds, golds)),
+    }
     kind, labels = task.kind, task.labels
     if kind == "labels":
         out.update(_label_scores([metrics.parse_label(p, labels) for p in preds], golds, labels))
@@ -39,8 +46,19 @@ def task_scores(task, preds: list[str], golds: list[str]) -> dict:
     return out
 
 
-STANDARD = ("exact_match", "accuracy", "macro_f1", "unparseable", "set_f1", "entity_f1", "text_f1",
-            "majority_accuracy", "majority_macro_f1", "uniform_accuracy", "uniform_macro_f1")
+STANDARD = (
+    "exact_match",
+    "accuracy",
+    "macro_f1",
+    "unparseable",
+    "set_f1",
+    "entity_f1",
+    "text_f1",
+    "majority_accuracy",
+    "majority_macro_f1",
+    "uniform_accuracy",
+    "uniform_macro_f1",
+)
 PRIMARY = {"labels": "accuracy", "entities": "set F1", "labeled_text": "text F1 after the label", "text": "token F1"}
 
 
@@ -56,8 +74,9 @@ def _row(model: str, task: str, k: int, runs: list[dict]) -> dict:
     return row
 
 
-def summarize(tasks: list, requests: list[dict], preds: dict[str, list[str]],
-              pairs: list[tuple[str, str]] | None = None) -> dict:
+def summarize(
+    tasks: list, requests: list[dict], preds: dict[str, list[str]], pairs: list[tuple[str, str]] | None = None
+) -> dict:
     """Rows (model × task × k), per-model averages, and for each (reference, model) pair (default: the first model
     against each other one) paired bootstrap deltas of the primary metric and of F1, per task and averaged over
     tasks."""
@@ -74,10 +93,22 @@ def summarize(tasks: list, requests: list[dict], preds: dict[str, list[str]],
         for (task, k), runs in groups.items():
             rows.append(_row(model, task, k, runs))
             for metric in ("primary", "f1"):
-                items[(model, task, k, metric)] = [statistics.fmean(v) for v in zip(*(run[f"{metric}_items"] for run in runs))]
+                items[(model, task, k, metric)] = [
+                    statistics.fmean(v) for v in zip(*(run[f"{metric}_items"] for run in runs))
+                ]
     shots = sorted({r["k"] for r in rows})
-    averages = [{"model": model, "k": k, **{m: statistics.fmean(r[m] for r in rows if r["model"] == model and r["k"] == k)
-                                          for m in ("f1", "rougeL", "primary")}} for model in preds for k in shots]
+    averages = [
+        {
+            "model": model,
+            "k": k,
+            **{
+                m: statistics.fmean(r[m] for r in rows if r["model"] == model and r["k"] == k)
+                for m in ("f1", "rougeL", "primary")
+            },
+        }
+        for model in preds
+        for k in shots
+    ]
     names = list(preds)
     pairs = [(names[0], other) for other in names[1:]] if pairs is None else pairs
     order = [t.name for t in tasks if t.name in {r["task"] for r in rows}]
@@ -86,8 +117,19 @@ def summarize(tasks: list, requests: list[dict], preds: dict[str, list[str]],
         for k in shots:
             for task in [*order, "average"]:
                 scope = order if task == "average" else [task]
-                deltas.append({"task": task, "k": k, "reference": ref, "model": model, **{
-                    metric: metrics.stratified_bootstrap([items[(ref, t, k, metric)] for t in scope],
-                                                         [items[(model, t, k, metric)] for t in scope])
-                    for metric in ("primary", "f1")}})
+                deltas.append(
+                    {
+                        "task": task,
+                        "k": k,
+                        "reference": ref,
+                        "model": model,
+                        **{
+                            metric: metrics.stratified_bootstrap(
+                                [items[(ref, t, k, metric)] for t in scope],
+                                [items[(model, t, k, metric)] for t in scope],
+                            )
+                            for metric in ("primary", "f1")
+                        },
+                    }
+                )
     return {"rows": rows, "averages": averages, "deltas": deltas}

@@ -69,7 +69,8 @@ def load_task_file(path: Path) -> list[Task]:
         for field in ("demos", "instances"):
             items = rec.get(field)
             if not isinstance(items, list) or not all(
-                isinstance(i, dict) and isinstance(i.get("input"), str) and isinstance(i.get("output"), str) for i in items
+                isinstance(i, dict) and isinstance(i.get("input"), str) and isinstance(i.get("output"), str)
+                for i in items
             ):
                 raise SelfSpecError(f"{where}: field {field!r} must be a list of {{input, output}} strings")
         if not rec["instances"]:
@@ -79,8 +80,18 @@ def load_task_file(path: Path) -> list[Task]:
             raise SelfSpecError(f"{where}: field 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
         if kind in ("labels", "labeled_text") and not (isinstance(rec.get("labels"), list) and rec["labels"]):
             raise SelfSpecError(f"{where}: a {kind!r} task needs a non-empty 'labels' list")
-        tasks.append(Task(rec["task"], kind, rec["definition"], rec["demos"], rec["instances"], f"{path}",
-                          labels=rec.get("labels"), max_tokens=int(rec.get("max_tokens", 64))))
+        tasks.append(
+            Task(
+                rec["task"],
+                kind,
+                rec["definition"],
+                rec["demos"],
+                rec["instances"],
+                f"{path}",
+                labels=rec.get("labels"),
+                max_tokens=int(rec.get("max_tokens", 64)),
+            )
+        )
     if not tasks:
         raise SelfSpecError(f"{path}: no tasks in file")
     return tasks
@@ -105,14 +116,22 @@ def pubmedqa(path: Path) -> Task:
     def item(pmid: str) -> dict:
         rec = data[pmid]
         context = " ".join(rec["CONTEXTS"])
-        return {"id": pmid, "input": f"Context: {context}\nQuestion: {rec['QUESTION']}", "output": rec["final_decision"]}
+        return {
+            "id": pmid,
+            "input": f"Context: {context}\nQuestion: {rec['QUESTION']}",
+            "output": rec["final_decision"],
+        }
 
     return Task(
-        "pubmedqa", "labels",
+        "pubmedqa",
+        "labels",
         "Given the abstract of a biomedical research article and a research question, answer the question "
         "with yes, no or maybe according to the abstract. Output only yes, no or maybe.",
-        demos=[item(p) for p in data if p not in test], instances=[item(p) for p in test if p in data],
-        source=str(folder / "ori_pqal.json"), labels=["yes", "no", "maybe"], max_tokens=8,
+        demos=[item(p) for p in data if p not in test],
+        instances=[item(p) for p in test if p in data],
+        source=str(folder / "ori_pqal.json"),
+        labels=["yes", "no", "maybe"],
+        max_tokens=8,
     )
 
 
@@ -132,8 +151,14 @@ def read_pubtator(path: Path) -> list[dict]:
             if len(fields) < 4 or not docs or fields[0] != docs[-1]["id"] or not fields[1].isdigit():
                 raise SelfSpecError(f"{path}:{lineno}: not a PubTator title, abstract or annotation line")
             docs[-1]["mentions"].append((int(fields[1]), fields[3]))
-    return [{"id": d["id"], "text": f"{d['title']} {d['abstract']}",
-             "mentions": list(dict.fromkeys(m for _, m in sorted(d["mentions"])))} for d in docs]
+    return [
+        {
+            "id": d["id"],
+            "text": f"{d['title']} {d['abstract']}",
+            "mentions": list(dict.fromkeys(m for _, m in sorted(d["mentions"]))),
+        }
+        for d in docs
+    ]
 
 
 def ncbi_disease(path: Path) -> Task:
@@ -141,15 +166,20 @@ def ncbi_disease(path: Path) -> Task:
     folder = path if path.is_dir() else path.parent
 
     def items(name: str) -> list[dict]:
-        return [{"id": d["id"], "input": d["text"], "output": ", ".join(d["mentions"]) or "none"}
-                for d in read_pubtator(folder / name)]
+        return [
+            {"id": d["id"], "input": d["text"], "output": ", ".join(d["mentions"]) or "none"}
+            for d in read_pubtator(folder / name)
+        ]
 
     return Task(
-        "ncbi_disease", "entities",
+        "ncbi_disease",
+        "entities",
         "List every disease mentioned in the biomedical abstract, exactly as written in the text, separated "
         "by ', '. Output 'none' if no disease is mentioned.",
-        demos=items("NCBItrainset_corpus.txt"), instances=items("NCBItestset_corpus.txt"),
-        source=str(folder / "NCBItestset_corpus.txt"), max_tokens=128,
+        demos=items("NCBItrainset_corpus.txt"),
+        instances=items("NCBItestset_corpus.txt"),
+        source=str(folder / "NCBItestset_corpus.txt"),
+        max_tokens=128,
     )
 
 
@@ -171,10 +201,15 @@ def fpb(path: Path) -> Task:
         rec = {"id": f"fpb-{lineno}", "input": sentence.strip(), "output": label.strip()}
         (demos if hashlib.sha256(sentence.encode()).digest()[0] < 26 else instances).append(rec)
     return Task(
-        "fpb", "labels",
+        "fpb",
+        "labels",
         "Classify the sentiment that the sentence from financial news expresses for the company's investors: "
         "positive, negative or neutral. Output only the label.",
-        demos=demos, instances=instances, source=str(file), labels=["positive", "negative", "neutral"], max_tokens=8,
+        demos=demos,
+        instances=instances,
+        source=str(file),
+        labels=["positive", "negative", "neutral"],
+        max_tokens=8,
     )
 
 
