@@ -92,3 +92,12 @@ def test_missing_benchmarks_fail_under_ci_and_skip_elsewhere(tmp_path, ci, outco
         timeout=300,
     )
     assert outcome in proc.stdout, proc.stdout[-2000:]
+
+
+def test_the_readme_lists_every_selfspec_key():
+    """config.py's promise: each `selfspec:` key has a row in the README's table."""
+    from selfspec_plugin.config import SelfSpecConfig
+
+    rows = [line.split("|")[1] for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")]
+    listed = set(re.findall(r"`(\w+)`", " ".join(rows)))
+    assert sorted(set(SelfSpecConfig.model_fields) - listed) == []
