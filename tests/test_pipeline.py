@@ -400,12 +400,10 @@ def test_a_third_party_backend_that_declares_adapters_serves_iterate_and_eval(ad
     result = evaluate.evaluate(
         str(model_dir),
         [task],
+        evaluate.model_specs([f"mine={tmp_path / 'out'}"], []),
+        evaluate.Settings(),
         backend_name="adapter-scripted",
         options={},
-        models=evaluate.model_specs([f"mine={tmp_path / 'out'}"], []),
-        shots=[0],
-        samplings=1,
-        limit=None,
         out_dir=tmp_path / "eval",
     )
     preds = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
@@ -449,12 +447,10 @@ def test_an_interrupted_eval_resumes_with_the_tasks_it_finished(adapter_backend,
 
     adapter = fake_adapter(tmp_path / "out")
     kwargs = dict(
+        models=evaluate.model_specs([f"mine={adapter}"], []),
+        settings=evaluate.Settings(),
         backend_name="adapter-scripted",
         options={},
-        models=evaluate.model_specs([f"mine={adapter}"], []),
-        shots=[0],
-        samplings=1,
-        limit=None,
         out_dir=tmp_path / "eval",
     )
     real = AdapterScripted.generate

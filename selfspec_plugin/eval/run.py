@@ -17,6 +17,7 @@ import hashlib
 import json
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -213,17 +214,15 @@ def evaluate_recipe(
             f"task names must be unique, got {', '.join(sorted(n for n in set(names) if names.count(n) > 1))} twice"
         )
     out_dir = Path(out) if out else Path(specs[-1]["adapter"] or output_dir) / "eval"
+    settings = Settings(tuple(options.shots), options.samplings, options.limit, cfg.seed)
     result = evaluate(
         str(model),
         loaded,
+        specs,
+        settings,
         backend_name=cfg.backend,
         options=cfg.backend_settings(),
-        models=specs,
-        shots=options.shots,
-        samplings=options.samplings,
-        limit=options.limit,
         out_dir=out_dir,
-        seed=cfg.seed,
         progress=progress,
     )
     return result, out_dir
@@ -259,22 +258,30 @@ def _pairs(entries: list[dict]) -> list[tuple[str, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How the items are asked: demonstrations per prompt (k), samplings of them for k > 0, items per task, seed."""
+
+    shots: tuple[int, ...] = (0,)
+    samplings: int = 1
+    limit: int | None = None
+    seed: int = 0
+
+
 def evaluate(
     model: str,
     tasks: list[Task],
+    models: list[dict],
+    settings: Settings,
     *,
     backend_name: str,
     options: dict,
-    models: list[dict],
-    shots: list[int],
-    samplings: int,
-    limit: int | None,
     out_dir: Path,
-    seed: int = 0,
     progress: bool = True,
 ) -> dict:
     """Score the base model and any number of adapters (`model_specs`) on one engine where the backend serves
     adapters per request; write eval.json/.md/.png + predictions."""
+    shots, samplings, limit, seed = list(settings.shots), settings.samplings, settings.limit, settings.seed
     requests = plan(tasks, shots, samplings, limit, seed)
     groups = _groups(requests)
     cache = fileio.make_dir(out_dir / "cache")  # an unwritable --out fails now, not after hours of generation
