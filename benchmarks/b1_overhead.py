@@ -31,7 +31,7 @@ import time
 
 from benchlib import ROOT, Recorder, engine_tokens, header, median, tiny_model, write_result
 
-from selfspec_plugin import registry
+from selfspec_plugin import dataset, registry
 from selfspec_plugin.pipeline import run_pipeline
 from selfspec_plugin.runner import make_job
 
@@ -72,7 +72,7 @@ def timed_pipeline(block: dict, model: str, backend) -> dict:
     with tempfile.TemporaryDirectory() as runs:
         job = make_job({**block, "runs_dir": runs}, model, None)
         start = time.perf_counter()
-        manifest = run_pipeline(job, backend, progress=False)
+        manifest = dataset.write(job.dir, run_pipeline(job, backend, progress=False), messages=False)
         wall = time.perf_counter() - start
     recorder.close()
     first = recorder.backend_calls[0][1]  # brainstorming rounds first, then response chunks (other sampling)

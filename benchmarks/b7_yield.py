@@ -27,6 +27,8 @@ from pathlib import Path
 import yaml
 from benchlib import ROOT, header, write_result
 
+from selfspec_plugin.cli import OFFLINE_ENV
+
 RESULT = ROOT / "benchmarks" / "results" / "b7_yield.json"
 WORK = ROOT / ".cache" / "b7"
 LEGS = {
@@ -34,15 +36,7 @@ LEGS = {
     "biomed200": {"num_instructions": 200, "prompts_per_round": 32, "max_rounds": 100, "chunk_size": 50},
 }
 PARSE_WASTE = ("unparseable", "truncated")
-ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-    "DO_NOT_TRACK": "1",
-    "AXOLOTL_DO_NOT_TRACK": "1",
-    "WANDB_MODE": "disabled",
-}
+ENV = {**OFFLINE_ENV, "WANDB_MODE": "disabled"}
 
 
 def checkout(rev: str) -> Path:

@@ -5,8 +5,9 @@ import json
 
 import pytest
 from conftest import ROOT
+from test_backends import SMALL
 
-from selfspec_plugin import fileio, registry, rundirs
+from selfspec_plugin import dataset, fileio, registry, rundirs
 from selfspec_plugin.backends import Sampling, start_options
 from selfspec_plugin.backends.ray_replicas import RayBackend, core_slices, stripes
 from selfspec_plugin.errors import SelfSpecError
@@ -64,20 +65,10 @@ def test_two_replicas_serve_one_run_and_answer_like_one_engine(tiny_model, tmp_p
             assert backend.generate(prompts[::-1], sampling, "completion")[::-1] == first
             assert all(c.tokens > 0 for c in first)
         assert backend.served == [16, 16]
-        small = {
-            "seeds": str(SEEDS),
-            "domain": "biomedicine",
-            "num_instructions": 6,
-            "prompts_per_round": 6,
-            "max_rounds": 4,
-            "instruction_max_tokens": 160,
-            "response_max_tokens": 48,
-            "chunk_size": 4,
-            "backend": "ray",
-            "ray": {"replicas": 2},
-        }
+        small = {**SMALL, "backend": "ray", "ray": {"replicas": 2}}
         job = make_job(small, str(tiny_model), str(tmp_path))
-        registry.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=False)
+        result = registry.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=False)
+        dataset.write(job.dir, dataset.check(result, job), messages=False)  # as runner.generate does
     finally:
         backend.close()
     run_dir = job.dir
