@@ -1,4 +1,5 @@
-"""Owns a generation run: cache lookup, the backend's lifetime, the `generate_dataset` hook, the child process."""
+"""Owns a generation run: cache lookup, the `check_job` and `generate_dataset` hooks, the backend's lifetime, the
+result checked and written (dataset.py), and the child processes."""
 
 from __future__ import annotations
 
