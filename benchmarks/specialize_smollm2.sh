@@ -39,7 +39,7 @@ train "$CONTROL/recipe.yml" "$CONTROL"
 # look the run up again (a change of the run key's code would otherwise start a new generation).
 if [ ! -f "$OUT/adapter_model.safetensors" ] || [ ! -s "$OUT/data-path.txt" ]; then
   stage generate selfspec generate "$RECIPE" --no-progress > "$OUT/data-path.txt.new"
-  mv "$OUT/data-path.txt.new" "$OUT/data-path.txt"
+  tail -n 1 "$OUT/data-path.txt.new" > "$OUT/data-path.txt" && rm "$OUT/data-path.txt.new"  # (the path: last line)
 fi
 RUN=$(dirname "$(cat "$OUT/data-path.txt")")
 [ -s "$OUT/inspect.txt" ] || stage report selfspec inspect "$RUN" --report --samples 5 > "$OUT/inspect.txt"
