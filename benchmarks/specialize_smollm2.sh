@@ -19,7 +19,7 @@ stage() {  # stage NAME COMMAND...: run it, append "NAME seconds" to $OUT/times.
   local name=$1; shift
   local start=$SECONDS
   "$@"
-  echo "$name $((SECONDS - start))" | tee -a "$OUT/times.txt"
+  echo "$name $((SECONDS - start))" | tee -a "$OUT/times.txt" >&2  # (stderr: a stage's stdout may be redirected)
 }
 # The control: the same recipe, seeds only, its own output_dir (written elsewhere, so its selfspec paths resolved).
 python - "$RECIPE" "$CONTROL/recipe.yml" "$CONTROL" <<'EOF'
