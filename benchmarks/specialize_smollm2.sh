@@ -19,7 +19,7 @@ stage() {  # stage NAME COMMAND...: run it, append "NAME seconds" to $OUT/times.
   local name=$1; shift
   local start=$SECONDS
   "$@"
-  echo "$name $((SECONDS - start))" | tee -a "$OUT/times.txt"
+  echo "$name $((SECONDS - start))" | tee -a "$OUT/times.txt" >&2  # (stderr: a stage's stdout may be redirected)
 }
 # The control: the same recipe, seeds only, its own output_dir (written elsewhere, so its selfspec paths resolved).
 python - "$RECIPE" "$CONTROL/recipe.yml" "$CONTROL" <<'EOF'
@@ -39,7 +39,7 @@ train "$CONTROL/recipe.yml" "$CONTROL"
 # look the run up again (a change of the run key's code would otherwise start a new generation).
 if [ ! -f "$OUT/adapter_model.safetensors" ] || [ ! -s "$OUT/data-path.txt" ]; then
   stage generate selfspec generate "$RECIPE" --no-progress > "$OUT/data-path.txt.new"
-  mv "$OUT/data-path.txt.new" "$OUT/data-path.txt"
+  tail -n 1 "$OUT/data-path.txt.new" > "$OUT/data-path.txt" && rm "$OUT/data-path.txt.new"  # (the path: last line)
 fi
 RUN=$(dirname "$(cat "$OUT/data-path.txt")")
 [ -s "$OUT/inspect.txt" ] || stage report selfspec inspect "$RUN" --report --samples 5 > "$OUT/inspect.txt"

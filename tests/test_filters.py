@@ -82,6 +82,10 @@ def test_copied_outputs_are_dropped_with_the_field_they_copy():
     assert f.response_check({"output": "", "finish_reason": "stop"}) == "empty_response"
     assert f.response_check({"output": "partial", "finish_reason": "length"}) == "truncated_response"
     assert f.response_check({"output": "fine", "finish_reason": "stop"}) is None
+    for placeholder in ("<noinput>", "<No Input>", "noinput", "muscle <noinput>", "Protein A:\n<noinput>"):
+        assert f.response_check({"output": placeholder, "finish_reason": "stop"}) == "placeholder_response", placeholder
+    for answer in ("none", "No input is needed: aspirin.", "There was no inputting of data."):  # real answers
+        assert f.response_check({"output": answer, "finish_reason": "stop"}) is None, answer
 
 
 @pytest.mark.slow

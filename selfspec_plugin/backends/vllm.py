@@ -21,6 +21,7 @@ CPU_ENV_DEFAULTS = {
 ENV_DEFAULTS = {
     "VLLM_NO_USAGE_STATS": "1",
     "VLLM_LOGGING_LEVEL": "WARNING",  # keep the progress bars readable; set it to INFO to see the engine
+    "VLLM_LOGGING_STREAM": "ext://sys.stderr",  # vLLM logs to stdout by default: stdout carries only our results
 }
 
 
