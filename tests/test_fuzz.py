@@ -93,8 +93,15 @@ def test_filters_and_parser_on_huge_inputs(big):
     rec = {"instruction": big, "input": big, "output": big, "finish_reason": "stop"}
     words = len(big.split())  # 0 or 1 word (no whitespace in the repeated text), else >= 5,000
     assert filters.word_count_check(4, 150)(rec) == ("too_short" if words < 4 else "too_long")
-    expected = ("empty_response" if not big.strip() else "placeholder_response" if filters.PLACEHOLDER.search(big)
-                else "copied:input:1.00" if filters.rouge_tokens(big) else None)
+    expected = (
+        "empty_response"
+        if not big.strip()
+        else "placeholder_response"
+        if filters.PLACEHOLDER.search(big)
+        else "copied:input:1.00"
+        if filters.rouge_tokens(big)
+        else None
+    )
     assert filters.run_checks(CHECKS["response"], rec) == expected  # the output is its input
     for item in parse_brainstorm(big, big, False):
         assert (item.get("rejected") in ("unparseable", "truncated") and item["raw"] in big + big) or (
