@@ -355,6 +355,7 @@ def test_kill_9_mid_run_then_rerun_is_byte_identical(trained):
 
     rerun = selfspec("generate", "--no-progress", str(recipe), cwd=work)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert rerun.stdout.splitlines() == [str(run_dir / "data.jsonl")]  # only the path: vLLM's log goes to stderr
     assert (run_dir / "data.jsonl").read_bytes() == original
     assert set(done) <= {p.name for p in (run_dir / "responses").glob("chunk-*.jsonl")}
     triplets = len(original.decode().splitlines())
