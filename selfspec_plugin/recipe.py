@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import fileio
+from . import fileio, rundirs
 from .errors import SelfSpecError
 
 BUNDLE = "bundle.json"  # in an unpacked bundle: its name and the versions it was packed with
@@ -320,14 +320,15 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
     try:
         cfg = SelfSpecConfig(**block)
     except ValidationError as exc:
-        return lines + [("FAIL", f"selfspec.{'.'.join(map(str, e['loc']))}: {e['msg']}") for e in exc.errors()]
+        return lines + [("FAIL", line.strip()) for line in field_errors(exc).splitlines()]
     pins = {
         "seeds": cfg.seeds_sha256,
         "corpus": cfg.corpus_sha256,
         **{f"eval.tasks[{i}]": cfg.eval.tasks_sha256.get(s) for i, s in enumerate(cfg.eval.tasks)},
     }
+    resolved_paths = dict(input_paths(block))
     for key, written in input_paths(raw["selfspec"]):
-        resolved = dict(input_paths(block))[key]
+        resolved = resolved_paths[key]
         if Path(resolved).is_dir():  # a benchmark's folder (pubmedqa:DIR) is fine; seeds or corpus must be files
             lines.append(
                 ("ok", f"selfspec.{key}: {written} -> {resolved} (a folder)")
@@ -336,23 +337,18 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
             )
         if not Path(resolved).is_file():
             continue
-        actual, pinned = fileio.sha256_file(Path(resolved)), pins.get(key)
-        if pinned and pinned.lower() != actual:
-            lines.append(
-                (
-                    "FAIL",
-                    f"selfspec.{key}: {resolved} has changed since the recipe pinned it: expected sha256 "
-                    f"{pinned.lower()}, the file has {actual}",
-                )
+        try:  # the run's own pin check, reported under the path's key
+            actual, pinned = rundirs.pinned_sha256(resolved, key, pins.get(key), pin_key=key), pins.get(key)
+        except SelfSpecError as exc:
+            lines.append(("FAIL", str(exc)))
+            continue
+        lines.append(
+            (
+                "ok",
+                f"selfspec.{key}: {written} -> {resolved} (sha256 {actual[:12]}…, "
+                f"{'matches its pin' if pinned else 'not pinned'})",
             )
-        else:
-            lines.append(
-                (
-                    "ok",
-                    f"selfspec.{key}: {written} -> {resolved} (sha256 {actual[:12]}…, "
-                    f"{'matches its pin' if pinned else 'not pinned'})",
-                )
-            )
+        )
     if Path(cfg.seeds).is_file():
         errors, warnings, types = check_seeds(cfg.seeds)
         lines += [("FAIL", f"seeds: {e}") for e in errors] or [
