@@ -44,7 +44,7 @@ fi
 RUN=$(dirname "$(cat "$OUT/data-path.txt")")
 [ -s "$OUT/inspect.txt" ] || stage report selfspec inspect "$RUN" --report --samples 5 > "$OUT/inspect.txt"
 train "$RECIPE" "$OUT"
-stage eval selfspec eval "$RECIPE" --no-progress --adapter "selfspec=$OUT" "seeds-only=$CONTROL" --out "$OUT/eval"
+stage eval selfspec eval "$RECIPE" --no-progress --adapter "selfspec=$OUT" --adapter "seeds-only=$CONTROL" --out "$OUT/eval"
 # The evidence beside docs/results.md: adapters (a few MB each, with the marker that names their training
 # format), predictions, the generated data, trainer logs.
 EVIDENCE=docs/results

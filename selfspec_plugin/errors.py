@@ -1,5 +1,6 @@
-"""The one error type selfspec raises for bad input; its message is meant for the user as is."""
+"""The one error type selfspec raises for bad input; its message is meant for the user as is. It is defined in
+fileio.py, the bottom of the stack (which imports nothing of selfspec), and imported from here everywhere else."""
 
+from .fileio import SelfSpecError
 
-class SelfSpecError(Exception):
-    """A problem with the user's input or environment, explained in the message (file:line or field)."""
+__all__ = ["SelfSpecError"]

@@ -1,5 +1,5 @@
-"""Files, read and written safely. Imports nothing of selfspec but its error type (errors.py, which imports
-nothing): seeds, corpora, tasks and runs all read and write through here.
+"""Files, read and written safely. The bottom of the stack: imports nothing of selfspec, and defines the one
+error type (errors.py names it for everyone else). Seeds, corpora, tasks and runs all read and write through here.
 
 Writes are atomic (a temporary file in the same folder, fsync, rename): a reader sees the old file or the new
 one, never half of one. Reads decode UTF-8 line by line and name the file, line and column of any problem.
@@ -14,7 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import SelfSpecError
+
+class SelfSpecError(Exception):
+    """A problem with the user's input or environment, explained in the message (file:line or field); meant for
+    the user as is. Import it from selfspec_plugin.errors."""
+
 
 UMASK = os.umask(0o22)
 os.umask(UMASK)

@@ -74,8 +74,8 @@ def test_a_backend_without_its_package_says_how_to_install_it(tmp_path, capsys, 
 
 
 def test_the_layers_import_one_way():
-    """fileio (atomic writes, the one text/jsonl reader) imports nothing of selfspec but its error type, and errors
-    imports nothing at all: seeds, corpora and tasks read files without pulling in config, plugins or prompts."""
+    """fileio (atomic writes, the one text/jsonl reader, the error type) imports nothing of selfspec, and errors only
+    names fileio's error type: seeds, corpora and tasks read files without pulling in config, plugins or prompts."""
     import ast
 
     def project_imports(name: str) -> set[str]:
@@ -85,7 +85,22 @@ def test_the_layers_import_one_way():
             alias.name for node in relative if not node.module for alias in node.names
         }
 
-    assert project_imports("errors") == set()
-    assert project_imports("fileio") == {"errors"}
+    assert project_imports("fileio") == set()
+    assert project_imports("errors") == {"fileio"}
     for reader in ("seeds", "retrieval", "eval/tasks"):
         assert project_imports(reader) <= {"errors", "fileio", "filters", "registry"}, reader
+
+
+def test_axolotl_selfspec_is_the_selfspec_click_group():
+    """`axolotl selfspec ...` is the same click group as `selfspec ...` (Axolotl's `axolotl.cli_commands` entry point
+    names it): same commands, same errors and exit status."""
+    from axolotl.cli.main import cli as axolotl_cli
+    from click.testing import CliRunner
+
+    from selfspec_plugin.cli import cli
+
+    assert importlib.metadata.entry_points(group="axolotl.cli_commands")["selfspec"].load() is cli
+    ok = CliRunner().invoke(axolotl_cli, ["selfspec", "seeds", "check", str(ROOT / "seeds" / "biomed.jsonl")])
+    assert ok.exit_code == 0 and "80 seeds" in ok.output, ok.output
+    missing = CliRunner().invoke(axolotl_cli, ["selfspec", "seeds", "check", str(ROOT / "no-such-seeds.jsonl")])
+    assert missing.exit_code == 2 and "selfspec: error: " in missing.output, missing.output
