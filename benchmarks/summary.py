@@ -33,12 +33,17 @@ def header(r: dict) -> list[str]:
     ]
 
 
+def table(r: dict, columns: str) -> list[str]:
+    """The benchmark's header, then a markdown table's column row (`columns`: "a | b | c") and separator."""
+    return header(r) + [f"| {columns} |", "|" + "---|" * (columns.count("|") + 1)]
+
+
 def b1(r: dict) -> list[str]:
-    lines = header(r) + [
-        "| model | requests (engine calls) | pipeline tok/s | bare, same calls | bare, one call per stage | bare, one call "
-        "| **pipeline / per stage** | pipeline wall: engine / backend / rest (s) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    lines = table(
+        r,
+        "model | requests (engine calls) | pipeline tok/s | bare, same calls | bare, one call per stage | "
+        "bare, one call | **pipeline / per stage** | pipeline wall: engine / backend / rest (s)",
+    )
     for m in r["models"]:
         p = m["pipeline"]
         lines.append(
@@ -57,10 +62,7 @@ def b1(r: dict) -> list[str]:
 
 
 def b2(r: dict) -> list[str]:
-    lines = header(r) + [
-        "| model | stage | prompts | vLLM tok/s | transformers tok/s | **vLLM / transformers** |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = table(r, "model | stage | prompts | vLLM tok/s | transformers tok/s | **vLLM / transformers**")
     for m in r["models"]:
         for stage, s in m["stages"].items():
             lines.append(
@@ -76,10 +78,7 @@ def b2(r: dict) -> list[str]:
 
 
 def b3(r: dict) -> list[str]:
-    lines = header(r) + [
-        "| N candidates | kept | ours (s) | reference (s) | **speed-up** | kept sets identical |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = table(r, "N candidates | kept | ours (s) | reference (s) | **speed-up** | kept sets identical")
     for row in r["rows"]:
         ref = f"{row['reference_seconds']}" + (
             f" (extrapolated from the first {row['reference_measured_n']})" if row["extrapolated"] else ""

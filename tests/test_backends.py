@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from tiny_model import random_lora
 
 from selfspec_plugin import registry
 from selfspec_plugin.backends import Sampling
@@ -76,22 +77,7 @@ def test_transformers_backend_runs_the_pipeline_reproducibly(tiny_model, tmp_pat
 @pytest.fixture(scope="module")
 def served_adapter(tiny_model, tmp_path_factory):
     """A LoRA adapter of the tiny model with random (not zero) B matrices, in a folder named `round1`."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    config = LoraConfig(
-        r=8,
-        lora_alpha=16,
-        init_lora_weights=False,
-        task_type="CAUSAL_LM",
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-    )
-    out = tmp_path_factory.mktemp("lora") / "round1"
-    get_peft_model(model, config).save_pretrained(out)
-    return out
+    return random_lora(tiny_model, tmp_path_factory.mktemp("lora") / "round1", ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 @pytest.fixture(scope="module")

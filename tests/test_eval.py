@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from tiny_model import random_lora
 
 from selfspec_plugin import report
 from selfspec_plugin.axolotl_plugin import tracker_metrics
@@ -260,22 +261,8 @@ def test_bad_benchmark_path_is_a_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def random_adapter(tiny_model, tmp_path_factory):
     """A LoRA adapter with random (not zero) B matrices: it visibly changes the tiny model's outputs."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    config = LoraConfig(
-        r=8,
-        lora_alpha=16,
-        init_lora_weights=False,
-        task_type="CAUSAL_LM",
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    )
-    out = tmp_path_factory.mktemp("adapter")
-    get_peft_model(model, config).save_pretrained(out)
-    return out
+    modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    return random_lora(tiny_model, tmp_path_factory.mktemp("adapter"), modules)
 
 
 def _prompts():
@@ -312,18 +299,7 @@ def test_merged_weights_fallback_equals_the_adapter(tiny_model, random_adapter, 
 
 @pytest.fixture(scope="module")
 def second_adapter(tiny_model, tmp_path_factory):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(1)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    config = LoraConfig(
-        r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM", target_modules=["q_proj", "v_proj"]
-    )
-    out = tmp_path_factory.mktemp("adapter2")
-    get_peft_model(model, config).save_pretrained(out)
-    return out
+    return random_lora(tiny_model, tmp_path_factory.mktemp("adapter2"), ["q_proj", "v_proj"], seed=1, rank=4)
 
 
 def test_models_default_to_their_training_format(random_adapter, tmp_path):

@@ -84,16 +84,12 @@ def model_dir(tmp_path):
     return d
 
 
-def job(model_dir, out, **extra):
-    block = {
-        "seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"),
-        "backend": "scripted",
-        "num_instructions": 10,
-        "prompts_per_round": 4,
-        "chunk_size": 3,
-        **extra,
-    }
-    return make_job(block, str(model_dir), str(out))
+def job(model_dir, out, **settings):
+    """A small generation job over the test seeds (scripted backend, 10 instructions) with `settings` on top."""
+    small = {"backend": "scripted", "num_instructions": 10, "prompts_per_round": 4, "chunk_size": 3}
+    return make_job(
+        {"seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"), **small, **settings}, str(model_dir), str(out)
+    )
 
 
 def test_rounds_filters_chunks_and_outputs(scripted, model_dir, tmp_path, capsys):

@@ -1,3 +1,5 @@
+import pytest
+
 from selfspec_plugin.prompts import NO_INPUT, brainstorm_prompt, parse_brainstorm, response_prompt
 
 DEMOS = [
@@ -43,15 +45,31 @@ def test_parse_a_truncated_input_is_dropped_but_a_truncated_stray_output_is_not(
     assert parse(cut_output, truncated=True) == [{"instruction": "Define sepsis.", "input": ""}]
 
 
-def test_parse_plural_and_singular_field_names():
-    completion = (
-        " Name two enzymes of glycolysis.\n4. Inputs:\n<noinput>\n"
-        "###\n5. Instructions: Extract the drug names.\n5. Input: Patients took aspirin and heparin."
-    )
-    assert parse(completion) == [
-        {"instruction": "Name two enzymes of glycolysis.", "input": ""},
-        {"instruction": "Extract the drug names.", "input": "Patients took aspirin and heparin."},
-    ]
+@pytest.mark.parametrize(
+    "completion, items",
+    [
+        pytest.param(  # plural and singular field names
+            " Name two enzymes of glycolysis.\n4. Inputs:\n<noinput>\n"
+            "###\n5. Instructions: Extract the drug names.\n5. Input: Patients took aspirin and heparin.",
+            [
+                ("Name two enzymes of glycolysis.", ""),
+                ("Extract the drug names.", "Patients took aspirin and heparin."),
+            ],
+            id="plural-and-singular-field-names",
+        ),
+        pytest.param(  # stray Output/Response lines end the input and are dropped
+            " Identify the disease in the sentence.\n4. Input:\nThe child had measles.\n4. Output: measles\n"
+            "###\n5. Instruction: Is metformin an insulin secretagogue?\n5. Input:\n<noinput>\nResponse: No",
+            [
+                ("Identify the disease in the sentence.", "The child had measles."),
+                ("Is metformin an insulin secretagogue?", ""),
+            ],
+            id="stray-output-lines-end-the-input",
+        ),
+    ],
+)
+def test_parse_lenient_field_lines(completion, items):
+    assert parse(completion) == [{"instruction": i, "input": x} for i, x in items]
 
 
 def test_parse_items_without_separators_and_with_drifting_numbers():
@@ -66,18 +84,6 @@ def test_parse_items_without_separators_and_with_drifting_numbers():
         "Spell out the abbreviation COPD.",
     ]
     assert [it.get("input") for it in parse(completion)] == ["", "Adult patient", ""]
-
-
-def test_parse_stray_output_lines_end_the_input_and_are_dropped():
-    completion = (
-        " Identify the disease in the sentence.\n4. Input:\nThe child had measles.\n4. Output: measles\n"
-        "###\n5. Instruction: Is metformin an insulin secretagogue?\n5. Input:\n<noinput>\n"
-        "Response: No"
-    )
-    assert parse(completion) == [
-        {"instruction": "Identify the disease in the sentence.", "input": "The child had measles."},
-        {"instruction": "Is metformin an insulin secretagogue?", "input": ""},
-    ]
 
 
 def test_parse_consecutive_instructions_and_multiline_items_without_input():

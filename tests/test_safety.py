@@ -6,11 +6,11 @@ import json
 
 import pytest
 from conftest import ROOT
-from test_pipeline import Scripted
+from test_pipeline import Scripted, job, model_dir  # noqa: F401 (model_dir: a fixture)
 
 from selfspec_plugin import SelfSpecConfig, hookimpl, registry
 from selfspec_plugin.cli import main
-from selfspec_plugin.runner import generate, make_job
+from selfspec_plugin.runner import generate
 
 CANARY = "selfspec-pwned-canary"
 
@@ -57,19 +57,9 @@ def injecting(tmp_path):
     registry.get_plugin_manager().unregister(hook)
 
 
-def test_injection_looking_generations_are_just_data(injecting, tmp_path, capsys):
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text("{}")
-    block = {
-        "seeds": str(ROOT / "tests" / "data" / "seeds.jsonl"),
-        "backend": "injecting",
-        "num_instructions": 5,
-        "prompts_per_round": 5,
-        "chunk_size": 2,
-        "messages": True,
-    }
-    run_dir = generate(make_job(block, str(model), str(tmp_path / "out")), progress=False)
+def test_injection_looking_generations_are_just_data(injecting, model_dir, tmp_path, capsys):
+    settings = {"backend": "injecting", "num_instructions": 5, "prompts_per_round": 5, "chunk_size": 2}
+    run_dir = generate(job(model_dir, tmp_path / "out", messages=True, **settings), progress=False)
     data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
     rejected = [json.loads(line) for line in (run_dir / "rejected.jsonl").read_text().splitlines()]
     assert data and all(r["input"] == r["instruction"] for r in data)

@@ -174,3 +174,19 @@ def tiny_chat_model_dir(cache: Path = ROOT / ".cache" / "test-models") -> Path:
 
 if __name__ == "__main__":
     print(tiny_model_dir())
+
+
+def random_lora(model_dir: Path, out: Path, modules: list[str], seed: int = 0, rank: int = 8) -> Path:
+    """A LoRA adapter of `model_dir` with random (not zero) B matrices, saved in `out`: it visibly changes the
+    model's outputs. Alpha is twice the rank."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(
+        r=rank, lora_alpha=2 * rank, init_lora_weights=False, task_type="CAUSAL_LM", target_modules=modules
+    )
+    get_peft_model(model, config).save_pretrained(out)
+    return out
