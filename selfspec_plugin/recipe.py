@@ -337,8 +337,9 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
             )
         if not Path(resolved).is_file():
             continue
+        pinned = pins.get(key)
         try:  # the run's own pin check, reported under the path's key
-            actual, pinned = rundirs.pinned_sha256(resolved, key, pins.get(key), pin_key=key), pins.get(key)
+            actual = rundirs.pinned_sha256(resolved, key, pinned, pin_key=key)
         except SelfSpecError as exc:
             lines.append(("FAIL", str(exc)))
             continue
