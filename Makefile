@@ -7,6 +7,10 @@ UV_VERSION := 0.13.9
 # torch's CPU wheel: a local wheel folder where the machine has one (uv does not read pip.conf).
 FIND_LINKS ?= $(wildcard /opt/wheels)
 UV_FLAGS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
+# Bytecode compiled at install, as pip does and uv does not: where Python may not write .pyc files at import
+# (PYTHONDONTWRITEBYTECODE=1, a read-only venv) every process would otherwise compile vLLM's, transformers' and
+# torch's sources again: 11 s of CPU per `import vllm` on 2 cores (docs/benchmarks.md, B7). About a minute, once.
+COMPILE := --compile-bytecode
 
 # Offline by design: nothing is fetched from a model hub at run time, no telemetry is sent.
 # (One variable per `export` line: make reads `export A=1 B=2` as A="1 B=2".)
@@ -26,7 +30,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: requirements/cpu.lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --python $(BIN)/python --no-deps $(UV_FLAGS) -r requirements/cpu.lock.txt
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps $(COMPILE) $(UV_FLAGS) -r requirements/cpu.lock.txt
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	@touch $@
 
@@ -36,7 +40,7 @@ install-gpu: $(VENV)/.installed-gpu
 $(VENV)/.installed-gpu: requirements/gpu.lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --python $(BIN)/python --no-deps -r requirements/gpu.lock.txt
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps $(COMPILE) -r requirements/gpu.lock.txt
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	@touch $@
 

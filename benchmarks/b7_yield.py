@@ -1,12 +1,14 @@
 """B7 — yield: kept triplets per CPU-minute and per 1K generated tokens, parse waste and rejection reasons,
 for two revisions of selfspec on the same machine with the same venv and the packaged SmolLM2-135M.
 
-    .venv/bin/python benchmarks/b7_yield.py --before d673ebc --after WORKTREE [--only demo|biomed200]
+    .venv/bin/python benchmarks/b7_yield.py --before d673ebc --after WORKTREE [--only demo|biomed200] [--seeds 42,43,44]
 
 Each revision is checked out (`git worktree`) into .cache/b7/<rev> and runs `selfspec generate` (generation
 only, no training) on that revision's own recipes/smoke-cpu.yml ("demo"), and on the same recipe raised to
 200 instructions ("biomed200"; prompts_per_round 32, max_rounds 100, chunk_size 50). Every leg starts from an
-empty run directory. CPU time is the generate process's and its children's user + system time (the vLLM
+empty run directory. `--seeds` runs the demo leg once per run seed ("demo@43", ...): a 20-instruction run keeps
+13-18 triplets, so one seed's ratio moves by ~15 % with two triplets; the pooled ratio (all seeds' triplets over
+all their CPU time) is the steadier number. CPU time is the generate process's and its children's user + system time (the vLLM
 engine included, start-up too), so it is the cost a user pays; `engine_s` is the time inside backend calls.
 Results: benchmarks/results/b7_yield.json (legs already there for another revision are kept).
 """
@@ -50,12 +52,12 @@ def checkout(rev: str) -> Path:
     return out
 
 
-def recipe_for(src: Path, leg: str, runs_dir: Path) -> Path:
+def recipe_for(src: Path, leg: str, runs_dir: Path, seed: int | None = None) -> Path:
     cfg = yaml.safe_load((src / "recipes" / "smoke-cpu.yml").read_text())
     cfg["base_model"] = str(ROOT / "models" / "smollm2-135m-instruct")
     cfg["output_dir"] = str(runs_dir.parent / "out")
     block = cfg["selfspec"]
-    block.update(LEGS[leg])
+    block.update(LEGS[leg], **({} if seed is None else {"seed": seed}))
     # seeds relative to the recipe (since 2026-11-29) or, in older revisions, to the repository root
     block["seeds"] = str(next(p for p in (src / "recipes" / block["seeds"], src / block["seeds"]) if p.is_file()))
     block["runs_dir"] = str(runs_dir)
@@ -70,12 +72,16 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_leg(rev: str, leg: str) -> dict:
+def leg_name(leg: str, seed: int | None) -> str:
+    return leg if seed is None else f"{leg}@{seed}"
+
+
+def run_leg(rev: str, leg: str, seed: int | None = None) -> dict:
     src = checkout(rev)
-    work = WORK / "runs" / f"{rev}-{leg}"
+    work = WORK / "runs" / f"{rev}-{leg_name(leg, seed)}"
     shutil.rmtree(work, ignore_errors=True)
     runs_dir = work / "runs"
-    recipe = recipe_for(src, leg, runs_dir)
+    recipe = recipe_for(src, leg, runs_dir, seed)
     env = {**os.environ, **ENV, "PYTHONPATH": str(src)}
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
     log = work / "generate.log"
@@ -91,7 +97,7 @@ def run_leg(rev: str, leg: str) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{rev} {leg}: generate failed, see {log}")
     run_dir = next(p for p in runs_dir.iterdir() if p.is_dir())
-    return measure(run_dir, rev, leg, wall, cpu)
+    return measure(run_dir, rev, leg_name(leg, seed), wall, cpu)
 
 
 def measure(run_dir: Path, rev: str, leg: str, wall: float, cpu: float) -> dict:
@@ -112,7 +118,7 @@ def measure(run_dir: Path, rev: str, leg: str, wall: float, cpu: float) -> dict:
         "run_dir": str(run_dir.relative_to(ROOT)),
         "prompt_format": manifest["prompt_format"],
         "settings": {
-            k: manifest["inputs"]["settings"][k]
+            k: manifest["inputs"]["settings"].get(k)
             for k in (
                 "num_instructions",
                 "prompts_per_round",
@@ -120,6 +126,7 @@ def measure(run_dir: Path, rev: str, leg: str, wall: float, cpu: float) -> dict:
                 "temperature",
                 "top_p",
                 "instruction_max_tokens",
+                "instruction_samples",
                 "response_demos",
                 "response_temperature",
                 "response_max_tokens",
@@ -133,6 +140,7 @@ def measure(run_dir: Path, rev: str, leg: str, wall: float, cpu: float) -> dict:
         "engine_s": round(engine_s, 1),
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
+        "parse_waste_items": waste,
         "parse_waste": round(waste / parsed, 3) if parsed else None,
         "triplets_per_cpu_min": round(triplets / (cpu / 60), 2),
         "triplets_per_wall_min": round(triplets / (wall / 60), 2),
@@ -142,12 +150,45 @@ def measure(run_dir: Path, rev: str, leg: str, wall: float, cpu: float) -> dict:
     }
 
 
+def pooled(runs: list[dict]) -> dict:
+    """Several legs as one: their triplets over their CPU minutes and generated tokens, their parse waste."""
+    triplets = sum(r["triplets"] for r in runs)
+    return {
+        "triplets_per_cpu_min": triplets / (sum(r["cpu_s"] for r in runs) / 60),
+        "triplets_per_1k_tokens": 1000 * triplets / sum(r["generated_tokens"] for r in runs),
+        "parse_waste": sum(r["parse_waste_items"] for r in runs) / sum(r["parsed_items"] for r in runs),
+    }
+
+
+def ratios(legs: dict) -> dict:
+    """after / before for every leg both revisions ran, and pooled over the seeds of a leg run with several."""
+    names = sorted(
+        {k.split(":", 1)[1] for k in legs if k.startswith("after:")}
+        & {k.split(":", 1)[1] for k in legs if k.startswith("before:") and "parse_waste_items" in legs[k]}
+    )
+    groups = {name: [name] for name in names}
+    for name in names:
+        groups.setdefault(name.split("@")[0] + " (pooled)", []).append(name)
+    out = {}
+    for label, members in groups.items():
+        if label.endswith("(pooled)") and len(members) < 2:
+            continue
+        before, after = (pooled([legs[f"{rev}:{m}"] for m in members]) for rev in ("before", "after"))
+        out[label] = {
+            "legs": members,
+            **{k: round(after[k] / before[k], 2) for k in ("triplets_per_cpu_min", "triplets_per_1k_tokens")},
+            "parse_waste": [round(before["parse_waste"], 3), round(after["parse_waste"], 3)],
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", default="d673ebc")
     ap.add_argument("--after", default="WORKTREE")
     ap.add_argument("--only", choices=sorted(LEGS), action="append", help="legs to run (default: all)")
     ap.add_argument("--revs", choices=["before", "after"], action="append", help="revisions to run (default: both)")
+    ap.add_argument("--seeds", default="", help="run seeds of the demo leg, comma-separated (default: the recipe's)")
     args = ap.parse_args()
     result = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
     result.update(
@@ -158,18 +199,15 @@ def main() -> None:
         )
     )
     legs = result.setdefault("legs", {})
+    seeds = [int(s) for s in args.seeds.split(",") if s] or [None]
     for which in args.revs or ["before", "after"]:
         rev = getattr(args, which)
         for leg in args.only or list(LEGS):
-            print(f"b7: {which} ({rev}) {leg}", file=sys.stderr, flush=True)
-            legs[f"{which}:{leg}"] = run_leg(rev, leg)
-            write_result(str(RESULT), result)
-    for leg in LEGS:
-        before, after = legs.get(f"before:{leg}"), legs.get(f"after:{leg}")
-        if before and after:
-            result.setdefault("ratios", {})[leg] = {
-                k: round(after[k] / before[k], 2) for k in ("triplets_per_cpu_min", "triplets_per_1k_tokens")
-            }
+            for seed in seeds if leg == "demo" else [None]:
+                print(f"b7: {which} ({rev}) {leg_name(leg, seed)}", file=sys.stderr, flush=True)
+                legs[f"{which}:{leg_name(leg, seed)}"] = run_leg(rev, leg, seed)
+                write_result(str(RESULT), result)
+    result["ratios"] = ratios(legs)
     write_result(str(RESULT), result)
     print(json.dumps({k: result.get(k) for k in ("legs", "ratios")}, indent=1))
 

@@ -158,7 +158,7 @@ B7_COLUMNS = (
     ("prompts", "brainstorm prompts"),
     ("parsed_items", "parsed items"),
     ("parse_waste", "parse waste"),
-    ("instructions_kept", "kept instructions"),
+    ("instructions_kept", "kept instr."),
     ("triplets", "triplets"),
     ("generated_tokens", "generated tokens"),
     ("cpu_s", "CPU s"),
@@ -166,40 +166,35 @@ B7_COLUMNS = (
     ("triplets_per_cpu_min", "**triplets / CPU-min**"),
     ("triplets_per_1k_tokens", "triplets / 1K tokens"),
 )
+B7_RECIPE = (
+    "prompts_per_round",
+    "instruction_samples",
+    "instruction_max_tokens",
+    "response_max_tokens",
+)
 
 
 def b7(r: dict) -> list[str]:
+    """One row per leg (a revision on a recipe, and a run seed when there are several), then the ratios."""
     legs = r["legs"]
-    names = [k for k in ("before:demo", "after:demo", "before:biomed200", "after:biomed200") if k in legs]
-    lines = header(r) + [
-        "| | " + " | ".join(f"{n} ({legs[n]['rev']})" for n in names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
-    for key, label in B7_COLUMNS:
-        cells = [f"{legs[n][key]:.0%}" if key == "parse_waste" else str(legs[n][key]) for n in names]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append(
-        "| recipe | "
-        + " | ".join(
-            ", ".join(
-                f"{k} {v}"
-                for k, v in legs[n]["settings"].items()
-                if k in ("prompts_per_round", "instruction_max_tokens", "response_max_tokens")
-            )
-            for n in names
-        )
-        + " |"
-    )
-    lines.append(
-        "| rejected | "
-        + " | ".join(", ".join(f"{k} {v}" for k, v in legs[n]["rejected"].items()) for n in names)
-        + " |"
-    )
-    for leg, ratio in r.get("ratios", {}).items():
+    order = sorted(legs, key=lambda k: (k.split(":")[1].split("@")[0] != "demo", k.split(":")[1], k[0] != "b"))
+    lines = table(r, "leg | " + " | ".join(label for _, label in B7_COLUMNS) + " | rejected")
+    for name in order:
+        leg = legs[name]
+        cells = [f"{leg[k]:.0%}" if k == "parse_waste" else str(leg[k]) for k, _ in B7_COLUMNS]
+        rejected = ", ".join(f"{k} {v}" for k, v in leg["rejected"].items())
+        lines.append(f"| {name} ({leg['rev']}) | " + " | ".join(cells) + f" | {rejected} |")
+    lines.append("")
+    for rev in sorted({leg["rev"] for leg in legs.values()}, reverse=True):
+        settings = next(leg["settings"] for leg in legs.values() if leg["rev"] == rev)
+        recipe = ", ".join(f"{k} {settings[k]}" for k in B7_RECIPE if settings.get(k) is not None)
+        lines.append(f"Recipe at {rev}: {recipe}.  ")
+    for label, ratio in r.get("ratios", {}).items():
+        before, after = ratio["parse_waste"]
         lines += [
             "",
-            f"**{leg}: after / before = {ratio['triplets_per_cpu_min']}× triplets per CPU-minute, "
-            f"{ratio['triplets_per_1k_tokens']}× per 1K generated tokens.**",
+            f"**{label}: after / before = {ratio['triplets_per_cpu_min']}× triplets per CPU-minute, "
+            f"{ratio['triplets_per_1k_tokens']}× per 1K generated tokens; parse waste {before:.0%} → {after:.0%}.**",
         ]
     return lines
 

@@ -256,6 +256,12 @@ def seeds_check(files, threshold: float, against, corpus, overlap: float) -> Non
     """Validate seed FILES: schema, duplicates, ROUGE-L overlap, task-type balance (and held-out leaks)."""
     from .seeds import check_seeds
 
+    stray = next((f for f in files if against and not Path(f).is_file()), None)
+    if stray:  # the old `--against A B` form: B lands among FILES
+        raise SelfSpecError(
+            f"{stray}: not a seed file (not found); each held-out spec takes its own --against: "
+            f"--against {against[-1]} --against {stray}"
+        )
     failed = bool(against) and _check_against(files, against, corpus, threshold, overlap)
     for path in files:
         errors, warnings, types = check_seeds(path, threshold)

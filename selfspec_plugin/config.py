@@ -116,6 +116,13 @@ class SelfSpecConfig(BaseModel):
         description="New items per brainstorming generation: a stop string ends "
         "it after them (later items of a long list drift and run away).",
     )
+    instruction_samples: int = Field(
+        1,
+        gt=0,
+        description="Brainstorming requests that share one draw of demos (each its own seed): identical prompts, "
+        "so vLLM's prefix cache computes the prompt once for all of them. Reference self-instruct takes several "
+        "items from one draw as a list; separate samples give each its own first item.",
+    )
     instruction_max_tokens: int = Field(
         320,
         gt=0,

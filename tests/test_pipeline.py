@@ -144,6 +144,24 @@ def test_the_papers_sampling_settings_reach_the_backend(scripted, model_dir, tmp
         assert p.text.count("### Response:") == 6 and p.stop == ("###",)
 
 
+def test_instruction_samples_send_identical_prompts_with_their_own_ids_and_seeds(scripted, model_dir, tmp_path):
+    """`instruction_samples: 2`: requests p0 and p1 share p0's draw of demos (one prompt text, computed once by
+    the prefix cache), p2 and p3 share p2's; each keeps its own id, so its own sampling seed. With the default 1
+    the draws are the ones every earlier run made."""
+    from selfspec_plugin.backends import item_seed
+
+    def first_round(out, **settings):
+        generate(job(model_dir, out, **settings), progress=False)
+        return scripted.instances[-1].requests[0][0]
+
+    alone = first_round(tmp_path / "one")
+    shared = first_round(tmp_path / "two", instruction_samples=2)
+    assert [p.id for p in shared] == [p.id for p in alone] == ["r0-p0", "r0-p1", "r0-p2", "r0-p3"]
+    assert [p.text for p in shared] == [alone[0].text, alone[0].text, alone[2].text, alone[2].text]
+    assert len({p.text for p in alone}) == 4
+    assert len({item_seed(42, p.id) for p in shared}) == 4
+
+
 def test_round_size_shrinks_the_last_round_to_what_the_yield_says_is_missing():
     assert round_size(32, missing=20, kept=0, prompted=0) == 32  # nothing known yet: a full round
     assert round_size(32, missing=8, kept=12, prompted=32) == 27  # 8 at 0.375 per prompt, +25 %

@@ -22,13 +22,6 @@ PER_TASK = 3  # the first items of every task, k = 0
 AGREEMENT = 0.8
 
 
-@pytest.fixture(scope="module")
-def demo_model(tmp_path_factory):
-    from selfspec_plugin.demo_model import fetch_demo_model
-
-    return fetch_demo_model(tmp_path_factory.mktemp("demo") / "smollm2-135m-instruct")
-
-
 def test_committed_adapters_reproduce_the_committed_predictions(demo_model, bench, tmp_path):
     from selfspec_plugin.eval import load_tasks
     from selfspec_plugin.eval.run import Settings, evaluate, model_specs

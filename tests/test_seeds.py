@@ -164,6 +164,12 @@ def test_seeds_check_against_held_out_flags_a_planted_near_copy(write_seeds, tmp
     assert "corpus document 'leak': holds the answer 'helicase' of held-out qa instance 0" in err
     assert "'a'" not in err and "'fine'" not in err
     assert main([*args, "--threshold", "0.99", "--overlap", "0.99"]) == 0  # the thresholds are the user's
+    capsys.readouterr()
+    spec = f"pubmedqa:{tmp_path / 'pubmedqa'}"  # two specs after one --against: the second is read as a seed file
+    assert main(["seeds", "check", str(seeds), "--against", str(held_out), spec]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}: not a seed file (not found); each held-out spec takes its own --against: " in err
+    assert f"--against {held_out} --against {spec}" in err
 
 
 def test_shipped_seeds_and_corpora_are_clear_of_their_held_out_tasks():

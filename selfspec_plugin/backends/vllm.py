@@ -62,13 +62,7 @@ class VLLMBackend:
 
         kwargs = {k: v for k, v in options.items() if v is not None}
         if not on_gpu:
-            # Measured with SmolLM2 on CPU (docs/benchmarks.md, B7): in float32 a request's output is the same whatever
-            # its batch and the prefix cache hold; in bfloat16 a prompt whose prefix comes from the cache gets other
-            # numbers than one computed whole, so a resumed run would not reproduce the uninterrupted one. So: float32
-            # unless asked otherwise, and no prefix cache at reduced precision.
             kwargs.setdefault("dtype", "float32")
-            if kwargs["dtype"] not in ("float32", "float"):
-                kwargs.setdefault("enable_prefix_caching", False)
             kwargs.setdefault("enforce_eager", True)  # torch.compile costs minutes on CPU
             kwargs.setdefault("distributed_executor_backend", "uni")  # the worker in this process too
             kwargs.setdefault("max_model_len", CPU_MAX_MODEL_LEN)
@@ -106,6 +100,10 @@ class VLLMBackend:
         if adapter:  # vLLM caches adapters by id: one id per adapter directory
             lora_id = self.lora_ids.setdefault(adapter, len(self.lora_ids) + 1)
             lora = LoRARequest(f"adapter-{lora_id}", lora_id, adapter)
+        # The prefix cache starts empty for every call, so which prompts of a call find their shared header cached
+        # depends on the call alone: at reduced precision a cached prefix gives other numbers than one computed
+        # whole, and a resumed chunk must meet the cache as the uninterrupted run did (docs/reliability.md).
+        self.llm.reset_prefix_cache()
         outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=lora)
         return [
             Completion(
