@@ -50,7 +50,13 @@ LAUNCHER_ENV = (
 
 
 def child_env() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV and not k.startswith("ACCELERATE_")}
+    """This process's environment without the launcher's rank variables. Under `accelerate launch` that includes
+    OMP_NUM_THREADS, which it sets for every rank (1 on CPU unless told otherwise): the generator would run vLLM
+    on one core, at half the speed on 2 cores, and bf16 outputs depend on the thread count, so the same run key
+    would hold other data than under `selfspec generate` (docs/benchmarks.md, B7)."""
+    launched = any(k.startswith("ACCELERATE_") for k in os.environ)
+    drop = LAUNCHER_ENV + (("OMP_NUM_THREADS",) if launched else ())
+    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("ACCELERATE_")}
 
 
 def _cached(run_dir: Path) -> bool:

@@ -507,3 +507,17 @@ def test_the_child_process_keeps_its_parents_environment(scripted, model_dir, tm
     assert main(["child", str(tmp_path / "task.json")]) == 0
     assert (the_job.dir / "manifest.json").is_file() and "HF_HUB_OFFLINE" not in os.environ
     assert main(["inspect", str(the_job.dir)]) == 0 and os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_the_child_does_not_inherit_a_launchers_rank_variables_or_its_thread_count(monkeypatch):
+    """Under `accelerate launch` a rank has RANK, ACCELERATE_* and OMP_NUM_THREADS (1 on CPU): the generator child
+    is one standalone process that uses the machine, as `selfspec generate` does. Outside a launcher, a user's
+    OMP_NUM_THREADS stays."""
+    from selfspec_plugin.runner import child_env
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert child_env()["OMP_NUM_THREADS"] == "3"
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
+    env = child_env()
+    assert not {"OMP_NUM_THREADS", "RANK", "ACCELERATE_MIXED_PRECISION"} & set(env) and env["PATH"]
