@@ -162,17 +162,18 @@ def pooled(runs: list[dict]) -> dict:
 
 def ratios(legs: dict) -> dict:
     """after / before for every leg both revisions ran, and pooled over the seeds of a leg run with several."""
-    names = sorted(
-        {k.split(":", 1)[1] for k in legs if k.startswith("after:")}
-        & {k.split(":", 1)[1] for k in legs if k.startswith("before:") and "parse_waste_items" in legs[k]}
-    )
-    groups = {name: [name] for name in names}
+
+    def measured(rev: str) -> set[str]:
+        return {k.split(":", 1)[1] for k, leg in legs.items() if k.startswith(f"{rev}:") and "parse_waste_items" in leg}
+
+    names = sorted(measured("before") & measured("after"))
+    seeds_of: dict[str, list[str]] = {}
     for name in names:
-        groups.setdefault(name.split("@")[0] + " (pooled)", []).append(name)
+        seeds_of.setdefault(name.split("@")[0], []).append(name)
+    groups = {name: [name] for name in names}
+    groups.update({f"{leg} (pooled)": members for leg, members in seeds_of.items() if len(members) > 1})
     out = {}
     for label, members in groups.items():
-        if label.endswith("(pooled)") and len(members) < 2:
-            continue
         before, after = (pooled([legs[f"{rev}:{m}"] for m in members]) for rev in ("before", "after"))
         out[label] = {
             "legs": members,

@@ -7,8 +7,6 @@ before it in the engine, so a resumed chunk matches the uninterrupted one. The t
 changed when the same call ran again (its prompts found in the cache in full), measured on this project's 2-core
 AVX512-BF16 machine."""
 
-import random
-
 import pytest
 from conftest import ROOT
 
@@ -18,6 +16,7 @@ pytestmark = pytest.mark.slow
 def test_a_bf16_call_gives_the_same_outputs_whatever_the_prefix_cache_held(demo_model):
     from selfspec_plugin.backends import Sampling
     from selfspec_plugin.backends.vllm import VLLMBackend
+    from selfspec_plugin.pipeline import sample_seeds
     from selfspec_plugin.prompts import brainstorm_prompt
     from selfspec_plugin.seeds import load_seeds
 
@@ -25,8 +24,7 @@ def test_a_bf16_call_gives_the_same_outputs_whatever_the_prefix_cache_held(demo_
 
     def chunk(tag: str) -> list:
         return [
-            brainstorm_prompt(f"{tag}-p{i}", random.Random(f"{tag}{i}").sample(seeds, 3), "biomedicine", 1)
-            for i in range(8)
+            brainstorm_prompt(f"{tag}-p{i}", sample_seeds(seeds, 3, f"{tag}{i}"), "biomedicine", 1) for i in range(8)
         ]
 
     backend = VLLMBackend(str(demo_model), {"dtype": "bfloat16", "max_model_len": 2048})
