@@ -128,6 +128,7 @@ def measure(run_dir: Path, rev: str, leg: str, wall: float, cpu: float) -> dict:
                 "instruction_max_tokens",
                 "instruction_samples",
                 "response_demos",
+                "response_samples",
                 "response_temperature",
                 "response_max_tokens",
             )

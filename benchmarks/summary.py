@@ -170,6 +170,7 @@ B7_RECIPE = (
     "prompts_per_round",
     "instruction_samples",
     "instruction_max_tokens",
+    "response_samples",
     "response_max_tokens",
 )
 

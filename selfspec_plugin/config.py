@@ -147,6 +147,12 @@ class SelfSpecConfig(BaseModel):
     retrieval_k: int = Field(3, gt=0, description="Documents given to each response prompt as background.")
 
     response_demos: int = Field(5, gt=0, description="Seed demos per response prompt (paper: 5).")
+    response_samples: int = Field(
+        1,
+        gt=0,
+        description="Consecutive response prompts that share one draw of demos: one prompt prefix, which vLLM's "
+        "prefix cache computes once for all of them (on a CPU the demos' prefill is most of a response's cost).",
+    )
     response_temperature: float = Field(0.0, ge=0, description="0 = greedy (paper).")
     response_max_tokens: int = Field(512, gt=0)
     chunk_size: int = Field(256, gt=0, description="Responses per chunk: the unit of resumption.")

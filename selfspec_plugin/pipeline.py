@@ -98,8 +98,8 @@ def _generate_chunk(
 
 
 def draw(request: int, samples: int) -> int:
-    """The request whose demos a brainstorming request uses: `instruction_samples` consecutive requests share the
-    first one's draw (with 1, each its own, as before the setting existed)."""
+    """The request whose demos a request uses: `samples` consecutive requests (`instruction_samples`,
+    `response_samples`) share the first one's draw (with 1, each its own, as before the settings existed)."""
     return request - request % samples
 
 
@@ -192,11 +192,15 @@ def respond(job, run_dir, backend, prompt_format, seeds, instructions, progress)
             response_prompt(
                 it["id"],
                 it,
-                sample_seeds(seeds, cfg.response_demos, f"{cfg.seed}:demos:{it['id']}"),
+                sample_seeds(
+                    seeds,
+                    cfg.response_demos,
+                    f"{cfg.seed}:demos:{instructions[draw(start + i, cfg.response_samples)]['id']}",
+                ),
                 cfg.domain,
                 tuple(h["text"] for h in found),
             )
-            for it, found in zip(items, hits)
+            for i, (it, found) in enumerate(zip(items, hits))
         ]
         rows = _generate_chunk(
             run_dir / "responses" / f"chunk-{c:05d}.jsonl", backend, prompts, sampling, prompt_format, stats, adapter

@@ -162,6 +162,23 @@ def test_instruction_samples_send_identical_prompts_with_their_own_ids_and_seeds
     assert len({item_seed(42, p.id) for p in shared}) == 4
 
 
+def test_response_samples_share_one_draw_of_demos_across_chunks(scripted, model_dir, tmp_path):
+    """`response_samples: 4`: instructions 0-3 are answered with instruction 0's draw of demos, 4-7 with
+    instruction 4's, 8-9 with instruction 8's, whichever chunk (of 3) each falls in: identical prompt prefixes
+    for vLLM's prefix cache. With the default 1 the draws are the ones every earlier run made."""
+
+    def demos_of_responses(out, **settings):
+        generate(job(model_dir, out, **settings), progress=False)
+        requests = scripted.instances[-1].requests
+        return [p.messages[:-1] for prompts, _ in requests for p in prompts if not p.prefix]
+
+    alone = demos_of_responses(tmp_path / "one")
+    shared = demos_of_responses(tmp_path / "four", response_samples=4)
+    assert len(shared) == len(alone) == 10
+    assert shared == [alone[0]] * 4 + [alone[4]] * 4 + [alone[8]] * 2
+    assert len({str(d) for d in alone}) == 10
+
+
 def test_round_size_shrinks_the_last_round_to_what_the_yield_says_is_missing():
     assert round_size(32, missing=20, kept=0, prompted=0) == 32  # nothing known yet: a full round
     assert round_size(32, missing=8, kept=12, prompted=32) == 27  # 8 at 0.375 per prompt, +25 %
