@@ -94,7 +94,12 @@ class SelfSpecConfig(BaseModel):
         "file stops the run before anything starts (`selfspec recipe pack` fills it).",
     )
     domain: str = Field("the target domain", description="Domain named in the prompts, e.g. 'biomedicine'.")
-    num_instructions: int = Field(5000, gt=0, description="Novel instructions to generate (paper: ~5K).")
+    num_instructions: int = Field(
+        5000,
+        gt=0,
+        description="Novel instructions to generate (paper: ~5K): every instruction of the round that reaches it is "
+        "answered, and at most this many triplets are kept (the rest: `over_quota`).",
+    )
     model: Optional[str] = Field(None, description="Generator model; defaults to the config's base_model.")
     backend: str = Field("vllm", description="Generation backend (registered through the `selfspec` plugin hooks).")
     prompt_format: Literal["auto", "completion", "chat"] = Field(

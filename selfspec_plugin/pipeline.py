@@ -142,14 +142,12 @@ def brainstorm(job, run_dir, backend, prompt_format, seeds, progress) -> tuple[l
             for k, item in enumerate(parse_brainstorm(prompt.prefix, row["text"], row["finish_reason"] == "length")):
                 item = {"id": f"{row['id']}-{k}", **item}
                 if "rejected" not in item:
-                    item["rejected"] = run_checks(checks, item) or (
-                        "over_quota" if len(kept) >= cfg.num_instructions else None
-                    )
+                    item["rejected"] = run_checks(checks, item)
                 if item["rejected"]:
                     rejected.append({"stage": "instruction", **item})
-                else:
+                else:  # the whole last round's passing items, as in the Alpaca reference: they are paid for
                     kept.append({key: value for key, value in item.items() if key != "rejected"})
-                    bar.update(1)
+                    bar.update(int(bar.n < bar.total))
         if len(kept) >= cfg.num_instructions:
             break
     bar.close()
@@ -207,7 +205,7 @@ def respond(job, run_dir, backend, prompt_format, seeds, instructions, progress)
         )
         for item, row, found in zip(items, rows, hits):
             rec = {**item, "output": row["text"].strip(), "finish_reason": row["finish_reason"]}
-            reason = run_checks(checks, rec)
+            reason = run_checks(checks, rec) or ("over_quota" if len(data) >= cfg.num_instructions else None)
             if reason:
                 rejected.append({"stage": "response", **rec, "rejected": reason})
             else:

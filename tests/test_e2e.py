@@ -258,7 +258,8 @@ def test_axolotl_train_generates_with_vllm_and_saves_an_adapter(trained):
     assert manifest["prompt_format"] == "completion"  # the tiny model has no chat template
     assert manifest["counts"]["triplets"] == len(data) > 0
     assert sum(manifest["counts"]["rejected"].values()) == len(rejected)
-    assert manifest["counts"]["instructions_kept"] <= 12
+    assert len(data) <= 12  # the quota caps the triplets; every kept instruction is answered, kept or rejected
+    assert len(data) + sum(r["stage"] == "response" for r in rejected) == manifest["counts"]["instructions_kept"]
     assert len({r["id"] for r in data}) == len(data)
     assert all(set(r) == {"id", "instruction", "input", "output"} and r["output"] for r in data)
     # the kept instructions passed the filters

@@ -95,21 +95,23 @@ def job(model_dir, out, **settings):
 def test_rounds_filters_chunks_and_outputs(scripted, model_dir, tmp_path, capsys):
     run_dir = generate(job(model_dir, tmp_path, messages=True), progress=False)
     backend = scripted.instances[0]
-    # rounds of 4, 4, then 3 (2 missing at 1 per prompt, +25 %), then 10 answers in chunks of 3
-    assert [len(c) for c in backend.calls] == [4, 4, 3, 3, 3, 3, 1]
+    # rounds of 4, 4, then 3 (2 missing at 1 per prompt, +25 %), then every kept instruction's answer in chunks of 3
+    assert [len(c) for c in backend.calls] == [4, 4, 3, 3, 3, 3, 2]
     data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
     rejected = [json.loads(line) for line in (run_dir / "rejected.jsonl").read_text().splitlines()]
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    # 11 prompts, each one complete item and one cut off: 10 kept, the passing item past the quota recorded
+    # 11 prompts, each one complete item and one cut off: the last round's passing items are all kept and
+    # answered (as Alpaca keeps its last batch), 10 triplets, the passing answer past the quota recorded
     assert len(data) == 10 and [r["rejected"] for r in rejected].count("over_quota") == 1
     assert manifest["counts"] == {
-        "instructions_kept": 10,
+        "instructions_kept": 11,
         "triplets": 10,
         "rejected": {"over_quota": 1, "truncated": 11},
         "requested": 10,
         "seeds": 12,
     }
-    assert [r["id"] for r in rejected if r["rejected"] == "over_quota"] == ["r2-p2-0"]  # nothing vanishes
+    over = [r for r in rejected if r["rejected"] == "over_quota"]  # nothing vanishes
+    assert [(r["id"], r["stage"], bool(r["output"])) for r in over] == [("r2-p2-0", "response", True)]
     assert manifest["stages"]["instructions"]["prompts"] == 11
     assert data[0]["messages"][0] == {"role": "user", "content": f"{data[0]['instruction']}\n\n{data[0]['input']}"}
     assert data[0]["messages"][1] == {"role": "assistant", "content": data[0]["output"]}
@@ -133,7 +135,7 @@ def test_the_papers_sampling_settings_reach_the_backend(scripted, model_dir, tmp
     requests = scripted.instances[0].requests
     brainstorms = [(p, s) for prompts, s in requests for p in prompts if p.prefix]
     responses = [(p, s) for prompts, s in requests for p in prompts if not p.prefix]
-    assert len(brainstorms) == 11 and len(responses) == 10
+    assert len(brainstorms) == 11 and len(responses) == 11
     for p, s in brainstorms:
         assert (s.temperature, s.top_p, s.max_tokens, s.seed) == (1.0, 0.98, 320, 42)
         assert p.messages[0]["content"].count(". Instruction:") == 3 and p.prefix.endswith("4. Instruction:")
@@ -164,7 +166,7 @@ def test_instruction_samples_send_identical_prompts_with_their_own_ids_and_seeds
 
 def test_response_samples_share_one_draw_of_demos_across_chunks(scripted, model_dir, tmp_path):
     """`response_samples: 4`: instructions 0-3 are answered with instruction 0's draw of demos, 4-7 with
-    instruction 4's, 8-9 with instruction 8's, whichever chunk (of 3) each falls in: identical prompt prefixes
+    instruction 4's, 8-10 with instruction 8's, whichever chunk (of 3) each falls in: identical prompt prefixes
     for vLLM's prefix cache. With the default 1 the draws are the ones every earlier run made."""
 
     def demos_of_responses(out, **settings):
@@ -174,9 +176,9 @@ def test_response_samples_share_one_draw_of_demos_across_chunks(scripted, model_
 
     alone = demos_of_responses(tmp_path / "one")
     shared = demos_of_responses(tmp_path / "four", response_samples=4)
-    assert len(shared) == len(alone) == 10
-    assert shared == [alone[0]] * 4 + [alone[4]] * 4 + [alone[8]] * 2
-    assert len({str(d) for d in alone}) == 10
+    assert len(shared) == len(alone) == 11
+    assert shared == [alone[0]] * 4 + [alone[4]] * 4 + [alone[8]] * 3
+    assert len({str(d) for d in alone}) == 11
 
 
 def test_round_size_shrinks_the_last_round_to_what_the_yield_says_is_missing():
@@ -204,7 +206,7 @@ def test_another_chunk_size_shares_the_run_and_its_rows_by_prompt_id(scripted, m
     (run_dir / "manifest.json").unlink()
     assert generate(job(model_dir, tmp_path, chunk_size=4), progress=False) == run_dir  # chunk_size: not in the key
     # chunks of 4 over the files of chunks of 3 with the same index: only the ids a file lacks are generated
-    assert scripted.instances[1].calls == [["r0-p3-0"], ["r1-p2-0", "r1-p3-0"], ["r2-p1-0"]]
+    assert scripted.instances[1].calls == [["r0-p3-0"], ["r1-p2-0", "r1-p3-0"], ["r2-p1-0", "r2-p2-0"]]
     assert (run_dir / "data.jsonl").read_bytes() == original
 
 
@@ -223,10 +225,10 @@ def test_raising_num_instructions_extends_the_finished_run(scripted, model_dir, 
     small = generate(job(model_dir, tmp_path), progress=False)
     large = generate(job(model_dir, tmp_path, num_instructions=16), progress=False)
     assert large != small and json.loads((large / "manifest.json").read_text())["extended_from"] == [small.name]
-    # the small run's 11 brainstorm prompts (its last round of 3) and 10 answers are not asked again
+    # the small run's 11 brainstorm prompts (its last round of 3) and 11 answers are not asked again
     brainstormed = [i for c in scripted.instances[1].calls for i in c if i.count("-") == 1]
     answered = [i for c in scripted.instances[1].calls for i in c if i.count("-") == 2]
-    assert brainstormed[0] == "r2-p3" and len(brainstormed) == 5 and len(answered) == 6
+    assert brainstormed[0] == "r2-p3" and len(brainstormed) == 5 and len(answered) == 5
 
     def rows(d):
         return [json.loads(line) for line in (d / "data.jsonl").read_text().splitlines()]

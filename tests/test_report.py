@@ -59,7 +59,7 @@ def test_inspect_report_writes_a_self_contained_page_with_figures(scripted, mode
         assert (run_dir / "report" / name).read_bytes()[:8] == PNG
     html = page.read_text()
     assert html.count('src="data:image/png;base64,') == 5  # figures embedded: the page stands alone
-    assert "instructions   10 kept of 10 requested" in html
+    assert "instructions   11 kept of 10 requested" in html
     assert "<script>" not in html and "&lt;script&gt;" in html
     stats = report.report_stats(json.loads((run_dir / "manifest.json").read_text()), rows)
     assert sum(n for _, n in stats["types"]) == len(rows) == 10
