@@ -282,10 +282,11 @@ def _size(cfg) -> str:
     """Bounds on the work: brainstorm prompts (each yields at most `instruction_items` instructions) and tokens."""
     least = -(-cfg.num_instructions // cfg.instruction_items)
     most = cfg.max_rounds * cfg.prompts_per_round
-    tokens = most * cfg.instruction_max_tokens + cfg.num_instructions * cfg.response_max_tokens
+    answers = cfg.num_instructions - 1 + cfg.prompts_per_round * cfg.instruction_items  # the last round's surplus too
+    tokens = most * cfg.instruction_max_tokens + answers * cfg.response_max_tokens
     return (
         f"{cfg.num_instructions:,} instructions: {least:,} to {most:,} brainstorm prompts, "
-        f"{cfg.num_instructions:,} response prompts, at most {tokens:,} generated tokens"
+        f"up to {answers:,} response prompts, at most {tokens:,} generated tokens"
     )
 
 
