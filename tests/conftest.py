@@ -27,6 +27,13 @@ os.environ["SELFSPEC_CACHE"] = tempfile.mkdtemp(prefix="selfspec-cache-")
 import colorama  # noqa: E402
 
 colorama.init = lambda *args, **kwargs: None
+# rouge_score (the eval's metrics) imports absl, whose logging handler keeps the sys.stderr of its import: in a test,
+# pytest's capture file. Axolotl's logging setup closes every handler, and absl's closes that file unless it is the
+# sys.stderr of the moment; later tests then find pytest's capture closed ("lost sys.stderr"). Its stream is the
+# process's own stderr instead, which it never closes.
+import absl.logging  # noqa: E402
+
+absl.logging.get_absl_handler().python_handler.setStream(sys.__stderr__)
 
 # `axolotl train` runs `accelerate launch`, which must be on PATH.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
