@@ -100,6 +100,12 @@ class SelfSpecConfig(BaseModel):
         description="Novel instructions to generate (paper: ~5K): every instruction of the round that reaches it is "
         "answered, and at most this many triplets are kept (the rest: `over_quota`).",
     )
+    num_triplets: Optional[int] = Field(
+        None,
+        gt=0,
+        description="Triplets to keep: generation runs until exactly this many have passed every filter, sizing "
+        "each brainstorming round from the pass rate so far (set it or `num_instructions`, not both).",
+    )
     model: Optional[str] = Field(None, description="Generator model; defaults to the config's base_model.")
     backend: str = Field("vllm", description="Generation backend (registered through the `selfspec` plugin hooks).")
     prompt_format: Literal["auto", "completion", "chat"] = Field(
@@ -177,6 +183,20 @@ class SelfSpecConfig(BaseModel):
         le=1,
         description="Drop a triplet whose output's ROUGE-L F with its input or instruction exceeds this (`copied`).",
     )
+    max_label_share: Optional[float] = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Cap on any one short answer's (<= 3 words) share of the triplets; the surplus is rejected as "
+        "`label_share` (opt-in: it drops correct answers too).",
+    )
+    min_domain_overlap: Optional[float] = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Drop an instruction whose instruction + input shares less than this of its content words with "
+        "the seed tasks (`off_domain`; opt-in: a new in-domain term scores low too).",
+    )
     filters: Optional[list[str]] = Field(None, description="Registered filters to run; default: all.")
 
     seeds_only: bool = Field(
@@ -220,6 +240,13 @@ class SelfSpecConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self):
+        # (a dumped and reloaded config carries the default explicitly: only another value is a conflict)
+        default = type(self).model_fields["num_instructions"].default
+        if self.num_triplets is not None and self.num_instructions != default:
+            raise ValueError(
+                "num_instructions and num_triplets are both set: num_triplets counts the triplets kept, "
+                "num_instructions the instructions brainstormed; set one"
+            )
         if self.min_words > self.max_words:
             raise ValueError(f"min_words ({self.min_words}) is greater than max_words ({self.max_words})")
         return self

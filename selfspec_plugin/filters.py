@@ -215,6 +215,105 @@ def copy_check(threshold: float) -> Check:
     return check
 
 
+def _joined(tokens: list[str]) -> str:
+    return f" {' '.join(tokens)} "
+
+
+def _short_items(text: str, max_words: int = 4) -> bool:
+    """A list of two or more short items ("resisting cell death, enabling replicative immortality"): labels or
+    entities picked from the options an input offers, which is an answer, not a copy."""
+    items = [i for i in re.split(r"[,;\n]", text) if i.strip()]
+    return len(items) >= 2 and all(len(rouge_tokens(i)) <= max_words for i in items)
+
+
+def verbatim_check(min_words: int = 5) -> Check:
+    """`verbatim:FIELD`: an output of at least `min_words` words found word for word inside its instruction or
+    input. It restates the task instead of answering it; `copied` (ROUGE-L F) misses it when the input is long,
+    since the copy then covers little of the input. A list of short items taken from the input's options
+    (multi-label classification) is kept: the seed files' only verbatim outputs are of that kind."""
+
+    def check(rec: dict) -> Optional[str]:
+        out = rouge_tokens(rec["output"])
+        if len(out) < min_words:
+            return None
+        for field in ("instruction", "input"):
+            if _joined(out) in _joined(rouge_tokens(rec[field])):
+                if field == "input" and _short_items(rec["output"]):
+                    continue
+                return f"verbatim:{field}"
+        return None
+
+    return check
+
+
+# A bare label and the words by which a task asks for its family of labels. A yes/no label is also asked by a
+# yes/no question: a clause that opens with an auxiliary verb and ends with "?" ("Is aspirin an antiplatelet drug?").
+LABELS = {
+    "yes": "yes_no", "no": "yes_no", "maybe": "yes_no",
+    "true": "true_false", "false": "true_false",
+    "positive": "sentiment", "negative": "sentiment", "neutral": "sentiment",
+}  # fmt: skip
+LABEL_CUES = {
+    "yes_no": re.compile(r"\b(yes|whether|maybe|agree|affirmative|confirm)\b", re.I),
+    "true_false": re.compile(r"\b(true|false|correct|incorrect|valid|supported|interact\w*)\b", re.I),
+    "sentiment": re.compile(
+        r"\b(positive|negative|neutral|sentiment|polarity|tone|feel\w*|attitude|opinion|stance|favou?rable)\b", re.I
+    ),
+}
+YES_NO_QUESTION = re.compile(
+    r"(?:^|[.!?:;\n\"(]\s*)(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|had|may|might|must|"
+    r"shall)\b[^?.!\n]*\?",
+    re.I,
+)
+
+
+def bare_label(output: str) -> Optional[str]:
+    """The label an output consists of ("No.", "Positive"), or None."""
+    word = re.sub(r"[^a-z]", "", output.lower())
+    return word if word in LABELS else None
+
+
+def asks_for(rec: dict, family: str) -> bool:
+    text = f"{rec['instruction']}\n{rec['input']}"
+    return bool(LABEL_CUES[family].search(text) or (family == "yes_no" and YES_NO_QUESTION.search(text)))
+
+
+def unasked_label_check(rec: dict) -> Optional[str]:
+    """`unasked_label:LABEL`: a bare label (yes/no/maybe, true/false, positive/negative/neutral) answering a task
+    that asks for no label. A small generator falls back on "no" for anything it cannot answer, and an adapter
+    trained on it answers "no" to everything; a label the task asks for ("Is aspirin an antiplatelet drug?" ->
+    "No.") is kept."""
+    label = bare_label(rec["output"])
+    return f"unasked_label:{label}" if label and not asks_for(rec, LABELS[label]) else None
+
+
+def short_answer(output: str, max_words: int = 3) -> Optional[str]:
+    """An output of at most `max_words` words, normalised (the unit of `inspect`'s label balance), or None."""
+    words = output.split()
+    return " ".join(rouge_tokens(output)) if 0 < len(words) <= max_words else None
+
+
+def label_share_check(share: Optional[float], floor: int = 5) -> Check:
+    """`label_share:ANSWER`: the triplet would make one short answer more than `share` of the triplets kept so far
+    (at least `floor` of each are allowed, so a small run is not starved). Runs last among the response filters:
+    what passes it is kept, so the final data holds each short answer at most max(floor, share x triplets) times.
+    Off (a no-op) when `share` is None: it can drop good triplets, so it is opt-in (`max_label_share`)."""
+    counts: Counter[str] = Counter()
+    kept = 0
+
+    def check(rec: dict) -> Optional[str]:
+        nonlocal kept
+        answer = short_answer(rec["output"]) if share is not None else None
+        if answer is not None and counts[answer] + 1 > max(floor, share * (kept + 1)):
+            return f"label_share:{answer}"
+        kept += 1
+        if answer is not None:
+            counts[answer] += 1
+        return None
+
+    return check
+
+
 STOPWORDS = frozenset(
     "the and for are was were with that this these those from into than then them they their there what which who "
     "whom whose when where why how does did can could should would will shall may might must not but all any each "
@@ -231,10 +330,12 @@ def content_words(text: str) -> set[str]:
 def drift(data: list[dict], reference: list[str], threshold: float = 0.3, examples: int = 5) -> dict:
     """Off-domain drift, measured: the share of each triplet's instruction + input content words that occur in
     the vocabulary of the `reference` texts (the pipeline passes the seed tasks). Low overlap = drifted off the
-    domain ("bagel", "exoplanets"). A measure for the report, not a filter."""
+    domain ("bagel", "exoplanets"). The report's measure; `off_domain_check` acts on the same score."""
     vocab = set().union(*(content_words(t) for t in reference)) if reference else set()
     scored = sorted(
-        (len(w & vocab) / len(w), r["id"]) for r in data if (w := content_words(f"{r['instruction']} {r['input']}"))
+        (score, r["id"])
+        for r in data
+        if (score := domain_overlap(f"{r['instruction']} {r['input']}", vocab)) is not None
     )
     below = [i for s, i in scored if s < threshold]
     return {
@@ -245,6 +346,27 @@ def drift(data: list[dict], reference: list[str], threshold: float = 0.3, exampl
         "below": len(below),
         "lowest": [i for _, i in scored[:examples]],
     }
+
+
+def domain_overlap(text: str, vocab: set[str]) -> Optional[float]:
+    """The share of `text`'s content words found in `vocab` (None: no content words)."""
+    words = content_words(text)
+    return len(words & vocab) / len(words) if words else None
+
+
+def off_domain_check(threshold: Optional[float], reference: list[str]) -> Check:
+    """`off_domain:S`: the instruction + input shares less than `threshold` of its content words with the
+    reference texts (the seed tasks): the score `inspect` reports as drift, acted on. Off when `threshold` is None:
+    a new in-domain term scores low too, so it is opt-in (`min_domain_overlap`; docs/benchmarks.md, B8)."""
+    vocab = set().union(*(content_words(t) for t in reference)) if threshold is not None else set()
+
+    def check(rec: dict) -> Optional[str]:
+        if threshold is None:
+            return None
+        score = domain_overlap(f"{rec['instruction']} {rec['input']}", vocab)
+        return f"off_domain:{score:.2f}" if score is not None and score < threshold else None
+
+    return check
 
 
 def run_checks(checks: list[Check], rec: dict) -> Optional[str]:

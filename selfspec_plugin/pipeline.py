@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,7 +21,7 @@ from .backends import Sampling
 from .dataset import Generated, Manifest
 from .errors import SelfSpecError
 from .filters import drift, run_checks
-from .prompts import brainstorm_prompt, parse_brainstorm, response_prompt
+from .prompts import brainstorm_prompt, parse_brainstorm, prompt_digest, response_prompt
 from .recipe import versions
 from .retrieval import load_corpus
 from .seeds import load_seeds
@@ -75,11 +76,17 @@ def _generate_chunk(
 ) -> list[dict]:
     """Load a finished chunk from disk, or generate it and write it atomically.
 
-    Rows on disk are reused by prompt id (a prompt's id fixes its text and seed): a chunk that holds exactly
-    these prompts is returned as is; one that holds some of them (another `chunk_size`, or the short last round
-    of a smaller run being extended) has only the missing ones generated.
+    Rows on disk are reused by prompt id when they answered the same prompt (each row records its prompt's
+    digest). A chunk that holds exactly these prompts is returned as is; one that
+    holds some of them (another `chunk_size`, the short last round of a smaller run being extended, a chunk that
+    grows round by round under `num_triplets`) has only the missing ones generated and keeps the rows it had.
     """
-    done = {r["id"]: r for r in fileio.read_jsonl(path)} if path.is_file() else {}
+    digests = {p.id: prompt_digest(p) for p in prompts}
+    done = {
+        r["id"]: r
+        for r in (fileio.read_jsonl(path) if path.is_file() else [])
+        if r["id"] not in digests or r.get("prompt") == digests[r["id"]]
+    }
     todo = [p for p in prompts if p.id not in done]
     if todo:
         start = time.perf_counter()
@@ -87,14 +94,18 @@ def _generate_chunk(
         stats.add(completions, time.perf_counter() - start)
         done.update(
             {
-                p.id: {"id": p.id, "text": c.text, "finish_reason": c.finish_reason, "tokens": c.tokens}
+                p.id: {
+                    "id": p.id,
+                    "text": c.text,
+                    "finish_reason": c.finish_reason,
+                    "tokens": c.tokens,
+                    "prompt": digests[p.id],
+                }
                 for p, c in zip(todo, completions)
             }
         )
-    rows = [done[p.id] for p in prompts]
-    if todo:
-        fileio.write_jsonl(path, rows)
-    return rows
+        fileio.write_jsonl(path, list(done.values()))
+    return [done[p.id] for p in prompts]
 
 
 def draw(request: int, samples: int) -> int:
@@ -105,118 +116,220 @@ def draw(request: int, samples: int) -> int:
 
 def round_size(per_round: int, missing: int, kept: int, prompted: int, margin: float = 1.25) -> int:
     """Prompts for the next brainstorming round: `prompts_per_round`, or fewer when the yield so far says fewer
-    will do (`missing` instructions at `kept / prompted` per prompt, plus a margin), so that the last round
-    does not write a full round of items past the quota. A function of the finished rounds only, so a
-    resumed run asks for the same rounds."""
+    will do (`missing` instructions, or triplets, at `kept / prompted` per prompt, plus a margin), so that the
+    last round does not write a full round of items past the quota. A function of the finished rounds only, so
+    a resumed run asks for the same rounds."""
     if not kept:
         return per_round
     return max(1, min(per_round, math.ceil(margin * missing * prompted / kept)))
 
 
-def brainstorm(job, run_dir, backend, prompt_format, seeds, progress) -> tuple[list[dict], list[dict], dict]:
-    cfg = job.config
-    settings = {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds]}
-    checks = build_checks("instruction", settings, cfg.filters)
-    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.instruction_max_tokens, cfg.seed)
-    kept, rejected, stats, rounds, prompted = [], [], Stats(), 0, 0
-    bar = tqdm(total=cfg.num_instructions, desc="selfspec: instructions", unit="instr", disable=not progress)
-    for rnd in range(cfg.max_rounds):
-        rounds = rnd + 1
-        size = round_size(cfg.prompts_per_round, cfg.num_instructions - len(kept), len(kept), prompted)
-        prompted += size
-        prompts = [
-            brainstorm_prompt(
-                f"r{rnd}-p{i}",
+def fit_prompts(specs: list[tuple], build, backend, prompt_format: str, max_tokens: int) -> tuple[list, int]:
+    """Prompts that fit the generator's context with room for `max_tokens`: an over-long one loses its retrieved
+    documents (the lowest-ranked first), then its demos (the last first), never its header or its task; one that
+    does not fit even then is None. `specs` are (demos, documents) pairs and `build(i, demos, documents)` makes
+    prompt i. Returns the prompts and how many were shortened. A backend that cannot count tokens (it declares no
+    `prompt_tokens`) gets the prompts as built."""
+    prompts = [build(i, demos, docs) for i, (demos, docs) in enumerate(specs)]
+    count = getattr(backend, "prompt_tokens", None)
+    limit = getattr(backend, "context_tokens", None)
+    if count is None or limit is None:
+        return prompts, 0
+    budget, shortened = limit - max_tokens, 0
+    for i, n in enumerate(count(prompts, prompt_format)):
+        demos, docs = specs[i]
+        if n <= budget:
+            continue
+        shortened += 1
+        while n > budget and (docs or demos):
+            demos, docs = (demos, docs[:-1]) if docs else (demos[:-1], docs)
+            prompts[i] = build(i, demos, docs)
+            n = count([prompts[i]], prompt_format)[0]
+        if n > budget:
+            prompts[i] = None
+    return prompts, shortened
+
+
+class Generation:
+    """One run's two stages and what they have made so far. Brainstorming appends whole rounds of kept
+    instructions, and the response stage answers the kept instructions from a position on, in chunks of
+    `chunk_size` positions, so an answer's chunk and demos depend on its position alone: the rounds and chunks
+    are the same whether the stages alternate (`num_triplets`) or follow each other (`num_instructions`)."""
+
+    def __init__(self, job, run_dir: Path, backend, prompt_format: str, seeds: list[dict]):
+        cfg = self.cfg = job.config
+        self.run_dir, self.backend, self.prompt_format, self.seeds = run_dir, backend, prompt_format, seeds
+        reference = [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds]
+        settings = {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds], "reference": reference}
+        self.instruction_checks = build_checks("instruction", settings, cfg.filters)
+        self.response_checks = build_checks("response", settings, cfg.filters)
+        self.instruction_sampling = Sampling(cfg.temperature, cfg.top_p, cfg.instruction_max_tokens, cfg.seed)
+        self.response_sampling = Sampling(cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed)
+        self.adapter = cfg.previous_round.adapter if cfg.previous_round else None
+        self.retriever = None
+        if cfg.corpus:
+            docs = load_corpus(cfg.corpus, cfg.corpus_text_field)
+            self.retriever = registry.make_retriever(cfg.retriever, docs, run_dir / "index")
+        self.quota = cfg.num_triplets or cfg.num_instructions
+        self.kept: list[dict] = []  # kept instructions, in order: their positions fix their chunks and demos
+        self.data: list[dict] = []
+        self.rejected: list[dict] = []
+        self.shortened = {"instructions": 0, "responses": 0}
+        self.brainstormed, self.answered, self.rounds, self.prompted = Stats(), Stats(), 0, 0
+
+    def brainstorm_round(self, size: int) -> int:
+        """Brainstorm round number `self.rounds` with `size` prompts; returns how many instructions it kept."""
+        cfg, rnd = self.cfg, self.rounds
+        self.rounds, self.prompted = rnd + 1, self.prompted + size
+        specs = [
+            (
                 sample_seeds(
-                    seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{draw(i, cfg.instruction_samples)}"
+                    self.seeds, cfg.instruction_demos, f"{cfg.seed}:demos:r{rnd}-p{draw(i, cfg.instruction_samples)}"
                 ),
-                cfg.domain,
-                cfg.instruction_items,
+                (),
             )
             for i in range(size)
         ]
-        rows = _generate_chunk(
-            run_dir / "instructions" / f"round-{rnd:05d}.jsonl", backend, prompts, sampling, prompt_format, stats
+        prompts, shortened = fit_prompts(
+            specs,
+            lambda i, demos, _: brainstorm_prompt(f"r{rnd}-p{i}", demos, cfg.domain, cfg.instruction_items),
+            self.backend,
+            self.prompt_format,
+            cfg.instruction_max_tokens,
         )
-        for prompt, row in zip(prompts, rows):
+        self.shortened["instructions"] += shortened
+        runnable = [p for p in prompts if p is not None]
+        self.rejected += [
+            {"stage": "instruction", "id": f"r{rnd}-p{i}", "rejected": "prompt_too_long"}
+            for i, p in enumerate(prompts)
+            if p is None
+        ]
+        rows = _generate_chunk(
+            self.run_dir / "instructions" / f"round-{rnd:05d}.jsonl",
+            self.backend,
+            runnable,
+            self.instruction_sampling,
+            self.prompt_format,
+            self.brainstormed,
+        )
+        before = len(self.kept)
+        for prompt, row in zip(runnable, rows):
             for k, item in enumerate(parse_brainstorm(prompt.prefix, row["text"], row["finish_reason"] == "length")):
                 item = {"id": f"{row['id']}-{k}", **item}
                 if "rejected" not in item:
-                    item["rejected"] = run_checks(checks, item)
+                    item["rejected"] = run_checks(self.instruction_checks, item)
                 if item["rejected"]:
-                    rejected.append({"stage": "instruction", **item})
+                    self.rejected.append({"stage": "instruction", **item})
                 else:  # the whole last round's passing items, as in the Alpaca reference: they are paid for
-                    kept.append({key: value for key, value in item.items() if key != "rejected"})
-                    bar.update(int(bar.n < bar.total))
-        if len(kept) >= cfg.num_instructions:
-            break
-    bar.close()
-    return (
-        kept,
-        rejected,
-        {"rounds": rounds, "prompts": prompted, "tokens": stats.tokens, "seconds": round(stats.seconds, 2)},
-    )
+                    self.kept.append({key: value for key, value in item.items() if key != "rejected"})
+        return len(self.kept) - before
 
-
-def reuse_instructions(run_dir: Path) -> tuple[list[dict], list[dict], dict]:
-    """Iterative rounds: the instructions a finished earlier run kept (its `instructions.jsonl`)."""
-    path = run_dir / "instructions.jsonl"
-    if not (rundirs.is_complete(run_dir) and path.is_file()):
-        raise SelfSpecError(f"selfspec.previous_round.run_dir: {run_dir} is not a finished run with instructions.jsonl")
-    kept = fileio.read_jsonl(path)
-    return kept, [], {"rounds": 0, "prompts": 0, "reused_from": str(run_dir), "tokens": 0, "seconds": 0.0}
-
-
-def respond(job, run_dir, backend, prompt_format, seeds, instructions, progress) -> tuple[list[dict], list[dict], dict]:
-    """Responses to the kept instructions, chunk by chunk; in an iterative round, by base + previous adapter."""
-    cfg = job.config
-    adapter = cfg.previous_round.adapter if cfg.previous_round else None
-    checks = build_checks("response", cfg.model_dump(), cfg.filters)
-    sampling = Sampling(cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed)
-    retriever = None
-    if cfg.corpus:
-        docs = load_corpus(cfg.corpus, cfg.corpus_text_field)
-        retriever = registry.make_retriever(cfg.retriever, docs, run_dir / "index")
-    data, rejected, stats = [], [], Stats()
-    chunks = range(0, len(instructions), cfg.chunk_size)
-    for c, start in enumerate(tqdm(chunks, desc="selfspec: responses", unit="chunk", disable=not progress)):
-        items = instructions[start : start + cfg.chunk_size]
-        hits = (
-            retriever.search([f"{it['instruction']} {it['input']}" for it in items], cfg.retrieval_k)
-            if retriever
-            else [[] for _ in items]
-        )
-        prompts = [
-            response_prompt(
-                it["id"],
-                it,
-                sample_seeds(
-                    seeds,
-                    cfg.response_demos,
-                    f"{cfg.seed}:demos:{instructions[draw(start + i, cfg.response_samples)]['id']}",
-                ),
-                cfg.domain,
-                tuple(h["text"] for h in found),
+    def answer(self, start: int, bar=None) -> None:
+        """Answer the kept instructions from position `start` on (in an iterative round, with base + the
+        previous round's adapter); a passing answer past the quota is `over_quota`."""
+        cfg, size = self.cfg, self.cfg.chunk_size
+        for c in range(start // size, math.ceil(len(self.kept) / size)):
+            first = max(start, c * size)
+            items = self.kept[first : (c + 1) * size]
+            hits = (
+                self.retriever.search([f"{it['instruction']} {it['input']}" for it in items], cfg.retrieval_k)
+                if self.retriever
+                else [[] for _ in items]
             )
-            for i, (it, found) in enumerate(zip(items, hits))
-        ]
-        rows = _generate_chunk(
-            run_dir / "responses" / f"chunk-{c:05d}.jsonl", backend, prompts, sampling, prompt_format, stats, adapter
-        )
-        for item, row, found in zip(items, rows, hits):
-            rec = {**item, "output": row["text"].strip(), "finish_reason": row["finish_reason"]}
-            reason = run_checks(checks, rec) or ("over_quota" if len(data) >= cfg.num_instructions else None)
-            if reason:
-                rejected.append({"stage": "response", **rec, "rejected": reason})
-            else:
-                data.append(
-                    {
-                        "id": rec["id"],
-                        **{f: rec[f] for f in ALPACA_FIELDS},
-                        **({"docs": [h["id"] for h in found]} if retriever else {}),
-                    }
+            specs = [
+                (
+                    sample_seeds(
+                        self.seeds,
+                        cfg.response_demos,
+                        f"{cfg.seed}:demos:{self.kept[draw(first + i, cfg.response_samples)]['id']}",
+                    ),
+                    tuple(h["text"] for h in found),
                 )
-    return data, rejected, {"chunks": len(chunks), "tokens": stats.tokens, "seconds": round(stats.seconds, 2)}
+                for i, found in enumerate(hits)
+            ]
+            prompts, shortened = fit_prompts(
+                specs,
+                lambda i, demos, docs: response_prompt(items[i]["id"], items[i], demos, cfg.domain, docs),
+                self.backend,
+                self.prompt_format,
+                cfg.response_max_tokens,
+            )
+            self.shortened["responses"] += shortened
+            runnable = [p for p in prompts if p is not None]
+            rows = iter(
+                _generate_chunk(
+                    self.run_dir / "responses" / f"chunk-{c:05d}.jsonl",
+                    self.backend,
+                    runnable,
+                    self.response_sampling,
+                    self.prompt_format,
+                    self.answered,
+                    self.adapter,
+                )
+            )
+            for item, prompt, found in zip(items, prompts, hits):
+                if prompt is None:
+                    self.rejected.append({"stage": "response", **item, "output": "", "rejected": "prompt_too_long"})
+                    continue
+                row = next(rows)
+                rec = {**item, "output": row["text"].strip(), "finish_reason": row["finish_reason"]}
+                reason = run_checks(self.response_checks, rec) or (
+                    "over_quota" if len(self.data) >= self.quota else None
+                )
+                if reason:
+                    self.rejected.append({"stage": "response", **rec, "rejected": reason})
+                else:
+                    self.data.append(
+                        {
+                            "id": rec["id"],
+                            **{f: rec[f] for f in ALPACA_FIELDS},
+                            **({"docs": [h["id"] for h in found]} if self.retriever else {}),
+                        }
+                    )
+            if bar is not None:
+                bar.update(1)
+
+    def stages(self, reused: dict | None = None) -> dict:
+        instructions = reused or {"rounds": self.rounds, "prompts": self.prompted}
+        return {
+            "instructions": {
+                **instructions,
+                "tokens": self.brainstormed.tokens,
+                "seconds": round(self.brainstormed.seconds, 2),
+                "shortened": self.shortened["instructions"],
+            },
+            "responses": {
+                "chunks": math.ceil(len(self.kept) / self.cfg.chunk_size),
+                "tokens": self.answered.tokens,
+                "seconds": round(self.answered.seconds, 2),
+                "shortened": self.shortened["responses"],
+            },
+        }
+
+
+def brainstorm_then_answer(gen: Generation, progress: bool) -> None:
+    """`num_instructions`: brainstorm rounds until that many instructions are kept, then answer them all."""
+    cfg = gen.cfg
+    with tqdm(total=cfg.num_instructions, desc="selfspec: instructions", unit="instr", disable=not progress) as bar:
+        while gen.rounds < cfg.max_rounds and len(gen.kept) < cfg.num_instructions:
+            size = round_size(cfg.prompts_per_round, cfg.num_instructions - len(gen.kept), len(gen.kept), gen.prompted)
+            bar.update(min(gen.brainstorm_round(size), bar.total - bar.n))
+    chunks = math.ceil(len(gen.kept) / cfg.chunk_size)
+    with tqdm(total=chunks, desc="selfspec: responses", unit="chunk", disable=not progress) as bar:
+        gen.answer(0, bar)
+
+
+def answer_each_round(gen: Generation, progress: bool) -> None:
+    """`num_triplets`: after every brainstorming round, answer its instructions; the next round is sized from the
+    triplets kept per prompt so far; stop when the target is met (exactly: the surplus is `over_quota`)."""
+    cfg = gen.cfg
+    with tqdm(total=cfg.num_triplets, desc="selfspec: triplets", unit="triplet", disable=not progress) as bar:
+        while gen.rounds < cfg.max_rounds and len(gen.data) < cfg.num_triplets:
+            size = round_size(cfg.prompts_per_round, cfg.num_triplets - len(gen.data), len(gen.data), gen.prompted)
+            before = len(gen.kept)
+            gen.brainstorm_round(size)
+            gen.answer(before)
+            bar.update(min(len(gen.data), bar.total) - bar.n)
 
 
 def filter_records(
@@ -256,6 +369,14 @@ def check_inputs(cfg) -> None:
         load_corpus(cfg.corpus, cfg.corpus_text_field)
 
 
+def reuse_instructions(run_dir: Path) -> tuple[list[dict], dict]:
+    """Iterative rounds: the instructions a finished earlier run kept (its `instructions.jsonl`)."""
+    path = run_dir / "instructions.jsonl"
+    if not (rundirs.is_complete(run_dir) and path.is_file()):
+        raise SelfSpecError(f"selfspec.previous_round.run_dir: {run_dir} is not a finished run with instructions.jsonl")
+    return fileio.read_jsonl(path), {"rounds": 0, "prompts": 0, "reused_from": str(run_dir)}
+
+
 def run_pipeline(job, backend, progress: bool = True) -> Generated:
     """Run (or resume) the pipeline in its run directory (rounds and chunks, written as they are made); the
     runner writes the result's files."""
@@ -267,41 +388,70 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
     if not (run_dir / rundirs.INPUTS).is_file():
         fileio.write_json(run_dir / rundirs.INPUTS, inputs)
     extended = [] if cfg.previous_round else rundirs.extend_from(run_dir, inputs)
+    gen = Generation(job, run_dir, backend, prompt_format, seeds)
+    reused = None
     if cfg.previous_round:
-        kept, rejected, stage1 = reuse_instructions(Path(cfg.previous_round.run_dir))
+        gen.kept, reused = reuse_instructions(Path(cfg.previous_round.run_dir))
+        gen.answer(0)
+    elif cfg.num_triplets:
+        answer_each_round(gen, progress)
     else:
-        kept, rejected, stage1 = brainstorm(job, run_dir, backend, prompt_format, seeds, progress)
-    if not kept:
+        brainstorm_then_answer(gen, progress)
+    if not gen.kept:
         raise SelfSpecError(
-            f"selfspec: zero instructions survived the filters; funnel: {funnel(kept, [], rejected)}. "
+            f"selfspec: zero instructions survived the filters; funnel: {funnel(gen.kept, [], gen.rejected)}. "
             f"See the raw generations in {run_dir / 'instructions'}"
         )
-    data, rejected_r, stage2 = respond(job, run_dir, backend, prompt_format, seeds, kept, progress)
-    rejected += rejected_r
-    counts = funnel(kept, data, rejected)
-    if not data:
+    counts = funnel(gen.kept, gen.data, gen.rejected)
+    if not gen.data:
         raise SelfSpecError(f"selfspec: zero triplets survived the filters; funnel: {counts}. See {run_dir}")
-    if len(kept) < cfg.num_instructions:
-        print(f"selfspec: reached {len(kept)} of {cfg.num_instructions} instructions after max_rounds={cfg.max_rounds}")
-    generated = stage1["tokens"] + stage2["tokens"]
-    gen_seconds = stage1["seconds"] + stage2["seconds"]
+    if cfg.num_triplets and len(gen.data) < cfg.num_triplets:
+        print(f"selfspec: kept {len(gen.data)} of {cfg.num_triplets} triplets after max_rounds={cfg.max_rounds}")
+    elif not (cfg.num_triplets or cfg.previous_round) and len(gen.kept) < cfg.num_instructions:
+        print(
+            f"selfspec: reached {len(gen.kept)} of {cfg.num_instructions} instructions "
+            f"after max_rounds={cfg.max_rounds}"
+        )
+    report_shortened(gen.shortened, getattr(backend, "context_tokens", None))
+    stages = gen.stages(reused)
+    generated = stages["instructions"]["tokens"] + stages["responses"]["tokens"]
+    gen_seconds = stages["instructions"]["seconds"] + stages["responses"]["seconds"]
     manifest = Manifest(
         run_key=job.key,
         inputs=inputs,
         model=job.model,
         backend=getattr(backend, "name", type(backend).__name__),
         prompt_format=prompt_format,
-        counts={**counts, "requested": cfg.num_instructions, "seeds": len(seeds)},
-        stages={"instructions": stage1, "responses": stage2},
+        counts={
+            **counts,
+            "requested": cfg.num_triplets or cfg.num_instructions,
+            "requested_unit": "triplets" if cfg.num_triplets else "instructions",
+            "seeds": len(seeds),
+        },
+        stages=stages,
         versions=versions(),
         previous_round=cfg.previous_round.model_dump() if cfg.previous_round else None,
         extended_from=extended,
         recipe=job.recipe,
-        drift={"reference": "seeds", **drift(data, [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds])},
+        drift={
+            "reference": "seeds",
+            **drift(gen.data, [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds]),
+        },
         tokens_per_second=round(generated / gen_seconds, 1) if gen_seconds else None,
         wall_seconds=round(time.time() - start, 2),
     )
-    return Generated(data, rejected, kept, manifest)
+    return Generated(gen.data, gen.rejected, gen.kept, manifest)
+
+
+def report_shortened(shortened: dict, context: int | None) -> None:
+    """Say once, at the end of a run, how many prompts lost retrieved text or demos to fit the model's context."""
+    if any(shortened.values()):
+        print(
+            f"selfspec: {shortened['instructions']} brainstorming and {shortened['responses']} response prompt(s) "
+            f"did not fit the model's {context}-token context with room for the answer: they lost retrieved "
+            "documents, then demos, never the header or the task (manifest: stages.*.shortened)",
+            file=sys.stderr,
+        )
 
 
 def seeds_only_run(job) -> Generated:

@@ -8,6 +8,7 @@ assistant's turn continues the list). Pure functions only.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -45,6 +46,12 @@ class Prompt:
     messages: tuple[dict, ...]
     prefix: str = ""
     stop: tuple[str, ...] = field(default=())
+
+
+def prompt_digest(prompt: Prompt) -> str:
+    """What a prompt asks, hashed: a cached completion is reused only for the prompt it answered."""
+    text = json.dumps([prompt.text, prompt.messages, prompt.prefix, prompt.stop], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def alpaca_prompt(instruction: str, inp: str) -> str:

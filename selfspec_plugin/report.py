@@ -44,8 +44,17 @@ def summary(manifest: dict, run_dir: Path) -> str:
                 if "reused_from" in s["instructions"]
                 else ""
             ),
-            f"  instructions   {c['instructions_kept']} kept of {c['requested']} requested",
-            f"  triplets       {c['triplets']} in {rundirs.DATA}",
+            *(
+                [
+                    f"  instructions   {c['instructions_kept']} kept",
+                    f"  triplets       {c['triplets']} of {c['requested']} requested in {rundirs.DATA}",
+                ]
+                if c.get("requested_unit") == "triplets"
+                else [
+                    f"  instructions   {c['instructions_kept']} kept of {c['requested']} requested",
+                    f"  triplets       {c['triplets']} in {rundirs.DATA}",
+                ]
+            ),
             f"  rejected       {reasons}",
             f"  speed          {manifest['tokens_per_second']} generated tokens/s, {manifest['wall_seconds']} s",
         ]

@@ -42,7 +42,11 @@ MANIFEST = "manifest.json"
 INPUTS = "inputs.json"  # written when a run starts: lets a later run with other amounts find it unfinished
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DATA = "data.jsonl"
-AMOUNTS = ("num_instructions", "max_rounds")  # how much is generated: a larger run extends a smaller one
+AMOUNTS = (
+    "num_instructions",
+    "num_triplets",
+    "max_rounds",
+)  # how much is generated: a larger run extends a smaller one
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,9 @@ def run_inputs(job: Job) -> dict:
         else None,
         "model": {"served": job.model} if remote else model_fingerprint(job.model),
         "templates": templates_hash(),
+        "filters": sorted(
+            n for n, spec in registry.filters().items() if job.config.filters is None or n in job.config.filters
+        ),
         "settings": settings,
         **(
             {
@@ -251,10 +258,12 @@ def run_key(inputs: dict) -> str:
 
 
 def generation_key(inputs: dict) -> str:
-    """The run key without the amounts (`num_instructions`, `max_rounds`): runs that share it generate the same
-    rounds and chunks, one run's being a prefix of a larger one's. Also the way to a run made before the key
-    left out paths and defaults: its stored inputs give the same identity."""
-    return _digest(identity(inputs, AMOUNTS))
+    """The run key without the amounts (`num_instructions`, `num_triplets`, `max_rounds`) and the filters that ran:
+    runs that share it send the same prompts, one run's being a prefix of a larger one's (a response prompt that
+    differs, because other filters kept other instructions before it, is recognised by its digest and generated
+    again). Also the way to a run made before the key left out paths and defaults: its stored inputs give the
+    same identity."""
+    return _digest({k: v for k, v in identity(inputs, AMOUNTS).items() if k != "filters"})
 
 
 def _inputs_of(path: Path) -> Optional[dict]:

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from selfspec_plugin import hookimpl, registry
+from selfspec_plugin import hookimpl, registry, report
 from selfspec_plugin.backends import Completion
 from selfspec_plugin.cli import main
 from selfspec_plugin.errors import SelfSpecError
-from selfspec_plugin.pipeline import round_size
+from selfspec_plugin.pipeline import fit_prompts, round_size
+from selfspec_plugin.prompts import Prompt
 from selfspec_plugin.runner import generate, make_job
 
 WORDS = "gene protein tumour kinase receptor ligand enzyme pathway cell tissue drug dose trial cohort marker".split()
@@ -33,6 +34,10 @@ class Scripted:
     def __init__(self, model, options):
         self.calls, self.requests = [], []
         self.mode = options.get("mode", "good")
+        self.context_tokens = options.get("context")  # with prompt_tokens: the pipeline fits prompts to it
+
+    def prompt_tokens(self, prompts, mode):  # a response prompt's words; brainstorm prompts always fit
+        return [0 if p.prefix else len(p.text.split()) for p in prompts]
 
     def generate(self, prompts, sampling, mode):
         self.calls.append([p.id for p in prompts])
@@ -47,6 +52,8 @@ class Scripted:
                     else (f" Explain {novel(p.id, 6)}.\n4. Input:\n{novel(p.id + 'i', 4)}\n###\n5. Instruction: Cut")
                 )
                 out.append(Completion(text, "stop" if self.mode == "empty" else "length", 20))
+            elif self.mode == "labels" and hashlib.sha256(p.id.encode()).digest()[0] % 3 == 0:
+                out.append(Completion("no", "stop", 1))  # a label nobody asked for: unasked_label drops it
             else:
                 out.append(Completion(f"Answer {novel(p.id, 3)}", "stop", 5))
         return out
@@ -108,6 +115,7 @@ def test_rounds_filters_chunks_and_outputs(scripted, model_dir, tmp_path, capsys
         "triplets": 10,
         "rejected": {"over_quota": 1, "truncated": 11},
         "requested": 10,
+        "requested_unit": "instructions",
         "seeds": 12,
     }
     over = [r for r in rejected if r["rejected"] == "over_quota"]  # nothing vanishes
@@ -235,6 +243,75 @@ def test_raising_num_instructions_extends_the_finished_run(scripted, model_dir, 
 
     assert rows(large)[:10] == rows(small) and len(rows(large)) == 16  # the smaller run is a prefix
     assert (small / "instructions" / "round-00002.jsonl").read_text().count("\n") == 3  # its files untouched
+
+
+def test_num_triplets_brainstorms_until_exactly_that_many_pass_every_filter(scripted, model_dir, tmp_path):
+    target = job(model_dir, tmp_path, num_instructions=5000, num_triplets=7, backend_options={"mode": "labels"})
+    run_dir = generate(target, progress=False)
+    calls = scripted.instances[0].calls
+    data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
+    rejected = [json.loads(line) for line in (run_dir / "rejected.jsonl").read_text().splitlines()]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert len(data) == 7 and manifest["counts"]["requested"] == 7
+    assert manifest["counts"]["requested_unit"] == "triplets" and "7 of 7 requested" in report.summary(
+        manifest, run_dir
+    )
+    reasons = [r["rejected"] for r in rejected]
+    assert "unasked_label:no" in reasons and all(reasons)  # every drop has its reason
+    answered = {r["id"] for r in rejected if r["stage"] == "response"} | {r["id"] for r in data}
+    kept = [json.loads(line)["id"] for line in (run_dir / "instructions.jsonl").read_text().splitlines()]
+    assert answered == set(kept)  # every kept instruction was answered, its answer kept or rejected with a reason
+    # the stages alternate: a round of brainstorming, then its instructions' answers, until the target is met
+    kinds = ["brainstorm" if c[0].count("-") == 1 else "answer" for c in calls]
+    runs = [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]
+    assert runs == ["brainstorm", "answer"] * (len(runs) // 2) and len(runs) >= 4
+    # resumable: a run killed after its first chunk of answers ends with the same data
+    original = (run_dir / "data.jsonl").read_bytes()
+    for path in [run_dir / "manifest.json", run_dir / "data.jsonl", *sorted(run_dir.glob("responses/*"))[1:]]:
+        path.unlink()
+    generate(target, progress=False)
+    assert (run_dir / "data.jsonl").read_bytes() == original
+
+
+def test_an_over_long_prompt_loses_documents_then_demos_never_its_task(scripted, model_dir, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    long_doc = " ".join(["kinase"] * 300)
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": f"explain {long_doc}"}) + "\n" for i in range(3)))
+    context = 64 + 650  # response_max_tokens 64; room for the header, demos and the task, not for 3 long documents
+    settings = {"corpus": str(corpus), "retrieval_k": 3, "response_max_tokens": 64, "num_instructions": 4}
+    run_dir = generate(job(model_dir, tmp_path, **settings, backend_options={"context": context}), progress=False)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    answers = [p for prompts, _ in scripted.instances[0].requests for p in prompts if not p.prefix]
+    assert manifest["stages"]["responses"]["shortened"] == len(answers) == manifest["counts"]["instructions_kept"]
+    for prompt in answers:
+        assert len(prompt.text.split()) <= 650 and prompt.text.startswith("You are an expert in")
+        assert prompt.text.rstrip().endswith("### Response:")  # the task is whole
+        assert "[1] explain" in prompt.text and "[3] explain" not in prompt.text  # the lowest-ranked went first
+
+
+def test_fit_prompts_rejects_what_does_not_fit_without_its_documents_and_demos():
+    class Counter:
+        context_tokens = 10
+
+        def prompt_tokens(self, prompts, fmt):
+            return [len(p.text.split()) for p in prompts]
+
+    def build(i, demos, docs):
+        text = " ".join(["header", *demos, *docs, *["task"] * (i + 1)])
+        return Prompt(f"p{i}", text, ())
+
+    specs = [(("d1", "d2"), ("doc1", "doc2")), (("d1", "d2"), ("doc1", "doc2")), ((), ())]
+    prompts, shortened = fit_prompts(specs, build, Counter(), "completion", max_tokens=4)  # 6 tokens of room
+    assert [p.text if p else None for p in prompts] == [
+        "header d1 d2 doc1 doc2 task",  # 6 tokens: fits
+        "header d1 d2 doc1 task task",  # 7: the last document goes
+        "header task task task",
+    ]
+    assert shortened == 1
+    prompts, shortened = fit_prompts([((), ())] * 6, build, Counter(), "completion", max_tokens=4)
+    assert prompts[-1] is None and prompts[4] is not None and shortened == 1  # header + 6 tasks: no room left
+    plain = object()  # a backend that cannot count tokens gets the prompts as built
+    assert fit_prompts(specs, build, plain, "completion", 4)[0][0].text == "header d1 d2 doc1 doc2 task"
 
 
 def test_zero_kept_fails_with_the_funnel_and_writes_no_dataset(scripted, model_dir, tmp_path):

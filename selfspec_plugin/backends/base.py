@@ -39,6 +39,12 @@ def render(prompt, prompt_format: str, tokenizer) -> str:
     return chat + prompt.prefix
 
 
+def prompt_lengths(tokenizer, prompts: list, prompt_format: str) -> list[int]:
+    """Each prompt's length in tokens as the backend will send it (rendered, special tokens included)."""
+    texts = [render(p, prompt_format, tokenizer) for p in prompts]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=(prompt_format == "completion"))["input_ids"]]
+
+
 def chat_model(tokenizer, model_dir: str | None = None) -> bool:
     """Is this a chat/instruct model, not merely a model whose tokenizer carries a chat template? A base model
     often ships its family's template (Llama-3.1-8B and Qwen2.5-7B do), but it was never trained to
@@ -87,6 +93,8 @@ def adapter_rank(adapter: str | Path) -> int:
 #   not_output: set[str]             options that change how fast or where, not what is generated: not in the run key
 #   remote_model: bool               the model is a name on a server, not a local directory to fingerprint
 #   requires: {module: install hint} checked before any work starts
+#   prompt_tokens(prompts, fmt)      each prompt's length in tokens; with `context_tokens` (the model's context), the
+#   context_tokens: int              pipeline shortens an over-long prompt instead of leaving it to the backend
 def serves_adapters(factory) -> bool:
     return bool(getattr(factory, "serves_adapters", False))
 

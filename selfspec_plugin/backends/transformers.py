@@ -11,7 +11,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import Completion, Sampling, chat_model, item_seed, render
+from .base import Completion, Sampling, chat_model, item_seed, prompt_lengths, render
 
 
 def seeded_sampler(torch, seeds: list[int], temperature: float, top_p: float, device: str):
@@ -66,6 +66,10 @@ class TransformersBackend:
         self.adapters: dict[str, str] = {}  # adapter directory -> its PEFT adapter name
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
         self.chat_model = chat_model(self.tokenizer, model)
+        self.context_tokens = getattr(self.model.config, "max_position_embeddings", None)
+
+    def prompt_tokens(self, prompts: list, prompt_format: str) -> list[int]:
+        return prompt_lengths(self.tokenizer, prompts, prompt_format)
 
     def _model(self, adapter: str | None):
         """The model to generate with: the base, or the base with one of its LoRA adapters (PEFT, each loaded once

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..config import VllmOptions
-from .base import Completion, Sampling, chat_model, item_seed, render, vllm_lora_options
+from .base import Completion, Sampling, chat_model, item_seed, prompt_lengths, render, vllm_lora_options
 
 # Measured on 2-core CPU machines (docs/install.md): without a KV-cache size the CPU engine asks for 92 %
 # of a NUMA node and fails; by default it also leaves one core idle; internal traffic stays on loopback.
@@ -73,10 +73,13 @@ class VLLMBackend:
         kwargs.setdefault("enable_prefix_caching", True)  # every brainstorming prompt shares the header
         self.llm = LLM(model=model, seed=0, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
-        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        self.context_tokens = self.llm.llm_engine.model_config.max_model_len
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
         self.chat_model = chat_model(self.tokenizer, model)
         self.lora_ids: dict[str, int] = {}
+
+    def prompt_tokens(self, prompts: list, prompt_format: str) -> list[int]:
+        return prompt_lengths(self.tokenizer, prompts, prompt_format)
 
     def generate(
         self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None
@@ -91,8 +94,8 @@ class VLLMBackend:
             "input_ids"
         ]  # one batched call
         for p, ids in zip(prompts, encoded):
-            budget = self.max_model_len - sampling.max_tokens
-            if len(ids) > budget:  # keep the end: the task being asked
+            budget = self.context_tokens - sampling.max_tokens
+            if len(ids) > budget:  # a caller that did not fit its prompts (pipeline.fit_prompts): keep the task
                 ids = ids[-budget:]
             requests.append(TokensPrompt(prompt_token_ids=ids))
             params.append(sampling_params(sampling, p))
