@@ -1,0 +1,82 @@
+"""Held-out hygiene of generated data: `selfspec decontaminate` on a run's data.jsonl, and `selfspec eval`'s
+count of the scored items an adapter's training data reaches."""
+
+import json
+
+from selfspec_plugin import heldout
+from selfspec_plugin.cli import main
+
+QUESTION = "Which enzyme unwinds the DNA double helix ahead of the replication fork during S phase?"
+TRIAL = "The phase III trial of drug X met its primary endpoint of overall survival at 24 months in adults."
+TASK = {
+    "task": "qa",
+    "definition": "Answer.",
+    "demos": [],
+    "instances": [{"input": QUESTION, "output": "helicase"}, {"input": TRIAL, "output": "positive"}],
+}
+
+
+def triplet(rid: str, instruction: str, input_: str, output: str) -> dict:
+    """A record as a chat-format run writes it: the retrieved `docs` and the chat `messages` beside the triplet."""
+    return {
+        "id": rid,
+        "instruction": instruction,
+        "input": input_,
+        "output": output,
+        "docs": ["biomed-0001"],
+        "messages": [
+            {"role": "user", "content": f"{instruction}\n\n{input_}"},
+            {"role": "assistant", "content": output},
+        ],
+    }
+
+
+COPY = triplet("r0-p1-0", "Classify the trial outcome.", TRIAL.replace("phase III ", ""), "positive")
+ANSWERED = triplet("r0-p2-0", "Answer the question.", "", f"Q: {QUESTION} A: helicase.")
+FINE = triplet("r0-p3-0", "Name the enzyme.", "It relieves the torsional strain of supercoiled DNA.", "topoisomerase")
+
+
+def write_run(tmp_path, records) -> tuple:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    held_out = tmp_path / "eval.jsonl"
+    held_out.write_text(json.dumps(TASK) + "\n")
+    return run, held_out
+
+
+def test_decontaminate_flags_the_planted_copy_and_answer_not_the_clean_triplet(tmp_path, capsys):
+    run, held_out = write_run(tmp_path, [COPY, FINE, ANSWERED])
+    assert main(["decontaminate", str(run / "data.jsonl"), "--against", str(held_out)]) == 2
+    out, err = capsys.readouterr()
+    assert f"triplet {COPY['id']!r}: input has ROUGE-L 0.94 > 0.7 with held-out qa instance 1 ({held_out})" in err
+    assert f"triplet {ANSWERED['id']!r}: holds the answer 'helicase' of held-out qa instance 0" in err
+    assert "100% of its question's 4-grams (longest shared: 'which enzyme unwinds" in err
+    assert FINE["id"] not in err
+    assert "qa: 2 of 2 instances reached by 2 item(s)" in out
+    assert "held-out check: 3 problem(s), 2 of 3 items in 1 file(s)" in out
+    # the run folder is the same input; the user's thresholds let the near-copy through
+    assert (
+        main(["decontaminate", str(run), "--against", str(held_out), "--threshold", "0.99", "--overlap", "1.01"]) == 0
+    )
+    assert "held-out check: 0 problem(s), 0 of 3 items" in capsys.readouterr().out
+
+
+def test_decontaminate_accepts_what_seeds_check_refuses_and_names_a_stray_spec(tmp_path, capsys):
+    run, held_out = write_run(tmp_path, [FINE])
+    assert main(["seeds", "check", str(run / "data.jsonl")]) == 2  # a run's data is not a seed file...
+    assert "unknown field 'docs'" in capsys.readouterr().err
+    assert main(["decontaminate", str(run), "--against", str(held_out)]) == 0  # ...but is generated data
+    spec = f"pubmedqa:{tmp_path / 'pubmedqa'}"
+    assert main(["decontaminate", str(run), "--against", str(held_out), spec]) == 2
+    assert f"--against {held_out} --against {spec}" in capsys.readouterr().err
+    (run / "data.jsonl").write_text(json.dumps({"id": "x", "instruction": ["not", "text"]}) + "\n")
+    assert main(["decontaminate", str(run), "--against", str(held_out)]) == 2
+    assert f"{run / 'data.jsonl'}:1: missing string field 'instruction'" in capsys.readouterr().err
+
+
+def test_longest_span_is_the_longest_run_of_shared_grams():
+    question = heldout.words("a b c d e f g h")
+    shared = heldout.grams(heldout.words("a b c d x c d e f g h"))
+    assert heldout.longest_span(question, shared) == "c d e f g h"
+    assert heldout.longest_span(question, set()) == ""
