@@ -3,8 +3,11 @@ count of the scored items an adapter's training data reaches."""
 
 import json
 
-from selfspec_plugin import heldout
+import yaml
+
+from selfspec_plugin import heldout, report
 from selfspec_plugin.cli import main
+from selfspec_plugin.eval.tasks import Task
 
 QUESTION = "Which enzyme unwinds the DNA double helix ahead of the replication fork during S phase?"
 TRIAL = "The phase III trial of drug X met its primary endpoint of overall survival at 24 months in adults."
@@ -80,3 +83,49 @@ def test_longest_span_is_the_longest_run_of_shared_grams():
     shared = heldout.grams(heldout.words("a b c d x c d e f g h"))
     assert heldout.longest_span(question, shared) == "c d e f g h"
     assert heldout.longest_span(question, set()) == ""
+
+
+def test_eval_names_the_items_an_adapters_training_data_reaches(tmp_path):
+    from selfspec_plugin.eval.run import training_overlap
+    from selfspec_plugin.iterate import record_training
+
+    run, _ = write_run(tmp_path, [COPY, FINE])
+    adapter, old = tmp_path / "adapter", tmp_path / "old"
+    adapter.mkdir()
+    old.mkdir()
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(yaml.safe_dump({"base_model": "m", "selfspec": {"seeds": "s.jsonl"}}))
+    record_training(str(recipe), str(adapter), "chat_template", str(run / "data.jsonl"))  # as the plugin does
+    task = Task("qa", "labels", "Answer.", [], TASK["instances"], "eval.jsonl", labels=["helicase", "positive"])
+    models = [
+        {"name": "base", "adapter": None},
+        {"name": "selfspec", "adapter": str(adapter)},
+        {"name": "old", "adapter": str(old)},
+    ]
+    rows = training_overlap([task], models, None)
+    assert [(r["model"], r["task"], r.get("overlapping"), r.get("items")) for r in rows] == [
+        ("selfspec", "qa", 1, 2),
+        ("old", None, None, None),
+    ]
+    assert rows[0]["examples"][0] | {"score": None} == {
+        "item": 1,
+        "id": None,
+        "input": repr(TRIAL[:69] + "…"),
+        "record": COPY["id"],
+        "rule": "copies",
+        "score": None,
+        "span": None,
+    }
+    lines = report.overlap_lines(rows)
+    assert lines[0].startswith(
+        f"- qa: 1 of 2 items overlap the training data of adapter selfspec ({run / 'data.jsonl'}), e.g. item 1 "
+    )
+    assert f"triplet {COPY['id']!r} ROUGE-L 0.94 with its input" in lines[0]
+    assert lines[1] == "- adapter old: training data not checked: its selfspec-trained.json names no data"
+    empty = {"rows": [], "averages": [], "deltas": [], "shots": [], "tasks": [], "models": [], "samplings": 1}
+    table = report.markdown_table({**empty, "model": "m", "backend": "b", "limit": None, "wall_seconds": 1})
+    assert "training data" not in table
+    table = report.markdown_table(
+        {**empty, "model": "m", "backend": "b", "limit": None, "wall_seconds": 1, "training_overlap": rows}
+    )
+    assert "Held-out items in the adapters' training data" in table and lines[0] in table
