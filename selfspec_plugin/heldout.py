@@ -19,6 +19,7 @@ from .errors import SelfSpecError
 from .fileio import jsonl_objects
 
 N = 4  # the n of the word n-grams of the `answered` rule
+FIELDS = {"instruction": None, "input": "", "output": ""}  # a record's text, and its value when absent (None: needed)
 SNIPPET = 70  # characters of a held-out input or an overlapping span shown in a message
 
 
@@ -101,13 +102,13 @@ def read_triplets(path: str | Path) -> list[dict]:
     path = path / "data.jsonl" if path.is_dir() else path
     records = []
     for lineno, rec in jsonl_objects(path):
-        for field in ("instruction", "input", "output"):
-            if not isinstance(rec.get(field, ""), str) or (field == "instruction" and field not in rec):
-                raise SelfSpecError(f"{path}:{lineno}: missing string field {field!r}")
+        bad = [f for f, absent in FIELDS.items() if not isinstance(rec.get(f, absent), str)]
+        if bad:
+            raise SelfSpecError(f"{path}:{lineno}: missing string field {bad[0]!r}")
         records.append(
             {
                 "id": str(rec.get("id", f"line-{lineno}")),
-                **{f: rec.get(f, "") for f in ("instruction", "input", "output")},
+                **{f: rec.get(f, "") for f in FIELDS},
             }
         )
     if not records:

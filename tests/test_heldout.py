@@ -4,11 +4,13 @@ count of the scored items an adapter's training data reaches."""
 import json
 
 import yaml
+from conftest import ROOT
 
-from selfspec_plugin import heldout, report
+from selfspec_plugin import heldout, hookimpl, report
 from selfspec_plugin.cli import main
 from selfspec_plugin.eval.tasks import Task
 
+SEEDS = ROOT / "tests" / "data" / "seeds.jsonl"
 QUESTION = "Which enzyme unwinds the DNA double helix ahead of the replication fork during S phase?"
 TRIAL = "The phase III trial of drug X met its primary endpoint of overall survival at 24 months in adults."
 TASK = {
@@ -129,3 +131,61 @@ def test_eval_names_the_items_an_adapters_training_data_reaches(tmp_path):
         {**empty, "model": "m", "backend": "b", "limit": None, "wall_seconds": 1, "training_overlap": rows}
     )
     assert "Held-out items in the adapters' training data" in table and lines[0] in table
+
+
+class Echo:
+    """A backend that serves adapters per request and answers every prompt 'positive'."""
+
+    name = "echo"
+    chat_capable = False
+    serves_adapters = True
+
+    def __init__(self, model, options):
+        pass
+
+    def generate(self, prompts, sampling, mode, adapter=None):
+        from selfspec_plugin.backends import Completion
+
+        return [Completion("positive", "stop", 1) for _ in prompts]
+
+    def close(self):
+        pass
+
+
+class EchoPlugin:
+    @hookimpl
+    def register_backends(self, register):
+        register("echo", Echo)
+
+
+def test_selfspec_eval_warns_and_reports_the_overlap(tmp_path, capsys):
+    from selfspec_plugin import registry
+    from selfspec_plugin.iterate import record_training
+
+    run, held_out = write_run(tmp_path, [COPY, FINE])
+    model, adapter = tmp_path / "model", tmp_path / "adapter"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 8}))
+    (adapter / "adapter_model.safetensors").write_bytes(b"w")
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {"base_model": str(model), "selfspec": {"seeds": str(SEEDS), "backend": "echo", "eval": {"shots": [0]}}}
+        )
+    )
+    record_training(str(recipe), str(adapter), "alpaca", str(run / "data.jsonl"))
+    plugin = EchoPlugin()
+    registry.get_plugin_manager().register(plugin)
+    try:
+        args = ["eval", str(recipe), "--no-progress", "--adapter", f"selfspec={adapter}", "--task", str(held_out)]
+        assert main([*args, "--out", str(tmp_path / "eval")]) == 0
+    finally:
+        registry.get_plugin_manager().unregister(plugin)
+    out, err = capsys.readouterr()
+    line = f"qa: 1 of 2 items overlap the training data of adapter selfspec ({run / 'data.jsonl'}), e.g. item 1 "
+    assert f"selfspec: warning: - {line}" in err
+    assert f"- {line}" in out and f"- {line}" in (tmp_path / "eval" / "eval.md").read_text()
+    result = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert [(r["task"], r["overlapping"], r["items"]) for r in result["training_overlap"]] == [("qa", 1, 2)]
