@@ -106,7 +106,8 @@ class SelfSpecPlugin(BasePlugin):
             return
         if cfg.axolotl_config_path and cfg.output_dir:
             trained = (cfg.datasets or [{}])[0]  # the generated data's entry (load_datasets puts it first)
-            record_training(cfg.axolotl_config_path, cfg.output_dir, trained.get("type"), trained.get("path"))
+            data = trained.get("path") if trained.get("path") != PLACEHOLDER else None
+            record_training(cfg.axolotl_config_path, cfg.output_dir, trained.get("type"), data)
         if not cfg.selfspec.get("eval_after_train"):
             return
         result = evaluate_in_child(make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir), cfg.output_dir)
