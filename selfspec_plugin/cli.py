@@ -228,11 +228,11 @@ def seeds() -> None:
     """Seed-file tools."""
 
 
-def against_option(what: str):
+def against_option(what: str, required: bool = False):
     return click.option(
         "--against",
         multiple=True,
-        required=what == "triplets",
+        required=required,
         metavar="SPEC",
         help=f"a held-out task spec ({TASK_SPECS}); repeat: fail on {what} too close to its instances",
     )
@@ -288,7 +288,7 @@ def seeds_check(files, threshold: float, against, corpus, overlap: float) -> Non
 
 @cli.command()
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
-@against_option("triplets")
+@against_option("triplets", required=True)
 @click.option(
     "--threshold",
     type=float,
@@ -332,7 +332,7 @@ def _check_against(sources: list[tuple[str, list[dict]]], against, threshold: fl
         if hit:
             click.echo(
                 f"  {task.name}: {len({f['instance'] for _, f in hit})} of {len(task.instances)} instances reached "
-                f"by {len(set((p, f['item']) for p, f in hit))} item(s)"
+                f"by {len({(p, f['item']) for p, f in hit})} item(s)"
             )
     items = sum(len(items) for _, items in sources)
     click.echo(
