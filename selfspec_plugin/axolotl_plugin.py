@@ -105,7 +105,9 @@ class SelfSpecPlugin(BasePlugin):
         if not cfg.selfspec or not is_main_process():
             return
         if cfg.axolotl_config_path and cfg.output_dir:
-            record_training(cfg.axolotl_config_path, cfg.output_dir, (cfg.datasets or [{}])[0].get("type"))
+            trained = (cfg.datasets or [{}])[0]  # the generated data's entry (load_datasets puts it first)
+            data = trained.get("path") if trained.get("path") != PLACEHOLDER else None
+            record_training(cfg.axolotl_config_path, cfg.output_dir, trained.get("type"), data)
         if not cfg.selfspec.get("eval_after_train"):
             return
         result = evaluate_in_child(make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir), cfg.output_dir)

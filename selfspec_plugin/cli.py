@@ -228,6 +228,25 @@ def seeds() -> None:
     """Seed-file tools."""
 
 
+def against_option(what: str, required: bool = False):
+    return click.option(
+        "--against",
+        multiple=True,
+        required=required,
+        metavar="SPEC",
+        help=f"a held-out task spec ({TASK_SPECS}); repeat: fail on {what} too close to its instances",
+    )
+
+
+overlap_option = click.option(
+    "--overlap",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="fail a text that holds an instance's answer and this share of its input's word 4-grams",
+)
+
+
 @seeds.command("check")
 @click.argument("files", nargs=-1, required=True)
 @click.option(
@@ -237,32 +256,21 @@ def seeds() -> None:
     show_default=True,
     help="warn above this ROUGE-L F between seeds (with --against: fail above it with a held-out input)",
 )
-@click.option(
-    "--against",
-    multiple=True,
-    metavar="SPEC",
-    help=f"a held-out task spec ({TASK_SPECS}); repeat: fail on seeds and --corpus documents too close to its "
-    "instances",
-)
+@against_option("seeds and --corpus documents")
 @click.option("--corpus", multiple=True, help="a corpus file to check with --against; repeat")
-@click.option(
-    "--overlap",
-    type=float,
-    default=0.5,
-    show_default=True,
-    help="a corpus document fails when it holds an instance's answer and this share of its input's 4-grams",
-)
+@overlap_option
 def seeds_check(files, threshold: float, against, corpus, overlap: float) -> None:
     """Validate seed FILES: schema, duplicates, ROUGE-L overlap, task-type balance (and held-out leaks)."""
-    from .seeds import check_seeds
+    from .heldout import document_items, seed_items
+    from .retrieval import load_corpus
+    from .seeds import check_seeds, load_seeds
 
-    stray = next((f for f in files if against and not Path(f).is_file()), None)
-    if stray:  # the old `--against A B` form: B lands among FILES
-        raise SelfSpecError(
-            f"{stray}: not a seed file (not found); each held-out spec takes its own --against: "
-            f"--against {against[-1]} --against {stray}"
-        )
-    failed = bool(against) and _check_against(files, against, corpus, threshold, overlap)
+    failed = False
+    if against:
+        _stray_specs(files, against, "seed file")
+        sources = [(path, seed_items(load_seeds(path))) for path in files]
+        sources += [(path, document_items(load_corpus(path))) for path in corpus]
+        failed = _check_against(sources, against, threshold, overlap)
     for path in files:
         errors, warnings, types = check_seeds(path, threshold)
         for line in errors:
@@ -278,24 +286,60 @@ def seeds_check(files, threshold: float, against, corpus, overlap: float) -> Non
         raise SelfSpecError("seed check failed")
 
 
-def _check_against(files, against, corpus, threshold: float, overlap: float) -> bool:
-    """`seeds check --against`: seeds and `--corpus` documents too close to held-out instances (errors)."""
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@against_option("triplets", required=True)
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.7,
+    show_default=True,
+    help="fail a triplet whose input (instruction when it has none) has ROUGE-L F above this with a held-out input",
+)
+@overlap_option
+def decontaminate(runs, against, threshold: float, overlap: float) -> None:
+    """Check generated data against held-out tasks: each RUN (a run folder or its data.jsonl; other jsonl of
+    {instruction, input, output} too) fails when a triplet copies a held-out input or holds its question, answered."""
+    from .heldout import read_triplets, triplet_items
+
+    _stray_specs(runs, against, "run folder or data.jsonl")
+    if _check_against([(run, triplet_items(read_triplets(run))) for run in runs], against, threshold, overlap):
+        raise SelfSpecError("held-out check failed: the generated data holds held-out items (above)")
+
+
+def _stray_specs(files, against, what: str) -> None:
+    """The old `--against A B` form: B lands among the files."""
+    stray = next((f for f in files if not Path(f).exists()), None)
+    if stray:
+        raise SelfSpecError(
+            f"{stray}: not a {what} (not found); each held-out spec takes its own --against: "
+            f"--against {against[-1]} --against {stray}"
+        )
+
+
+def _check_against(sources: list[tuple[str, list[dict]]], against, threshold: float, overlap: float) -> bool:
+    """Items (heldout.seed_items, document_items, triplet_items) too close to held-out instances: each leak on stderr,
+    counts per task on stdout; True when there is one."""
     from .eval import load_tasks
-    from .retrieval import load_corpus
-    from .seeds import check_against, load_seeds
+    from .heldout import check, describe
 
     tasks = [t for spec in against for t in load_tasks(spec)]
-    sources = [(path, load_seeds(path), []) for path in files] + [(path, [], load_corpus(path)) for path in corpus]
-    problems = [
-        f"{path}: {p}" for path, seeds, docs in sources for p in check_against(seeds, docs, tasks, threshold, overlap)
-    ]
-    for line in problems:
-        click.echo(f"error: {line}", err=True)
+    found = [(path, f) for path, items in sources for f in check(items, tasks, threshold, overlap)]
+    for path, f in found:
+        click.echo(f"error: {path}: {describe(f, threshold)}", err=True)
+    for task in tasks:
+        hit = [(path, f) for path, f in found if (f["task"], f["source"]) == (task.name, task.source)]
+        if hit:
+            click.echo(
+                f"  {task.name}: {len({f['instance'] for _, f in hit})} of {len(task.instances)} instances reached "
+                f"by {len({(p, f['item']) for p, f in hit})} item(s)"
+            )
+    items = sum(len(items) for _, items in sources)
     click.echo(
-        f"held-out check: {len(problems)} problem(s) in {len(sources)} file(s) against "
-        f"{sum(len(t.instances) for t in tasks)} instances of {len(tasks)} task(s)"
+        f"held-out check: {len(found)} problem(s), {len({(p, f['item']) for p, f in found})} of {items} items in "
+        f"{len(sources)} file(s), against {sum(len(t.instances) for t in tasks)} instances of {len(tasks)} task(s)"
     )
-    return bool(problems)
+    return bool(found)
 
 
 @cli.group()

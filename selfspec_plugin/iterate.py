@@ -36,16 +36,24 @@ def training_fingerprint(cfg: dict) -> str:
     return hashlib.sha256(json.dumps({**cfg, "selfspec": block}, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def record_training(config_path: str, output_dir: str, training_format: str | None = None) -> None:
+def record_training(
+    config_path: str, output_dir: str, training_format: str | None = None, data: str | None = None
+) -> None:
     """Called by the plugin after `axolotl train` CONFIG has saved its adapter in output_dir; `training_format` (the
-    dataset's Axolotl type: chat_template or alpaca) tells `selfspec eval` which prompts the adapter knows."""
+    dataset's Axolotl type: chat_template or alpaca) tells `selfspec eval` which prompts the adapter knows, and `data`
+    (the run's data.jsonl) which held-out items it may have seen."""
     from .recipe import read, resolve_paths
 
     raw = read(config_path)  # as `selfspec iterate` reads it: input paths resolved against its folder
     raw["selfspec"] = resolve_paths(raw["selfspec"], Path(config_path).absolute().parent)[0]
     fileio.write_json(
         Path(output_dir) / TRAINED,
-        {"config": str(config_path), "config_sha256": training_fingerprint(raw), "training_format": training_format},
+        {
+            "config": str(config_path),
+            "config_sha256": training_fingerprint(raw),
+            "training_format": training_format,
+            "data": str(Path(data).absolute()) if data else None,
+        },
     )
 
 

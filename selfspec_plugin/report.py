@@ -512,6 +512,9 @@ def markdown_table(result: dict) -> str:
         ]
     lines += ["", "| task | k | model | standard metrics |", "|---|---|---|---|"]
     lines += [f"| {r['task']} | {r['k']} | {r['model']} | {_standard(r)} |" for r in result["rows"]]
+    if result.get("training_overlap"):
+        lines += ["", "Held-out items in the adapters' training data (`selfspec decontaminate`, docs/eval.md):", ""]
+        lines += overlap_lines(result["training_overlap"])
     models = ", ".join(f"{m['label']} = {m['adapter'] or 'base'} ({m['format']} prompts)" for m in result["models"])
     lines += [
         "",
@@ -522,3 +525,29 @@ def markdown_table(result: dict) -> str:
         f"{models}; backend {result['backend']}, limit {result['limit']}, {result['wall_seconds']} s.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def overlap_lines(rows: list[dict]) -> list[str]:
+    """eval's `training_overlap` rows as lines: per task, the scored items an adapter's training data reaches, with
+    up to two examples (the item, the training record, the ROUGE-L or the shared words)."""
+
+    def example(e: dict) -> str:
+        how = (
+            f"ROUGE-L {e['score']:.2f} with its input"
+            if e["rule"] == "copies"
+            else f"holds its answer and {e['score']:.0%} of its input's 4-grams, e.g. {e['span']}"
+        )
+        own = f" (id {e['id']})" if e["id"] else ""
+        return f"item {e['item']}{own} {e['input']}: triplet {e['record']!r} {how}"
+
+    lines = []
+    for r in rows:
+        if r["task"] is None:
+            lines.append(f"- adapter {r['model']}: {r['note']}")
+            continue
+        examples = "; ".join(example(e) for e in r["examples"])
+        lines.append(
+            f"- {r['task']}: {r['overlapping']} of {r['items']} items overlap the training data of adapter "
+            f"{r['model']} ({r['data']})" + (f", e.g. {examples}" if examples else "")
+        )
+    return lines

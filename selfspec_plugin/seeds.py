@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -142,46 +141,3 @@ def check_seeds(path: str | Path, threshold: float = 0.7) -> tuple[list[str], li
                 "will lean towards it"
             )
     return errors, warnings, dict(sorted(types.items()))
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def _grams(words: list[str], n: int = 4) -> set[str]:
-    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
-def check_against(
-    seeds: list[dict], docs: list[dict], tasks: list[dict], threshold: float = 0.7, overlap: float = 0.5
-) -> list[str]:
-    """Leaks into held-out evaluation instances: a seed whose input (its instruction when it has none) has ROUGE-L F
-    above `threshold` with an instance's input, and a corpus document that holds an instance's gold answer together
-    with at least `overlap` of its input's word 4-grams (the question, answered)."""
-    from .filters import NoveltyPool
-
-    instances = [(t, i, inst) for t in tasks for i, inst in enumerate(t.instances)]
-    pool = NoveltyPool(threshold)
-    for _, _, inst in instances:
-        pool.add(inst["input"])
-    problems = []
-    for seed in seeds:
-        hit = pool.most_similar(seed["input"] or seed["instruction"])
-        if hit is not None:
-            task, i, _ = instances[hit[1]]
-            problems.append(
-                f"seed {seed['id']!r}: input has ROUGE-L {hit[0]:.2f} > {threshold} with held-out "
-                f"{task.name} instance {i} ({task.source})"
-            )
-    grams = [(_grams(_words(inst["input"])), " ".join(_words(inst["output"]))) for _, _, inst in instances]
-    for doc in docs:
-        words = _words(doc["text"])
-        text, mine = " " + " ".join(words) + " ", _grams(words)
-        for (task, i, _), (question, answer) in zip(instances, grams):
-            shared = len(question & mine) / len(question) if question else 0.0
-            if answer and f" {answer} " in text and shared >= overlap:
-                problems.append(
-                    f"corpus document {doc['id']!r}: holds the answer {answer!r} of held-out {task.name} "
-                    f"instance {i} ({task.source}) and {shared:.0%} of its question's 4-grams"
-                )
-    return problems

@@ -275,7 +275,7 @@ def test_axolotl_train_generates_with_vllm_and_saves_an_adapter(trained):
 
 
 def test_eval_after_train_scores_base_and_adapter_through_vllm_lora(trained):
-    work, _, _, proc = trained
+    work, _, run_dir, proc = trained
     out = work / "out" / "eval"
     result = json.loads((out / "eval.json").read_text())
     assert result["backend"] == "vllm"
@@ -284,7 +284,10 @@ def test_eval_after_train_scores_base_and_adapter_through_vllm_lora(trained):
         ("base", None, "alpaca"),
         ("adapter", str(work / "out"), "alpaca"),
     ]
-    assert json.loads((work / "out" / "selfspec-trained.json").read_text())["training_format"] == "alpaca"
+    marker = json.loads((work / "out" / "selfspec-trained.json").read_text())
+    assert marker["training_format"] == "alpaca"
+    assert Path(marker["data"]).resolve() == (run_dir / "data.jsonl").resolve()  # what eval's overlap check reads
+    assert {r["task"] for r in result["training_overlap"]} == {r["task"] for r in result["rows"]}
     assert {(r["model"], r["k"]) for r in result["rows"]} == {(m, k) for m in ("base", "adapter") for k in (0, 1)}
     assert len(result["rows"]) == 2 * 2 * 10 and all(r["n"] == 2 for r in result["rows"])
     preds = read_jsonl(out / "predictions.jsonl")

@@ -75,7 +75,8 @@ def test_a_backend_without_its_package_says_how_to_install_it(tmp_path, capsys, 
 
 def test_the_layers_import_one_way():
     """fileio (atomic writes, the one text/jsonl reader, the error type) imports nothing of selfspec, and errors only
-    names fileio's error type: seeds, corpora and tasks read files without pulling in config, plugins or prompts."""
+    names fileio's error type: seeds, corpora, tasks and generated data read files without pulling in config, plugins or
+    prompts."""
     import ast
 
     def project_imports(name: str) -> set[str]:
@@ -87,7 +88,7 @@ def test_the_layers_import_one_way():
 
     assert project_imports("fileio") == set()
     assert project_imports("errors") == {"fileio"}
-    for reader in ("seeds", "retrieval", "eval/tasks"):
+    for reader in ("seeds", "retrieval", "eval/tasks", "heldout"):
         assert project_imports(reader) <= {"errors", "fileio", "filters", "registry"}, reader
 
 

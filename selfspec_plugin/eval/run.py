@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,7 +26,7 @@ from .. import fileio, registry, rundirs
 from ..backends.base import Sampling, adapter_rank, output_options, serves_adapters, start_options
 from ..errors import SelfSpecError
 from ..prompts import Prompt, alpaca_prompt
-from ..report import markdown_table
+from ..report import markdown_table, overlap_lines
 from .scoring import PRIMARY, summarize
 from .tasks import Task, load_tasks
 
@@ -150,12 +151,50 @@ def merge_adapter(model: str, adapter: str, out: Path) -> Path:
 FORMATS = {"chat_template": "chat", "alpaca": "alpaca"}  # training format (run manifest) -> prompt format
 
 
-def trained_format(adapter: str) -> str | None:
-    """The prompt format an adapter was trained in, from the marker the plugin writes after `axolotl train`."""
+def trained(adapter: str) -> dict:
+    """The marker the plugin writes after `axolotl train` ({} when there is none)."""
     from ..iterate import TRAINED
 
     marker = Path(adapter) / TRAINED
-    return FORMATS.get(fileio.read_json(marker).get("training_format", "")) if marker.is_file() else None
+    return fileio.read_json(marker) if marker.is_file() else {}
+
+
+def trained_format(adapter: str) -> str | None:
+    """The prompt format an adapter was trained in."""
+    return FORMATS.get(trained(adapter).get("training_format", ""))
+
+
+def training_overlap(tasks: list[Task], models: list[dict], limit: int | None) -> list[dict]:
+    """Per adapter and task: how many of the scored items the adapter's training data (the data.jsonl its marker
+    names) reaches by the rules of `selfspec decontaminate`, with two examples. An adapter whose data is unknown
+    (trained before the marker named it, or moved) gets one row with a `note` instead."""
+    from ..heldout import reached, read_triplets, snippet
+
+    rows = []
+    for m in (m for m in models if m["adapter"]):
+        data = trained(m["adapter"]).get("data")
+        row = {"model": m["name"], "adapter": m["adapter"], "data": data}
+        if not data or not Path(data).is_file():
+            note = f"{data} is gone" if data else "its selfspec-trained.json names no data"
+            rows.append({**row, "task": None, "note": f"training data not checked: {note}"})
+            continue
+        scored = [(task, i, item) for task in tasks for i, item in enumerate(subsample(task, limit))]
+        hits = reached([item for _, _, item in scored], read_triplets(data))  # one pass over all tasks' items
+        for task in tasks:
+            found = [(i, item, hits[k]) for k, (t, i, item) in enumerate(scored) if t is task and k in hits]
+            examples = [
+                {
+                    **hit,
+                    "item": i,
+                    "id": item.get("id"),
+                    "input": snippet(item["input"]),
+                    "span": hit["span"] and snippet(hit["span"]),
+                }
+                for i, item, hit in found[:2]
+            ]
+            items = sum(t is task for t, _, _ in scored)
+            rows.append({**row, "task": task.name, "items": items, "overlapping": len(found), "examples": examples})
+    return rows
 
 
 def model_specs(adapters: list[str], formats: list[str]) -> list[dict]:
@@ -284,6 +323,9 @@ def evaluate(
     shots, samplings, limit, seed = list(settings.shots), settings.samplings, settings.limit, settings.seed
     requests = plan(tasks, shots, samplings, limit, seed)
     groups = _groups(requests)
+    overlap = training_overlap(tasks, models, limit)  # before the engine: a leak is worth knowing before hours of it
+    for line in overlap_lines([r for r in overlap if r.get("overlapping")]):
+        print(f"selfspec: warning: {line}", file=sys.stderr)
     cache = fileio.make_dir(out_dir / "cache")  # an unwritable --out fails now, not after hours of generation
     started, preds = time.monotonic(), {}
     adapters = [m["adapter"] for m in models if m["adapter"]]
@@ -343,6 +385,7 @@ def evaluate(
             for t in tasks
         ],
         **summarize(tasks, requests, preds, _pairs(entries)),
+        "training_overlap": overlap,
     }
     write_results(out_dir, result, requests, preds)
     return result
