@@ -273,9 +273,27 @@ def bare_label(output: str) -> Optional[str]:
     return word if word in LABELS else None
 
 
+DECIDE_IF = re.compile(r"\b(?:determine|decide|judge|tell|check|verify|assess|state|say|indicate|predict)\s+if\b", re.I)
+# An instruction that points at a question or a label elsewhere ("Answer the question that follows the headline.")
+POINTS_AT = re.compile(
+    r"\b(?:questions?|answers?|binary|respond|reply|claim|statement|hypothesis|label|classify|sentiment)\b", re.I
+)
+
+
+def _cues(text: str, family: str) -> bool:
+    return bool(
+        LABEL_CUES[family].search(text)
+        or (family == "yes_no" and (YES_NO_QUESTION.search(text) or DECIDE_IF.search(text)))
+    )
+
+
 def asks_for(rec: dict, family: str) -> bool:
-    text = f"{rec['instruction']}\n{rec['input']}"
-    return bool(LABEL_CUES[family].search(text) or (family == "yes_no" and YES_NO_QUESTION.search(text)))
+    """Does the task ask for a label of this family? Its instruction does, or it points at a question or a label
+    and its input holds one: a question in a generated input under an instruction that never mentions it is
+    noise ("Make a list from the recommendations." + "... Confirm the warranty ..." -> "no")."""
+    return _cues(rec["instruction"], family) or bool(
+        POINTS_AT.search(rec["instruction"]) and _cues(rec["input"], family)
+    )
 
 
 def unasked_label_check(rec: dict) -> Optional[str]:

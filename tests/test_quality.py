@@ -46,6 +46,14 @@ def test_verbatim_drops_an_answer_copied_from_the_task_and_keeps_real_answers():
         ("Describe the mechanism of action of aspirin.", "", "no", "unasked_label:no"),
         ("In what sport would you prefer to play", "", "No", "unasked_label:no"),
         ("List the adverse effects of statins.", "", "False.", "unasked_label:false"),
+        # a question inside an input that the instruction never points at does not ask for the label
+        (
+            "Make a list from the device recommendations.",
+            "Is the warranty valid? Confirm it.",
+            "no",
+            "unasked_label:no",
+        ),
+        ("Read the headline and answer the question that follows it.", "Gold slips. Is gold up?", "no", None),
         ("Describe the mechanism of action of aspirin.", "", "It blocks COX-1.", None),  # not a bare label
     ],
 )
