@@ -199,6 +199,11 @@ class SelfSpecConfig(BaseModel):
     )
     filters: Optional[list[str]] = Field(None, description="Registered filters to run; default: all.")
 
+    strict: bool = Field(
+        False,
+        description="Stop before training on a poor run (far fewer triplets than requested, or one short answer "
+        "over a quarter of the data) instead of warning.",
+    )
     seeds_only: bool = Field(
         False,
         description="Train on the seed tasks alone: no generation, no engine. The "

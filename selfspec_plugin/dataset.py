@@ -45,6 +45,7 @@ class Manifest:
     drift: Optional[dict] = None  # filters.drift of the data against the seeds
     tokens_per_second: Optional[float] = None
     wall_seconds: float = 0.0
+    unfinished: Optional[str] = None  # why a run that kept no triplet has no data.jsonl (`selfspec inspect` reads it)
 
     @property
     def training_format(self) -> str:
@@ -84,8 +85,6 @@ def check(result, job) -> Generated:
             f"{where}: the manifest has no {', '.join(missing)} (counts: {', '.join(COUNTS)}; "
             f"stages: {', '.join(STAGES)})"
         )
-    if not result.data:
-        raise SelfSpecError(f"{where}: no training records (data is empty)")
     for i, row in enumerate(result.data):
         bad = [f for f in FIELDS if not isinstance(row.get(f), str)]
         if bad:
@@ -106,6 +105,10 @@ def write(run_dir: Path, result: Generated, messages: bool) -> dict:
         data = [{**row, "messages": as_messages(row)} for row in data]
     fileio.write_jsonl(run_dir / "instructions.jsonl", result.instructions)
     fileio.write_jsonl(run_dir / "rejected.jsonl", result.rejected)
+    if not data:  # nothing to train on: no data.jsonl, so the run is not complete, but `inspect` reads it
+        manifest["unfinished"] = manifest["unfinished"] or "no triplet survived the filters"
+        fileio.write_json(run_dir / rundirs.MANIFEST, manifest)
+        return manifest
     fileio.write_jsonl(run_dir / rundirs.DATA, data)
     fileio.write_text(run_dir / "README.md", dataset_card(manifest, data))
     fileio.write_json(run_dir / rundirs.MANIFEST, manifest)

@@ -306,9 +306,10 @@ def unasked_label_check(rec: dict) -> Optional[str]:
 
 
 def short_answer(output: str, max_words: int = 3) -> Optional[str]:
-    """An output of at most `max_words` words, normalised (the unit of `inspect`'s label balance), or None."""
-    words = output.split()
-    return " ".join(rouge_tokens(output)) if 0 < len(words) <= max_words else None
+    """An output of at most `max_words` words, its case and end punctuation ignored (the unit of `inspect`'s label
+    balance), or None."""
+    words = output.lower().split()
+    return " ".join(words).strip(" .!?;:,\"'") if 0 < len(words) <= max_words else None
 
 
 def label_share_check(share: Optional[float], floor: int = 5) -> Check:

@@ -397,14 +397,7 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
         answer_each_round(gen, progress)
     else:
         brainstorm_then_answer(gen, progress)
-    if not gen.kept:
-        raise SelfSpecError(
-            f"selfspec: zero instructions survived the filters; funnel: {funnel(gen.kept, [], gen.rejected)}. "
-            f"See the raw generations in {run_dir / 'instructions'}"
-        )
     counts = funnel(gen.kept, gen.data, gen.rejected)
-    if not gen.data:
-        raise SelfSpecError(f"selfspec: zero triplets survived the filters; funnel: {counts}. See {run_dir}")
     if cfg.num_triplets and len(gen.data) < cfg.num_triplets:
         print(f"selfspec: kept {len(gen.data)} of {cfg.num_triplets} triplets after max_rounds={cfg.max_rounds}")
     elif not (cfg.num_triplets or cfg.previous_round) and len(gen.kept) < cfg.num_instructions:
@@ -439,6 +432,7 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
         },
         tokens_per_second=round(generated / gen_seconds, 1) if gen_seconds else None,
         wall_seconds=round(time.time() - start, 2),
+        unfinished=None if gen.data else f"zero {'triplets' if gen.kept else 'instructions'} survived the filters",
     )
     return Generated(gen.data, gen.rejected, gen.kept, manifest)
 

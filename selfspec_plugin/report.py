@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import fileio, rundirs
+from .filters import short_answer
 
 LABEL_MAX_WORDS = 3  # outputs this short are labels ("yes", "no", "positive", an entity): their mix is shown
 
@@ -17,9 +18,7 @@ LABEL_MAX_WORDS = 3  # outputs this short are labels ("yes", "no", "positive", a
 def label_shares(data: list[dict], max_words: int = LABEL_MAX_WORDS) -> dict:
     """The share of each distinct short output among the triplets whose output has at most `max_words` words
     (case and end punctuation ignored): a generator that answers "no" to everything shows up here before training."""
-    labels = Counter(
-        " ".join(r["output"].lower().split()).strip(" .!?;:,\"'") for r in data if len(r["output"].split()) <= max_words
-    )
+    labels = Counter(label for r in data if (label := short_answer(r["output"], max_words)) is not None)
     short = sum(labels.values())
     return {
         "short": short,
@@ -27,6 +26,74 @@ def label_shares(data: list[dict], max_words: int = LABEL_MAX_WORDS) -> dict:
         "max_words": max_words,
         "labels": [(label, n, round(n / short, 3)) for label, n in labels.most_common()],
     }
+
+
+# What to change when a rejection reason dominates a run (`{key}`: the run's setting of that name).
+FIXES = {
+    "truncated_response": "answers were cut at response_max_tokens={response_max_tokens}: raise it (answers that "
+    "loop to any cap need a larger model)",
+    "truncated": "brainstormed items were cut at instruction_max_tokens={instruction_max_tokens}: raise it",
+    "unparseable": "brainstormed text did not follow the numbered Instruction/Input list: try instruction_items: 1",
+    "similar": "brainstorming repeats itself: add more varied seeds",
+    "copied": "answers restate their task: raise response_demos, or use a larger model",
+    "verbatim": "answers copy their task word for word: raise response_demos, or use a larger model",
+    "unasked_label": "answers are a bare label the task did not ask for: seeds with full answers help",
+    "label_share": "one short answer is over max_label_share={max_label_share}: raise it, or vary the seed answers",
+    "off_domain": "instructions drift off `{domain}`: check the domain name, or lower min_domain_overlap",
+    "too_short": "instructions are shorter than min_words={min_words}",
+    "too_long": "instructions are longer than max_words={max_words}",
+    "blacklist": "instructions name things a language model cannot do (the blacklist)",
+    "bad_start": "instructions start with punctuation or a non-ASCII character",
+    "empty_response": "the model answers with nothing: raise response_demos",
+    "placeholder_response": "the model answers with the <noinput> placeholder: raise response_demos",
+    "prompt_too_long": "prompts do not fit the model's context: raise vllm.max_model_len, or lower retrieval_k",
+}
+POOR_SHARE = 0.5  # a run that keeps fewer triplets than this share of its request is poor
+LABEL_WARN_SHARE = 0.25  # one short answer above this share of the data: an adapter learns to answer it to anything
+
+
+def funnel_text(counts: dict) -> str:
+    """The funnel in one line: `3 instructions kept, 0 triplets of 4 requested; rejected: truncated_response 3`."""
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts["rejected"].items(), key=lambda kv: -kv[1])) or "none"
+    unit = counts.get("requested_unit", "instructions")
+    return (
+        f"{counts['instructions_kept']} instructions kept, {counts['triplets']} triplets "
+        f"({counts['requested']} {unit} requested); rejected: {reasons}"
+    )
+
+
+def advice(counts: dict, settings: dict, top: int = 3) -> list[str]:
+    """The leading rejection reasons (not `over_quota`: a full quota), each with what to change."""
+    reasons = sorted(((n, r) for r, n in counts["rejected"].items() if r != "over_quota"), reverse=True)[:top]
+    return [f"{r} {n}: {FIXES[r].format_map(_Missing(settings))}" for n, r in reasons if r in FIXES]
+
+
+class _Missing(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def poor_run(manifest: dict, data: list[dict]) -> list[str]:
+    """Why a run is a poor training set, if it is: far fewer triplets than requested, or one short answer taking
+    a large share of them. Each warning names the run's leading rejection reasons with a fix."""
+    counts, settings = manifest["counts"], manifest["inputs"].get("settings", {})
+    if manifest.get("seeds_only"):
+        return []
+    warnings = []
+    if counts["triplets"] < POOR_SHARE * counts["requested"]:
+        warnings.append(
+            f"only {counts['triplets']} triplets for the {counts['requested']} "
+            f"{counts.get('requested_unit', 'instructions')} requested"
+            + "".join(f"\n    {line}" for line in advice(counts, settings))
+        )
+    labels = label_shares(data)["labels"]
+    if labels and labels[0][1] > LABEL_WARN_SHARE * len(data):
+        label, n = labels[0][:2]
+        warnings.append(
+            f"one short answer, {label!r}, is {n} of the {len(data)} triplets: an adapter trained on it learns to "
+            "answer it to anything (max_label_share caps it)"
+        )
+    return warnings
 
 
 def summary(manifest: dict, run_dir: Path) -> str:
@@ -65,9 +132,16 @@ def inspect(run_dir: Path, samples: int = 5, seed: int = 0) -> str:
     """Funnel, rejection reasons with an example each, and random kept triplets."""
     run_dir = Path(run_dir)
     manifest = fileio.read_json(run_dir / rundirs.MANIFEST)
-    data = fileio.read_jsonl(run_dir / rundirs.DATA)
+    data = fileio.read_jsonl(run_dir / rundirs.DATA) if (run_dir / rundirs.DATA).is_file() else []
     rejected = fileio.read_jsonl(run_dir / "rejected.jsonl")
-    lines = [summary(manifest, run_dir), "", "rejections (reason: count, example)"]
+    lines = [summary(manifest, run_dir)]
+    if manifest.get("unfinished"):
+        settings = manifest["inputs"].get("settings", {})
+        lines += [
+            f"  UNFINISHED     {manifest['unfinished']}: nothing to train on",
+            *(f"    {a}" for a in advice(manifest["counts"], settings)),
+        ]
+    lines += ["", "rejections (reason: count, example)"]
     by_reason: dict[str, list[dict]] = {}
     for rec in rejected:
         by_reason.setdefault(rec["rejected"].split(":")[0], []).append(rec)

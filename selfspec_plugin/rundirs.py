@@ -181,6 +181,7 @@ def run_inputs(job: Job) -> dict:
         "seeds_sha256",
         "corpus_sha256",
         "keep_datasets",
+        "strict",
     }
     settings = job.config.model_dump(exclude=not_generated)
     # options that change how fast or where, not what is generated (and secrets), as declared: not in the key

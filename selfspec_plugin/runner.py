@@ -13,7 +13,7 @@ from . import dataset, fileio, registry, rundirs
 from .backends import start_options
 from .config import SelfSpecConfig
 from .errors import SelfSpecError
-from .report import summary
+from .report import advice, funnel_text, poor_run, summary
 
 
 def make_job(block: dict, base_model: str | None, output_dir: str | None, recipe: str | None = None) -> rundirs.Job:
@@ -59,9 +59,10 @@ def child_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("ACCELERATE_")}
 
 
-def _cached(run_dir: Path) -> bool:
+def _cached(run_dir: Path, strict: bool = False) -> bool:
     if rundirs.is_complete(run_dir):
         print(f"selfspec: reusing cached run {run_dir}", file=sys.stderr)
+        review(fileio.read_json(run_dir / rundirs.MANIFEST), run_dir, strict)
         return True
     return False
 
@@ -74,13 +75,12 @@ def check_job(job: rundirs.Job) -> None:
 
 def generate(job: rundirs.Job, progress: bool = True) -> Path:
     """Run the job in this process (or reuse its finished run); returns the run directory."""
-    run_dir = job.dir
-    if _cached(run_dir):
+    run_dir, cfg = job.dir, job.config
+    if _cached(run_dir, cfg.strict):
         return run_dir
-    cfg = job.config
     check_job(job)
     with rundirs.writer_lock(run_dir):  # concurrent runs (or ranks) of one job: one generates, the rest wait
-        if _cached(run_dir):
+        if _cached(run_dir, cfg.strict):
             return run_dir
         if cfg.seeds_only:  # the control: the seeds are the data, no engine
             from .pipeline import seeds_only_run
@@ -97,8 +97,31 @@ def generate(job: rundirs.Job, progress: bool = True) -> Path:
             finally:
                 backend.close()
         manifest = dataset.write(run_dir, dataset.check(result, job), cfg.messages)
+    if manifest.get("unfinished"):
+        raise SelfSpecError(unfinished_message(manifest, run_dir))
     print(summary(manifest, run_dir), file=sys.stderr)
+    review(manifest, run_dir, cfg.strict)
     return run_dir
+
+
+def unfinished_message(manifest: dict, run_dir: Path) -> str:
+    """One sentence, the funnel as text, and what to change for the leading rejections."""
+    lines = advice(manifest["counts"], manifest["inputs"].get("settings", {}))
+    return (
+        f"{manifest['unfinished']}: {funnel_text(manifest['counts'])}. Every rejection is in {run_dir}/rejected.jsonl "
+        f"(`selfspec inspect {run_dir}`)" + "".join(f"\n  {line}" for line in lines)
+    )
+
+
+def review(manifest: dict, run_dir: Path, strict: bool) -> None:
+    """Warn about a poor run before anything trains on it (`strict`: stop instead)."""
+    warnings = poor_run(manifest, fileio.read_jsonl(run_dir / rundirs.DATA))
+    for warning in warnings:
+        print(f"selfspec: warning: {warning}", file=sys.stderr)
+    if warnings and strict:
+        raise SelfSpecError(
+            f"selfspec.strict: the run in {run_dir} is poor ({len(warnings)} warning(s) above); not training on it"
+        )
 
 
 def run_child(task: dict, what: str) -> None:
@@ -127,7 +150,7 @@ def run_child_task(task: dict) -> None:
 def generate_in_child(job: rundirs.Job) -> Path:
     """Generate (or reuse) the job's run in a child process; returns the run directory."""
     run_dir = job.dir
-    if _cached(run_dir):
+    if _cached(run_dir, job.config.strict):
         return run_dir
     check_job(job)  # a bad name or file: fail here, before the runs folder is made
     run_child({"generate": job.to_json()}, "generation")

@@ -52,6 +52,8 @@ class Scripted:
                     else (f" Explain {novel(p.id, 6)}.\n4. Input:\n{novel(p.id + 'i', 4)}\n###\n5. Instruction: Cut")
                 )
                 out.append(Completion(text, "stop" if self.mode == "empty" else "length", 20))
+            elif self.mode == "same":
+                out.append(Completion("2024-03-01", "stop", 5))  # one answer to everything
             elif self.mode == "labels" and hashlib.sha256(p.id.encode()).digest()[0] % 3 == 0:
                 out.append(Completion("no", "stop", 1))  # a label nobody asked for: unasked_label drops it
             else:
@@ -314,11 +316,52 @@ def test_fit_prompts_rejects_what_does_not_fit_without_its_documents_and_demos()
     assert fit_prompts(specs, build, plain, "completion", 4)[0][0].text == "header d1 d2 doc1 doc2 task"
 
 
-def test_zero_kept_fails_with_the_funnel_and_writes_no_dataset(scripted, model_dir, tmp_path):
+def test_zero_kept_fails_in_one_sentence_and_leaves_a_run_inspect_reads(scripted, model_dir, tmp_path):
     bad = job(model_dir, tmp_path, max_rounds=2, backend_options={"mode": "empty"})
-    with pytest.raises(SelfSpecError, match=r"zero instructions survived the filters; funnel: .*'unparseable': 8"):
+    with pytest.raises(SelfSpecError) as caught:
         generate(bad, progress=False)
-    assert not list(tmp_path.glob("selfspec/*/data.jsonl")) and not list(tmp_path.glob("selfspec/*/manifest.json"))
+    message = str(caught.value)
+    assert message.startswith(
+        "zero instructions survived the filters: 0 instructions kept, 0 triplets (10 instructions requested); "
+        "rejected: unparseable 8. Every rejection is in "
+    )
+    assert "\n  unparseable 8: brainstormed text did not follow the numbered Instruction/Input list" in message
+    (run_dir,) = tmp_path.glob("selfspec/*/")
+    assert not (run_dir / "data.jsonl").exists()  # nothing to train on, and not a finished run
+    assert len((run_dir / "rejected.jsonl").read_text().splitlines()) == 8
+    shown = report.inspect(run_dir)
+    assert "UNFINISHED     zero instructions survived the filters" in shown and "unparseable" in shown
+    assert main(["inspect", str(run_dir)]) == 0
+
+
+def test_a_poor_run_warns_and_strict_stops_it_before_training(scripted, model_dir, tmp_path, capsys):
+    poor = job(model_dir, tmp_path, backend_options={"mode": "same"})
+    run_dir = generate(poor, progress=False)
+    err = capsys.readouterr().err
+    assert "selfspec: warning: one short answer, '2024-03-01', is 10 of the 10 triplets" in err
+    strict = job(model_dir, tmp_path, backend_options={"mode": "same"}, strict=True)
+    assert strict.dir == run_dir  # strict changes no data: the same run, reused, and refused
+    with pytest.raises(SelfSpecError, match="selfspec.strict: the run in .* is poor .1 warning"):
+        generate(strict, progress=False)
+    capsys.readouterr()
+    generate(job(model_dir, tmp_path), progress=False)  # a good run: no warning
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_too_few_triplets_warn_with_the_leading_reasons_and_their_fixes():
+    manifest = {
+        "counts": {
+            "instructions_kept": 4,
+            "triplets": 1,
+            "requested": 4,
+            "rejected": {"truncated_response": 3, "over_quota": 9},
+        },
+        "inputs": {"settings": {"response_max_tokens": 16}},
+    }
+    (warning,) = report.poor_run(manifest, [{"output": "A full answer about the kinase."}])
+    assert warning.startswith("only 1 triplets for the 4 instructions requested")
+    assert "truncated_response 3: answers were cut at response_max_tokens=16: raise it" in warning
+    assert "over_quota" not in warning
 
 
 def test_filter_command(tmp_path, capsys):
