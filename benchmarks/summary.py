@@ -200,6 +200,26 @@ def b7(r: dict) -> list[str]:
     return lines
 
 
+def b8(r: dict) -> list[str]:
+    """One row per data file: the two problems before and after the default gates, what the gates dropped."""
+    lines = table(
+        r,
+        "data | triplets | unasked labels | verbatim copies | after the gates: triplets | unasked labels | "
+        "verbatim copies | dropped | opt-in would drop",
+    )
+    for name, f in r["files"].items():
+        b, a = f["before"], f["after_default_gates"]
+        dropped = ", ".join(f"{k} {v}" for k, v in f["dropped_by_default_gates"].items()) or "none"
+        opt_in = ", ".join(f"{k} {v}" for k, v in f["opt_in_would_drop"].items()) or "none"
+        settings = ", ".join(f"{k} {v}" for k, v in f["opt_in_settings"].items())
+        lines.append(
+            f"| {name} | {b['triplets']} | {b['unasked_labels']} ({b['unasked_label_share']:.1%}) | "
+            f"{b['verbatim_copies']} | {a['triplets']} | {a['unasked_labels']} ({a['unasked_label_share']:.1%}) | "
+            f"{a['verbatim_copies']} | {dropped} | {opt_in} ({settings}) |"
+        )
+    return lines
+
+
 def render() -> str:
     parts = []
     for name, fn in (
@@ -209,6 +229,8 @@ def render() -> str:
         ("b4_retrieval", b4),
         ("b5_train_overhead", b5),
         ("b7_yield", b7),
+        ("b7_yield_gates", b7),
+        ("b8_quality", b8),
     ):
         r = load(name)
         parts += (fn(r) if r else [f"### {name}", "", "(not run yet)"]) + [""]

@@ -280,6 +280,12 @@ def _axolotl_problems(raw: dict) -> tuple[list[str], str]:
 
 def _size(cfg) -> str:
     """Bounds on the work: brainstorm prompts (each yields at most `instruction_items` instructions) and tokens."""
+    if cfg.num_triplets:  # the rounds follow the pass rate: only the floor and the round cap are known
+        most = cfg.max_rounds * cfg.prompts_per_round
+        return (
+            f"{cfg.num_triplets:,} triplets: at least {-(-cfg.num_triplets // cfg.instruction_items):,} brainstorm "
+            f"prompts, as many more as the filters' pass rate needs, at most {most:,} (max_rounds x prompts_per_round)"
+        )
     least = -(-cfg.num_instructions // cfg.instruction_items)
     most = cfg.max_rounds * cfg.prompts_per_round
     answers = cfg.num_instructions - 1 + cfg.prompts_per_round * cfg.instruction_items  # the last round's surplus too
