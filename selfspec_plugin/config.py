@@ -201,8 +201,8 @@ class SelfSpecConfig(BaseModel):
 
     strict: bool = Field(
         False,
-        description="Stop before training on a poor run (far fewer triplets than requested, or one short answer "
-        "over a quarter of the data) instead of warning.",
+        description="Stop before training on a poor run (fewer triplets than 30 % of the request, or one short "
+        "answer over a quarter of the data) instead of warning.",
     )
     seeds_only: bool = Field(
         False,
