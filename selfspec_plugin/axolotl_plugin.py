@@ -61,6 +61,15 @@ class SelfSpecPlugin(BasePlugin):
     """`plugins: [selfspec_plugin.SelfSpecPlugin]` + a `selfspec:` block in an Axolotl config."""
 
     def register(self, cfg: dict) -> None:
+        # Called before Axolotl validates the config: a bad block stops here with every problem in one list
+        # (an unknown key with its closest known one), not as pydantic's dump of the merged model.
+        block = cfg.get("selfspec")
+        if isinstance(block, dict):
+            from .recipe import block_problems, invalid_block
+
+            problems = block_problems(dict(block))
+            if problems:
+                raise invalid_block(str(cfg.get("axolotl_config_path") or "config"), problems)
         # Axolotl validates `datasets` before any hook runs; the real entry is set in load_datasets.
         if cfg.get("selfspec") and not cfg.get("datasets"):
             cfg["datasets"] = [{"path": PLACEHOLDER, "ds_type": "json", "type": "alpaca"}]

