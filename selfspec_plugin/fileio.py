@@ -130,25 +130,35 @@ def read_text(path: Path) -> str:
     return "".join(line for _, line in text_lines(path))
 
 
-def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line of a jsonl file; any problem names file:line."""
+def _json_line(path: Path, lineno: int, line: str) -> dict:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        hint = (
+            "; is this CSV? a .jsonl file holds one JSON object per line"
+            if exc.pos == 0 and "," in line and not line.lstrip().startswith(("{", "[", '"'))
+            else ""
+        )
+        raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
+    except RecursionError:
+        raise SelfSpecError(f"{path}:{lineno}: JSON nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise SelfSpecError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def jsonl_objects(path: Path, problems: list[str] | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a jsonl file; any problem names file:line. With `problems`,
+    a bad line is recorded there and skipped (every bad line of the file reported at once), else it raises."""
     for lineno, line in text_lines(path):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            hint = (
-                "; is this CSV? a .jsonl file holds one JSON object per line"
-                if exc.pos == 0 and "," in line and not line.lstrip().startswith(("{", "[", '"'))
-                else ""
-            )
-            raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
-        except RecursionError:
-            raise SelfSpecError(f"{path}:{lineno}: JSON nested too deeply") from None
-        if not isinstance(obj, dict):
-            raise SelfSpecError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        yield lineno, obj
+            yield lineno, _json_line(path, lineno, line)
+        except SelfSpecError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
 
 
 def read_json(path: Path) -> dict:

@@ -17,7 +17,10 @@ BAD_BLOCK = {
 
 
 def bad_recipe(tmp_path, block=BAD_BLOCK):
-    (tmp_path / "seeds.jsonl").write_text('{"instruction": "Name it.", "output": "x"}\n')
+    if not (tmp_path / "seeds.jsonl").exists():
+        (tmp_path / "seeds.jsonl").write_text('{"instruction": "Name it.", "output": "x"}\n')
+    (tmp_path / "model").mkdir(exist_ok=True)
+    (tmp_path / "model" / "config.json").write_text("{}")
     path = tmp_path / "recipe.yml"
     plugins = ["selfspec_plugin.SelfSpecPlugin"]
     path.write_text(yaml.safe_dump({"base_model": str(tmp_path / "model"), "plugins": plugins, "selfspec": block}))
@@ -67,3 +70,57 @@ def test_axolotl_meets_the_same_one_list_before_validating(tmp_path):
         SelfSpecPlugin().register(cfg)
     assert str(err.value).startswith("recipes/legal.yml: invalid selfspec block (4 problem(s)):\n")
     assert all(str(err.value).count(line) == 1 for line in EXPECTED)
+
+
+def test_a_seed_file_with_several_faults_reports_all_of_them_in_one_run(write_seeds, capsys):
+    good = '{"id": "a", "instruction": "Name the enzyme.", "output": "hexokinase"}'
+    path = write_seeds(
+        [
+            good,
+            '{"instruction": "Define sepsis."}',
+            "not json at all",
+            '{"instruction": 3, "output": "", "outptu": "z"}',
+            good,
+        ]
+    )
+    assert main(["seeds", "check", str(path)]) == 2
+    errors = [line.removeprefix("error: ") for line in capsys.readouterr().err.splitlines() if "error: " in line]
+    assert errors[:-1] == [
+        f"{path}:2: missing field 'output'",
+        f"{path}:3: not valid JSON (Expecting value at column 1)",
+        f"{path}:4: unknown field 'outptu' (allowed: id, task_type, input, instruction, output)",
+        f'{path}:4: field \'instruction\' must be a string, got int; write it as a JSON string: "instruction": "3"',
+        f"{path}:4: field 'output' is empty",
+        f"{path}:5: duplicate id 'a' (first on line 1)",
+    ]
+    assert main(["generate", str(bad_recipe(path.parent, {"seeds": path.name}))]) == 2  # a run: the same list
+    err = capsys.readouterr().err
+    assert all(line in err for line in errors[:-1]), err
+
+
+def test_a_yaml_boolean_output_names_the_value_line_and_how_to_quote_it(write_seeds):
+    from selfspec_plugin.errors import SelfSpecError
+    from selfspec_plugin.seeds import load_seeds
+
+    path = write_seeds(
+        [
+            "- id: termination-1",
+            "  task_type: yes_no",
+            "  instruction: >-",
+            "    Does the clause let either party end the contract",
+            "    without cause?",
+            "  input: Either party may terminate this Agreement on 30 days' notice.",
+            "  output: yes",
+            "- id: notice-days",
+            "  instruction: How many days of notice does the clause require?",
+            "  input: Either party may terminate this Agreement on 30 days' notice.",
+            "  output: 30",
+        ],
+        name="handwritten.yaml",
+    )
+    with pytest.raises(SelfSpecError) as err:
+        load_seeds(path)
+    assert str(err.value).splitlines() == [
+        f"{path}:7: field 'output' must be a string, got bool; write it in quotes to keep it as text: output: \"yes\"",
+        f"{path}:11: field 'output' must be a string, got int; write it in quotes to keep it as text: output: \"30\"",
+    ]
