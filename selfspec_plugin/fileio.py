@@ -90,13 +90,18 @@ def write_json(path: Path, obj: dict) -> None:
     _atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
 
 
+def resolved_note(path: str | Path) -> str:
+    """Where a relative path was looked for: a path that is not found may be right, relative to another folder."""
+    return "" if Path(path).is_absolute() else f" (resolved against the current directory {Path.cwd()})"
+
+
 def check_file(path: Path, what: str = "file") -> Path:
     """`path` as a readable file, or a SelfSpecError that says what is wrong with it (`what` names the setting)."""
     path = Path(path)
     if path.is_dir():
         raise SelfSpecError(f"{what}: {path} is a directory, expected a file")
     if not path.exists():
-        raise SelfSpecError(f"{what}: file not found: {path}")
+        raise SelfSpecError(f"{what}: file not found: {path}{resolved_note(path)}")
     if not path.is_file():
         raise SelfSpecError(f"{what}: {path} is not a regular file")
     return path
@@ -118,7 +123,7 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
                         f"{raw[exc.start]:#04x}); save the file as UTF-8"
                     ) from None
     except FileNotFoundError:
-        raise SelfSpecError(f"file not found: {path}") from None
+        raise SelfSpecError(f"file not found: {path}{resolved_note(path)}") from None
     except IsADirectoryError:
         raise SelfSpecError(f"{path} is a directory, expected a file") from None
     except OSError as exc:

@@ -35,7 +35,7 @@ from typing import Iterator, Optional
 from . import registry
 from .config import SelfSpecConfig, VllmOptions
 from .errors import SelfSpecError
-from .fileio import check_file, make_dir, read_json, sha256_file, write_bytes, write_json
+from .fileio import check_file, make_dir, read_json, resolved_note, sha256_file, write_bytes, write_json
 from .prompts import templates_hash
 
 MANIFEST = "manifest.json"
@@ -149,12 +149,12 @@ def model_fingerprint(model: str) -> dict:
         if HUB_ID.match(model) and (not offline or _hub_config(model)):
             return {"hub_id": model}
         raise SelfSpecError(
-            f"model not found: {model!r} is not a local model directory"
+            f"model not found: {model!r} is not a local model directory{resolved_note(model)}"
             + (" and the hub is offline (HF_HUB_OFFLINE=1)" if HUB_ID.match(model) else "")
             + " (for the demo model run `selfspec fetch-demo-model`)"
         )
     if not (path / "config.json").is_file():
-        raise SelfSpecError(f"model directory {model!r} has no config.json")
+        raise SelfSpecError(f"model directory {model!r}{resolved_note(model)} has no config.json")
     small = {
         name: sha256_file(path / name)
         for name in ("config.json", "tokenizer.json", "tokenizer_config.json")

@@ -124,3 +124,21 @@ def test_a_yaml_boolean_output_names_the_value_line_and_how_to_quote_it(write_se
         f"{path}:7: field 'output' must be a string, got bool; write it in quotes to keep it as text: output: \"yes\"",
         f"{path}:11: field 'output' must be a string, got int; write it in quotes to keep it as text: output: \"30\"",
     ]
+
+
+def test_path_errors_say_what_they_were_resolved_against(tmp_path, monkeypatch, capsys):
+    recipe = bad_recipe(tmp_path, {"seeds": "seeds.jsonl"})
+    raw = yaml.safe_load(recipe.read_text())
+    recipe.write_text(yaml.safe_dump({**raw, "base_model": "models/smollm2-135m-instruct"}))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["generate", str(recipe)]) == 2
+    assert (
+        "model not found: 'models/smollm2-135m-instruct' is not a local model directory (resolved against the "
+        f"current directory {tmp_path / 'elsewhere'}) and the hub is offline" in capsys.readouterr().err
+    )
+    assert main(["eval", str(recipe), "--task", "contracts-heldout.jsonl"]) == 2
+    assert (
+        f"file not found: contracts-heldout.jsonl (resolved against the current directory {tmp_path / 'elsewhere'})"
+        in capsys.readouterr().err
+    )
