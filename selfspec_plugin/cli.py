@@ -117,18 +117,63 @@ def iterate(config: str, rounds: int | None) -> None:
 
 
 @cli.command("inspect")
-@click.argument("run_dir")
+@click.argument("target", metavar="RUN|RUNS_DIR|RECIPE")
 @click.option("--samples", type=int, default=5, show_default=True, help="random kept triplets to print")
-@click.option("--report", is_flag=True, help="also write RUN_DIR/report/report.html with PNG figures")
-def inspect_run(run_dir: str, samples: int, report: bool) -> None:
-    """A finished run: funnel, rejection reasons, label shares, random samples."""
+@click.option("--report", is_flag=True, help="also write RUN/report/report.html with PNG figures")
+def inspect_run(target: str, samples: int, report: bool) -> None:
+    """A finished run: funnel, rejection reasons, label shares, random samples. A runs folder or a recipe: its runs,
+    newest first, one line each."""
     from .report import html_report, inspect
+    from .rundirs import is_run
 
-    if not (Path(run_dir) / "manifest.json").is_file():
-        raise SelfSpecError(f"{run_dir}: not a finished run directory (no manifest.json)")
-    click.echo(inspect(Path(run_dir), samples=samples))
+    path = Path(target)
+    if path.is_file():  # a recipe: its runs folder, found as `selfspec generate` finds it
+        _, job = recipe_job(target)
+        return _list_runs(job.runs_dir, _current_key(job), report)
+    if path.is_dir() and not is_run(path):
+        return _list_runs(path, None, report)
+    if not (path / "manifest.json").is_file():
+        raise SelfSpecError(f"{target}: not a finished run directory (no manifest.json)")
+    click.echo(inspect(path, samples=samples))
     if report:
-        click.echo(html_report(Path(run_dir)))
+        click.echo(html_report(path))
+
+
+def _current_key(job) -> str | None:
+    """The run key the recipe would use now, when it can be computed (its model and seeds are there)."""
+    try:
+        return job.key
+    except SelfSpecError:
+        return None
+
+
+def _list_runs(folder: Path, current: str | None, report: bool) -> None:
+    from datetime import datetime
+
+    from .rundirs import runs_in
+
+    if report:
+        raise SelfSpecError("--report takes one run: selfspec inspect RUN --report")
+    runs = runs_in(folder)
+    if not runs:
+        raise SelfSpecError(f"{folder}: no runs here (not a run directory, and none inside it)")
+    click.echo(f"{len(runs)} run(s) in {folder}, newest first:")
+    for run in runs:
+        when = datetime.fromtimestamp(run["changed"]).strftime("%Y-%m-%d %H:%M")
+        mark = "  <- this recipe's run" if run["dir"].name == current else ""
+        click.echo(f"  {run['dir'].name}  {when}  {_funnel_line(run)}{mark}")
+    click.echo(f"one run: selfspec inspect {folder}/<run>")
+
+
+def _funnel_line(run: dict) -> str:
+    c = run["counts"]
+    if not run["finished"] or not c:
+        return f"unfinished: {run['rounds']} brainstorming round(s), {run['chunks']} response chunk(s) written"
+    rejected = sorted((c.get("rejected") or {}).items(), key=lambda kv: -kv[1])[:3]
+    kept = f"{c['instructions_kept']} of {c['requested']} instructions kept, " if "requested" in c else ""
+    return f"finished: {kept}{c['triplets']} triplets" + (
+        f"; top rejections: {', '.join(f'{k} {v}' for k, v in rejected)}" if rejected else ""
+    )
 
 
 @cli.command("eval")

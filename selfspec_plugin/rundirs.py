@@ -296,6 +296,34 @@ def is_complete(path: Path) -> bool:
     return (path / MANIFEST).is_file() and (path / DATA).is_file()
 
 
+def is_run(path: Path) -> bool:
+    """A run directory, finished or not: its inputs.json is written when it starts, its manifest when it ends."""
+    return path.is_dir() and ((path / MANIFEST).is_file() or (path / INPUTS).is_file())
+
+
+def _last_change(path: Path) -> float:
+    return max([path.stat().st_mtime] + [p.stat().st_mtime for p in path.rglob("*") if p.is_file()])
+
+
+def runs_in(folder: Path) -> list[dict]:
+    """The runs of a runs folder, newest first: {dir, finished, changed (a timestamp), counts (a finished run's
+    funnel, else None), rounds and chunks written}."""
+    found = []
+    for path in (p for p in folder.iterdir() if is_run(p)) if folder.is_dir() else ():
+        manifest = read_json(path / MANIFEST) if (path / MANIFEST).is_file() else {}
+        found.append(
+            {
+                "dir": path,
+                "finished": is_complete(path),
+                "changed": _last_change(path),
+                "counts": manifest.get("counts"),
+                "rounds": len(list(path.glob("instructions/*.jsonl"))),
+                "chunks": len(list(path.glob("responses/*.jsonl"))),
+            }
+        )
+    return sorted(found, key=lambda run: -run["changed"])
+
+
 @contextmanager
 def writer_lock(path: Path) -> Iterator[None]:
     """Make this process the run directory's only writer: wait (flock) while another one holds it.

@@ -142,3 +142,53 @@ def test_path_errors_say_what_they_were_resolved_against(tmp_path, monkeypatch, 
         f"file not found: contracts-heldout.jsonl (resolved against the current directory {tmp_path / 'elsewhere'})"
         in capsys.readouterr().err
     )
+
+
+def fake_runs(runs):
+    """Two runs as generation leaves them: one finished (manifest + data), one stopped after its first round."""
+    import json
+    import os
+
+    done, stopped = runs / "45a0d28ab8dfb8e6", runs / "0b1c2d3e4f5a6b7c"
+    (done / "instructions").mkdir(parents=True)
+    (stopped / "instructions").mkdir(parents=True)
+    counts = {
+        "requested": 4,
+        "instructions_kept": 6,
+        "triplets": 2,
+        "rejected": {"similar": 1, "truncated_response": 3},
+    }
+    (done / "manifest.json").write_text(json.dumps({"counts": counts}))
+    (done / "data.jsonl").write_text("")
+    (stopped / "inputs.json").write_text("{}")
+    (stopped / "instructions" / "round-00000.jsonl").write_text("")
+    for age, run in ((100, done), (10, stopped)):
+        for path in [run, *run.rglob("*")]:
+            os.utime(path, (path.stat().st_atime - age, path.stat().st_mtime - age))
+    return done, stopped
+
+
+def test_inspect_a_runs_folder_lists_its_runs_newest_first(tmp_path, capsys):
+    done, stopped = fake_runs(tmp_path / "selfspec")
+    assert main(["inspect", str(tmp_path / "selfspec")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"2 run(s) in {tmp_path / 'selfspec'}, newest first:"
+    assert lines[1].startswith(f"  {stopped.name}  ") and lines[1].endswith(
+        "unfinished: 1 brainstorming round(s), 0 response chunk(s) written"
+    )
+    assert lines[2].startswith(f"  {done.name}  ") and lines[2].endswith(
+        "finished: 6 of 4 instructions kept, 2 triplets; top rejections: truncated_response 3, similar 1"
+    )
+
+
+def test_inspect_a_recipe_lists_the_runs_where_generate_puts_them(tmp_path, monkeypatch, capsys):
+    from selfspec_plugin.cli import recipe_job
+
+    recipe = bad_recipe(tmp_path, {"seeds": "seeds.jsonl"})
+    recipe.write_text(yaml.safe_dump({**yaml.safe_load(recipe.read_text()), "output_dir": "outputs/legal"}))
+    monkeypatch.chdir(tmp_path)  # output_dir: Axolotl's rule, the current directory
+    done, _ = fake_runs(tmp_path / "outputs" / "legal" / "selfspec")
+    done.rename(done.parent / recipe_job(str(recipe))[1].key)
+    assert main(["inspect", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 run(s) in outputs/legal/selfspec, newest first:") and "<- this recipe's run" in out
