@@ -192,3 +192,18 @@ def test_inspect_a_recipe_lists_the_runs_where_generate_puts_them(tmp_path, monk
     assert main(["inspect", str(recipe)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("2 run(s) in outputs/legal/selfspec, newest first:") and "<- this recipe's run" in out
+
+
+def test_export_trl_puts_trls_output_dir_beside_the_axolotl_adapter(tmp_path):
+    import json
+
+    from selfspec_plugin.trl_export import export_trl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"counts": {"triplets": 1}, "training_format": "alpaca"}))
+    (run / "data.jsonl").write_text(json.dumps({"instruction": "Name it.", "input": "", "output": "x"}) + "\n")
+    raw = {"base_model": "m", "output_dir": "outputs/legal/", "lora_r": 8}
+    config = yaml.safe_load(export_trl(raw, run, tmp_path / "trl").read_text())
+    assert config["output_dir"] == "outputs/legal-trl"
+    assert "# output_dir: beside the Axolotl adapter (outputs/legal/)" in (tmp_path / "trl" / "sft.yaml").read_text()
