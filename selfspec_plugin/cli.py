@@ -368,11 +368,17 @@ def recipe_check(recipe_path: str) -> None:
 @click.argument("recipe_path", metavar="RECIPE")
 @click.option("-o", "--output", required=True, help="the bundle to write, e.g. biomed.tar.gz")
 @click.option("--no-corpus", is_flag=True, help="pin the corpus but leave it out (the receiver supplies it)")
-def recipe_pack(recipe_path: str, output: str, no_corpus: bool) -> None:
-    """The recipe, its seeds, corpus and eval task files, pins and versions, as one .tar.gz."""
+@click.option(
+    "--drop-absolute-paths",
+    is_flag=True,
+    help="comment out absolute base_model, output_dir, dataset_prepared_path, selfspec.model and selfspec.runs_dir "
+    "(the receiver sets its own)",
+)
+def recipe_pack(recipe_path: str, output: str, no_corpus: bool, drop_absolute_paths: bool) -> None:
+    """The recipe (its comments kept), its seeds, corpus and eval task files, pins and versions, as one .tar.gz."""
     from .recipe import pack
 
-    click.echo(pack(recipe_path, output, with_corpus=not no_corpus))
+    click.echo(pack(recipe_path, output, with_corpus=not no_corpus, drop_absolute=drop_absolute_paths))
 
 
 @recipe.command("unpack")

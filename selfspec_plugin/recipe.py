@@ -258,35 +258,116 @@ def _bundle_files(block: dict, with_corpus: bool) -> tuple[dict, dict[str, Path]
             )
         tasks.append(name)
         files[name], pins[name] = Path(path), fileio.sha256_file(Path(path))
-    if block_eval:
+    if tasks:
         out["eval"] = {**block_eval, "tasks": tasks, "tasks_sha256": pins}
     return out, files
 
 
-def pack(path: str | Path, bundle: str | Path, with_corpus: bool = True) -> Path:
-    """`selfspec recipe pack`: the recipe (paths rewritten, pins filled in), its files and the versions packed with,
-    as one plain .tar.gz (written whole or not at all)."""
+# Keys that name a place on the sender's machine: kept as written, but an absolute one makes a receiver on the same
+# machine read the sender's model, or write into the sender's folders.
+MACHINE_PATHS = (
+    ("base_model",),
+    ("output_dir",),
+    ("dataset_prepared_path",),
+    ("selfspec", "model"),
+    ("selfspec", "runs_dir"),
+)
+
+
+def absolute_paths(raw: dict) -> list[tuple[str, ...]]:
+    """The MACHINE_PATHS of a recipe (as written) that are absolute."""
+    found = []
+    for keys in MACHINE_PATHS:
+        value = raw.get(keys[0]) if len(keys) == 1 else (raw.get(keys[0]) or {}).get(keys[1])
+        if isinstance(value, str) and Path(value).is_absolute():
+            found.append(keys)
+    return found
+
+
+def _without(data: dict, keys: tuple[str, ...]) -> dict:
+    if len(keys) == 1:
+        return {k: v for k, v in data.items() if k != keys[0]}
+    return {**data, keys[0]: _without(data[keys[0]], keys[1:])}
+
+
+def packed_text(text: str, written: dict, block: dict, drop: list[tuple[str, ...]]) -> tuple[str, bool]:
+    """The bundle's recipe.yml: the recipe's own text with the packed values set (its comments kept), or, where its
+    layout is not one yamltext edits, re-dumped; and whether the comments were kept."""
+    import yaml
+
+    from . import yamltext
+
+    want = {**written, "selfspec": block}
+    for keys in drop:
+        want = _without(want, keys)
+    mine = written["selfspec"]
+    changes = [(("selfspec", key), block[key], None) for key in ("seeds", "corpus") if key in block]
+    changes += [
+        (("selfspec", f"{key}_sha256"), block[f"{key}_sha256"], key) for key in ("seeds", "corpus") if key in block
+    ]
+    if "eval" in block:
+        tasks = block["eval"]["tasks"]
+        changes += [(("selfspec", "eval", "tasks", i), spec, None) for i, spec in enumerate(tasks)]
+        changes += [(("selfspec", "eval", "tasks_sha256"), block["eval"]["tasks_sha256"], "tasks")]
+    changes = [c for c in changes if _value_at(mine, c[0][1:]) != c[1]]
+    edited = yamltext.edit(text, changes, drop)
+    if edited is not None and yaml.safe_load(edited) == want:
+        return edited, True
+    return yaml.safe_dump(want, sort_keys=False), False
+
+
+def _value_at(data, keys: tuple):
+    for key in keys:
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
+
+
+def pack(
+    path: str | Path,
+    bundle: str | Path,
+    with_corpus: bool = True,
+    drop_absolute: bool = False,
+    warnings: list[str] | None = None,
+) -> Path:
+    """`selfspec recipe pack`: the recipe (paths rewritten, pins filled in, its comments kept), its files and the
+    versions packed with, as one plain .tar.gz (written whole or not at all). Absolute machine paths are warnings
+    (appended to `warnings`, else printed), or commented out with `drop_absolute`."""
     import io
     import json
+    import sys
     import tarfile
     from datetime import datetime, timezone
-
-    import yaml
 
     raw = load(path)
     block, files = _bundle_files(raw["selfspec"], with_corpus)
     bundle = Path(bundle)
-    recipe = (
-        f"# Packed by `selfspec recipe pack` from {Path(path).name}; paths are relative to this file.\n"
-        + yaml.safe_dump({**raw, "selfspec": block}, sort_keys=False)
-    )
+    written = read(path)
+    absolute = absolute_paths(written)
+    found = [
+        f"{'.'.join(keys)}: {_value_at(written, keys)} is an absolute path: "
+        + (
+            "left out of the bundle (commented out) for the receiver to set"
+            if drop_absolute
+            else "a receiver on this machine would use your folder (--drop-absolute-paths leaves it out)"
+        )
+        for keys in absolute
+    ]
+    recipe, kept = packed_text(fileio.read_text(Path(path)), written, block, absolute if drop_absolute else [])
+    if not kept:
+        found.append(f"{path}: its layout is not one `recipe pack` edits in place; re-written without its comments")
+    recipe = f"# Packed by `selfspec recipe pack` from {Path(path).name}; paths are relative to this file.\n" + recipe
     meta = {
         "bundle": bundle.name,
         "recipe": Path(path).name,
         "packed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
         "files": {name: fileio.sha256_file(source) for name, source in files.items()},
-        "corpus_included": with_corpus or not block.get("corpus"),
+        "corpus_included": bool(block.get("corpus")) and with_corpus,
     }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -298,6 +379,11 @@ def pack(path: str | Path, bundle: str | Path, with_corpus: bool = True) -> Path
             tar.add(source, arcname=name, recursive=False)
     fileio.make_dir(bundle.absolute().parent)
     fileio.write_bytes(bundle, buffer.getvalue())
+    if warnings is None:
+        for line in found:
+            print(f"selfspec: warning: {line}", file=sys.stderr)
+    else:
+        warnings += found
     return bundle
 
 

@@ -207,3 +207,36 @@ def test_export_trl_puts_trls_output_dir_beside_the_axolotl_adapter(tmp_path):
     config = yaml.safe_load(export_trl(raw, run, tmp_path / "trl").read_text())
     assert config["output_dir"] == "outputs/legal-trl"
     assert "# output_dir: beside the Axolotl adapter (outputs/legal/)" in (tmp_path / "trl" / "sft.yaml").read_text()
+
+
+def test_pack_keeps_the_comments_and_warns_about_absolute_paths(tmp_path, capsys):
+    import json
+    import shutil
+    import tarfile
+
+    from conftest import ROOT
+
+    (tmp_path / "recipes").mkdir()
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    text = (ROOT / "recipes" / "smoke-cpu.yml").read_text()
+    text = text.replace("base_model: models/smollm2-135m-instruct", f"base_model: {tmp_path}/models/smollm2")
+    (tmp_path / "recipes" / "smoke-cpu.yml").write_text(text)
+    recipe = tmp_path / "recipes" / "smoke-cpu.yml"
+
+    assert main(["recipe", "pack", str(recipe), "-o", str(tmp_path / "a.tar.gz")]) == 0
+    assert (
+        f"selfspec: warning: base_model: {tmp_path}/models/smollm2 is an absolute path: a receiver on this machine "
+        "would use your folder (--drop-absolute-paths leaves it out)" in capsys.readouterr().err
+    )
+    with tarfile.open(tmp_path / "a.tar.gz") as tar:
+        packed = tar.extractfile("recipe.yml").read().decode()
+        meta = json.loads(tar.extractfile("bundle.json").read())
+    assert "  num_instructions: 20          # paper: ~5000\n" in packed  # the recipe's own comments and layout
+    assert "  seeds: seeds/biomed.jsonl\n  seeds_sha256: " in packed and f"base_model: {tmp_path}" in packed
+    assert meta["corpus_included"] is False  # no corpus: none included
+
+    assert main(["recipe", "pack", str(recipe), "-o", str(tmp_path / "b.tar.gz"), "--drop-absolute-paths"]) == 0
+    assert "left out of the bundle (commented out) for the receiver to set" in capsys.readouterr().err
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        packed = tar.extractfile("recipe.yml").read().decode()
+    assert f"\n# base_model: {tmp_path}/models/smollm2\n" in packed and "base_model" not in yaml.safe_load(packed)
