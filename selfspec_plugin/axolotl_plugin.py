@@ -88,6 +88,11 @@ class SelfSpecPlugin(BasePlugin):
             LOG.warning(
                 "selfspec: rounds: %d is run by `selfspec iterate`; `axolotl train` runs round 1", job.config.rounds
             )
+        if os.environ.get("RANK", "0") == "0" and not rundirs.is_complete(job.dir):  # a new run: said before it starts
+            from .recipe import seed_warnings
+
+            for line in seed_warnings(job):
+                LOG.warning("selfspec: %s", line)
         run_dir = generate_in_child(job)  # every rank asks; one generates, the others wait for it (a file lock)
         _log_free_gpu_memory()
         entry = dataset_entry(run_dir)

@@ -89,7 +89,18 @@ def generate(config: str, no_progress: bool) -> None:
     from .runner import generate
 
     _, job = recipe_job(config)
+    warn_before_run(job)
     click.echo(generate(job, progress=not no_progress) / "data.jsonl")
+
+
+def warn_before_run(job) -> None:
+    """Seeds that will not fit the token caps, or too few of them: said before a new run spends its time."""
+    from .recipe import seed_warnings
+    from .rundirs import is_complete
+
+    if not is_complete(job.dir):  # (a cached run is reused as it is)
+        for line in seed_warnings(job):
+            click.echo(f"selfspec: warning: {line}", err=True)
 
 
 @cli.command()

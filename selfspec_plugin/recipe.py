@@ -526,6 +526,7 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
         lines += [("FAIL", f"seeds: {e}") for e in errors] or [
             ("ok", f"seeds check: {sum(types.values())} seeds, {len(types)} task types, {len(warnings)} warning(s)")
         ]
+        lines += [("warn", f"seeds: {w}") for w in warnings]
     try:  # (its name is registered: block_problems)
         registry.require(registry.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
         lines.append(("ok", f"backend: {cfg.backend} is installed"))
@@ -539,7 +540,41 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
         lines += [("ok", f"model: {job.model} ({where})"), ("ok", f"run key: {key} (runs in {job.runs_dir / key})")]
     except SelfSpecError as exc:
         lines.append(("FAIL", str(exc)))
+    lines += [("warn", w) for w in seed_warnings(job, count=False)]  # (the count: by the seeds check above)
     return lines + [("info", f"size: {_size(cfg)}")]
+
+
+def seed_warnings(job, count: bool = True) -> list[str]:
+    """What a run's seeds say about its settings before it starts: too few of them (with `count`), or longer than
+    its token caps in the generator's own tokens (when its tokenizer is in a local model folder). Bad seeds are
+    errors elsewhere."""
+    from .seeds import few_seeds, load_seeds, token_cap_warnings
+
+    cfg = job.config
+    try:
+        seeds = load_seeds(cfg.seeds, [])
+    except SelfSpecError:
+        return []
+    found = few_seeds(cfg.seeds, len(seeds)) if count else []
+    tokenizer = _tokenizer(job.model, cfg.trust_remote_code)
+    if tokenizer is not None:
+        found += token_cap_warnings(
+            seeds, lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]), cfg
+        )
+    return found
+
+
+def _tokenizer(model: str, trust_remote_code: bool):
+    """The model folder's tokenizer; None for a model named on a server or a folder without one (the check is
+    advice: the run itself says what is wrong with its model)."""
+    if not Path(model).is_dir():
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _versions_lines(marker: Path) -> list[tuple[str, str]]:

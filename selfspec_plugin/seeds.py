@@ -184,6 +184,7 @@ def check_seeds(path: str | Path, threshold: float = 0.7) -> tuple[list[str], li
                 f"with seed {seeds[hit[1]]['id']!r}"
             )
         pool.add(seed["instruction"])
+    warnings += few_seeds(path, len(seeds))
     types = Counter(s["task_type"] or "(none)" for s in seeds)
     for name, count in sorted(types.items()):
         if len(types) > 1 and count > 0.4 * len(seeds):
@@ -192,6 +193,48 @@ def check_seeds(path: str | Path, threshold: float = 0.7) -> tuple[list[str], li
                 "will lean towards it"
             )
     return errors, warnings, dict(sorted(types.items()))
+
+
+FEW_SEEDS = 50  # Kang et al. used 80 seeds per domain; the README recommends 50-100
+
+
+def few_seeds(path: str | Path, n: int) -> list[str]:
+    if n >= FEW_SEEDS:
+        return []
+    return [
+        f"{path}: {n} seeds, fewer than the paper's range (~{FEW_SEEDS}-100; the README recommends {FEW_SEEDS}-100): "
+        "the brainstormed tasks will vary less and repeat the seeds more"
+    ]
+
+
+def token_cap_warnings(seeds: list[dict], count, cfg) -> list[str]:
+    """Seeds longer than the run's token caps, in the model's own tokens (`count(text)`): a generated answer as long
+    as the longest seed output reaches `response_max_tokens` and is rejected (`truncated_response`), a brainstormed
+    item as long as the longest seed instruction + input reaches `instruction_max_tokens` and is cut."""
+    checks = (
+        ("response_max_tokens", lambda s: s["output"], "output", "truncated_response", 1),
+        (
+            "instruction_max_tokens",
+            lambda s: f"{s['instruction']}\n{s['input']}",
+            "instruction + input",
+            "truncated",
+            cfg.instruction_items,
+        ),
+    )
+    warnings = []
+    for key, text, what, reason, items in checks:
+        cap = getattr(cfg, key)
+        lengths = [(count(text(seed)), seed["id"]) for seed in seeds]
+        longest, seed_id = max(lengths)
+        over = sum(n > cap for n, _ in lengths)
+        if over:
+            warnings.append(
+                f"selfspec.{key}: {cap}, but {over} of {len(seeds)} seeds' {what} are longer in this model's tokens "
+                f"(the longest, seed {seed_id!r}: {longest}): generations as long as those seeds are cut and "
+                f"rejected ({reason}); raise {key} to at least {longest * items}"
+                + (f" ({items} items per generation)" if items > 1 else "")
+            )
+    return warnings
 
 
 def _words(text: str) -> list[str]:

@@ -4,6 +4,7 @@ where a hint helps; path errors that say where they looked; `inspect` of a runs 
 
 import pytest
 import yaml
+from test_pipeline import scripted  # noqa: F401  (the scripted-backend fixture)
 
 from selfspec_plugin.cli import main
 
@@ -240,3 +241,51 @@ def test_pack_keeps_the_comments_and_warns_about_absolute_paths(tmp_path, capsys
     with tarfile.open(tmp_path / "b.tar.gz") as tar:
         packed = tar.extractfile("recipe.yml").read().decode()
     assert f"\n# base_model: {tmp_path}/models/smollm2\n" in packed and "base_model" not in yaml.safe_load(packed)
+
+
+def long_answers_recipe(tmp_path, model, **settings):
+    """The demo recipe (its comments and all) over the 12 test seeds, two of whose outputs are made long, with the
+    tiny model's tokenizer and `settings` in its selfspec block."""
+    import json
+
+    from conftest import ROOT
+
+    seeds = [json.loads(line) for line in (ROOT / "tests" / "data" / "seeds.jsonl").read_text().splitlines()]
+    for seed in seeds[:2]:
+        seed["output"] = " ".join([seed["output"], "because the enzyme of the pathway is inhibited"] * 6)
+    (tmp_path / "legal.jsonl").write_text("".join(json.dumps(s) + "\n" for s in seeds))
+    raw = yaml.safe_load((ROOT / "recipes" / "smoke-cpu.yml").read_text())
+    raw["selfspec"].update(seeds="legal.jsonl", response_max_tokens=16, **settings)
+    raw.update(base_model=str(model), output_dir=str(tmp_path / "out"))
+    (tmp_path / "legal.yml").write_text(yaml.safe_dump(raw))
+    return tmp_path / "legal.yml", seeds
+
+
+def test_recipe_check_compares_the_seeds_with_the_token_caps_and_counts_them(tmp_path, tiny_model, capsys):
+    from transformers import AutoTokenizer
+
+    recipe, seeds = long_answers_recipe(tmp_path, tiny_model)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    lengths = [len(tokenizer(s["output"], add_special_tokens=False)["input_ids"]) for s in seeds]
+    over = sum(n > 16 for n in lengths)
+    assert main(["recipe", "check", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"warn  selfspec.response_max_tokens: 16, but {over} of 12 seeds' output are longer in this model's tokens "
+        f"(the longest, seed {max(zip(lengths, [s['id'] for s in seeds]))[1]!r}: {max(lengths)}): generations as "
+        "long as "
+        f"those seeds are cut and rejected (truncated_response); raise response_max_tokens to at least {max(lengths)}"
+        in out
+    )
+    assert f"warn  seeds: {tmp_path / 'legal.jsonl'}: 12 seeds, fewer than the paper's range (~50-100" in out
+    assert "selfspec.instruction_max_tokens" not in out  # (192: the seeds' instructions fit)
+    assert "recipe check: it would run (2 warning(s))" in out
+
+
+def test_generate_says_it_before_a_new_run_starts(tmp_path, tiny_model, scripted, capsys):
+    recipe, _ = long_answers_recipe(tmp_path, tiny_model, backend="scripted", instruction_max_tokens=8)
+    main(["generate", "--no-progress", str(recipe)])
+    err = capsys.readouterr().err
+    assert "selfspec: warning: selfspec.response_max_tokens: 16, but " in err
+    assert "selfspec: warning: selfspec.instruction_max_tokens: 8, but 12 of 12 seeds' instruction + input" in err
+    assert "12 seeds, fewer than the paper's range" in err
