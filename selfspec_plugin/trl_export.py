@@ -92,7 +92,9 @@ def _mapped(key: str, value) -> dict:
 
 def trl_output_dir(output_dir: str) -> str:
     """TRL's output_dir for a recipe whose Axolotl adapter goes to `output_dir`: a sibling folder."""
-    return str(output_dir).rstrip("/") + "-trl"
+    path = Path(output_dir)
+    path = path if path.name else path.absolute()  # "." has no name to extend
+    return str(path.parent / f"{path.name}-trl")
 
 
 def trl_config(raw: dict, data: Path) -> tuple[dict, dict]:
