@@ -189,7 +189,7 @@ def block_problems(block: dict) -> list[str]:
 def invalid_block(where: str, problems: list[str]) -> SelfSpecError:
     """The one error of a bad block: every problem, one indented line each."""
     return SelfSpecError(
-        f"{where}: invalid selfspec block ({len(problems)} problem(s)):\n" + "\n".join(f"  {p}" for p in problems)
+        f"{where}: {len(problems)} problem(s) in the selfspec block:\n" + "\n".join(f"  {p}" for p in problems)
     )
 
 

@@ -39,10 +39,18 @@ EXPECTED = [
 def test_every_problem_of_a_bad_block_in_one_run_each_once(tmp_path, capsys):
     assert main(["generate", str(bad_recipe(tmp_path))]) == 2
     err = capsys.readouterr().err
-    assert "invalid selfspec block (4 problem(s))" in err
+    assert "4 problem(s) in the selfspec block" in err
     for line in EXPECTED:
         assert err.count(line) == 1, (line, err)
     assert "Extra inputs are not permitted" not in err
+
+
+def test_a_missing_file_and_a_bad_key_are_reported_together(tmp_path, capsys):
+    block = {"seeds": "seeds.jsonl", "corpus": "contracts.jsonl", "domian": "contract law"}
+    assert main(["generate", str(bad_recipe(tmp_path, block))]) == 2
+    err = capsys.readouterr().err
+    assert "2 problem(s) in the selfspec block" in err and "selfspec.domian: unknown key; did you mean `domain`?" in err
+    assert "selfspec.corpus: file not found: contracts.jsonl (resolved against the recipe's folder: " in err
 
 
 def test_an_unknown_key_without_a_close_one_lists_the_known_keys(tmp_path, capsys):
@@ -69,7 +77,7 @@ def test_axolotl_meets_the_same_one_list_before_validating(tmp_path):
     cfg = DictDefault({"selfspec": BAD_BLOCK, "axolotl_config_path": "recipes/legal.yml"})
     with pytest.raises(SelfSpecError) as err:
         SelfSpecPlugin().register(cfg)
-    assert str(err.value).startswith("recipes/legal.yml: invalid selfspec block (4 problem(s)):\n")
+    assert str(err.value).startswith("recipes/legal.yml: 4 problem(s) in the selfspec block:\n")
     assert all(str(err.value).count(line) == 1 for line in EXPECTED)
 
 
