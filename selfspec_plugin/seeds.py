@@ -81,7 +81,8 @@ def _jsonl_items(path: Path, problems: list[str]):
 
 
 def _yaml_items(path: Path, problems: list[str]):
-    """A YAML list of seed mappings; each value is located on its own line."""
+    """A YAML list of seed mappings; each value is located on its own line. (`problems` is unused: a YAML syntax
+    error stops the whole file, as its parser cannot go on past it.)"""
     import yaml
 
     text = read_text(path)
@@ -199,10 +200,12 @@ FEW_SEEDS = 50  # Kang et al. used 80 seeds per domain; the README recommends 50
 
 
 def few_seeds(path: str | Path, n: int) -> list[str]:
+    """A warning when a seed file holds fewer tasks than the paper's range: it is not an error (a pilot may start
+    small), but the brainstormed tasks vary less."""
     if n >= FEW_SEEDS:
         return []
     return [
-        f"{path}: {n} seeds, fewer than the paper's range (~{FEW_SEEDS}-100; the README recommends {FEW_SEEDS}-100): "
+        f"{path}: {n} seeds, below the paper's range of ~{FEW_SEEDS}-100 (the README recommends {FEW_SEEDS}-100): "
         "the brainstormed tasks will vary less and repeat the seeds more"
     ]
 

@@ -285,7 +285,10 @@ def test_recipe_check_compares_the_seeds_with_the_token_caps_and_counts_them(tmp
         f"those seeds are cut and rejected (truncated_response); raise response_max_tokens to at least {max(lengths)}"
         in out
     )
-    assert f"warn  seeds: {tmp_path / 'legal.jsonl'}: 12 seeds, fewer than the paper's range (~50-100" in out
+    assert (
+        f"warn  seeds: {tmp_path / 'legal.jsonl'}: 12 seeds, below the paper's range of ~50-100 "
+        "(the README recommends 50-100)" in out
+    )
     assert "selfspec.instruction_max_tokens" not in out  # (192: the seeds' instructions fit)
     assert "recipe check: it would run (2 warning(s))" in out
 
@@ -296,4 +299,4 @@ def test_generate_says_it_before_a_new_run_starts(tmp_path, tiny_model, scripted
     err = capsys.readouterr().err
     assert "selfspec: warning: selfspec.response_max_tokens: 16, but " in err
     assert "selfspec: warning: selfspec.instruction_max_tokens: 8, but 12 of 12 seeds' instruction + input" in err
-    assert "12 seeds, fewer than the paper's range" in err
+    assert "12 seeds, below the paper's range" in err
