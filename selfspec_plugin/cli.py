@@ -167,7 +167,9 @@ def _list_runs(folder: Path, current: str | None, report: bool) -> None:
         raise SelfSpecError("--report takes one run: selfspec inspect RUN --report")
     runs = runs_in(folder)
     if not runs:
-        raise SelfSpecError(f"{folder}: no runs here (not a run directory, and none inside it)")
+        raise SelfSpecError(
+            f"{folder}: no runs here (not a run directory, and none inside it; `selfspec generate RECIPE` makes them)"
+        )
     click.echo(f"{len(runs)} run(s) in {folder}, newest first:")
     for run in runs:
         when = datetime.fromtimestamp(run["changed"]).strftime("%Y-%m-%d %H:%M")
@@ -177,12 +179,13 @@ def _list_runs(folder: Path, current: str | None, report: bool) -> None:
 
 
 def _funnel_line(run: dict) -> str:
-    c = run["counts"]
-    if not run["finished"] or not c:
-        return f"unfinished: {run['rounds']} brainstorming round(s), {run['chunks']} response chunk(s) written"
+    """One run in one line: its funnel where a manifest has one, else how far it got."""
+    c, state = run["counts"], "finished" if run["finished"] else "unfinished"
+    if not c:
+        return f"{state}: {run['rounds']} brainstorming round(s), {run['chunks']} response chunk(s) written"
     rejected = sorted((c.get("rejected") or {}).items(), key=lambda kv: -kv[1])[:3]
     kept = f"{c['instructions_kept']} of {c['requested']} instructions kept, " if "requested" in c else ""
-    return f"finished: {kept}{c['triplets']} triplets" + (
+    return f"{state}: {kept}{c.get('triplets', 0)} triplets" + (
         f"; top rejections: {', '.join(f'{k} {v}' for k, v in rejected)}" if rejected else ""
     )
 
