@@ -61,6 +61,15 @@ class SelfSpecPlugin(BasePlugin):
     """`plugins: [selfspec_plugin.SelfSpecPlugin]` + a `selfspec:` block in an Axolotl config."""
 
     def register(self, cfg: dict) -> None:
+        # Called before Axolotl validates the config: a bad block stops here with every problem in one list
+        # (an unknown key with its closest known one), not as pydantic's dump of the merged model.
+        block = cfg.get("selfspec")
+        if isinstance(block, dict):
+            from .recipe import block_problems, invalid_block
+
+            problems = block_problems(dict(block))
+            if problems:
+                raise invalid_block(str(cfg.get("axolotl_config_path") or "config"), problems)
         # Axolotl validates `datasets` before any hook runs; the real entry is set in load_datasets.
         if cfg.get("selfspec") and not cfg.get("datasets"):
             cfg["datasets"] = [{"path": PLACEHOLDER, "ds_type": "json", "type": "alpaca"}]
@@ -79,6 +88,11 @@ class SelfSpecPlugin(BasePlugin):
             LOG.warning(
                 "selfspec: rounds: %d is run by `selfspec iterate`; `axolotl train` runs round 1", job.config.rounds
             )
+        if os.environ.get("RANK", "0") == "0" and not rundirs.is_complete(job.dir):  # a new run: said before it starts
+            from .recipe import seed_warnings
+
+            for line in seed_warnings(job):
+                LOG.warning("selfspec: %s", line)
         run_dir = generate_in_child(job)  # every rank asks; one generates, the others wait for it (a file lock)
         _log_free_gpu_memory()
         entry = dataset_entry(run_dir)

@@ -89,7 +89,18 @@ def generate(config: str, no_progress: bool) -> None:
     from .runner import generate
 
     _, job = recipe_job(config)
+    warn_before_run(job)
     click.echo(generate(job, progress=not no_progress) / "data.jsonl")
+
+
+def warn_before_run(job) -> None:
+    """Seeds that will not fit the token caps, or too few of them: said before a new run spends its time."""
+    from .recipe import seed_warnings
+    from .rundirs import is_complete
+
+    if not is_complete(job.dir):  # (a cached run is reused as it is)
+        for line in seed_warnings(job):
+            click.echo(f"selfspec: warning: {line}", err=True)
 
 
 @cli.command()
@@ -117,18 +128,64 @@ def iterate(config: str, rounds: int | None) -> None:
 
 
 @cli.command("inspect")
-@click.argument("run_dir")
+@click.argument("target", metavar="RUN|RUNS_DIR|RECIPE")
 @click.option("--samples", type=int, default=5, show_default=True, help="random kept triplets to print")
-@click.option("--report", is_flag=True, help="also write RUN_DIR/report/report.html with PNG figures")
-def inspect_run(run_dir: str, samples: int, report: bool) -> None:
-    """A finished run: funnel, rejection reasons, label shares, random samples."""
+@click.option("--report", is_flag=True, help="also write RUN/report/report.html with PNG figures")
+def inspect_run(target: str, samples: int, report: bool) -> None:
+    """A finished run: funnel, rejection reasons, label shares, random samples. A runs folder or a recipe: its runs,
+    newest first, one line each."""
     from .report import html_report, inspect
+    from .rundirs import is_run
 
-    if not (Path(run_dir) / "manifest.json").is_file():
-        raise SelfSpecError(f"{run_dir}: not a finished run directory (no manifest.json)")
-    click.echo(inspect(Path(run_dir), samples=samples))
+    path = Path(target)
+    if path.is_file():  # a recipe: its runs folder, found as `selfspec generate` finds it
+        _, job = recipe_job(target)
+        return _list_runs(job.runs_dir, _current_key(job), report)
+    if path.is_dir() and not is_run(path):
+        return _list_runs(path, None, report)
+    if not (path / "manifest.json").is_file():
+        raise SelfSpecError(f"{target}: not a finished run directory (no manifest.json)")
+    click.echo(inspect(path, samples=samples))
     if report:
-        click.echo(html_report(Path(run_dir)))
+        click.echo(html_report(path))
+
+
+def _current_key(job) -> str | None:
+    """The run key the recipe would use now, when it can be computed (its model and seeds are there)."""
+    try:
+        return job.key
+    except SelfSpecError:
+        return None
+
+
+def _list_runs(folder: Path, current: str | None, report: bool) -> None:
+    from datetime import datetime
+
+    from .rundirs import runs_in
+
+    if report:
+        raise SelfSpecError("--report takes one run: selfspec inspect RUN --report")
+    runs = runs_in(folder)
+    if not runs:
+        raise SelfSpecError(
+            f"{folder}: no runs here (not a run directory, and none inside it; `selfspec generate RECIPE` makes them)"
+        )
+    click.echo(f"{len(runs)} run(s) in {folder}, newest first:")
+    for run in runs:
+        when = datetime.fromtimestamp(run["changed"]).strftime("%Y-%m-%d %H:%M")
+        mark = "  <- this recipe's run" if run["dir"].name == current else ""
+        click.echo(f"  {run['dir'].name}  {when}  {_funnel_line(run)}{mark}")
+    click.echo(f"one run: selfspec inspect {folder}/<run>")
+
+
+def _funnel_line(run: dict) -> str:
+    """One run in one line: its funnel where a manifest has one, else how far it got."""
+    c, state = run["counts"], "finished" if run["finished"] else "unfinished"
+    if not c:
+        return f"{state}: {run['rounds']} brainstorming round(s), {run['chunks']} response chunk(s) written"
+    from .report import funnel_text
+
+    return f"{state}: {funnel_text(c, top=3)}"
 
 
 @cli.command("eval")
@@ -367,11 +424,17 @@ def recipe_check(recipe_path: str) -> None:
 @click.argument("recipe_path", metavar="RECIPE")
 @click.option("-o", "--output", required=True, help="the bundle to write, e.g. biomed.tar.gz")
 @click.option("--no-corpus", is_flag=True, help="pin the corpus but leave it out (the receiver supplies it)")
-def recipe_pack(recipe_path: str, output: str, no_corpus: bool) -> None:
-    """The recipe, its seeds, corpus and eval task files, pins and versions, as one .tar.gz."""
+@click.option(
+    "--drop-absolute-paths",
+    is_flag=True,
+    help="comment out absolute base_model, output_dir, dataset_prepared_path, selfspec.model and selfspec.runs_dir "
+    "(the receiver sets its own)",
+)
+def recipe_pack(recipe_path: str, output: str, no_corpus: bool, drop_absolute_paths: bool) -> None:
+    """The recipe (its comments kept), its seeds, corpus and eval task files, pins and versions, as one .tar.gz."""
     from .recipe import pack
 
-    click.echo(pack(recipe_path, output, with_corpus=not no_corpus))
+    click.echo(pack(recipe_path, output, with_corpus=not no_corpus, drop_absolute=drop_absolute_paths))
 
 
 @recipe.command("unpack")

@@ -90,13 +90,18 @@ def write_json(path: Path, obj: dict) -> None:
     _atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
 
 
+def resolved_note(path: str | Path) -> str:
+    """Where a relative path was looked for: a path that is not found may be right, relative to another folder."""
+    return "" if Path(path).is_absolute() else f" (resolved against the current directory {Path.cwd()})"
+
+
 def check_file(path: Path, what: str = "file") -> Path:
     """`path` as a readable file, or a SelfSpecError that says what is wrong with it (`what` names the setting)."""
     path = Path(path)
     if path.is_dir():
         raise SelfSpecError(f"{what}: {path} is a directory, expected a file")
     if not path.exists():
-        raise SelfSpecError(f"{what}: file not found: {path}")
+        raise SelfSpecError(f"{what}: file not found: {path}{resolved_note(path)}")
     if not path.is_file():
         raise SelfSpecError(f"{what}: {path} is not a regular file")
     return path
@@ -118,7 +123,7 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
                         f"{raw[exc.start]:#04x}); save the file as UTF-8"
                     ) from None
     except FileNotFoundError:
-        raise SelfSpecError(f"file not found: {path}") from None
+        raise SelfSpecError(f"file not found: {path}{resolved_note(path)}") from None
     except IsADirectoryError:
         raise SelfSpecError(f"{path} is a directory, expected a file") from None
     except OSError as exc:
@@ -130,25 +135,35 @@ def read_text(path: Path) -> str:
     return "".join(line for _, line in text_lines(path))
 
 
-def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line of a jsonl file; any problem names file:line."""
+def _json_line(path: Path, lineno: int, line: str) -> dict:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        hint = (
+            "; is this CSV? a .jsonl file holds one JSON object per line"
+            if exc.pos == 0 and "," in line and not line.lstrip().startswith(("{", "[", '"'))
+            else ""
+        )
+        raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
+    except RecursionError:
+        raise SelfSpecError(f"{path}:{lineno}: JSON nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise SelfSpecError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def jsonl_objects(path: Path, problems: list[str] | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a jsonl file; any problem names file:line. With `problems`,
+    a bad line is recorded there and skipped (every bad line of the file reported at once), else it raises."""
     for lineno, line in text_lines(path):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            hint = (
-                "; is this CSV? a .jsonl file holds one JSON object per line"
-                if exc.pos == 0 and "," in line and not line.lstrip().startswith(("{", "[", '"'))
-                else ""
-            )
-            raise SelfSpecError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
-        except RecursionError:
-            raise SelfSpecError(f"{path}:{lineno}: JSON nested too deeply") from None
-        if not isinstance(obj, dict):
-            raise SelfSpecError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        yield lineno, obj
+            yield lineno, _json_line(path, lineno, line)
+        except SelfSpecError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
 
 
 def read_json(path: Path) -> dict:

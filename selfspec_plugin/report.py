@@ -52,9 +52,11 @@ POOR_SHARE = 0.3  # fewer triplets than this share of the request: poor (SmolLM2
 LABEL_WARN_SHARE = 0.25  # one short answer above this share of the data: an adapter learns to answer it to anything
 
 
-def funnel_text(counts: dict) -> str:
-    """The funnel in one line: `3 instructions kept, 0 triplets of 4 requested; rejected: truncated_response 3`."""
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts["rejected"].items(), key=lambda kv: -kv[1])) or "none"
+def funnel_text(counts: dict, top: int | None = None) -> str:
+    """The funnel in one line: `3 instructions kept, 0 triplets (4 instructions requested); rejected:
+    truncated_response 3` (the `top` reasons, when given)."""
+    ranked = sorted(counts["rejected"].items(), key=lambda kv: -kv[1])[:top]
+    reasons = ", ".join(f"{k} {v}" for k, v in ranked) or "none"
     unit = counts.get("requested_unit", "instructions")
     return (
         f"{counts['instructions_kept']} instructions kept, {counts['triplets']} triplets "

@@ -35,7 +35,7 @@ from typing import Iterator, Optional
 from . import registry
 from .config import SelfSpecConfig, VllmOptions
 from .errors import SelfSpecError
-from .fileio import check_file, make_dir, read_json, sha256_file, write_bytes, write_json
+from .fileio import check_file, make_dir, read_json, resolved_note, sha256_file, write_bytes, write_json
 from .prompts import templates_hash
 
 MANIFEST = "manifest.json"
@@ -153,12 +153,12 @@ def model_fingerprint(model: str) -> dict:
         if HUB_ID.match(model) and (not offline or _hub_config(model)):
             return {"hub_id": model}
         raise SelfSpecError(
-            f"model not found: {model!r} is not a local model directory"
+            f"model not found: {model!r} is not a local model directory{resolved_note(model)}"
             + (" and the hub is offline (HF_HUB_OFFLINE=1)" if HUB_ID.match(model) else "")
             + " (for the demo model run `selfspec fetch-demo-model`)"
         )
     if not (path / "config.json").is_file():
-        raise SelfSpecError(f"model directory {model!r} has no config.json")
+        raise SelfSpecError(f"model directory {model!r}{resolved_note(model)} has no config.json")
     small = {
         name: sha256_file(path / name)
         for name in ("config.json", "tokenizer.json", "tokenizer_config.json")
@@ -304,6 +304,34 @@ def extend_from(run_dir: Path, inputs: dict) -> list[str]:
 
 def is_complete(path: Path) -> bool:
     return (path / MANIFEST).is_file() and (path / DATA).is_file()
+
+
+def is_run(path: Path) -> bool:
+    """A run directory, finished or not: its inputs.json is written when it starts, its manifest when it ends."""
+    return path.is_dir() and ((path / MANIFEST).is_file() or (path / INPUTS).is_file())
+
+
+def _last_change(path: Path) -> float:
+    return max([path.stat().st_mtime] + [p.stat().st_mtime for p in path.rglob("*") if p.is_file()])
+
+
+def runs_in(folder: Path) -> list[dict]:
+    """The runs of a runs folder, newest first: {dir, finished, changed (a timestamp), counts (a finished run's
+    funnel, else None), rounds and chunks written}."""
+    found = []
+    for path in (p for p in folder.iterdir() if is_run(p)) if folder.is_dir() else ():
+        manifest = read_json(path / MANIFEST) if (path / MANIFEST).is_file() else {}
+        found.append(
+            {
+                "dir": path,
+                "finished": is_complete(path),
+                "changed": _last_change(path),
+                "counts": manifest.get("counts"),
+                "rounds": len(list(path.glob("instructions/*.jsonl"))),
+                "chunks": len(list(path.glob("responses/*.jsonl"))),
+            }
+        )
+    return sorted(found, key=lambda run: -run["changed"])
 
 
 @contextmanager

@@ -45,14 +45,21 @@ SAME = {
     "tf32": "tf32",
     "attn_implementation": "attn_implementation",
     "seed": "seed",
-    "output_dir": "output_dir",
     "logging_steps": "logging_steps",
     "save_strategy": "save_strategy",
     "save_steps": "save_steps",
     "dataset_num_proc": "dataset_num_proc",
 }
 # Axolotl keys mapped with a rule (see `mapped`).
-RULES = ("adapter", "lora_target_linear", "train_on_inputs", "bf16", "flash_attention", "sdp_attention")
+RULES = (
+    "adapter",
+    "lora_target_linear",
+    "train_on_inputs",
+    "bf16",
+    "flash_attention",
+    "sdp_attention",
+    "output_dir",
+)
 # Axolotl keys with no TRL equivalent: why, for the comment at the top of sft.yaml.
 UNMAPPED = {
     "val_set_size": "no held-out split is made; TRL's eval_strategy stays 'no'",
@@ -76,9 +83,18 @@ def _mapped(key: str, value) -> dict:
         return {"completion_only_loss": not value}
     if key == "bf16":
         return {"bf16": value} if isinstance(value, bool) else {}  # "auto": TRL's own default (bf16 where supported)
+    if key == "output_dir":  # beside the Axolotl adapter, not onto it: `trl sft` would overwrite that adapter
+        return {"output_dir": trl_output_dir(value)} if value else {}
     if key == "flash_attention":
         return {"attn_implementation": "flash_attention_2"} if value else {}
     return {"attn_implementation": "sdpa"} if value else {}  # sdp_attention
+
+
+def trl_output_dir(output_dir: str) -> str:
+    """TRL's output_dir for a recipe whose Axolotl adapter goes to `output_dir`: a sibling folder."""
+    path = Path(output_dir)
+    path = path if path.name else path.absolute()  # "." has no name to extend
+    return str(path.parent / f"{path.name}-trl")
 
 
 def trl_config(raw: dict, data: Path) -> tuple[dict, dict]:
@@ -123,6 +139,10 @@ def export_trl(raw: dict, run_dir: Path, out: Path) -> Path:
         "loss on the completion).",
         "# Recipe settings with no TRL equivalent (not applied):" if unmapped else "# Every recipe setting is mapped.",
     ]
+    if "output_dir" in config:
+        head.insert(
+            2, f"# output_dir: beside the Axolotl adapter ({raw['output_dir']}), so that neither overwrites the other."
+        )
     head += [f"#   {key}: {raw[key]!r} -- {why}" for key, why in unmapped.items()]
     path = out / "sft.yaml"
     fileio.write_text(path, "\n".join(head) + "\n" + yaml.safe_dump(config, sort_keys=False))

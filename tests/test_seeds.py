@@ -112,8 +112,12 @@ def test_yaml_seeds_with_line_numbers(write_seeds):
     bad = write_seeds(
         ["- instruction: Define sepsis.", "  output: x", "- instruction: Name it.", "  outputs: y"], name="bad.yaml"
     )
-    with pytest.raises(SelfSpecError, match=r"bad.yaml:3: unknown field 'outputs'"):
+    with pytest.raises(SelfSpecError) as err:  # the key's own line; the missing field: where its item starts
         load_seeds(bad)
+    assert str(err.value).splitlines() == [
+        f"{bad}:4: unknown field 'outputs' (allowed: id, task_type, input, instruction, output)",
+        f"{bad}:3: missing field 'output'",
+    ]
 
 
 def test_seeds_check_against_held_out_flags_a_planted_near_copy(write_seeds, tmp_path, capsys):
