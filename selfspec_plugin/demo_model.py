@@ -133,7 +133,7 @@ def convert(model: DemoModel, gguf: Path, out: Path) -> Path:
     from transformers import AutoModelForCausalLM
 
     tokenizer = TOKENIZERS[model.name](gguf)
-    # bf16: both models were trained in it, and 4-bit weights lose nothing more in it (fp32 would double the size).
+    # bf16: the dtype both models were trained in; its rounding is far below the 4-bit quantisation (docs/install.md).
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
     config = loaded.config
     if hasattr(config, "quantization_config"):

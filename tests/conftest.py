@@ -71,7 +71,7 @@ def demo_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def gemma_model(tmp_path_factory) -> Path:
     """The packaged Gemma-3-270M (a base model), converted as `selfspec fetch-demo-model gemma-3-270m` does (once per
-    session: ≈ 70 s on 2 cores)."""
+    session)."""
     from selfspec_plugin.demo_model import fetch_demo_model
 
     return fetch_demo_model(tmp_path_factory.mktemp("demo") / "gemma-3-270m", name="gemma-3-270m")

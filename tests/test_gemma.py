@@ -91,8 +91,8 @@ def test_gemma_is_a_base_model_and_smollm2_a_chat_model(gemma_model, demo_model)
     assert resolve_prompt_format("auto", gemma) == "completion"
     generation = json.loads((gemma_model / "generation_config.json").read_text())
     assert (generation["bos_token_id"], generation["eos_token_id"], generation["pad_token_id"]) == (2, 1, 0)
-    # The dequantised weights are Gemma's: a shipped corpus passage costs it ≈ 2.4 nats a token (its reversal ≈ 7;
-    # wrong norms, rope or ids would be far worse).
+    # The dequantised weights are Gemma's: it predicts a shipped corpus passage well (docs/install.md: 2.4 nats a token,
+    # the reversed passage 7.1); wrong norms, rope or token ids would not.
     text = json.loads((ROOT / "seeds" / "corpus" / "biomed-sample.jsonl").read_text().splitlines()[0])["text"]
     ids = gemma.tokenizer(text, return_tensors="pt").input_ids
     assert gemma.model(ids, labels=ids).loss.item() < 3.5
