@@ -8,7 +8,7 @@ SentencePiece itself on every shipped seed and corpus line):
 - user-defined pieces (`\\n`, runs of spaces, HTML tags) are cut out first, longest match, and never merged;
 - BPE then joins, again and again, the adjacent pair whose concatenation is the best-scored piece;
 - what is left unknown falls back to `<0xNN>` byte pieces;
-- `<bos>` is prepended.
+- `<bos>` is prepended (as the GGUF's tokenizer.ggml.add_bos_token says).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class SpmVocab:
     eos: int
     pad: int
     unk: int
+    add_bos: bool = True
 
 
 def read_vocab(gguf: Path) -> SpmVocab:
@@ -64,6 +65,7 @@ def read_vocab(gguf: Path) -> SpmVocab:
         eos=int(value("tokenizer.ggml.eos_token_id")),
         pad=int(value("tokenizer.ggml.padding_token_id")),
         unk=unk,
+        add_bos=bool(value("tokenizer.ggml.add_bos_token")),
     )
 
 
@@ -101,10 +103,11 @@ def build_tokenizer(vocab: SpmVocab):
     tokenizer.add_tokens(
         [AddedToken(p, special=False, normalized=True) for p, t in zip(vocab.pieces, vocab.types) if t == USER_DEFINED]
     )
-    bos = vocab.pieces[vocab.bos]
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, vocab.bos)]
-    )
+    if vocab.add_bos:
+        bos = vocab.pieces[vocab.bos]
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, vocab.bos)]
+        )
     return tokenizer
 
 
@@ -120,6 +123,6 @@ def hf_tokenizer(gguf: Path):
         eos_token=name(vocab.eos),
         pad_token=name(vocab.pad),
         unk_token=name(vocab.unk),
-        add_bos_token=True,
+        add_bos_token=vocab.add_bos,
         add_eos_token=False,
     )

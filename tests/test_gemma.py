@@ -55,6 +55,29 @@ def sentencepiece_processor(vocab):
     return sentencepiece.SentencePieceProcessor(model_proto=proto.SerializeToString())
 
 
+def test_the_rebuilt_tokenizer_encodes_a_small_vocabulary_as_sentencepiece_does():
+    """The same check as below without the download: a hand-made vocabulary with every piece type."""
+    from selfspec_plugin.gguf_tokenizer import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, SpmVocab, build_tokenizer
+
+    special = [("<pad>", CONTROL), ("<eos>", CONTROL), ("<bos>", CONTROL), ("<unk>", UNKNOWN), ("<mask>", CONTROL)]
+    user = [("\n", USER_DEFINED), ("\n\n", USER_DEFINED), ("▁▁", USER_DEFINED), ("<b>", USER_DEFINED)]
+    raw = [(f"<0x{b:02X}>", BYTE) for b in range(256)]
+    words = "▁ a b c d e n t h ▁t th ▁th he ▁the an ab abc ▁a ▁ab ▁abc ca ▁c at ▁cat ed ▁be be ▁b".split()
+    pieces = special + user + raw + [(w, NORMAL) for w in words]
+    vocab = SpmVocab(
+        pieces=[p for p, _ in pieces],
+        scores=[0.0 if t == BYTE else -1000.0 if t != NORMAL else -float(i) for i, (_, t) in enumerate(pieces)],
+        types=[t for _, t in pieces],
+        bos=2,
+        eos=1,
+        pad=0,
+        unk=3,
+    )
+    ours, reference = build_tokenizer(vocab), sentencepiece_processor(vocab)
+    for text in ["the cat", "abcabc  the\n\n\nbed", " the<b>cat</b>", "éa ✓ thethe", "tab\tcat"]:
+        assert ours.encode(text).ids == [2, *reference.encode(text)], text
+
+
 @pytest.fixture(scope="module")
 def gemma_gguf(gemma_model, tmp_path_factory) -> Path:
     """The assembled GGUF (the packages are installed by then)."""
