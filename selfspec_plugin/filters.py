@@ -260,11 +260,8 @@ LABEL_CUES = {
         r"\b(positive|negative|neutral|sentiment|polarity|tone|feel\w*|attitude|opinion|stance|favou?rable)\b", re.I
     ),
 }
-YES_NO_QUESTION = re.compile(
-    r"(?:^|[.!?:;\n\"(]\s*)(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|had|may|might|must|"
-    r"shall)\b[^?.!\n]*\?",
-    re.I,
-)
+AUXILIARY = r"(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|had|may|might|must|shall)\b"
+YES_NO_QUESTION = re.compile(rf"(?:^|[.!?:;\n\"(]\s*){AUXILIARY}[^?.!\n]*\?|^\s*{AUXILIARY}", re.I)  # or opens the text
 
 
 def bare_label(output: str) -> Optional[str]:

@@ -40,6 +40,7 @@ def test_verbatim_drops_an_answer_copied_from_the_task_and_keeps_real_answers():
     [
         ("Is aspirin an antiplatelet drug?", "", "No.", None),
         ("Answer the question.", "Does metformin lower HbA1c?", "yes", None),
+        ("Do the listed drugs share a target", "", "no", None),  # a yes/no question without its question mark
         ("Decide whether the drugs interact; output true or false.", "warfarin and aspirin", "true", None),
         ("Classify the sentiment of the sentence.", "Profit rose 20 %.", "Positive", None),
         ("Determine how the author of this tweet feels about the ticker.", "$QRTZ reports tomorrow", "neutral", None),
