@@ -191,8 +191,10 @@ def main() -> None:
     ap.add_argument("--only", choices=sorted(LEGS), action="append", help="legs to run (default: all)")
     ap.add_argument("--revs", choices=["before", "after"], action="append", help="revisions to run (default: both)")
     ap.add_argument("--seeds", default="", help="run seeds of the demo leg, comma-separated (default: the recipe's)")
+    ap.add_argument("--result", default=str(RESULT), help="the results file (legs already there are kept)")
     args = ap.parse_args()
-    result = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
+    path = Path(args.result)
+    result = json.loads(path.read_text()) if path.is_file() else {}
     result.update(
         header(
             "B7 yield: kept triplets per CPU-minute and per 1K generated tokens",
@@ -208,9 +210,9 @@ def main() -> None:
             for seed in seeds if leg == "demo" else [None]:
                 print(f"b7: {which} ({rev}) {leg_name(leg, seed)}", file=sys.stderr, flush=True)
                 legs[f"{which}:{leg_name(leg, seed)}"] = run_leg(rev, leg, seed)
-                write_result(str(RESULT), result)
+                write_result(str(path), result)
     result["ratios"] = ratios(legs)
-    write_result(str(RESULT), result)
+    write_result(str(path), result)
     print(json.dumps({k: result.get(k) for k in ("legs", "ratios")}, indent=1))
 
 

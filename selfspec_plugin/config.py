@@ -134,6 +134,12 @@ class SelfSpecConfig(BaseModel):
         "so vLLM's prefix cache computes the prompt once for all of them. Reference self-instruct takes several "
         "items from one draw as a list; separate samples give each its own first item.",
     )
+    brainstorm_grammar: bool = Field(
+        True,
+        description="Where the backend can constrain decoding (vllm, ray), brainstorm under a regular expression of "
+        "the numbered Instruction/Input list, with lengths bounded to fit instruction_max_tokens: no unparseable or "
+        "runaway items. Off: the paper's unconstrained sampling, parsed leniently.",
+    )
     instruction_max_tokens: int = Field(
         320,
         gt=0,

@@ -166,6 +166,7 @@ class Generation:
         self.instruction_sampling = Sampling(cfg.temperature, cfg.top_p, cfg.instruction_max_tokens, cfg.seed)
         self.response_sampling = Sampling(cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed)
         self.adapter = cfg.previous_round.adapter if cfg.previous_round else None
+        self.grammar = cfg.brainstorm_grammar and getattr(backend, "constrains_decoding", False)
         self.retriever = None
         if cfg.corpus:
             docs = load_corpus(cfg.corpus, cfg.corpus_text_field)
@@ -181,6 +182,7 @@ class Generation:
         """Brainstorm round number `self.rounds` with `size` prompts; returns how many instructions it kept."""
         cfg, rnd = self.cfg, self.rounds
         self.rounds, self.prompted = rnd + 1, self.prompted + size
+        grammar = cfg.instruction_max_tokens if self.grammar else None
         specs = [
             (
                 sample_seeds(
@@ -192,7 +194,7 @@ class Generation:
         ]
         prompts, shortened = fit_prompts(
             specs,
-            lambda i, demos, _: brainstorm_prompt(f"r{rnd}-p{i}", demos, cfg.domain, cfg.instruction_items),
+            lambda i, demos, _: brainstorm_prompt(f"r{rnd}-p{i}", demos, cfg.domain, cfg.instruction_items, grammar),
             self.backend,
             self.prompt_format,
             cfg.instruction_max_tokens,

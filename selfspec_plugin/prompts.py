@@ -46,11 +46,12 @@ class Prompt:
     messages: tuple[dict, ...]
     prefix: str = ""
     stop: tuple[str, ...] = field(default=())
+    pattern: str = ""  # a regular expression the completion must match, where the backend can constrain decoding
 
 
 def prompt_digest(prompt: Prompt) -> str:
     """What a prompt asks, hashed: a cached completion is reused only for the prompt it answered."""
-    text = json.dumps([prompt.text, prompt.messages, prompt.prefix, prompt.stop], sort_keys=True)
+    text = json.dumps([prompt.text, prompt.messages, prompt.prefix, prompt.stop, prompt.pattern], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -71,17 +72,44 @@ ALPACA_NO_INPUT = (
 
 
 def templates_hash() -> str:
-    """Identity of the prompt templates: part of the run's cache key."""
-    return hashlib.sha256((BRAINSTORM_HEADER + RESPONSE_HEADER + NO_INPUT + BACKGROUND).encode()).hexdigest()[:16]
+    """Identity of the prompt templates (the brainstorming grammar's included): part of the run's cache key."""
+    text = BRAINSTORM_HEADER + RESPONSE_HEADER + NO_INPUT + BACKGROUND + brainstorm_pattern(4, 2, 192)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _list_item(n: int, instruction: str, inp: str) -> str:
     return f"###\n{n}. Instruction: {instruction}\n{n}. Input:\n{inp or NO_INPUT}"
 
 
-def brainstorm_prompt(prompt_id: str, demos: list[dict], domain: str, items: int = 2) -> Prompt:
+TOKENS_PER_WORD = 1.5  # English words in the BPE vocabularies of small models: ~1.3-1.5 tokens each
+
+
+def brainstorm_pattern(first: int, items: int, max_tokens: int) -> str:
+    """The numbered list a brainstorming completion must be, as a regular expression for constrained decoding:
+    `items` items from number `first` (an instruction on one line that starts with a letter or digit, then its
+    input or <noinput>), ending with the `###` that the stop strings cut. Lengths are bounded in words so that
+    the items fit in `max_tokens`: an input that would run away is ended where the budget runs out, instead of
+    being cut off by the token cap and dropped (`truncated`). Words, not characters: a bound of a few hundred
+    characters takes xgrammar seconds to compile, a bound of words a tenth of a second (docs/benchmarks.md)."""
+    budget = int(max_tokens / items / TOKENS_PER_WORD) - 4  # the markup of an item: ~6 tokens
+    instruction = max(1, min(60, budget // 3))
+    inp = max(1, budget - instruction - 2)  # (each field has one word before its bounded repetition)
+    word, space = r"[^\s#]+", r"[ \t]+"
+    items_re = [
+        ("" if n == first else rf"\n###\n{n}\. Instruction:")
+        + rf" [A-Za-z0-9][^\s#]*(?:{space}{word}){{1,{instruction}}}\n{n}\. Input:\n"
+        + rf"(?:<noinput>|{word}(?:\s+{word}){{0,{inp}}})"
+        for n in range(first, first + items)
+    ]
+    return "".join(items_re) + r"\n###"
+
+
+def brainstorm_prompt(
+    prompt_id: str, demos: list[dict], domain: str, items: int = 2, max_tokens: int | None = None
+) -> Prompt:
     """The instruction-generation prompt: header, numbered seed demos, then the next number to fill in; its
-    stop strings end the generation after `items` new items."""
+    stop strings end the generation after `items` new items. With `max_tokens`, it also carries the grammar
+    of the list it asks for (`brainstorm_pattern`), for backends that constrain decoding."""
     body = (
         BRAINSTORM_HEADER.format(domain=domain, no_input=NO_INPUT)
         + "\n"
@@ -94,6 +122,7 @@ def brainstorm_prompt(prompt_id: str, demos: list[dict], domain: str, items: int
         messages=({"role": "user", "content": body},),
         prefix=prefix,
         stop=brainstorm_stop(len(demos) + 1, items),
+        pattern=brainstorm_pattern(len(demos) + 1, items, max_tokens) if max_tokens else "",
     )
 
 

@@ -35,6 +35,7 @@ class Scripted:
         self.calls, self.requests = [], []
         self.mode = options.get("mode", "good")
         self.context_tokens = options.get("context")  # with prompt_tokens: the pipeline fits prompts to it
+        self.constrains_decoding = options.get("grammar", False)
 
     def prompt_tokens(self, prompts, mode):  # a response prompt's words; brainstorm prompts always fit
         return [0 if p.prefix else len(p.text.split()) for p in prompts]
@@ -289,6 +290,20 @@ def test_an_over_long_prompt_loses_documents_then_demos_never_its_task(scripted,
         assert len(prompt.text.split()) <= 650 and prompt.text.startswith("You are an expert in")
         assert prompt.text.rstrip().endswith("### Response:")  # the task is whole
         assert "[1] explain" in prompt.text and "[3] explain" not in prompt.text  # the lowest-ranked went first
+
+
+def test_brainstorm_prompts_carry_their_grammar_only_to_a_backend_that_constrains_decoding(
+    scripted, model_dir, tmp_path
+):
+    def patterns(**settings):
+        generate(job(model_dir, tmp_path, **settings), progress=False)
+        prompts = [p for prompts, _ in scripted.instances[-1].requests for p in prompts if p.prefix]
+        return {p.pattern for p in prompts}
+
+    (pattern,) = patterns(backend_options={"grammar": True}, instruction_max_tokens=100)
+    assert pattern.startswith(" [A-Za-z0-9]") and pattern.endswith("\\n###")
+    assert patterns(backend_options={"grammar": True}, brainstorm_grammar=False, seed=2) == {""}  # the paper's
+    assert patterns(seed=3) == {""}  # a backend that does not declare it
 
 
 def test_fit_prompts_rejects_what_does_not_fit_without_its_documents_and_demos():

@@ -129,3 +129,23 @@ def test_response_prompt_both_renderings():
     roles = [m["role"] for m in p.messages]
     assert roles == ["system"] + ["user", "assistant"] * 5 + ["user"]
     assert "Define anemia." in p.messages[-1]["content"]
+
+
+def test_the_brainstorm_grammar_admits_a_complete_list_and_nothing_that_runs_away():
+    import re
+
+    demos = [{"instruction": "Name the gene.", "input": "TP53 is mutated."}] * 3
+    prompt = brainstorm_prompt("r0-p0", demos, "biomedicine", items=2, max_tokens=192)
+    grammar = re.compile(prompt.pattern)
+    good = " Explain insulin.\n4. Input:\n<noinput>\n###\n5. Instruction: List two genes.\n5. Input:\nTP53, BRCA1.\n###"
+    assert grammar.fullmatch(good) and parse_brainstorm(prompt.prefix, good, truncated=False)[1]["input"]
+    assert not grammar.fullmatch(" Explain insulin.\n4. Input:\n" + "insulin " * 200 + "\n###")  # runaway: bounded
+    assert not grammar.fullmatch(" Explain insulin.\n4. Input:\n<noinput>\n5. Instruction: x\n###")  # not item 5
+    assert not grammar.fullmatch(" - explain insulin\n4. Input:\n<noinput>\n###")  # starts with punctuation
+    assert not grammar.fullmatch(" Explain insulin.\n4. Output:\nIt lowers glucose.\n###")  # no input field
+    # the bounds (in words) fit the token cap at ~1.5 tokens a word, whatever the number of items
+    for items, cap in ((1, 192), (2, 192), (2, 320)):
+        pattern = brainstorm_prompt("r0-p0", demos, "biomedicine", items=items, max_tokens=cap).pattern
+        bounds = [int(n) for n in re.findall(r"\{\d+,(\d+)\}", pattern)]
+        assert len(bounds) == 2 * items and (sum(bounds) + 2 * items) * 1.5 + 6 * items <= cap
+    assert brainstorm_prompt("r0-p0", demos, "biomedicine", items=2).pattern == ""  # no grammar without a cap

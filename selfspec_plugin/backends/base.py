@@ -93,6 +93,7 @@ def adapter_rank(adapter: str | Path) -> int:
 #   not_output: set[str]             options that change how fast or where, not what is generated: not in the run key
 #   remote_model: bool               the model is a name on a server, not a local directory to fingerprint
 #   requires: {module: install hint} checked before any work starts
+#   constrains_decoding: bool        a prompt's `pattern` (a regular expression) constrains what it generates
 #   prompt_tokens(prompts, fmt)      each prompt's length in tokens; with `context_tokens` (the model's context), the
 #   context_tokens: int              pipeline shortens an over-long prompt instead of leaving it to the backend
 def serves_adapters(factory) -> bool:

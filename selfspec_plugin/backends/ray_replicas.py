@@ -61,6 +61,7 @@ class Replica:
 
 class RayBackend:
     name = "ray"
+    constrains_decoding = True  # its replicas are VLLMBackends
     serves_adapters = True  # every replica is a vLLM engine
     adapter_options = staticmethod(vllm_lora_options)
     requires = {"ray": "pip install 'selfspec[ray]'", "vllm": "`make install` (CPU) or `make install-gpu` (CUDA)"}

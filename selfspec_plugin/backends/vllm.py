@@ -31,6 +31,7 @@ CPU_MAX_MODEL_LEN = 4096
 def sampling_params(sampling: Sampling, prompt):
     """The engine's sampling settings for one request: the stage's settings, the prompt's stop strings, its seed."""
     from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
 
     return SamplingParams(
         temperature=sampling.temperature,
@@ -38,12 +39,14 @@ def sampling_params(sampling: Sampling, prompt):
         max_tokens=sampling.max_tokens,
         stop=list(prompt.stop) or None,
         seed=item_seed(sampling.seed, prompt.id),
+        structured_outputs=StructuredOutputsParams(regex=prompt.pattern) if prompt.pattern else None,
     )
 
 
 class VLLMBackend:
     name = "vllm"
     serves_adapters = True  # LoRARequest per engine call
+    constrains_decoding = True  # a prompt's `pattern` becomes a structured-outputs regex (xgrammar)
     adapter_options = staticmethod(vllm_lora_options)
     not_output = frozenset(VllmOptions.not_output)
     requires = {"vllm": "`make install` (CPU) or `make install-gpu` (CUDA); docs/install.md"}  # module -> how to get it
