@@ -135,10 +135,11 @@ class SelfSpecConfig(BaseModel):
         "items from one draw as a list; separate samples give each its own first item.",
     )
     brainstorm_grammar: bool = Field(
-        True,
+        False,
         description="Where the backend can constrain decoding (vllm, ray), brainstorm under a regular expression of "
-        "the numbered Instruction/Input list, with lengths bounded to fit instruction_max_tokens: no unparseable or "
-        "runaway items. Off: the paper's unconstrained sampling, parsed leniently.",
+        "the numbered Instruction/Input list, its lengths bounded in words to fit instruction_max_tokens: no "
+        "unparseable items. Opt-in: on the demo recipe it kept fewer triplets (docs/benchmarks.md, B7). Off: the "
+        "paper's unconstrained sampling, parsed leniently.",
     )
     instruction_max_tokens: int = Field(
         320,

@@ -300,10 +300,10 @@ def test_brainstorm_prompts_carry_their_grammar_only_to_a_backend_that_constrain
         prompts = [p for prompts, _ in scripted.instances[-1].requests for p in prompts if p.prefix]
         return {p.pattern for p in prompts}
 
-    (pattern,) = patterns(backend_options={"grammar": True}, instruction_max_tokens=100)
+    (pattern,) = patterns(backend_options={"grammar": True}, brainstorm_grammar=True, instruction_max_tokens=100)
     assert pattern.startswith(" [A-Za-z0-9]") and pattern.endswith("\\n###")
-    assert patterns(backend_options={"grammar": True}, brainstorm_grammar=False, seed=2) == {""}  # the paper's
-    assert patterns(seed=3) == {""}  # a backend that does not declare it
+    assert patterns(backend_options={"grammar": True}, seed=2) == {""}  # opt-in: the paper's sampling by default
+    assert patterns(brainstorm_grammar=True, seed=3) == {""}  # a backend that does not declare it
 
 
 def test_fit_prompts_rejects_what_does_not_fit_without_its_documents_and_demos():
