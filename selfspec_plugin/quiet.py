@@ -62,6 +62,7 @@ NOISE = (
     ),
     Noise(
         r"^nanobind: leaked \d+ (instances|types|functions)!|^ - leaked (instance|type|function) |"
+        r"^ - \.\.\. skipped remainder$|"
         r"^nanobind: this is likely caused by a reference counting issue|"
         r"^See https://nanobind\.readthedocs\.io/en/latest/refleaks\.html",
         "triton's nanobind bindings list the objects still alive when the interpreter exits (about 29 lines at the "
