@@ -103,7 +103,7 @@ class LineFilter:
 
     def __init__(self) -> None:
         self.pending = b""
-        self.continuation = False  # after a dropped Python warning: its indented source line is dropped too
+        self.continuation = None  # after a dropped Python warning: its indented source line (then an empty one) too
 
     def feed(self, chunk: bytes) -> bytes:
         self.pending += chunk
@@ -113,12 +113,15 @@ class LineFilter:
 
     def _keep(self, piece: bytes) -> bytes:
         line = piece.rstrip(b"\r\n")
-        if self.continuation and line[:1] in (b" ", b"\t"):
-            self.continuation = False
+        if self.continuation == "source" and line[:1] in (b" ", b"\t"):
+            self.continuation = "blank"  # (logged through `logging.captureWarnings`, an empty line ends it)
             return b""
-        self.continuation = False
+        if self.continuation == "blank" and not line:
+            self.continuation = None
+            return b""
+        self.continuation = None
         if _NOISE_RE.search(line):
-            self.continuation = bool(_WARNING_RE.search(line))
+            self.continuation = "source" if _WARNING_RE.search(line) else None
             return b""
         return piece
 

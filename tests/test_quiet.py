@@ -53,7 +53,7 @@ REAL = [
 
 
 def noisy_text() -> bytes:
-    lines = [REAL[0], TORCHAO, PYTREE, BNB_WARNING, "  gemm_4bit_forward_kernel = get_kernel(", BNB_LOG]
+    lines = [REAL[0], TORCHAO, PYTREE, BNB_WARNING, "  gemm_4bit_forward_kernel = get_kernel(", "", BNB_LOG]
     return "\n".join(lines + REAL[1:] + NANOBIND).encode()  # nanobind's last line ends the stream, unfinished
 
 
