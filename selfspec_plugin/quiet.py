@@ -162,11 +162,16 @@ def run(cmd: list[str], **kwargs) -> int:
 
 def filter_stderr() -> None:
     """From here on, this process's stderr (file descriptor 2) goes through a filter process onto the terminal: it
-    outlives this interpreter, so it also drops what is printed during its shutdown (nanobind's report)."""
+    outlives this interpreter, so it also drops what is printed during its shutdown (nanobind's report). Where
+    stdout is the same terminal or file, it goes through the same pipe, so that the two stay in the order written
+    (`selfspec generate`'s summary, then the path); stdout redirected elsewhere is left alone."""
+    sys.stdout.flush()
     sys.stderr.flush()
     terminal = os.dup(2)
     filt = subprocess.Popen([sys.executable, "-I", __file__, "--stdin"], stdin=subprocess.PIPE, stdout=terminal)
     os.close(terminal)
+    if os.path.samestat(os.fstat(1), os.fstat(2)):  # one terminal (or file) for both: one pipe keeps their order
+        os.dup2(filt.stdin.fileno(), 1)
     os.dup2(filt.stdin.fileno(), 2)
     filt.stdin.close()  # fd 2 is now the only writer: the filter ends when this process (and its children) do
     _filters.append(filt)  # (kept: not reported as a running process when the object would be collected)

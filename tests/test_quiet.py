@@ -191,3 +191,18 @@ def test_eval_names_the_default_adapter_after_its_folder(tmp_path, monkeypatch):
     raw = {"base_model": "m", "output_dir": str(adapter), "selfspec": {"seeds": "s.jsonl"}}
     run.evaluate_recipe(raw, tasks=[str(tasks)])
     assert [s["name"] for s in seen["specs"]] == ["base", "smoke-cpu"]
+
+
+def test_the_console_keeps_stderr_and_stdout_in_order_and_stdout_redirected_clean(tmp_path):
+    seeds = tmp_path / "s.jsonl"
+    seeds.write_text(json.dumps({"instruction": "Name the gene in the sentence.", "output": "BRCA1"}) + "\n")
+    # main() without arguments: the console script's path, where stderr goes through the filter process
+    cmd = [sys.executable, "-c", "import sys; from selfspec_plugin.cli import main; main()", "seeds", "check", seeds]
+    both = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert both.stdout.splitlines()[:2] == [
+        f"warning: {seeds}: 1 seeds, below the paper's range of ~50-100 (the README recommends 50-100): the "
+        "brainstormed tasks will vary less and repeat the seeds more",
+        f"{seeds}: 1 seeds, 1 task types",
+    ]  # (the warning is written first, on stderr, and read first)
+    apart = subprocess.run(cmd, capture_output=True, text=True)
+    assert apart.stdout.startswith(f"{seeds}: 1 seeds") and "warning:" in apart.stderr
