@@ -206,3 +206,28 @@ def test_the_console_keeps_stderr_and_stdout_in_order_and_stdout_redirected_clea
     ]  # (the warning is written first, on stderr, and read first)
     apart = subprocess.run(cmd, capture_output=True, text=True)
     assert apart.stdout.startswith(f"{seeds}: 1 seeds") and "warning:" in apart.stderr
+
+
+LATE = """
+import subprocess
+from selfspec_plugin.cli import cli, main
+
+@cli.command("late")
+def late():  # what nanobind does: print after the command, while (here: after) the interpreter shuts down
+    subprocess.Popen(["sh", "-c", 'sleep 0.5; cat "$LATE_TEXT" >&2'])
+
+main()
+"""
+
+
+def test_the_console_filter_outlives_the_interpreter(tmp_path):
+    script, text = tmp_path / "late.py", tmp_path / "late.txt"
+    script.write_text(LATE)
+    text.write_text('nanobind: leaked 3 types!\n - leaked type "ir.builder"\nreal line\n')
+    env = {**os.environ, "LATE_TEXT": str(text)}
+    proc = subprocess.run([sys.executable, str(script), "late"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "real line\n"  # (capture_output waits for the pipe's last writer)
+    verbose = subprocess.run(
+        [sys.executable, str(script), "--verbose", "late"], capture_output=True, text=True, env=env
+    )
+    assert verbose.stderr.startswith("nanobind: leaked 3 types!")
