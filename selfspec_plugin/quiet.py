@@ -167,7 +167,10 @@ def filter_stderr() -> None:
     (`selfspec generate`'s summary, then the path); stdout redirected elsewhere is left alone."""
     sys.stdout.flush()
     sys.stderr.flush()
-    terminal = os.dup(2)
+    try:
+        terminal = os.dup(2)
+    except OSError:  # no stderr at all (closed by the caller): nothing to filter
+        return
     filt = subprocess.Popen([sys.executable, "-I", __file__, "--stdin"], stdin=subprocess.PIPE, stdout=terminal)
     os.close(terminal)
     if os.path.samestat(os.fstat(1), os.fstat(2)):  # one terminal (or file) for both: one pipe keeps their order
