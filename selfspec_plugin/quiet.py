@@ -165,15 +165,16 @@ def filter_stderr() -> None:
     outlives this interpreter, so it also drops what is printed during its shutdown (nanobind's report). Where
     stdout is the same terminal or file, it goes through the same pipe, so that the two stay in the order written
     (`selfspec generate`'s summary, then the path); stdout redirected elsewhere is left alone."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        terminal = os.dup(2)
-    except OSError:  # no stderr at all (closed by the caller): nothing to filter
+    if sys.stderr is None:  # started without stderr (closed by the caller): nothing to filter
         return
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    same = sys.stdout is not None and os.path.samestat(os.fstat(1), os.fstat(2))  # one pipe keeps their order
+    terminal = os.dup(2)
     filt = subprocess.Popen([sys.executable, "-I", __file__, "--stdin"], stdin=subprocess.PIPE, stdout=terminal)
     os.close(terminal)
-    if os.path.samestat(os.fstat(1), os.fstat(2)):  # one terminal (or file) for both: one pipe keeps their order
+    if same:
         os.dup2(filt.stdin.fileno(), 1)
     os.dup2(filt.stdin.fileno(), 2)
     filt.stdin.close()  # fd 2 is now the only writer: the filter ends when this process (and its children) do
