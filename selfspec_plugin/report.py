@@ -597,10 +597,21 @@ def markdown_table(result: dict) -> str:
         "Scores in %. primary: the task's own metric (labels: accuracy; lists/entities: set F1; yes/no-prefixed "
         "answers: token F1 of the text after the label; else token F1). BoX F1: the paper's metric. `*`: the "
         "paired bootstrap 95% interval excludes 0 (average rows: items resampled within each task). "
-        f"{result['samplings']} demonstration samplings for k > 0 (mean ± std). Model `{result['model']}`: "
-        f"{models}; backend {result['backend']}, limit {result['limit']}, {result['wall_seconds']} s.",
+        f"{_how_asked(result)} Model `{result['model']}`: {models}; backend {result['backend']}, "
+        f"{result['wall_seconds']} s.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _how_asked(result: dict) -> str:
+    """The demonstrations and the items scored, in words (a k = 0 run has no demonstration samplings)."""
+    demos = (
+        f"{result['samplings']} demonstration samplings for k > 0 (mean ± std)"
+        if any(k > 0 for k in result["shots"])
+        else "k = 0 only: no demonstrations, one prompt per item"
+    )
+    items = f"at most {result['limit']} items per task" if result["limit"] else "every item of each task"
+    return f"{demos}; {items}."
 
 
 def overlap_lines(rows: list[dict]) -> list[str]:

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import dataset, fileio, registry, rundirs
+from . import dataset, fileio, quiet, registry, rundirs
 from .backends import start_options
 from .config import SelfSpecConfig
 from .errors import SelfSpecError
@@ -127,13 +127,15 @@ def review(manifest: dict, run_dir: Path, strict: bool) -> None:
 def run_child(task: dict, what: str) -> None:
     """One child Python process (`python -m selfspec_plugin.cli child FILE`) for `task`, written to a job file in a
     temporary folder: the engine's memory (GPU too) is gone when it returns. The child inherits this process's
-    environment as it is (offline or not)."""
+    environment as it is (offline or not); its stderr is read through quiet.py's filter of known third-party noise
+    (unless SELFSPEC_VERBOSE=1), which also drops what the child prints while its interpreter shuts down."""
     with tempfile.TemporaryDirectory(prefix="selfspec-child-") as tmp:
         path = Path(tmp) / "job.json"
         fileio.write_json(path, task)
-        proc = subprocess.run([sys.executable, "-m", "selfspec_plugin.cli", "child", str(path)], env=child_env())
-    if proc.returncode != 0:
-        raise SelfSpecError(f"selfspec: {what} failed (exit code {proc.returncode}); see the messages above")
+        cmd = [sys.executable, "-m", "selfspec_plugin.cli", "child", str(path)]
+        code = subprocess.run(cmd, env=child_env()).returncode if quiet.verbose() else quiet.run(cmd, env=child_env())
+    if code != 0:
+        raise SelfSpecError(f"selfspec: {what} failed (exit code {code}); see the messages above")
 
 
 def run_child_task(task: dict) -> None:

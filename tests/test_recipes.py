@@ -12,8 +12,9 @@ from selfspec_plugin.config import SelfSpecConfig
 from selfspec_plugin.recipe import load
 
 RECIPES = sorted((ROOT / "recipes").glob("*.yml")) + [
-    ROOT / "benchmarks" / "specialize_smollm2.yml"
-]  # + the experiment
+    ROOT / "benchmarks" / "specialize_smollm2.yml",  # the experiment
+    ROOT / "recipes" / "examples" / "contracts-cpu.yml",  # README "A new domain, end to end"
+]
 CPU = (
     {"bf16": False, "fp8": False, "tf32": False, "n_gpu": 1, "compute_capability": None},
     {"torch_version": "2.13.0"},
@@ -46,3 +47,20 @@ def test_recipe_validates_with_axolotl(recipe, monkeypatch):
     assert block.corpus is None or Path(block.corpus).is_file()
     assert validated["adapter"] == "qlora" and validated["load_in_4bit"] is True
     assert (validated["lora_r"], validated["lora_alpha"], validated["learning_rate"]) == (8, 16, 0.0003)
+
+
+def test_the_new_domain_example_has_clean_seeds_and_loadable_held_out_tasks():
+    """README's worked example: its seeds check without errors (only the few-seeds warning) and its held-out file
+    loads as `selfspec eval --task` reads it."""
+    from selfspec_plugin.eval import load_tasks
+    from selfspec_plugin.seeds import check_seeds
+
+    examples = ROOT / "recipes" / "examples"
+    errors, warnings, types = check_seeds(str(examples / "contracts.jsonl"), 0.7)
+    assert errors == [] and len(warnings) == 1 and "below the paper's range" in warnings[0]
+    assert sum(types.values()) == 14
+    tasks = load_tasks(str(examples / "contracts-heldout.jsonl"))
+    assert [(t.name, t.kind, len(t.instances)) for t in tasks] == [
+        ("clause_type", "labels", 6),
+        ("clause_yes_no", "labels", 4),
+    ]

@@ -238,7 +238,7 @@ def evaluate_recipe(
         raise SelfSpecError("selfspec.model: no model to evaluate (set selfspec.model or base_model)")
     output_dir = Path(raw.get("output_dir") or ".")
     if not adapters and (output_dir / "adapter_config.json").is_file():
-        adapters = [f"adapter={output_dir}"]
+        adapters = [str(output_dir)]  # named after its folder, as an `--adapter DIR` is (docs/eval.md)
     specs = model_specs(adapters or [], options.formats)
     task_specs = tasks or options.tasks
     if not task_specs:
