@@ -394,3 +394,13 @@ def summary(corpus: Corpus, chunks: list[dict], unit: str, chunk_tokens: int | N
     if unit == "words":
         lines.append("(counted in words: give --model, the generator's folder, to count in its tokens)")
     return lines
+
+
+def cited_sources(data: list[dict]) -> list[tuple[str, int]]:
+    """The corpus files the triplets cite (a chunk id's part before `#`), with how many triplets cite each: the
+    dataset card lists them. Ids of a single record file (no `#`) name no file and are not counted."""
+    counts: dict[str, int] = {}
+    for row in data:
+        for name in {d.split("#", 1)[0] for d in row.get("docs") or () if "#" in d}:
+            counts[name] = counts.get(name, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
