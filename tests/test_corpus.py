@@ -5,6 +5,7 @@ import json
 
 import pytest
 from pdf_fixture import write_pdf
+from test_pipeline import scripted  # noqa: F401  (the scripted backend, registered as a plugin)
 
 from selfspec_plugin import corpus
 from selfspec_plugin.cli import main
@@ -183,3 +184,29 @@ def test_the_dataset_card_lists_the_cited_sources():
     data = [{"docs": ["guide.pdf#p1-aa", "guide.pdf#p2-bb", "notes.md#x-cc"]}, {"docs": ["guide.pdf#p1-aa"]}]
     assert corpus.cited_sources(data) == [("guide.pdf", 2), ("notes.md", 1)]
     assert corpus.cited_sources([{"docs": ["d1"]}]) == []
+
+
+def test_a_generation_over_a_folder_cites_chunks_by_source_and_page(scripted, tmp_path, capsys):
+    from test_pipeline import job
+
+    from selfspec_plugin.runner import generate
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    folder = one_of_each(tmp_path / "c")
+    (folder / "empty.txt").write_text("")
+    # the scripted instructions say "Explain <made-up words>": the pages that say "explain" are what BM25 finds
+    write_pdf(folder / "explain.pdf", ["Explain the first page.", "Explain the second page; explain it again."])
+    settings = {"corpus": str(folder), "retrieval_k": 2, "num_instructions": 4}
+    run_dir = generate(job(model_dir, tmp_path / "out", **settings), progress=False)
+    data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
+    assert data and all(len(row["docs"]) == 2 for row in data)
+    assert {d.split("-")[0] for row in data for d in row["docs"]} == {"explain.pdf#p1", "explain.pdf#p2"}
+    ids = {d["id"] for d in load_corpus(folder)}
+    assert all(d in ids for row in data for d in row["docs"])  # the ids a later read gives
+    card = (run_dir / "README.md").read_text()
+    assert f"the triplets citing each): `explain.pdf` ({len(data)})." in card
+    assert "selfspec.corpus: skipped empty.txt: empty file" in capsys.readouterr().err
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["inputs"]["corpus_sha256"] == corpus.corpus_digest(str(folder))
