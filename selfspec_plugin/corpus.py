@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SelfSpecError
-from .fileio import check_file, resolved_note
+from .fileio import check_file, jsonl_objects, resolved_note, text_lines
 
 DOCUMENTS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html", ".pdf": "pdf"}
 RECORDS = (".jsonl", ".parquet")
@@ -97,8 +97,6 @@ def corpus_files(spec: str) -> list[tuple[Path, str]]:
 def read_corpus(spec: str, text_field: str = "text") -> Corpus:
     """Every section of the corpus at `spec`, with the files it skipped. A folder's .jsonl/.parquet records read as
     in a single file (errors name file:line); a document file that gives no text is skipped with its reason."""
-    from .retrieval import read_records
-
     spec = str(spec)
     corpus = Corpus(spec, records=is_record_file(spec))
     folder = not Path(spec).is_file()
@@ -128,6 +126,38 @@ def read_corpus(spec: str, text_field: str = "text") -> Corpus:
 
 def kinds() -> str:
     return ", ".join(sorted({*DOCUMENTS, *RECORDS}))
+
+
+def read_records(path: str | Path, text_field: str = "text") -> list[dict]:
+    """The records of one file as `{id, text}`: .jsonl (a `text_field`, optional `id`/`title`), .parquet (a
+    `text_field` column, optional `id`), anything else one document per non-blank line."""
+    path = check_file(Path(path), "selfspec.corpus")
+    docs: list[dict] = []
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+            raise SelfSpecError(f"selfspec.corpus: {path}: not a readable parquet file ({exc})") from None
+        if text_field not in table.column_names:
+            raise SelfSpecError(f"{path}: no column {text_field!r} (columns: {', '.join(table.column_names)})")
+        ids = table.column("id").to_pylist() if "id" in table.column_names else range(table.num_rows)
+        docs = [{"id": str(i), "text": t} for i, t in zip(ids, table.column(text_field).to_pylist()) if t]
+    elif path.suffix == ".jsonl":
+        for lineno, obj in jsonl_objects(path):
+            if not isinstance(obj.get(text_field), str):
+                raise SelfSpecError(f"{path}:{lineno}: missing string field {text_field!r}")
+            title = str(obj.get("title") or "").strip()
+            text = (
+                f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {obj[text_field]}"
+                if title
+                else obj[text_field]
+            )
+            docs.append({"id": str(obj.get("id", lineno)), "text": text})
+    else:
+        docs = [{"id": str(n), "text": line.strip()} for n, line in text_lines(path) if line.strip()]
+    return docs
 
 
 # ---- extraction ----------------------------------------------------------------------------------------------

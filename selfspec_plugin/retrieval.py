@@ -10,40 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from . import corpus
+from .corpus import read_records
 from .errors import SelfSpecError
-from .fileio import check_file, jsonl_objects, text_lines
-
-
-def read_records(path: str | Path, text_field: str = "text") -> list[dict]:
-    """The records of one file as `{id, text}`: .jsonl (a `text_field`, optional `id`/`title`), .parquet (a
-    `text_field` column, optional `id`), anything else one document per non-blank line."""
-    path = check_file(Path(path), "selfspec.corpus")
-    docs: list[dict] = []
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
-            raise SelfSpecError(f"selfspec.corpus: {path}: not a readable parquet file ({exc})") from None
-        if text_field not in table.column_names:
-            raise SelfSpecError(f"{path}: no column {text_field!r} (columns: {', '.join(table.column_names)})")
-        ids = table.column("id").to_pylist() if "id" in table.column_names else range(table.num_rows)
-        docs = [{"id": str(i), "text": t} for i, t in zip(ids, table.column(text_field).to_pylist()) if t]
-    elif path.suffix == ".jsonl":
-        for lineno, obj in jsonl_objects(path):
-            if not isinstance(obj.get(text_field), str):
-                raise SelfSpecError(f"{path}:{lineno}: missing string field {text_field!r}")
-            title = str(obj.get("title") or "").strip()
-            text = (
-                f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {obj[text_field]}"
-                if title
-                else obj[text_field]
-            )
-            docs.append({"id": str(obj.get("id", lineno)), "text": text})
-    else:
-        docs = [{"id": str(n), "text": line.strip()} for n, line in text_lines(path) if line.strip()]
-    return docs
 
 
 def load_corpus(
@@ -57,8 +26,6 @@ def load_corpus(
     `chunk_tokens`: its records, whole, as `{id, text}`. A folder, a glob, a .md/.html/.pdf file, or `chunk_tokens`
     set: chunks of at most `chunk_tokens` tokens of `tokenizer` (words without one) with their source, page or
     section and offsets (corpus.py)."""
-    from . import corpus
-
     if corpus.is_record_file(path) and chunk_tokens is None:
         docs = read_records(path, text_field)
         if not docs:
@@ -71,8 +38,6 @@ def load_corpus(
 def run_corpus(cfg, backend) -> list[dict]:
     """A run's documents: chunked in the generator's own tokens (the backend's tokenizer, where it has one: vLLM
     and transformers; words for a backend that has none), the files skipped said once on stderr."""
-    from . import corpus
-
     if corpus.is_record_file(cfg.corpus) and cfg.chunk_tokens is None:
         return load_corpus(cfg.corpus, cfg.corpus_text_field)
     found = corpus.read_corpus(cfg.corpus, cfg.corpus_text_field)

@@ -6,6 +6,7 @@ import json
 import pytest
 from pdf_fixture import write_pdf
 from test_pipeline import scripted  # noqa: F401  (the scripted backend, registered as a plugin)
+from test_recipe_sharing import smoke_copy  # noqa: F401  (recipes/smoke-cpu.yml in a temp folder)
 
 from selfspec_plugin import corpus
 from selfspec_plugin.cli import main
@@ -210,3 +211,34 @@ def test_a_generation_over_a_folder_cites_chunks_by_source_and_page(scripted, tm
     assert "selfspec.corpus: skipped empty.txt: empty file" in capsys.readouterr().err
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["inputs"]["corpus_sha256"] == corpus.corpus_digest(str(folder))
+
+
+def test_a_folder_corpus_is_checked_packed_and_keeps_its_run_key(smoke_copy, tmp_path, monkeypatch, capsys):
+    import tarfile
+
+    import yaml
+    from test_recipe_sharing import run_key
+
+    one_of_each(smoke_copy.parent / "docs")
+    (smoke_copy.parent / "docs" / "empty.txt").write_text("")
+    raw = yaml.safe_load(smoke_copy.read_text())
+    raw["selfspec"]["corpus"] = "docs"
+    smoke_copy.write_text(yaml.safe_dump(raw, sort_keys=False))
+    original = run_key(smoke_copy)
+    assert main(["recipe", "check", str(smoke_copy)]) == 0
+    out = capsys.readouterr().out
+    assert "selfspec.corpus: docs -> " in out and "corpus: 5 file(s) read, 9 section(s), 1 skipped" in out
+    assert "warn  corpus: skipped empty.txt: empty file" in out
+    monkeypatch.chdir(tmp_path)
+    assert main(["recipe", "pack", str(smoke_copy), "-o", "b.tar.gz"]) == 0
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        assert "corpus/docs/guide.pdf" in tar.getnames() and "corpus/docs/more/records.jsonl" in tar.getnames()
+    assert main(["recipe", "unpack", "b.tar.gz", str(tmp_path / "two")]) == 0
+    packed = yaml.safe_load((tmp_path / "two" / "recipe.yml").read_text())["selfspec"]
+    assert packed["corpus"] == "corpus/docs" and packed["corpus_sha256"] == corpus.corpus_digest(
+        str(smoke_copy.parent / "docs")
+    )
+    assert run_key(tmp_path / "two" / "recipe.yml") == original
+    (tmp_path / "two" / "corpus" / "docs" / "notes.md").write_text("# Changed\n\nOther text.\n")
+    assert main(["recipe", "check", str(tmp_path / "two" / "recipe.yml")]) == 1
+    assert "has changed since the recipe pinned it" in capsys.readouterr().out
