@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SelfSpecError
-from .fileio import check_file, jsonl_objects, resolved_note, text_lines
+from .fileio import check_file, jsonl_objects, resolved_note, sha256_file, text_lines
 
 DOCUMENTS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html", ".pdf": "pdf"}
 RECORDS = (".jsonl", ".parquet")
@@ -94,13 +94,29 @@ def corpus_files(spec: str) -> list[tuple[Path, str]]:
     return sorted((p, n) for p, n in named if not any(part.startswith(".") for part in n.split("/")))
 
 
+# The last corpus read, by its files' hashes (hashing runs at disk speed, pypdf far below it): a run reads its
+# corpus for the key, for check_job and for the retriever, and parsing a folder of PDFs three times over would
+# triple the wait before the engine starts.
+_LAST: dict = {}
+
+
 def read_corpus(spec: str, text_field: str = "text") -> Corpus:
     """Every section of the corpus at `spec`, with the files it skipped. A folder's .jsonl/.parquet records read as
     in a single file (errors name file:line); a document file that gives no text is skipped with its reason."""
     spec = str(spec)
+    files = corpus_files(spec)
+    stamp = (spec, text_field, MAX_FILE_BYTES, tuple((name, sha256_file(p)) for p, name in files))
+    if _LAST.get("stamp") == stamp:
+        return _LAST["corpus"]
+    corpus = _read(spec, files, text_field)
+    _LAST.update(stamp=stamp, corpus=corpus)
+    return corpus
+
+
+def _read(spec: str, files: list[tuple[Path, str]], text_field: str) -> Corpus:
     corpus = Corpus(spec, records=is_record_file(spec))
     folder = not Path(spec).is_file()
-    for path, name in corpus_files(spec):
+    for path, name in files:
         suffix = path.suffix.lower()
         source = name if folder or not corpus.records else ""
         if suffix in RECORDS or (corpus.records and not folder):
@@ -391,8 +407,6 @@ def corpus_digest(spec: str, text_field: str = "text") -> str:
     pypdf upgrade that extracts the same text, keeps the key, and any change in what the model reads changes it.
     The chunks follow from the sections, the tokenizer (in the model's fingerprint) and chunk_tokens/chunk_overlap
     (settings), all in the key."""
-    from .fileio import sha256_file
-
     if is_record_file(spec):
         return sha256_file(Path(spec))
     corpus = read_corpus(spec, text_field)

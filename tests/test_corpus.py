@@ -240,5 +240,5 @@ def test_a_folder_corpus_is_checked_packed_and_keeps_its_run_key(smoke_copy, tmp
     )
     assert run_key(tmp_path / "two" / "recipe.yml") == original
     (tmp_path / "two" / "corpus" / "docs" / "notes.md").write_text("# Changed\n\nOther text.\n")
-    assert main(["recipe", "check", str(tmp_path / "two" / "recipe.yml")]) == 1
+    assert main(["recipe", "check", str(tmp_path / "two" / "recipe.yml")]) == 2
     assert "has changed since the recipe pinned it" in capsys.readouterr().out
