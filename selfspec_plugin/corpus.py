@@ -7,11 +7,12 @@ records), extracted into sections and cut into chunks bounded in the generator's
                start/end are character offsets in the extracted text of its page (PDF), its file (.md, .txt,
                .html) or its record
 
-A chunk's id is `source#p3-<hex>` (a PDF page), `source#<section-slug>-<hex>` or `source#<record id>`: the hex is
-a hash of the source, place and text, so the same files give the same ids run after run, and a triplet's `docs`
-names the file and page it was grounded on. A chunk longer runs are cut at a paragraph break, else a sentence
-end, else between words, in the second half of the window (why: a chunk that stops mid-sentence gives the model
-half a fact), and the next chunk repeats the last `chunk_overlap` tokens.
+A chunk's id is `source#p3-<hex>` (a PDF page), `source#<section-slug>-<hex>` or `source#<record id>` (a single
+record file's: `<record id>`, or `<record id>-<hex>` when cut): the hex is a hash of the source, place and text,
+so the same files give the same ids run after run, and a triplet's `docs` names the file and page it was grounded
+on. A section longer than a chunk is cut at a paragraph break, else a sentence end, else between words, in the
+second half of the window (why: a chunk that stops mid-sentence gives the model half a fact), and the next chunk
+repeats the last `chunk_overlap` tokens.
 
 A single .jsonl, .parquet or .txt file without `chunk_tokens` reads as before (retrieval.load_corpus): one record
 (one line of a .txt) is one document, whole, with its own id, and the run key hashes the file.
@@ -365,6 +366,8 @@ def chunk_id(section: dict, text: str) -> str:
         else _slug(section.get("section", ""))
     )
     digest = hashlib.sha256(json.dumps([section["source"], place, text]).encode()).hexdigest()[:8]
+    if not section["source"]:  # a record of a single record file, cut: `<record id>-<hex>`
+        return f"{place}-{digest}"
     return f"{section['source']}#{place + '-' if place else ''}{digest}"
 
 

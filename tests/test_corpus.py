@@ -87,6 +87,7 @@ def test_a_single_record_file_reads_as_before(tmp_path):
     assert corpus.corpus_digest(str(path)) == sha256_file(path)  # and the same run key
     cut = load_corpus(path, chunk_tokens=100, chunk_overlap=10)
     assert len(cut) > 2 and all(d["tokens"] <= 100 and d["record"] in ("d0", "d1") for d in cut)
+    assert cut[0]["id"].startswith("d0-") and corpus.cited_sources([{"docs": [cut[0]["id"]]}]) == []
 
 
 def test_bad_files_are_skipped_and_counted_with_their_reasons(tmp_path, monkeypatch):
