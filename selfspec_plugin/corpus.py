@@ -106,8 +106,11 @@ def read_corpus(spec: str, text_field: str = "text") -> Corpus:
     in a single file (errors name file:line); a document file that gives no text is skipped with its reason."""
     spec = str(spec)
     files = corpus_files(spec)
-    stamp = (spec, text_field, MAX_FILE_BYTES, tuple((name, sha256_file(p)) for p, name in files))
-    if _LAST.get("stamp") == stamp:
+    try:
+        stamp = (spec, text_field, MAX_FILE_BYTES, tuple((name, sha256_file(p)) for p, name in files))
+    except OSError:  # an unreadable file: no reuse; the read below skips it with the reason
+        stamp = None
+    if stamp is not None and _LAST.get("stamp") == stamp:
         return _LAST["corpus"]
     corpus = _read(spec, files, text_field)
     _LAST.update(stamp=stamp, corpus=corpus)
