@@ -315,7 +315,7 @@ overlap_option = click.option(
     help="warn above this ROUGE-L F between seeds (with --against: fail above it with a held-out input)",
 )
 @against_option("seeds and --corpus documents")
-@click.option("--corpus", multiple=True, help="a corpus file to check with --against; repeat")
+@click.option("--corpus", multiple=True, help="a corpus file, folder or glob to check with --against; repeat")
 @overlap_option
 def seeds_check(files, threshold: float, against, corpus, overlap: float) -> None:
     """Validate seed FILES: schema, duplicates, ROUGE-L overlap, task-type balance (and held-out leaks)."""
