@@ -41,8 +41,9 @@ DOCUMENTS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html"
 RECORDS = (".jsonl", ".parquet")
 # A document file past this is skipped: a 30-page PDF is ~1 MiB, and pypdf holds a whole file in memory.
 MAX_FILE_BYTES = 64 << 20
-# Document files are cut at this many tokens when `chunk_tokens` is unset (docs/benchmarks.md, B4: PubMedQA's
-# abstracts, ~330 tokens, are found as well as whole at 256 and fit three to a 2k-context prompt).
+# Document files are cut at this many tokens when `chunk_tokens` is unset: three such chunks leave a 2k-token
+# context room for the demos and the answer, and on PubMedQA's abstracts (313 tokens median) they lose under a
+# point of recall@3 against whole abstracts (docs/benchmarks.md, B9).
 DEFAULT_CHUNK_TOKENS = 256
 DEFAULT_CHUNK_OVERLAP = 32
 # Hashed into the run key of a folder corpus with the extracted text: bump it when extraction or chunking
