@@ -9,7 +9,7 @@ export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DA
   VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 AXOLOTL_DO_NOT_TRACK=1 WANDB_MODE=disabled
 selfspec fetch-demo-model >/dev/null
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(b4_retrieval b3_novelty b1_overhead b2_engines b5_train_overhead)
+[ ${#benches[@]} -gt 0 ] || benches=(b4_retrieval b3_novelty b1_overhead b2_engines b5_train_overhead b9_corpus_recall)
 for bench in "${benches[@]}"; do
   echo "== $bench"
   python "benchmarks/$bench.py" 2> "benchmarks/results/$bench.log"

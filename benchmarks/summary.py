@@ -119,6 +119,24 @@ def b4(r: dict) -> list[str]:
     ]
 
 
+def b9(r: dict) -> list[str]:
+    t = r["abstract_tokens"]
+    rows = [
+        f"| {x['retriever']} | {x['unit']} | {x.get('docs', 1000):,} | {x['recall@1']:.3f} | **{x['recall@3']:.3f}** | "
+        f"{x.get('read_and_chunk_s', '')} | {x.get('index_s', x.get('embed_docs_s', ''))} | {x['query_s']} |"
+        for x in r["runs"]
+    ]
+    return header(r) + [
+        "| retriever | what is indexed | documents | recall@1 | recall@3 | read + chunk (s) | index (s) | 1,000 queries (s) |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"{r['corpus']}; abstracts {t['median']} tokens median, {t['p90']} p90, {t['max']} max ({r['tokenizer']}). "
+        f"Dense: {r['dense']}. Recall@k: the question's own abstract among the top-k results (for chunks: one of the "
+        "top-k chunks comes from it). One run; the dense index time is embedding every document.",
+    ]
+
+
 def b5(r: dict) -> list[str]:
     return header(r) + [
         f"| `axolotl train`, {r['model']} model, QLoRA, max_steps 1 | time to first step (s) | to exit (s) |",
@@ -231,6 +249,7 @@ def render() -> str:
         ("b7_yield", b7),
         ("b7_yield_gates", b7),
         ("b8_quality", b8),
+        ("b9_corpus_recall", b9),
     ):
         r = load(name)
         parts += (fn(r) if r else [f"### {name}", "", "(not run yet)"]) + [""]

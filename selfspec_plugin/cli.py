@@ -333,7 +333,7 @@ overlap_option = click.option(
     help="warn above this ROUGE-L F between seeds (with --against: fail above it with a held-out input)",
 )
 @against_option("seeds and --corpus documents")
-@click.option("--corpus", multiple=True, help="a corpus file to check with --against; repeat")
+@click.option("--corpus", multiple=True, help="a corpus file, folder or glob to check with --against; repeat")
 @overlap_option
 def seeds_check(files, threshold: float, against, corpus, overlap: float) -> None:
     """Validate seed FILES: schema, duplicates, ROUGE-L overlap, task-type balance (and held-out leaks)."""
@@ -416,6 +416,46 @@ def _check_against(sources: list[tuple[str, list[dict]]], against, threshold: fl
         f"{len(sources)} file(s), against {sum(len(t.instances) for t in tasks)} instances of {len(tasks)} task(s)"
     )
     return bool(found)
+
+
+@cli.group("corpus")
+def corpus_group() -> None:
+    """A domain corpus as a run reads it."""
+
+
+@corpus_group.command("inspect")
+@click.argument("path")
+@click.option("--model", help="the generator's model folder: count in its tokens (default: a recipe's model)")
+@click.option("--chunk-tokens", type=click.IntRange(1), help="chunk size (default: a recipe's, else as a run)")
+@click.option("--chunk-overlap", type=click.IntRange(0), help="tokens a chunk repeats from the one before")
+@click.option("--text-field", help="the text field of .jsonl records (column of .parquet ones)")
+@click.option("--show", type=click.IntRange(0), default=0, help="print the first N chunks")
+def corpus_inspect(path: str, model, chunk_tokens, chunk_overlap, text_field, show: int) -> None:
+    """Files, sections, chunks and their sizes, and every skipped file with its reason, of the corpus PATH (a
+    file, folder or glob) or of RECIPE.yml's corpus (with its model and chunk settings)."""
+    import json
+
+    from . import corpus
+    from .config import SelfSpecConfig
+    from .recipe import _tokenizer
+
+    cfg = SelfSpecConfig(seeds="")
+    if path.endswith((".yml", ".yaml")) and Path(path).is_file():
+        raw = load_recipe(path)
+        cfg = SelfSpecConfig(**raw["selfspec"])
+        if not cfg.corpus:
+            raise SelfSpecError(f"{path}: its selfspec block has no corpus")
+        path, model = cfg.corpus, model or cfg.model or raw.get("base_model")
+    tokenizer = _tokenizer(model, cfg.trust_remote_code) if model else None
+    if model and tokenizer is None:
+        raise SelfSpecError(f"--model: no tokenizer in {model} (a local model folder)")
+    size = chunk_tokens or cfg.chunk_tokens
+    found = corpus.read_corpus(path, text_field or cfg.corpus_text_field)
+    chunks, unit = corpus.chunk(found, size, cfg.chunk_overlap if chunk_overlap is None else chunk_overlap, tokenizer)
+    for line in corpus.summary(found, chunks, unit, size):
+        click.echo(line)
+    for c in chunks[:show]:
+        click.echo(json.dumps(c, ensure_ascii=False))
 
 
 @cli.group()

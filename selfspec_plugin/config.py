@@ -157,9 +157,20 @@ class SelfSpecConfig(BaseModel):
     max_rounds: int = Field(200, gt=0, description="Stop brainstorming after this many rounds even if short.")
 
     corpus: Optional[str] = Field(
-        None, description="Local domain corpus (.jsonl/.txt/.parquet) grounding the responses."
+        None,
+        description="Local domain corpus grounding the responses: a .jsonl/.txt/.parquet file of documents, or a "
+        "folder or glob of .md/.txt/.html/.pdf (and .jsonl/.parquet) files, cut into chunks.",
     )
-    corpus_sha256: Optional[str] = Field(None, pattern=SHA256, description="Pin: the corpus file's sha256.")
+    corpus_sha256: Optional[str] = Field(
+        None, pattern=SHA256, description="Pin: the corpus file's sha256 (a folder's: of its extracted text)."
+    )
+    chunk_tokens: Optional[int] = Field(
+        None,
+        gt=0,
+        description="Corpus chunk size in the generator's tokens. Unset: document files are cut at 256 and the "
+        "records of a .jsonl/.txt/.parquet corpus file stay whole; set: every document and record is cut.",
+    )
+    chunk_overlap: int = Field(32, ge=0, description="Tokens a corpus chunk repeats from the one before it.")
     corpus_text_field: str = Field("text", description="The text field of a .jsonl corpus or column of a .parquet one.")
     retriever: str = Field("bm25", description="Retriever (registered through the `selfspec` plugin hooks).")
     retrieval_k: int = Field(3, gt=0, description="Documents given to each response prompt as background.")

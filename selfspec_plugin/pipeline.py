@@ -23,7 +23,7 @@ from .errors import SelfSpecError
 from .filters import drift, run_checks
 from .prompts import brainstorm_prompt, parse_brainstorm, prompt_digest, response_prompt
 from .recipe import versions
-from .retrieval import load_corpus
+from .retrieval import load_corpus, run_corpus
 from .seeds import load_seeds
 
 ALPACA_FIELDS = ("instruction", "input", "output")
@@ -169,7 +169,7 @@ class Generation:
         self.grammar = cfg.brainstorm_grammar and getattr(backend, "constrains_decoding", False)
         self.retriever = None
         if cfg.corpus:
-            docs = load_corpus(cfg.corpus, cfg.corpus_text_field)
+            docs = run_corpus(cfg, backend)
             self.retriever = registry.make_retriever(cfg.retriever, docs, run_dir / "index")
         self.quota = cfg.num_triplets or cfg.num_instructions
         self.kept: list[dict] = []  # kept instructions, in order: their positions fix their chunks and demos

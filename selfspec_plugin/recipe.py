@@ -46,6 +46,13 @@ def input_paths(block: dict) -> list[tuple[str, str]]:
     return found
 
 
+def _is_pattern_with_files(path: str) -> bool:
+    """A corpus glob (`docs/**/*.pdf`) that matches a file."""
+    import glob
+
+    return glob.has_magic(path) and any(Path(p).is_file() for p in glob.iglob(path, recursive=True))
+
+
 def resolve_paths(block: dict, folder: Path) -> tuple[dict, list[str]]:
     """The block with its input paths made absolute against `folder`, and one problem per path not found (naming
     the key, the path as written and where it was looked for)."""
@@ -53,7 +60,7 @@ def resolve_paths(block: dict, folder: Path) -> tuple[dict, list[str]]:
     problems = []
     for key, path in input_paths(block):
         resolved = _resolve(path, folder)
-        if not Path(resolved).exists():
+        if not Path(resolved).exists() and not (key == "corpus" and _is_pattern_with_files(resolved)):
             where = "" if resolved == path else f" (resolved against the recipe's folder: {resolved})"
             problems.append(f"selfspec.{key}: file not found: {path}{where}")
     for key in ("seeds", "corpus"):
@@ -239,7 +246,16 @@ def _bundle_files(block: dict, with_corpus: bool) -> tuple[dict, dict[str, Path]
     if out.get("previous_round"):
         raise SelfSpecError("selfspec.previous_round: this is a round of `selfspec iterate`; pack the round-1 recipe")
     for key, folder in (("seeds", "seeds"), ("corpus", "corpus")):
-        if out.get(key):
+        if key == "corpus" and out.get(key) and not Path(out[key]).is_file():  # a folder or glob: its files
+            from .corpus import corpus_digest, corpus_files
+
+            spec = out[key]
+            name = Path(spec).name if Path(spec).is_dir() else "files"
+            pin = corpus_digest(spec, out.get("corpus_text_field", "text"))
+            out[key], out[f"{key}_sha256"] = f"{folder}/{name}", pin
+            if with_corpus:
+                files.update({f"{folder}/{name}/{rel}": path for path, rel in corpus_files(spec)})
+        elif out.get(key):
             source = Path(out[key])
             out[key], out[f"{key}_sha256"] = f"{folder}/{source.name}", fileio.sha256_file(source)
             if key == "seeds" or with_corpus:
@@ -506,20 +522,23 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
     resolved_paths = dict(input_paths(block))
     for key, written in input_paths(raw["selfspec"]):
         resolved = resolved_paths[key]
-        if Path(resolved).is_dir():  # a benchmark's folder (pubmedqa:DIR) is fine; seeds or corpus must be files
+        folder_corpus = key == "corpus" and (Path(resolved).is_dir() or _is_pattern_with_files(resolved))
+        if Path(resolved).is_dir() and not folder_corpus:  # a benchmark's folder (pubmedqa:DIR) is fine
             lines.append(
                 ("ok", f"selfspec.{key}: {written} -> {resolved} (a folder)")
                 if key.startswith("eval.")
                 else ("FAIL", f"selfspec.{key}: {resolved} is a directory, expected a file")
             )
-        if not Path(resolved).is_file():
+        if not Path(resolved).is_file() and not folder_corpus:
             continue
         pinned = pins.get(key)
         try:  # the run's own pin check, reported under the path's key
-            actual = rundirs.pinned_sha256(resolved, key, pinned, pin_key=key)
+            actual = rundirs.pinned_sha256(resolved, key, pinned, pin_key=key, text_field=cfg.corpus_text_field)
         except SelfSpecError as exc:
             lines.append(("FAIL", str(exc)))
             continue
+        if folder_corpus:
+            lines += _corpus_lines(resolved, cfg.corpus_text_field)
         lines.append(
             (
                 "ok",
@@ -548,6 +567,15 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
         lines.append(("FAIL", str(exc)))
     lines += [("warn", w) for w in seed_warnings(job, count=False)]  # (the count: by the seeds check above)
     return lines + [("info", f"size: {_size(cfg)}")]
+
+
+def _corpus_lines(spec: str, text_field: str) -> list[tuple[str, str]]:
+    """A folder corpus in brief (`selfspec corpus inspect` tells more): files read, sections, each skipped file."""
+    from .corpus import read_corpus
+
+    found = read_corpus(spec, text_field)  # (read once already for the pin: an error was reported there)
+    counts = f"{len(found.files)} file(s) read, {len(found.sections)} section(s), {len(found.skipped)} skipped"
+    return [("ok", f"corpus: {counts}")] + [("warn", f"corpus: skipped {name}: {why}") for name, why in found.skipped]
 
 
 def seed_warnings(job, count: bool = True) -> list[str]:

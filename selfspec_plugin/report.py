@@ -221,7 +221,7 @@ from datasets import load_dataset
 ds = load_dataset("json", data_files="data.jsonl", split="train")
 ```
 
-Fields: `id`, `instruction`, `input`, `output`{", `docs` (ids of the retrieved documents)" if settings.get("corpus") else ""}{", `messages`" if settings.get("messages") else ""}.
+Fields: `id`, `instruction`, `input`, `output`{", `docs` (ids of the retrieved documents)" if settings.get("corpus") else ""}{", `messages`" if settings.get("messages") else ""}.{_sources_line(data)}
 Run key `{manifest["run_key"]}`; seeds sha256 `{manifest["inputs"]["seeds_sha256"][:16]}…`; backend
 `{manifest["backend"]}` ({manifest["prompt_format"]} prompts); versions: {", ".join(f"{k} {v}" for k, v in manifest["versions"].items())}.{_recipe_line(manifest.get("recipe"))}
 
@@ -231,6 +231,18 @@ Instruction lengths: {lengths}.
 |---|---|
 {reasons}
 """
+
+
+def _sources_line(data: list[dict]) -> str:
+    """The corpus files the responses were grounded on (a folder corpus's chunk ids name them: `file#p3-…`)."""
+    from .corpus import cited_sources
+
+    cited = cited_sources(data)
+    if not cited:
+        return ""
+    shown = ", ".join(f"`{name}` ({n})" for name, n in cited[:50])
+    more = f", and {len(cited) - 50} more" if len(cited) > 50 else ""
+    return f"\n\nSources (corpus files the retrieved chunks came from, with the triplets citing each): {shown}{more}."
 
 
 # The task-type mix and the verb-noun analysis use documented heuristics, not a parser: no POS model can be

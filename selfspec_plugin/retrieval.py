@@ -1,4 +1,5 @@
-"""Grounding responses in a local domain corpus: BM25 (bm25s) over jsonl, txt or parquet documents.
+"""Grounding responses in a local domain corpus: BM25 (bm25s) over its documents, or over the chunks of a folder
+of Markdown, text, HTML and PDF files (corpus.py).
 
 query = instruction + input; the top-k documents are given to the response prompt as background, and
 their ids are recorded with each triplet. The index is built once per run and cached in the run dir.
@@ -6,43 +7,44 @@ their ids are recorded with each triplet. The index is built once per run and ca
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from . import corpus
+from .corpus import read_records
 from .errors import SelfSpecError
-from .fileio import check_file, jsonl_objects, text_lines
 
 
-def load_corpus(path: str | Path, text_field: str = "text") -> list[dict]:
-    """Documents as `{id, text}`: .jsonl (a `text_field`, optional `id`/`title`), .txt (one per line), .parquet."""
-    path = check_file(Path(path), "selfspec.corpus")
-    docs: list[dict] = []
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+def load_corpus(
+    path: str | Path,
+    text_field: str = "text",
+    chunk_tokens: int | None = None,
+    chunk_overlap: int | None = None,
+    tokenizer=None,
+) -> list[dict]:
+    """The documents the retriever indexes, as `{id, text, ...}`. A single .jsonl/.txt/.parquet file without
+    `chunk_tokens`: its records, whole, as `{id, text}`. A folder, a glob, a .md/.html/.pdf file, or `chunk_tokens`
+    set: chunks of at most `chunk_tokens` tokens of `tokenizer` (words without one) with their source, page or
+    section and offsets (corpus.py)."""
+    if corpus.is_record_file(path) and chunk_tokens is None:
+        docs = read_records(path, text_field)
+        if not docs:
+            raise SelfSpecError(f"selfspec.corpus: {path} holds no documents")
+        return docs
+    chunks, _ = corpus.chunk(corpus.read_corpus(str(path), text_field), chunk_tokens, chunk_overlap, tokenizer)
+    return chunks
 
-        try:
-            table = pq.read_table(path)
-        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
-            raise SelfSpecError(f"selfspec.corpus: {path}: not a readable parquet file ({exc})") from None
-        if text_field not in table.column_names:
-            raise SelfSpecError(f"{path}: no column {text_field!r} (columns: {', '.join(table.column_names)})")
-        ids = table.column("id").to_pylist() if "id" in table.column_names else range(table.num_rows)
-        docs = [{"id": str(i), "text": t} for i, t in zip(ids, table.column(text_field).to_pylist()) if t]
-    elif path.suffix == ".jsonl":
-        for lineno, obj in jsonl_objects(path):
-            if not isinstance(obj.get(text_field), str):
-                raise SelfSpecError(f"{path}:{lineno}: missing string field {text_field!r}")
-            title = str(obj.get("title") or "").strip()
-            text = (
-                f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {obj[text_field]}"
-                if title
-                else obj[text_field]
-            )
-            docs.append({"id": str(obj.get("id", lineno)), "text": text})
-    else:
-        docs = [{"id": str(n), "text": line.strip()} for n, line in text_lines(path) if line.strip()]
-    if not docs:
-        raise SelfSpecError(f"selfspec.corpus: {path} holds no documents")
-    return docs
+
+def run_corpus(cfg, backend) -> list[dict]:
+    """A run's documents: chunked in the generator's own tokens (the backend's tokenizer, where it has one: vLLM
+    and transformers; words for a backend that has none), the files skipped said once on stderr."""
+    if corpus.is_record_file(cfg.corpus) and cfg.chunk_tokens is None:
+        return load_corpus(cfg.corpus, cfg.corpus_text_field)
+    found = corpus.read_corpus(cfg.corpus, cfg.corpus_text_field)
+    for name, why in found.skipped:
+        print(f"selfspec.corpus: skipped {name}: {why}", file=sys.stderr)
+    chunks, _ = corpus.chunk(found, cfg.chunk_tokens, cfg.chunk_overlap, getattr(backend, "tokenizer", None))
+    return chunks
 
 
 class BM25Retriever:

@@ -193,7 +193,9 @@ def run_inputs(job: Job) -> dict:
     previous = job.config.previous_round
     return {
         "seeds_sha256": pinned_sha256(job.config.seeds, "seeds", job.config.seeds_sha256),
-        "corpus_sha256": pinned_sha256(job.config.corpus, "corpus", job.config.corpus_sha256)
+        "corpus_sha256": pinned_sha256(
+            job.config.corpus, "corpus", job.config.corpus_sha256, text_field=job.config.corpus_text_field
+        )
         if job.config.corpus
         else None,
         "model": {"served": job.model} if remote else model_fingerprint(job.model),
@@ -213,13 +215,21 @@ def run_inputs(job: Job) -> dict:
     }
 
 
-def pinned_sha256(path: str, key: str, pinned: Optional[str], pin_key: Optional[str] = None) -> str:
-    """The file's sha256; a recipe that pinned another one stops here, before any engine starts or file is written."""
-    actual = sha256_file(check_file(Path(path), f"selfspec.{key}"))
+def pinned_sha256(
+    path: str, key: str, pinned: Optional[str], pin_key: Optional[str] = None, text_field: str = "text"
+) -> str:
+    """The file's sha256 (a folder corpus's: of its extracted text, corpus.corpus_digest); a recipe that pinned
+    another one stops here, before any engine starts or file is written."""
+    if key == "corpus":
+        from .corpus import corpus_digest, is_record_file
+
+        actual, what = corpus_digest(path, text_field), "the file has" if is_record_file(path) else "its text has"
+    else:
+        actual, what = sha256_file(check_file(Path(path), f"selfspec.{key}")), "the file has"
     if pinned and pinned.lower() != actual:
         raise SelfSpecError(
             f"selfspec.{pin_key or key + '_sha256'}: {path} has changed since the recipe pinned it: "
-            f"expected sha256 {pinned.lower()}, the file has {actual}"
+            f"expected sha256 {pinned.lower()}, {what} {actual}"
         )
     return actual
 

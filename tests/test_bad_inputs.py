@@ -123,7 +123,13 @@ CASES = [
         "seeds.jsonl:3:67: not UTF-8 text (invalid start byte, byte 0xff)",
     ),
     ("seeds is a directory", LINES, None, {"seeds": "."}, "seeds: TMP is a directory, expected a file"),
-    ("corpus is a directory", LINES, None, {"corpus": "."}, "selfspec.corpus: TMP is a directory, expected a file"),
+    (  # a folder is a corpus (corpus.py): here its one .jsonl has no `text` field
+        "corpus folder",
+        LINES,
+        None,
+        {"corpus": "."},
+        "TMP/seeds.jsonl:1: missing string field 'text'",
+    ),
     (
         "CSV saved as jsonl",
         ["instruction,input,output", "Name the enzyme,glycolysis,hexokinase"],

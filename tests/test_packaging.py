@@ -88,8 +88,8 @@ def test_the_layers_import_one_way():
 
     assert project_imports("fileio") == set()
     assert project_imports("errors") == {"fileio"}
-    for reader in ("seeds", "retrieval", "eval/tasks", "heldout"):
-        assert project_imports(reader) <= {"errors", "fileio", "filters", "registry"}, reader
+    for reader in ("seeds", "retrieval", "corpus", "eval/tasks", "heldout"):
+        assert project_imports(reader) <= {"errors", "fileio", "filters", "registry", "corpus"}, reader
 
 
 def test_axolotl_selfspec_is_the_selfspec_click_group():
