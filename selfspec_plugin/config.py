@@ -209,6 +209,12 @@ class SelfSpecConfig(BaseModel):
         description="Train on the seed tasks alone: no generation, no engine. The "
         "control that asks whether generation beat plain supervision.",
     )
+    match_steps_of: Optional[str] = Field(
+        None,
+        description="An Axolotl output_dir whose adapter was trained by this plugin (its selfspec-trained.json "
+        "records the optimizer steps): train for exactly that many optimizer steps (Axolotl's `max_steps`, epochs "
+        "over this run's data as needed). The equal-steps seeds-only control; a path as Axolotl reads output_dir.",
+    )
     keep_datasets: bool = Field(
         False,
         description="Train on the config's own `datasets:` beside the generated data "
