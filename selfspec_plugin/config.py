@@ -5,7 +5,7 @@ Unknown keys and out-of-range values fail validation with the field's name (pyda
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -68,6 +68,11 @@ class EvalOptions(BaseModel):
         default_factory=list,
         description="Prompt formats added for every model (default: the base in both, each adapter in the one it "
         "was trained in).",
+    )
+    merge: Union[bool, Literal["auto"]] = Field(
+        "auto",
+        description="Score each adapter as base + adapter merged into plain weights (PEFT merge_and_unload, cached "
+        "in OUT/merged/) instead of per request: true, false, or auto = merged on a machine without CUDA.",
     )
 
 
