@@ -217,7 +217,7 @@ def _funnel_line(run: dict) -> str:
     "--merge",
     type=click.Choice(["auto", "true", "false"]),
     help="score each adapter merged into the base's weights (cached in OUT/merged/) instead of per request; "
-    "auto (default: selfspec.eval.merge) = without CUDA",
+    "auto (default: selfspec.eval.merge) = without CUDA on a backend whose LoRA path is slow there (vllm)",
 )
 @no_progress
 def eval_models(config, adapters, tasks, shots, samplings, limit, formats, out, merge, no_progress) -> None:

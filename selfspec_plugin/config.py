@@ -72,7 +72,8 @@ class EvalOptions(BaseModel):
     merge: Union[bool, Literal["auto"]] = Field(
         "auto",
         description="Score each adapter as base + adapter merged into plain weights (PEFT merge_and_unload, cached "
-        "in OUT/merged/) instead of per request: true, false, or auto = merged on a machine without CUDA.",
+        "in OUT/merged/) instead of per request: true, false, or auto = merged without CUDA where the backend's LoRA "
+        "path is slow there (vLLM).",
     )
 
 

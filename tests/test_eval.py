@@ -333,7 +333,12 @@ def test_a_merged_adapter_predicts_what_the_adapter_served_per_request_predicts(
     assert runs[True]["mine"] == runs[False]["mine"] and runs[True]["base"] == runs[False]["base"]
     assert runs[True]["mine"] != runs[True]["base"]  # the adapter changes the answers: the equality says something
     assert json.loads((tmp_path / "eval-True" / "eval.json").read_text())["adapters_served"] == "merged"
-    assert evaluate.merge_wanted(True) and not evaluate.merge_wanted(False)
+    from selfspec_plugin import registry
+
+    transformers, vllm = registry.backend("transformers"), registry.backend("vllm")
+    assert evaluate.merge_wanted(True, transformers) and not evaluate.merge_wanted(False, vllm)
+    assert not evaluate.merge_wanted("auto", transformers)  # its PEFT path is not the slow one
+    assert evaluate.merge_wanted("auto", vllm) == (not __import__("torch").cuda.is_available())
 
 
 @pytest.fixture(scope="module")

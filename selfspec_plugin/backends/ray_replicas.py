@@ -62,6 +62,7 @@ class Replica:
 class RayBackend:
     name = "ray"
     serves_adapters = True  # every replica is a vLLM engine
+    slow_adapters_on_cpu = True
     adapter_options = staticmethod(vllm_lora_options)
     requires = {"ray": "pip install 'selfspec[ray]'", "vllm": "`make install` (CPU) or `make install-gpu` (CUDA)"}
 

