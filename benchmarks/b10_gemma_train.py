@@ -121,14 +121,21 @@ def train(path: Path, work: Path, timeout: float) -> dict:
     row = {"loss_times_s": losses, "tokens": tokens, "wall_s": round(time.perf_counter() - start, 1), "exit": code}
     if code == -signal.SIGKILL:
         tail.append(f"killed after {timeout:.0f} s")
-    if len(losses) >= 2:
-        seconds = losses[-1] - losses[0]
-        row["s_per_step"] = round(seconds / (len(losses) - 1), 2)
-        # packing puts more examples in a step: tokens per second is the comparable rate
-        row["tokens_per_s"] = round(sum(t.get("tokens/total", 0) for t in tokens[1:]) / seconds, 1)
+    row.update(rates(row))
     if code or len(losses) < 2:
         row["error"] = errors[-3:] + [line for line in tail if line.strip()][-3:]
     return row
+
+
+def rates(row: dict) -> dict:
+    """Seconds per step and tokens per second between the first and the last logged loss. Axolotl's `tokens/total`
+    counts from the start of training (padding included): the steps' tokens are the difference."""
+    times, tokens = row["loss_times_s"], row["tokens"]
+    if len(times) < 2:
+        return {}
+    seconds = times[-1] - times[0]
+    counted = tokens[-1].get("tokens/total", 0) - tokens[0].get("tokens/total", 0)
+    return {"s_per_step": round(seconds / (len(times) - 1), 2), "tokens_per_s": round(counted / seconds, 1)}
 
 
 def main() -> int:
@@ -147,7 +154,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     data = seeds_as_alpaca(work)
     runs = json.loads(Path(args.out).read_text())["runs"] if args.append and Path(args.out).is_file() else {}
-    for variant in args.variants.split(","):
+    for variant in [v for v in args.variants.split(",") if v]:  # none: the rows in --out recomputed
         name = next(n for n in [variant] + [f"{variant}#{i}" for i in range(2, 99)] if n not in runs)  # a repeat
         load = os.getloadavg()[0]
         runs[name] = {
@@ -157,6 +164,8 @@ def main() -> int:
         }
         print(f"{name}: {runs[name].get('s_per_step', 'failed')} s/step (load {load:.1f})", file=sys.stderr)
         write_result(args.out, {**header("B10 Gemma-3-270M training cost", "", ()), "runs": runs})  # as it goes
+    for row in runs.values():
+        row.update(rates(row))
     plain = runs.get("plain", {}).get("tokens_per_s")
     for row in runs.values():
         if plain and row.get("tokens_per_s"):
