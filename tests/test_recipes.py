@@ -48,3 +48,22 @@ def test_recipe_validates_with_axolotl(recipe, monkeypatch):
     assert block.corpus is None or Path(block.corpus).is_file()
     assert validated["adapter"] == "qlora" and validated["load_in_4bit"] is True
     assert (validated["lora_r"], validated["lora_alpha"], validated["learning_rate"]) == (8, 16, 0.0003)
+
+
+def test_recipe_check_says_how_many_steps_a_matched_control_will_take(tmp_path):
+    """`match_steps_of`: the steps its marker records, or why they are not known (yet) — before any training."""
+    import json
+
+    from selfspec_plugin.recipe import _size, _steps_lines
+
+    arm = tmp_path / "selfspec-s1"
+    assert _steps_lines(str(arm))[0][0] == "warn" and "train that adapter first" in _steps_lines(str(arm))[0][1]
+    arm.mkdir()
+    (arm / "selfspec-trained.json").write_text(json.dumps({"config_sha256": "x"}))  # written before steps were kept
+    assert "records no optimizer steps" in _steps_lines(str(arm))[0][1]
+    (arm / "selfspec-trained.json").write_text(json.dumps({"optimizer_steps": 130}))
+    assert _steps_lines(str(arm)) == [
+        ("ok", f"match_steps_of: {arm} trained 130 optimizer steps; this run takes as many")
+    ]
+    assert _steps_lines(None) == []
+    assert _size(SelfSpecConfig(seeds="s.jsonl", seeds_only=True)).startswith("seeds only:")
