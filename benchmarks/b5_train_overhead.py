@@ -20,7 +20,6 @@ Goal (issue 7): <= 5% difference. Command, from the repo root:
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import yaml
 from b1_overhead import model_path
-from benchlib import ROOT, header, median, write_result
+from benchlib import ROOT, header, median, start_axolotl, write_result
 
 LOSS = re.compile(r"""['"]loss['"]\s*:""")
 TRAINING = {  # the e2e test's QLoRA settings for CPU
@@ -91,18 +90,9 @@ def train(path: Path, work: Path) -> dict:
     """Run `axolotl train`; seconds to the first logged loss and to exit."""
     for sub in ("out", "prepared"):
         shutil.rmtree(work / path.stem / sub, ignore_errors=True)
-    bin_dir = str(Path(sys.executable).parent)  # axolotl re-executes itself through `accelerate`
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     start = time.perf_counter()
     first_step, tail = None, []
-    proc = subprocess.Popen(
-        [str(Path(bin_dir) / "axolotl"), "train", str(path)],
-        cwd=work,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_axolotl(path, work)
     for line in proc.stdout:
         if first_step is None and LOSS.search(line):
             first_step = time.perf_counter() - start

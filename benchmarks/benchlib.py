@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -119,3 +120,18 @@ class Recorder:
 
     def close(self) -> None:
         del self.backend.generate, self.llm.generate  # the class methods show through again
+
+
+def start_axolotl(path: Path, cwd: Path, **popen) -> subprocess.Popen:
+    """`axolotl train PATH` from this venv, its stdout and stderr merged into one unbuffered text pipe."""
+    bin_dir = str(Path(sys.executable).parent)  # axolotl re-executes itself through `accelerate`
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    return subprocess.Popen(
+        [str(Path(bin_dir) / "axolotl"), "train", str(path)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )

@@ -12,7 +12,7 @@ from axolotl.integrations.base import BasePlugin
 from axolotl.utils.dict import DictDefault
 
 from . import fileio, quiet, rundirs
-from .iterate import record_training
+from .iterate import matched_steps, record_training, training_steps
 from .runner import evaluate_in_child, generate_in_child, make_job
 
 LOG = logging.getLogger("selfspec")
@@ -55,6 +55,23 @@ def dataset_entry(run_dir) -> dict:
     if training_format == "chat_template":
         entry.update(field_messages="messages", roles_to_train=["assistant"])
     return entry
+
+
+def match_steps(cfg: DictDefault, output_dir: str | None) -> int | None:
+    """`selfspec.match_steps_of`: Axolotl's max_steps set to the optimizer steps that trained the adapter in
+    output_dir, so this run (the seeds-only control) takes as many steps, cycling over its own data. HF's Trainer
+    stops at max_steps whatever num_epochs says; Axolotl would otherwise stop after
+    ceil(examples x num_epochs / (micro_batch_size x gradient_accumulation_steps x world size)) steps."""
+    if not output_dir:
+        return None
+    steps = matched_steps(output_dir)
+    if cfg.max_steps and cfg.max_steps != steps:
+        LOG.warning(
+            "selfspec: max_steps %s replaced by %d, the steps of %s (match_steps_of)", cfg.max_steps, steps, output_dir
+        )
+    cfg.max_steps = steps
+    LOG.info("selfspec: training for %d optimizer steps, as %s did (match_steps_of)", steps, output_dir)
+    return steps
 
 
 class SelfSpecPlugin(BasePlugin):
@@ -109,7 +126,25 @@ class SelfSpecPlugin(BasePlugin):
                 "(selfspec.keep_datasets: true trains on both)"
             )
         cfg.datasets = [DictDefault(entry)] + (own if job.config.keep_datasets else [])
-        return load_datasets(cfg=cfg)
+        steps = match_steps(cfg, job.config.match_steps_of)
+        meta = load_datasets(cfg=cfg)
+        if steps:  # Axolotl counts min(its epochs' steps, max_steps) here, for warmup_ratio and logging: the run's own
+            meta.total_num_steps = steps
+        return meta
+
+    def add_callbacks_post_trainer(self, cfg: DictDefault, trainer) -> list:
+        """A callback that keeps the trainer's own step count at the end of training, for the adapter's marker."""
+        if not cfg.selfspec:
+            return []
+        from transformers import TrainerCallback
+
+        plugin = self
+
+        class RecordSteps(TrainerCallback):
+            def on_train_end(self, args, state, control, **kwargs):
+                plugin.steps = training_steps(trainer, state)
+
+        return [RecordSteps()]
 
     def post_train_unload(self, cfg: DictDefault) -> None:
         """Record which config trained the adapter (for `selfspec iterate`); with `selfspec.eval_after_train: true`,
@@ -121,7 +156,13 @@ class SelfSpecPlugin(BasePlugin):
         trained = (cfg.datasets or [{}])[0]  # the generated data's entry (load_datasets puts it first)
         data = trained.get("path") if trained.get("path") != PLACEHOLDER else None
         if cfg.axolotl_config_path and cfg.output_dir:
-            record_training(cfg.axolotl_config_path, cfg.output_dir, trained.get("type"), data)
+            steps = dict(getattr(self, "steps", None) or {})
+            if cfg.selfspec.get("match_steps_of"):
+                steps["matched"] = {
+                    "of": str(Path(cfg.selfspec["match_steps_of"]).absolute()),
+                    "optimizer_steps": cfg.max_steps,
+                }
+            record_training(cfg.axolotl_config_path, cfg.output_dir, trained.get("type"), data, steps)
         evaluated = bool(cfg.selfspec.get("eval_after_train"))
         if evaluated:
             result = evaluate_in_child(make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir), cfg.output_dir)

@@ -231,8 +231,14 @@ def _funnel_line(run: dict) -> str:
     "training format)",
 )
 @click.option("--out", help="output directory (default: ADAPTER/eval)")
+@click.option(
+    "--merge",
+    type=click.Choice(["auto", "true", "false"]),
+    help="score each adapter merged into the base's weights (cached in OUT/merged/) instead of per request; "
+    "auto (default: selfspec.eval.merge) = without CUDA on a backend whose LoRA path is slow there (vllm)",
+)
 @no_progress
-def eval_models(config, adapters, tasks, shots, samplings, limit, formats, out, no_progress) -> None:
+def eval_models(config, adapters, tasks, shots, samplings, limit, formats, out, merge, no_progress) -> None:
     """Score the base model and trained adapters on held-out tasks, on one engine."""
     from .eval import evaluate_recipe
 
@@ -251,6 +257,7 @@ def eval_models(config, adapters, tasks, shots, samplings, limit, formats, out, 
         samplings=samplings,
         limit=limit,
         formats=list(formats) or None,
+        merge={"true": True, "false": False}.get(merge, merge),
     )  # (the recipe was validated by load)
     click.echo((out_dir / "eval.md").read_text(), nl=False)
     click.echo(out_dir / "eval.json")

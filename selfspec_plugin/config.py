@@ -5,7 +5,7 @@ Unknown keys and out-of-range values fail validation with the field's name (pyda
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -68,6 +68,12 @@ class EvalOptions(BaseModel):
         default_factory=list,
         description="Prompt formats added for every model (default: the base in both, each adapter in the one it "
         "was trained in).",
+    )
+    merge: Union[bool, Literal["auto"]] = Field(
+        "auto",
+        description="Score each adapter as base + adapter merged into plain weights (PEFT merge_and_unload, cached "
+        "in OUT/merged/) instead of per request: true, false, or auto = merged without CUDA where the backend's LoRA "
+        "path is slow there (vLLM).",
     )
 
 
@@ -226,6 +232,12 @@ class SelfSpecConfig(BaseModel):
         False,
         description="Train on the seed tasks alone: no generation, no engine. The "
         "control that asks whether generation beat plain supervision.",
+    )
+    match_steps_of: Optional[str] = Field(
+        None,
+        description="An Axolotl output_dir whose adapter was trained by this plugin (its selfspec-trained.json "
+        "records the optimizer steps): train for exactly that many optimizer steps (Axolotl's `max_steps`, epochs "
+        "over this run's data as needed). The equal-steps seeds-only control; a path as Axolotl reads output_dir.",
     )
     keep_datasets: bool = Field(
         False,

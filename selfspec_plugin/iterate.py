@@ -37,11 +37,16 @@ def training_fingerprint(cfg: dict) -> str:
 
 
 def record_training(
-    config_path: str, output_dir: str, training_format: str | None = None, data: str | None = None
+    config_path: str,
+    output_dir: str,
+    training_format: str | None = None,
+    data: str | None = None,
+    steps: dict | None = None,
 ) -> None:
     """Called by the plugin after `axolotl train` CONFIG has saved its adapter in output_dir; `training_format` (the
-    dataset's Axolotl type: chat_template or alpaca) tells `selfspec eval` which prompts the adapter knows, and `data`
-    (the run's data.jsonl) which held-out items it may have seen."""
+    dataset's Axolotl type: chat_template or alpaca) tells `selfspec eval` which prompts the adapter knows, `data`
+    (the run's data.jsonl) which held-out items it may have seen, and `steps` (the trainer's own count,
+    `training_steps`) how long it trained: what `match_steps_of` reads."""
     from .recipe import read, resolve_paths
 
     raw = read(config_path)  # as `selfspec iterate` reads it: input paths resolved against its folder
@@ -53,8 +58,40 @@ def record_training(
             "config_sha256": training_fingerprint(raw),
             "training_format": training_format,
             "data": str(Path(data).absolute()) if data else None,
+            **(steps or {}),
         },
     )
+
+
+def training_steps(trainer, state) -> dict:
+    """How long an Axolotl (HF) trainer trained, in its own accounting: optimizer steps taken (`global_step`, which
+    a resumed run restores from its checkpoint), the epochs over its data that makes, and the batch they came in."""
+    args = trainer.args
+    return {
+        "optimizer_steps": state.global_step,
+        "epochs": round(state.epoch or 0.0, 3),
+        "examples": len(trainer.train_dataset) if hasattr(trainer.train_dataset, "__len__") else None,
+        "micro_batch_size": args.per_device_train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "world_size": args.world_size,
+    }
+
+
+def matched_steps(output_dir: str) -> int:
+    """`selfspec.match_steps_of`: the optimizer steps that trained the adapter in output_dir, from its marker."""
+    marker = Path(output_dir) / TRAINED
+    if not marker.is_file():
+        raise SelfSpecError(
+            f"selfspec.match_steps_of: no {TRAINED} in {output_dir}: train that adapter first (`axolotl train` with "
+            "the selfspec plugin writes it), or set Axolotl's max_steps yourself"
+        )
+    steps = fileio.read_json(marker).get("optimizer_steps")
+    if not isinstance(steps, int) or steps < 1:
+        raise SelfSpecError(
+            f"selfspec.match_steps_of: {marker} records no optimizer steps (trained before selfspec recorded them): "
+            "set Axolotl's max_steps to that run's step count (its checkpoint's trainer_state.json, global_step)"
+        )
+    return steps
 
 
 def retrain_reason(out: Path, run_dir: Path, cfg: dict) -> str | None:

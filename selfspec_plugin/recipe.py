@@ -468,6 +468,8 @@ def _axolotl_problems(raw: dict) -> tuple[list[str], str]:
 
 def _size(cfg) -> str:
     """Bounds on the work: brainstorm prompts (each yields at most `instruction_items` instructions) and tokens."""
+    if cfg.seeds_only:
+        return "seeds only: the seed tasks are the training data (no generation, no engine)"
     if cfg.num_triplets:  # the rounds follow the pass rate: only the floor and the round cap are known
         most = cfg.max_rounds * cfg.prompts_per_round
         return (
@@ -566,7 +568,21 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
     except SelfSpecError as exc:
         lines.append(("FAIL", str(exc)))
     lines += [("warn", w) for w in seed_warnings(job, count=False)]  # (the count: by the seeds check above)
-    return lines + [("info", f"size: {_size(cfg)}")]
+    return lines + [("info", f"size: {_size(cfg)}")] + _steps_lines(cfg.match_steps_of)
+
+
+def _steps_lines(output_dir: str | None) -> list[tuple[str, str]]:
+    """`match_steps_of`: how many optimizer steps this run will take, or why that is not known yet (a warning: the
+    arm it matches is often trained after the recipes are written)."""
+    from .iterate import matched_steps
+
+    if not output_dir:
+        return []
+    try:
+        steps = matched_steps(output_dir)
+    except SelfSpecError as exc:
+        return [("warn", str(exc))]
+    return [("ok", f"match_steps_of: {output_dir} trained {steps:,} optimizer steps; this run takes as many")]
 
 
 def _corpus_lines(spec: str, text_field: str) -> list[tuple[str, str]]:

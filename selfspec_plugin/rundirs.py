@@ -181,6 +181,7 @@ def run_inputs(job: Job) -> dict:
         "seeds_sha256",
         "corpus_sha256",
         "keep_datasets",
+        "match_steps_of",
         "strict",
     }
     settings = job.config.model_dump(exclude=not_generated)

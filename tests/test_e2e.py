@@ -418,3 +418,31 @@ def test_iterate_round_2_rewrites_the_responses_with_round_1s_adapter(trained):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "round 1: reusing" in again.stderr and "round 2: reusing" in again.stderr
     assert json.loads((out / "round-2" / "selfspec-trained.json").read_text())["config"].endswith("round-2.yml")
+
+
+@pytest.mark.slow
+def test_the_seeds_only_control_takes_as_many_optimizer_steps_as_the_run_it_matches(tmp_path, tiny_model):
+    """`selfspec.match_steps_of: DIR`: the control trains for exactly the optimizer steps the adapter in DIR took
+    (as the trainer counted them), though its own data and batch would give far fewer; both markers say so."""
+    own = [{"instruction": f"Team task {i}", "input": "", "output": f"team answer {i}"} for i in range(10)]
+    (tmp_path / "team.jsonl").write_text("".join(json.dumps(r) + "\n" for r in own))
+    arms = {}
+    for name, extra, batch in (
+        ("selfspec", "seeds_only: true\n  keep_datasets: true", 2),  # 22 examples / 2: 11 steps
+        ("control", f"seeds_only: true\n  match_steps_of: {tmp_path / 'selfspec' / 'out'}", 4),  # alone: 12 / 4 = 3
+    ):
+        (tmp_path / name).mkdir()
+        recipe = write_recipe(tmp_path / name / "recipe.yml", tiny_model, extra=extra)
+        text = recipe.read_text().replace("eval_after_train: true", "eval_after_train: false")
+        text = text.replace("max_steps: 3\n", "").replace("micro_batch_size: 2", f"micro_batch_size: {batch}")
+        recipe.write_text(
+            text + f"datasets:\n  - path: {tmp_path / 'team.jsonl'}\n    ds_type: json\n    type: alpaca\n"
+        )
+        proc = run(["axolotl", "train", str(recipe), *IN_PROCESS], tmp_path / name)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        arms[name] = json.loads((tmp_path / name / "out" / "selfspec-trained.json").read_text())
+    selfspec_arm, control = arms["selfspec"], arms["control"]
+    assert selfspec_arm["optimizer_steps"] == 11 and selfspec_arm["examples"] == 22
+    assert control["optimizer_steps"] == selfspec_arm["optimizer_steps"]
+    assert control["matched"] == {"of": str(tmp_path / "selfspec" / "out"), "optimizer_steps": 11}
+    assert control["examples"] == 12 and control["epochs"] > 3  # 11 steps of 4 over 12 seeds: cycled ~3.7 times

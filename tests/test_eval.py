@@ -1,7 +1,9 @@
 """`selfspec eval`: planning, scoring, the benchmark loaders, adapters on the transformers backend and the
 merged-weights fallback, and the command on the tiny model (the vLLM LoRA path runs in test_e2e)."""
 
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -295,6 +297,48 @@ def test_merged_weights_fallback_equals_the_adapter(tiny_model, random_adapter, 
         got = AutoModelForCausalLM.from_pretrained(merged)(ids).logits
         base = AutoModelForCausalLM.from_pretrained(tiny_model)(ids).logits
     assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, base, atol=1e-2)
+
+
+def test_a_merged_adapter_predicts_what_the_adapter_served_per_request_predicts(
+    tiny_model, random_adapter, tmp_path, capsys
+):
+    """`eval.merge: true` scores base + adapter merged into plain weights (made once, then reused while the adapter's
+    weights are the same); on the transformers backend in float32 on CPU the greedy predictions equal those of the
+    adapter applied per request (PEFT), item for item. (vLLM in bf16 rounds the merged weight W + BA once where
+    the LoRA path rounds W and BA apart: there a near-tie may go the other way.)"""
+    task = toy_task(n=6)
+    specs = evaluate.model_specs([f"mine={random_adapter}"], [])
+    runs = {}
+    for merge in (False, True, True):
+        out = tmp_path / f"eval-{merge}"
+        evaluate.evaluate(
+            str(tiny_model),
+            [task],
+            specs,
+            evaluate.Settings(shots=(0, 1), merge=merge),
+            backend_name="transformers",
+            options={},
+            out_dir=out,
+        )
+        preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        runs[merge] = {m: [p["prediction"] for p in preds if p["model"] == m] for m in ("base", "mine")}
+        shutil.rmtree(out / "cache")  # the second merged run makes its predictions again, from the kept weights
+    (merged,) = (tmp_path / "eval-True" / "merged").iterdir()
+    assert capsys.readouterr().err.count(f"reusing the merged weights in {merged}") == 1
+    marker = json.loads((merged / "selfspec-merged.json").read_text())
+    assert (
+        marker["adapter_sha256"]
+        == hashlib.sha256((random_adapter / "adapter_model.safetensors").read_bytes()).hexdigest()
+    )
+    assert runs[True]["mine"] == runs[False]["mine"] and runs[True]["base"] == runs[False]["base"]
+    assert runs[True]["mine"] != runs[True]["base"]  # the adapter changes the answers: the equality says something
+    assert json.loads((tmp_path / "eval-True" / "eval.json").read_text())["adapters_served"] == "merged"
+    from selfspec_plugin import registry
+
+    transformers, vllm = registry.backend("transformers"), registry.backend("vllm")
+    assert evaluate.merge_wanted(True, transformers) and not evaluate.merge_wanted(False, vllm)
+    assert not evaluate.merge_wanted("auto", transformers)  # its PEFT path is not the slow one
+    assert evaluate.merge_wanted("auto", vllm) == (not __import__("torch").cuda.is_available())
 
 
 @pytest.fixture(scope="module")

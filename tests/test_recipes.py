@@ -39,7 +39,9 @@ def test_recipe_validates_with_axolotl(recipe, monkeypatch):
     raw = yaml.safe_load(recipe.read_text())
     cfg = DictDefault(copy.deepcopy(raw))
     prepare_plugins(cfg)
-    validated = validate_config(cfg, *(CPU if "cpu" in recipe.name or recipe.parent.name == "benchmarks" else GPU))
+    validated = validate_config(
+        cfg, *(CPU if "cpu" in recipe.name or recipe.parent.name == "benchmarks" or raw.get("bf16") is False else GPU)
+    )
     assert sorted(set(raw) - set(validated)) == []
     monkeypatch.chdir("/")  # selfspec's input paths are relative to the recipe: found from any directory
     block = SelfSpecConfig(**load(recipe)["selfspec"])
@@ -64,3 +66,22 @@ def test_the_new_domain_example_has_clean_seeds_and_loadable_held_out_tasks():
         ("clause_type", "labels", 6),
         ("clause_yes_no", "labels", 4),
     ]
+
+
+def test_recipe_check_says_how_many_steps_a_matched_control_will_take(tmp_path):
+    """`match_steps_of`: the steps its marker records, or why they are not known (yet) — before any training."""
+    import json
+
+    from selfspec_plugin.recipe import _size, _steps_lines
+
+    arm = tmp_path / "selfspec-s1"
+    assert _steps_lines(str(arm))[0][0] == "warn" and "train that adapter first" in _steps_lines(str(arm))[0][1]
+    arm.mkdir()
+    (arm / "selfspec-trained.json").write_text(json.dumps({"config_sha256": "x"}))  # written before steps were kept
+    assert "records no optimizer steps" in _steps_lines(str(arm))[0][1]
+    (arm / "selfspec-trained.json").write_text(json.dumps({"optimizer_steps": 130}))
+    assert _steps_lines(str(arm)) == [
+        ("ok", f"match_steps_of: {arm} trained 130 optimizer steps; this run takes as many")
+    ]
+    assert _steps_lines(None) == []
+    assert _size(SelfSpecConfig(seeds="s.jsonl", seeds_only=True)).startswith("seeds only:")

@@ -86,6 +86,8 @@ def adapter_rank(adapter: str | Path) -> int:
 # What a backend declares about itself, as class attributes of the factory registered through
 # `register_backends` (a backend without them gets the defaults: no adapters, every option shapes the output):
 #   serves_adapters: bool            its generate() takes `adapter=DIR` and applies that LoRA adapter per request
+#   slow_adapters_on_cpu: bool       that path is several times slower than plain weights without CUDA: `eval.merge:
+#                                    auto` scores adapters merged into the weights there
 #   adapter_options(options, dirs)   classmethod: the start options that let it serve those adapters
 #   settings(config) -> dict         classmethod: its options from the `selfspec:` block (default: backend_options,
 #                                    validated by its pydantic `Options` when it has one)

