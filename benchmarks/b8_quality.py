@@ -22,7 +22,8 @@ from benchlib import ROOT, header, write_result
 
 from selfspec_plugin import fileio, filters
 from selfspec_plugin.config import SelfSpecConfig
-from selfspec_plugin.pipeline import build_checks
+from selfspec_plugin.filters import seed_texts
+from selfspec_plugin.pipeline import filter_records
 from selfspec_plugin.seeds import load_seeds
 
 RESULT = ROOT / "benchmarks" / "results" / "b8_quality.json"
@@ -42,22 +43,11 @@ def problems(rows: list[dict]) -> dict:
     }
 
 
-def gate(rows: list[dict], settings: dict, names: list[str]) -> tuple[list[dict], list[dict]]:
-    """The named filters (each stage's, in their order) over finished triplets: (kept, rejected with reasons)."""
-    checks = build_checks("instruction", settings, names) + build_checks("response", settings, names)
-    kept, rejected = [], []
-    for row in rows:
-        reason = filters.run_checks(checks, {"input": "", **row})
-        (rejected if reason else kept).append({**row, "rejected": reason} if reason else row)
-    return kept, rejected
-
-
 def measure(name: str, path: Path, seeds: list[dict]) -> dict:
     rows = [{k: r[k] for k in ("id", "instruction", "input", "output")} for r in fileio.read_jsonl(path)]
-    reference = [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds]
-    settings = {**SelfSpecConfig(seeds="-", **OPT_IN).model_dump(), "existing": [], "reference": reference}
-    kept, rejected = gate(rows, settings, ["verbatim", "unasked_label"])
-    _, opt_in = gate(kept, settings, ["off_domain", "label_share"])
+    settings = {**SelfSpecConfig(seeds="-", **OPT_IN).model_dump(), "existing": [], "reference": seed_texts(seeds)}
+    kept, rejected = filter_records(rows, settings, ["verbatim", "unasked_label"])
+    _, opt_in = filter_records(kept, settings, ["off_domain", "label_share"])
     out = ROOT / "benchmarks" / "results" / "b8" / f"{name}.rejected.jsonl"
     fileio.write_jsonl(out, rejected + opt_in)
     reasons = Counter(r["rejected"].split(":")[0] for r in rejected)

@@ -343,11 +343,20 @@ def content_words(text: str) -> set[str]:
     return {t for t in rouge_tokens(text) if len(t) > 2 and not t.isdigit() and t not in STOPWORDS}
 
 
+def vocabulary(texts: list[str]) -> set[str]:
+    return set().union(*(content_words(t) for t in texts))
+
+
+def seed_texts(seeds: list[dict]) -> list[str]:
+    """The seed tasks as the reference that drift and `off_domain` measure against."""
+    return [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds]
+
+
 def drift(data: list[dict], reference: list[str], threshold: float = 0.3, examples: int = 5) -> dict:
     """Off-domain drift, measured: the share of each triplet's instruction + input content words that occur in
     the vocabulary of the `reference` texts (the pipeline passes the seed tasks). Low overlap = drifted off the
     domain ("bagel", "exoplanets"). The report's measure; `off_domain_check` acts on the same score."""
-    vocab = set().union(*(content_words(t) for t in reference)) if reference else set()
+    vocab = vocabulary(reference)
     scored = sorted(
         (score, r["id"])
         for r in data
@@ -374,7 +383,7 @@ def off_domain_check(threshold: Optional[float], reference: list[str]) -> Check:
     """`off_domain:S`: the instruction + input shares less than `threshold` of its content words with the
     reference texts (the seed tasks): the score `inspect` reports as drift, acted on. Off when `threshold` is None:
     a new in-domain term scores low too, so it is opt-in (`min_domain_overlap`; docs/benchmarks.md, B8)."""
-    vocab = set().union(*(content_words(t) for t in reference)) if threshold is not None else set()
+    vocab = vocabulary(reference) if threshold is not None else set()
 
     def check(rec: dict) -> Optional[str]:
         if threshold is None:

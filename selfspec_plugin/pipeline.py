@@ -20,7 +20,7 @@ from . import fileio, registry, rundirs
 from .backends import Sampling
 from .dataset import Generated, Manifest
 from .errors import SelfSpecError
-from .filters import drift, run_checks
+from .filters import drift, run_checks, seed_texts
 from .prompts import brainstorm_prompt, parse_brainstorm, prompt_digest, response_prompt
 from .recipe import versions
 from .retrieval import load_corpus, run_corpus
@@ -159,8 +159,7 @@ class Generation:
     def __init__(self, job, run_dir: Path, backend, prompt_format: str, seeds: list[dict]):
         cfg = self.cfg = job.config
         self.run_dir, self.backend, self.prompt_format, self.seeds = run_dir, backend, prompt_format, seeds
-        reference = [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds]
-        settings = {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds], "reference": reference}
+        settings = {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds], "reference": seed_texts(seeds)}
         self.instruction_checks = build_checks("instruction", settings, cfg.filters)
         self.response_checks = build_checks("response", settings, cfg.filters)
         self.instruction_sampling = Sampling(cfg.temperature, cfg.top_p, cfg.instruction_max_tokens, cfg.seed)
@@ -430,7 +429,7 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
         recipe=job.recipe,
         drift={
             "reference": "seeds",
-            **drift(gen.data, [f"{s['instruction']} {s['input']} {s['output']}" for s in seeds]),
+            **drift(gen.data, seed_texts(seeds)),
         },
         tokens_per_second=round(generated / gen_seconds, 1) if gen_seconds else None,
         wall_seconds=round(time.time() - start, 2),
