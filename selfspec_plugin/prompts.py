@@ -89,8 +89,8 @@ def brainstorm_pattern(first: int, items: int, max_tokens: int) -> str:
     `items` items from number `first` (an instruction on one line that starts with a letter or digit, then its
     input or <noinput>), ending with the `###` that the stop strings cut. Lengths are bounded in words so that
     the items fit in `max_tokens`: an input that would run away is ended where the budget runs out, instead of
-    being cut off by the token cap and dropped (`truncated`). Words, not characters: a bound of a few hundred
-    characters takes xgrammar seconds to compile, a bound of words a tenth of a second (docs/benchmarks.md)."""
+    being cut off by the token cap and dropped (`truncated`). Words, not characters: a long bound on characters is
+    too slow for xgrammar to compile within vLLM's time limit (docs/benchmarks.md, B7 under the gates)."""
     budget = int(max_tokens / items / TOKENS_PER_WORD) - 4  # the markup of an item: ~6 tokens
     instruction = max(1, min(60, budget // 3))
     inp = max(1, budget - instruction - 2)  # (each field has one word before its bounded repetition)

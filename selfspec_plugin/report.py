@@ -48,7 +48,7 @@ FIXES = {
     "placeholder_response": "the model answers with the <noinput> placeholder: raise response_demos",
     "prompt_too_long": "prompts do not fit the model's context: raise vllm.max_model_len, or lower retrieval_k",
 }
-POOR_SHARE = 0.3  # fewer triplets than this share of the request: poor (SmolLM2 keeps ~0.36 per instruction)
+POOR_SHARE = 0.3  # fewer triplets than this share of the request: poor (below what a small generator keeps)
 LABEL_WARN_SHARE = 0.25  # one short answer above this share of the data: an adapter learns to answer it to anything
 
 

