@@ -3,7 +3,8 @@
 Token F1 and ROUGE-L follow the BoX evaluation script (In-BoXBART `scripts/evaluation.py`, the metric of
 Kang et al.): SQuAD normalisation (lowercase, no punctuation, no articles a/an/the, single spaces), the
 gold answer split on ", " into alternatives, and the best score over them. The tasks' standard metrics
-(accuracy and macro-F1 over a label set, entity-level F1) and a paired bootstrap sit beside them.
+(accuracy and macro-F1 over a label set, entity-level F1), a paired bootstrap with a sign-flip test, and the Holm
+and Benjamini-Hochberg adjustments for many comparisons sit beside them.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def stratified_bootstrap(
     groups = [[o - b for b, o in zip(bs, os_)] for bs, os_ in zip(base, other)]
     groups = [g for g in groups if g]
     if not groups:
-        return {"diff": 0.0, "ci": [0.0, 0.0], "significant": False}
+        return {"diff": 0.0, "ci": [0.0, 0.0], "significant": False, "p": 1.0}
     rng = random.Random(seed)
 
     def mean_of_means(draw) -> float:
@@ -160,4 +161,32 @@ def stratified_bootstrap(
 
     means = sorted(mean_of_means(lambda g: (g[rng.randrange(len(g))] for _ in g)) for _ in range(resamples))
     lo, hi = means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
-    return {"diff": mean_of_means(lambda g: g), "ci": [lo, hi], "significant": lo > 0 or hi < 0}
+    diff = mean_of_means(lambda g: g)
+    # The p-value of a paired sign-flip (randomization) test of the same statistic: under "no difference" each
+    # item's two scores are exchangeable, so each difference is as likely negated. A percentile interval has no
+    # p-value of its own, and the Holm / Benjamini-Hochberg adjustments need one.
+    flips = sum(
+        abs(mean_of_means(lambda g: (d if rng.random() < 0.5 else -d for d in g))) >= abs(diff) - 1e-12
+        for _ in range(resamples)
+    )
+    return {"diff": diff, "ci": [lo, hi], "significant": lo > 0 or hi < 0, "p": (flips + 1) / (resamples + 1)}
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error), in the order given."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def benjamini_hochberg(pvalues: list[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate), in the order given."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i], reverse=True)
+    adjusted, running = [0.0] * len(pvalues), 1.0
+    for rank, i in enumerate(order):
+        running = min(running, len(pvalues) * pvalues[i] / (len(pvalues) - rank))
+        adjusted[i] = running
+    return adjusted

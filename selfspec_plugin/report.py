@@ -558,9 +558,31 @@ def _standard(row: dict) -> str:
 
 
 def _ci(d: dict) -> str:
-    return f"{100 * d['diff']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]" + (
+    cell = f"{100 * d['diff']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]" + (
         " *" if d["significant"] else ""
     )
+    if "p_holm" in d:  # (results written before the adjustments have none)
+        cell += f" p {_p(d['p'])}, Holm {_p(d['p_holm'])}, BH {_p(d['p_bh'])}"
+    return cell
+
+
+def _p(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else "<0.001"
+
+
+def many_comparisons(deltas: list[dict], alpha: float = 0.05) -> str:
+    """One sentence per metric: how many paired comparisons, and how many survive each adjustment."""
+    if not deltas or "p_holm" not in deltas[0]["primary"]:
+        return ""
+    said = []
+    for metric, name in (("primary", "primary metric"), ("f1", "BoX F1")):
+        tests = [d[metric] for d in deltas]
+        said.append(
+            f"{len(tests)} paired comparisons of the {name}: {sum(t['significant'] for t in tests)} intervals "
+            f"exclude 0, {sum(t['p_holm'] < alpha for t in tests)} survive Holm and "
+            f"{sum(t['p_bh'] < alpha for t in tests)} Benjamini-Hochberg at {alpha}."
+        )
+    return " ".join(said)
 
 
 def markdown_table(result: dict) -> str:
@@ -598,6 +620,8 @@ def markdown_table(result: dict) -> str:
             f"| {d['task']} | {d['k']} | {d['model']} − {d['reference']} | {_ci(d['primary'])} | {_ci(d['f1'])} |"
             for d in result["deltas"]
         ]
+        if many := many_comparisons(result["deltas"]):
+            lines += ["", many]
     lines += ["", "| task | k | model | standard metrics |", "|---|---|---|---|"]
     lines += [f"| {r['task']} | {r['k']} | {r['model']} | {_standard(r)} |" for r in result["rows"]]
     if result.get("training_overlap"):
@@ -608,7 +632,8 @@ def markdown_table(result: dict) -> str:
         "",
         "Scores in %. primary: the task's own metric (labels: accuracy; lists/entities: set F1; yes/no-prefixed "
         "answers: token F1 of the text after the label; else token F1). BoX F1: the paper's metric. `*`: the "
-        "paired bootstrap 95% interval excludes 0 (average rows: items resampled within each task). "
+        "paired bootstrap 95% interval excludes 0 (average rows: items resampled within each task); p: a paired "
+        "sign-flip test, Holm and BH: adjusted over every comparison of that metric in this table. "
         f"{_how_asked(result)} Model `{result['model']}`: {models}; backend {result['backend']}, "
         f"{result['wall_seconds']} s.",
     ]

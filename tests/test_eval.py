@@ -103,6 +103,12 @@ def test_summarize_scores_every_model_on_the_same_items():
         and delta[("base", "adapter", "toy", 0)]["f1"]["significant"]
     )
     assert delta[("constant", "adapter", "average", 1)]["primary"]["diff"] == 0.5  # adapters against each other too
+    # every comparison of a metric is one family: the adjusted p-values are at least the raw ones
+    for d in out["deltas"]:
+        for metric in ("primary", "f1"):
+            t = d[metric]
+            assert t["p"] <= t["p_bh"] <= t["p_holm"] <= 1.0
+    assert delta[("base", "adapter", "toy", 0)]["primary"]["p_holm"] < 0.05  # 20 of 20 items better
     assert {(a["model"], a["k"]): a["f1"] for a in out["averages"]}[("adapter", 1)] == 1.0
 
     result = {
@@ -118,7 +124,9 @@ def test_summarize_scores_every_model_on_the_same_items():
     }
     table = report.markdown_table(result)
     assert "| toy | 0 | 20 | accuracy | 0.0 | 100.0 | 50.0 |" in table
-    assert "| toy | 0 | adapter − base | +100.0 [+100.0, +100.0] * |" in table
+    # p = 1/2001 (no sign flip of 20 wins reaches 100), Holm: times the 12 comparisons of the family
+    assert "| toy | 0 | adapter − base | +100.0 [+100.0, +100.0] * p <0.001, Holm 0.006, BH 0.001 |" in table
+    assert "12 paired comparisons of the primary metric: 12 intervals exclude 0, 12 survive Holm" in table
     assert (
         "acc 50.0 (majority 50.0, uniform 50.0), macro-F1 33.3 (majority 33.3), unparseable 0.0; answers: no 100%"
         in table

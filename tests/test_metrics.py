@@ -73,8 +73,23 @@ def test_entity_prf_is_micro_over_documents():
 
 def test_paired_bootstrap():
     same = metrics.paired_bootstrap([0.2, 0.5, 0.1], [0.2, 0.5, 0.1])
-    assert same == {"diff": 0.0, "ci": [0.0, 0.0], "significant": False}
+    assert same == {"diff": 0.0, "ci": [0.0, 0.0], "significant": False, "p": 1.0}
     better = metrics.paired_bootstrap([0.0] * 20, [1.0] * 20)
     assert better["diff"] == 1.0 and better["ci"] == [1.0, 1.0] and better["significant"]
+    assert better["p"] == 1 / 2001  # no sign flip of 20 wins reaches +-1 (2 in 2^20)
     noisy = metrics.paired_bootstrap([0.0, 1.0] * 10, [1.0, 0.0] * 10)  # as many wins as losses
     assert noisy["diff"] == 0.0 and noisy["ci"][0] < 0 < noisy["ci"][1] and not noisy["significant"]
+    assert noisy["p"] == 1.0
+    # 6 wins, 1 loss of 7: the exact two-sided sign-flip p is 2 * 8 / 128 = 0.125
+    few = metrics.paired_bootstrap([0.0] * 7, [1.0] * 6 + [-1.0], resamples=20000)
+    assert few["p"] == pytest.approx(0.125, abs=0.01)
+
+
+def test_holm_and_benjamini_hochberg():
+    ps = [0.01, 0.04, 0.03, 0.005]
+    # Holm: sorted 0.005 0.01 0.03 0.04 times 4 3 2 1, made monotone: 0.02 0.03 0.06 0.06
+    assert metrics.holm(ps) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # BH: sorted p * 4 / rank: 0.02 0.02 0.04 0.04, made monotone from the top
+    assert metrics.benjamini_hochberg(ps) == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert metrics.holm([0.6, 0.9]) == [1.0, 1.0] and metrics.benjamini_hochberg([0.6, 0.9]) == [0.9, 0.9]
+    assert metrics.holm([]) == [] == metrics.benjamini_hochberg([])

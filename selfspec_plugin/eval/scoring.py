@@ -79,7 +79,7 @@ def summarize(
 ) -> dict:
     """Rows (model × task × k), per-model averages, and for each (reference, model) pair (default: the first model
     against each other one) paired bootstrap deltas of the primary metric and of F1, per task and averaged over
-    tasks."""
+    tasks, each with its sign-flip p-value adjusted for the number of comparisons."""
     by_name = {t.name: t for t in tasks}
     cells: dict[tuple, list[int]] = {}
     for idx, r in enumerate(requests):
@@ -132,4 +132,15 @@ def summarize(
                         },
                     }
                 )
+    adjust_for_many(deltas)
     return {"rows": rows, "averages": averages, "deltas": deltas}
+
+
+def adjust_for_many(deltas: list[dict]) -> None:
+    """Every paired comparison of one metric is one family (all pairs, k and tasks, the averages included): each
+    gets its Holm (family-wise) and Benjamini-Hochberg (false discovery rate) adjusted p-value, in place."""
+    for metric in ("primary", "f1"):
+        tests = [d[metric] for d in deltas]
+        ps = [t["p"] for t in tests]
+        for t, h, b in zip(tests, metrics.holm(ps), metrics.benjamini_hochberg(ps)):
+            t.update(p_holm=h, p_bh=b)
