@@ -5,8 +5,9 @@
 # 80 seeds), two training seeds per adapter:
 #   1. fetch the model; 2. generate 2,000 triplets (BM25-grounded responses, the data-quality gates) + the data
 #   report; 3. per training seed: axolotl train selfspec, then the seeds-only control matched to it;
-#   4. selfspec eval: base + every adapter at k = 0 (adapters merged into the weights on CPU), the base at k = 5,
-#   on the 10 held-out tasks, PubMedQA test (500) and NCBI-disease test (100).
+#   4. selfspec eval (the base at k = 5 before any training; after each seed's pair, the base and every adapter so
+#   far at k = 0, adapters merged into the weights on CPU) on the 10 held-out tasks, PubMedQA test (500) and
+#   NCBI-disease test (100).
 #   bash benchmarks/specialize_gemma.sh              (days on 2 CPU cores: every stage resumes or is reused, so
 #   SEEDS=1 bash benchmarks/specialize_gemma.sh       it runs in legs; rerun it after an interruption. SEEDS picks
 #                                                     the training seeds: "1 2" by default)
@@ -55,6 +56,14 @@ if [ ! -s "$OUT/data-path.txt" ]; then
 fi
 RUN=$(dirname "$(cat "$OUT/data-path.txt")")
 [ -s "$OUT/inspect.txt" ] || stage report selfspec inspect "$RUN" --report --samples 5 > "$OUT/inspect.txt"
+# The baselines first (they need no training): the base at k = 5 (its recipe's output_dir holds no adapter), one
+# demo sampling per item. Each eval resumes from its cache, so a rerun only scores what is new.
+arm base 1
+[ -s "$OUT/eval-base-k5/eval.json" ] ||
+  stage eval-base-k5 selfspec eval "$OUT/base/recipe.yml" --no-progress --shots 5 --samplings 1 --out "$OUT/eval-base-k5"
+# Per training seed: selfspec, its equal-steps control, then k = 0 for the base and every adapter trained so far on
+# one set of items (paired intervals between all of them): the first seed's verdict comes before the second's
+# training starts.
 ADAPTERS=()
 for seed in $SEEDS; do
   arm "selfspec-s$seed" "$seed"
@@ -62,12 +71,8 @@ for seed in $SEEDS; do
   arm "seeds-only-s$seed" "$seed" "$OUT/selfspec-s$seed"
   train "seeds-only-s$seed"
   ADAPTERS+=(--adapter "selfspec-s$seed=$OUT/selfspec-s$seed" --adapter "seeds-only-s$seed=$OUT/seeds-only-s$seed")
+  stage "eval-k0-s$seed" selfspec eval "$OUT/base/recipe.yml" --no-progress --shots 0 "${ADAPTERS[@]}" --out "$OUT/eval"
 done
-# k = 0: the base and every adapter on one set of items (paired intervals between all of them). k = 5: the base
-# alone (its recipe's output_dir holds no adapter), one demo sampling per item; each eval resumes from its cache.
-arm base 1
-stage eval-k0 selfspec eval "$OUT/selfspec-s${SEEDS%% *}/recipe.yml" --no-progress --shots 0 "${ADAPTERS[@]}" --out "$OUT/eval"
-stage eval-base-k5 selfspec eval "$OUT/base/recipe.yml" --no-progress --shots 5 --samplings 1 --out "$OUT/eval-base-k5"
 # The evidence beside docs/results.md: adapters (a few MB each, with the marker that names their data, format and
 # optimizer steps), predictions, the generated data, trainer logs, stage times.
 EVIDENCE=docs/results/gemma
