@@ -95,11 +95,13 @@ def test_backend_options_are_checked_against_the_backends_own_options():
 
     cfg = SelfSpecConfig(seeds="s", backend="openai", backend_options={"base_url": "http://x/v1", "concurency": 4})
     with pytest.raises(SelfSpecError, match="backend 'openai': selfspec.backend_options.concurency: Extra inputs"):
-        cfg.backend_settings()
+        registry.backend_settings(cfg)
     cfg = SelfSpecConfig(seeds="s", backend="transformers", backend_options={"batch_size": 0})
     with pytest.raises(SelfSpecError, match="selfspec.backend_options.batch_size: Input should be greater than 0"):
-        cfg.backend_settings()
-    assert SelfSpecConfig(seeds="s", backend="transformers", backend_options={"device": "cpu"}).backend_settings() == {
+        registry.backend_settings(cfg)
+    assert registry.backend_settings(
+        SelfSpecConfig(seeds="s", backend="transformers", backend_options={"device": "cpu"})
+    ) == {
         "device": "cpu",
         "trust_remote_code": False,
     }
