@@ -8,9 +8,8 @@ does not depend on how many replicas there are or which one served it.
 
 Why not Ray Data's LLM processor (`ray.data.llm`): it starts its engine actors for every dataset it runs, and
 the pipeline calls the engine once per brainstorming round and once per response chunk (the units of novelty
-filtering and of resumption). Measured on the CI-sized machine with the tests' tiny model: 110 s per 64-prompt
-call through `ray.data.llm` against about 1 s on a running engine (docs/scaling.md). Here the engines start
-once per run.
+filtering and of resumption), so every call would pay an engine start (docs/scaling.md has the measurement).
+Here the engines start once per run.
 """
 
 from __future__ import annotations

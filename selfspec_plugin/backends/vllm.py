@@ -27,11 +27,11 @@ class VllmOptions(BaseModel):
     quantization: Optional[str] = None
 
 
-# Measured on 2-core CPU machines (docs/install.md): without a KV-cache size the CPU engine asks for 92 %
-# of a NUMA node and fails; by default it also leaves one core idle; internal traffic stays on loopback.
-# The engine runs in this process (no engine-core or worker process): each of those imports torch and vLLM
-# again; on 2 cores `LLM()` started in 5.3 s instead of 45.7 s (docs/benchmarks.md, B7). The generator is a
-# child process of `axolotl train` anyway, so its memory is still released before training.
+# Without a KV-cache size the CPU engine asks for most of a NUMA node and fails; by default it also leaves a core
+# idle; internal traffic stays on loopback (docs/install.md). The engine runs in this process: an engine-core or
+# worker process would import torch and vLLM again, which costs more than a small run's whole generation on a
+# CPU (docs/benchmarks.md, "Measurements behind code choices"). The generator is a child process of `axolotl
+# train` anyway, so its memory is still released before training.
 CPU_ENV_DEFAULTS = {
     "VLLM_CPU_KVCACHE_SPACE": "2",
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
