@@ -45,8 +45,9 @@ def check_job(job):
 
 @hookspec(firstresult=True)
 def generate_dataset(job, backend, progress):
-    """Generate a `Job`'s data with an open backend (None for `seeds_only`: no engine is started; resuming from the run directory `job.dir` is the
-    implementation's business) and return a `selfspec_plugin.dataset.Generated`: the training triplets, the
-    rejected items with their reasons, the kept instructions and a `dataset.Manifest` (`run_key` = `job.key`).
-    The runner checks it and writes data.jsonl, rejected.jsonl, instructions.jsonl, the dataset card and
-    manifest.json (last). The first non-None result wins; the built-in is the self-specialization pipeline."""
+    """Generate a `Job`'s data with an open backend (None for `seeds_only`: no engine is started; resuming from the
+    run directory `job.dir` is the implementation's business; `job.begin()` starts the folder) and return a
+    `selfspec_plugin.dataset.Generated`: the training triplets, the rejected items with their reasons, the kept
+    instructions and a `dataset.Manifest` (`run_key` = `job.key`). The runner checks it and writes data.jsonl,
+    rejected.jsonl, instructions.jsonl, the dataset card and manifest.json (last). The first non-None result wins;
+    the built-in is the self-specialization pipeline."""
