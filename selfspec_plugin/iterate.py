@@ -24,24 +24,16 @@ from .dataset import DATA, Manifest, is_complete
 from .errors import SelfSpecError
 from .provenance import TRAINED, training_fingerprint, write_trained
 from .recipe import read, resolve_paths
-from .runner import make_job
-
-AXOLOTL_OUTPUT_DIR = "./model-out"  # Axolotl's default output_dir
+from .runner import AXOLOTL_OUTPUT_DIR, make_job
 
 
-def record_training(
-    config_path: str,
-    output_dir: str,
-    training_format: str | None = None,
-    data: str | None = None,
-    steps: dict | None = None,
-) -> None:
+def record_training(config_path: str, output_dir: str, *details) -> None:
     """Called by the plugin after `axolotl train` CONFIG has saved its adapter in output_dir: the config read as
-    `selfspec iterate` reads it (input paths resolved against its folder), fingerprinted in the adapter's marker
-    (provenance.write_trained)."""
+    `selfspec iterate` reads it (input paths resolved against its folder), fingerprinted in the adapter's marker;
+    `details`: provenance.write_trained's training_format, data and steps."""
     raw = read(config_path)
     raw["selfspec"] = resolve_paths(raw["selfspec"], Path(config_path).absolute().parent)[0]
-    write_trained(raw, config_path, output_dir, training_format, data, steps)
+    write_trained(raw, config_path, output_dir, *details)
 
 
 def retrain_reason(out: Path, run_dir: Path, cfg: dict) -> str | None:
