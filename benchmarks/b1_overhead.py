@@ -32,9 +32,9 @@ import time
 import summary
 from benchlib import ENGINE_PACKAGES, ROOT, Recorder, engine_tokens, header, median, report, tiny_model
 
-from selfspec_plugin import dataset, registry
+from selfspec_plugin import registry
 from selfspec_plugin.pipeline import run_pipeline
-from selfspec_plugin.runner import make_job
+from selfspec_plugin.runner import make_job, write_run
 
 # tiny: the default batching (256 brainstorming prompts a round, 256 responses a chunk); smollm2: rounds of 32.
 # Fewer tokens than the paper, so that one repetition takes a few minutes on 2 CPU cores.
@@ -72,7 +72,7 @@ def timed_pipeline(block: dict, model: str, backend) -> dict:
     with tempfile.TemporaryDirectory() as runs:
         job = make_job({**block, "runs_dir": runs}, model, None)
         start = time.perf_counter()
-        manifest = dataset.write(job.dir, run_pipeline(job, backend, progress=False), messages=False)
+        manifest = write_run(job.dir, run_pipeline(job, backend, progress=False), messages=False)
         wall = time.perf_counter() - start
     recorder.close()
     first = recorder.backend_calls[0][1]  # brainstorming rounds first, then response chunks (other sampling)
@@ -106,7 +106,7 @@ def bench_model(name: str, repeats: int) -> dict:
     model, preset = model_path(name), PRESETS[name]
     cfg = make_job(preset, model, None).config
     start = time.perf_counter()
-    backend = registry.make_backend("vllm", model, cfg.backend_settings())
+    backend = registry.make_backend("vllm", model, registry.backend_settings(cfg))
     engine_start_s = time.perf_counter() - start
     try:
         warm = timed_pipeline(

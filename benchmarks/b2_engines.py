@@ -50,7 +50,7 @@ def bench_model(name: str, n: int, batch_size: int, repeats: int) -> dict:
     model, preset = model_path(name), PRESETS[name]
     block = {**preset, "num_instructions": max(8, n // 2), "prompts_per_round": n, "chunk_size": n}
     cfg = make_job(block, model, None).config
-    engines = {"vllm": registry.make_backend("vllm", model, cfg.backend_settings())}
+    engines = {"vllm": registry.make_backend("vllm", model, registry.backend_settings(cfg))}
     try:
         calls = record_calls(block, model, engines["vllm"])
         engines["transformers"] = registry.make_backend("transformers", model, {"batch_size": batch_size})

@@ -11,8 +11,10 @@ from pathlib import Path
 from axolotl.integrations.base import BasePlugin
 from axolotl.utils.dict import DictDefault
 
-from . import fileio, quiet, rundirs
-from .iterate import matched_steps, record_training, training_steps
+from . import quiet
+from .dataset import DATA, MANIFEST, Manifest, is_complete
+from .iterate import record_training
+from .provenance import matched_steps, training_steps
 from .runner import evaluate_in_child, generate_in_child, make_job
 
 LOG = logging.getLogger("selfspec")
@@ -50,8 +52,8 @@ def dataset_entry(run_dir) -> dict:
     """Axolotl's `datasets:` entry for a finished run, in the format it was generated in (the manifest's
     `training_format`): a chat model trains on `messages` through its own chat template (loss on the assistant
     turn), a base model on the Alpaca template."""
-    training_format = fileio.read_json(run_dir / rundirs.MANIFEST).get("training_format", "alpaca")
-    entry = {"path": str(run_dir / rundirs.DATA), "ds_type": "json", "type": training_format}
+    training_format = Manifest.load(run_dir).training_format
+    entry = {"path": str(run_dir / DATA), "ds_type": "json", "type": training_format}
     if training_format == "chat_template":
         entry.update(field_messages="messages", roles_to_train=["assistant"])
     return entry
@@ -105,7 +107,7 @@ class SelfSpecPlugin(BasePlugin):
             LOG.warning(
                 "selfspec: rounds: %d is run by `selfspec iterate`; `axolotl train` runs round 1", job.config.rounds
             )
-        if os.environ.get("RANK", "0") == "0" and not rundirs.is_complete(job.dir):  # a new run: said before it starts
+        if os.environ.get("RANK", "0") == "0" and not is_complete(job.dir):  # a new run: said before it starts
             from .recipe import seed_warnings
 
             for line in seed_warnings(job):
@@ -167,11 +169,11 @@ class SelfSpecPlugin(BasePlugin):
         if evaluated:
             result = evaluate_in_child(make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir), cfg.output_dir)
             _log_to_trackers(cfg, result)
-        if data and cfg.output_dir and (Path(data).parent / rundirs.MANIFEST).is_file():
+        if data and cfg.output_dir and (Path(data).parent / MANIFEST).is_file():
             run_dir = Path(data).parent
             has_tasks = bool((cfg.selfspec.get("eval") or {}).get("tasks"))
             text = closing_summary(
-                fileio.read_json(run_dir / rundirs.MANIFEST),
+                Manifest.load(run_dir).to_dict(),
                 run_dir,
                 Path(cfg.output_dir),
                 str(cfg.axolotl_config_path or "RECIPE.yml"),
@@ -184,7 +186,7 @@ class SelfSpecPlugin(BasePlugin):
 def closing_summary(manifest: dict, run_dir: Path, adapter: Path, recipe: str, has_tasks: bool, evaluated: bool) -> str:
     """The last lines of `axolotl train`: what the data was, where it and the adapter are, what to run next
     (`has_tasks`: the recipe names its eval tasks; `evaluated`: eval_after_train has scored the adapter)."""
-    from .report import funnel_text
+    from .funnel import funnel_text
 
     counts = manifest["counts"]
     funnel = f"{counts['triplets']} seed tasks (seeds only)" if manifest.get("seeds_only") else funnel_text(counts)

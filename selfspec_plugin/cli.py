@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from . import demo_model, quiet  # light: demo_model's list (torch is imported when converting), quiet's stdlib
+from .dataset import DATA, MANIFEST, is_complete
 from .errors import SelfSpecError
 
 # Set (unless already set) by every `selfspec` command: no model hub, no usage statistics. docs/install.md lists
@@ -109,13 +110,12 @@ def generate(config: str, no_progress: bool) -> None:
 
     _, job = recipe_job(config)
     warn_before_run(job)
-    click.echo(generate(job, progress=not no_progress) / "data.jsonl")
+    click.echo(generate(job, progress=not no_progress) / DATA)
 
 
 def warn_before_run(job) -> None:
     """Seeds that will not fit the token caps, or too few of them: said before a new run spends its time."""
     from .recipe import seed_warnings
-    from .rundirs import is_complete
 
     if not is_complete(job.dir):  # (a cached run is reused as it is)
         for line in seed_warnings(job):
@@ -162,8 +162,8 @@ def inspect_run(target: str, samples: int, report: bool) -> None:
         return _list_runs(job.runs_dir, _current_key(job), report)
     if path.is_dir() and not is_run(path):
         return _list_runs(path, None, report)
-    if not (path / "manifest.json").is_file():
-        raise SelfSpecError(f"{target}: not a finished run directory (no manifest.json)")
+    if not (path / MANIFEST).is_file():
+        raise SelfSpecError(f"{target}: not a finished run directory (no {MANIFEST})")
     click.echo(inspect(path, samples=samples))
     if report:
         click.echo(html_report(path))
@@ -202,7 +202,7 @@ def _funnel_line(run: dict) -> str:
     c, state = run["counts"], "finished" if run["finished"] else "unfinished"
     if not c:
         return f"{state}: {run['rounds']} brainstorming round(s), {run['chunks']} response chunk(s) written"
-    from .report import funnel_text
+    from .funnel import funnel_text
 
     return f"{state}: {funnel_text(c, top=3)}"
 
@@ -539,10 +539,18 @@ def fetch_demo_model(name: str, out: str | None, force: bool) -> None:
 @click.argument("job")
 def child(job: str) -> None:
     """Internal: runner.run_child's process (generation or eval, from a job file)."""
-    from .fileio import read_json
-    from .runner import run_child_task
+    from .fileio import read_json, read_text
+    from .rundirs import Job
+    from .runner import generate
 
-    run_child_task(read_json(Path(job)))
+    task = read_json(Path(job))
+    if "generate" in task:
+        generate(Job.from_json(task["generate"]))
+    else:  # (here, not in the runner: the run layer does not import the eval)
+        from .eval import evaluate_recipe
+
+        _, out_dir = evaluate_recipe(task["eval"]["config"], adapters=[f"adapter={task['eval']['adapter']}"])
+        print(read_text(out_dir / "eval.md"), end="")
 
 
 if __name__ == "__main__":

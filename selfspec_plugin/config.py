@@ -5,45 +5,13 @@ Unknown keys and out-of-range values fail validation with the field's name (pyda
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .filters import BLACKLIST
 
 SHA256 = r"^[0-9a-fA-F]{64}$"
-
-
-class VllmOptions(BaseModel):
-    """Passed through to `vllm.LLM(...)`; unset values keep vLLM's own defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-    not_output: ClassVar[tuple[str, ...]] = ("gpu_memory_utilization", "max_num_seqs", "distributed_executor_backend")
-
-    max_model_len: Optional[int] = Field(None, gt=0)
-    max_num_seqs: Optional[int] = Field(None, gt=0)
-    dtype: Optional[str] = None
-    enforce_eager: Optional[bool] = None
-    gpu_memory_utilization: Optional[float] = Field(None, gt=0, le=1)
-    tensor_parallel_size: Optional[int] = Field(None, gt=0)
-    pipeline_parallel_size: Optional[int] = Field(None, gt=0)
-    distributed_executor_backend: Optional[Literal["mp", "ray"]] = Field(None, description="ray: a multi-node engine")
-    quantization: Optional[str] = None
-
-
-class RayOptions(BaseModel):
-    """`backend: ray`: vLLM engine replicas as Ray actors (docs/scaling.md); each replica gets the `vllm:` settings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    address: Optional[str] = Field(
-        None, description="An existing Ray cluster ('auto', 'ray://host:10001'); unset: a local Ray on this machine."
-    )
-    replicas: Optional[int] = Field(
-        None,
-        gt=0,
-        description="Engine replicas; default: the cluster's GPUs / (tensor x pipeline parallel size), 1 without GPUs.",
-    )
 
 
 class EvalOptions(BaseModel):
@@ -250,8 +218,13 @@ class SelfSpecConfig(BaseModel):
         "runs always have them: they train on them).",
     )
     runs_dir: Optional[str] = Field(None, description="Where run directories go; default: <output_dir>/selfspec.")
-    vllm: VllmOptions = Field(default_factory=VllmOptions)
-    ray: RayOptions = Field(default_factory=RayOptions)
+    # The blocks of the backends that own them (backends/vllm.py's VllmOptions, backends/ray_replicas.py's
+    # RayOptions): validated against those models by recipe.block_problems and when the backend starts, so this
+    # module imports no backend.
+    vllm: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the vllm engine (also each `ray` replica's): vllm.LLM(...)."
+    )
+    ray: dict[str, Any] = Field(default_factory=dict, description="`backend: ray`: the cluster and its replicas.")
     eval: EvalOptions = Field(default_factory=EvalOptions)
     eval_after_train: bool = Field(
         False, description="Run `selfspec eval` on the trained adapter after `axolotl train`."
@@ -265,13 +238,6 @@ class SelfSpecConfig(BaseModel):
     backend_options: dict[str, Any] = Field(
         default_factory=dict, description="Options of a non-vLLM backend (openai: base_url, model, concurrency, ...)."
     )
-
-    def backend_settings(self) -> dict:
-        """What the chosen backend's factory receives (backends.base.backend_options: the backend decides)."""
-        from . import registry
-        from .backends.base import backend_options
-
-        return backend_options(self.backend, registry.backend(self.backend), self)
 
     @model_validator(mode="after")
     def _check(self):

@@ -1,21 +1,29 @@
-"""The generation contract: what a `generate_dataset` hook returns, how the runner checks it, and the files the
-runner writes from it. Every pipeline, the built-in one or a plugin's, ends here, so data.jsonl, rejected.jsonl,
+"""The generation contract: what a `generate_dataset` hook returns, how the runner checks it, and the names of the
+files a run holds. Every pipeline, the built-in one or a plugin's, ends here, so data.jsonl, rejected.jsonl,
 instructions.jsonl, the dataset card and manifest.json always have the shape that `inspect`, the report, the
-Axolotl plugin and `selfspec eval` read.
+Axolotl plugin and `selfspec eval` read; `Manifest.load` is the one reader of manifest.json. The runner writes the
+files (runner.write_run); this module imports no implementation, no run folder and no report.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
-from . import fileio, rundirs
+from . import fileio
 from .errors import SelfSpecError
-from .prompts import as_messages
-from .report import dataset_card
+
+# The files of one run directory (rundirs.py describes the layout).
+MANIFEST = "manifest.json"  # written last: its presence (with DATA) marks the run complete
+DATA = "data.jsonl"
+INPUTS = "inputs.json"  # written when a run starts: lets a later run with other amounts find it unfinished
+INSTRUCTIONS = "instructions.jsonl"  # the kept instructions (`selfspec iterate` reuses them)
+REJECTED = "rejected.jsonl"
+CARD = "README.md"  # the dataset card
 
 TRAINING_FORMATS = {"chat": "chat_template", "completion": "alpaca"}  # how it was prompted -> Axolotl dataset type
+PROMPT_FORMATS = {v: k for k, v in TRAINING_FORMATS.items()}
 FIELDS = ("id", "instruction", "input", "output")
 COUNTS = ("instructions_kept", "triplets", "rejected", "requested", "seeds")
 STAGES = ("instructions", "responses")
@@ -53,6 +61,29 @@ class Manifest:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "training_format": self.training_format}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Manifest":
+        """A manifest as written by any version: keys it no longer has are left out (`training_format` follows from
+        `prompt_format`), keys it gained keep their defaults."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        if "prompt_format" not in values:  # (the oldest manifests recorded only the Axolotl dataset type)
+            values["prompt_format"] = PROMPT_FORMATS.get(raw.get("training_format"), "completion")
+        missing = {"run_key": "", "inputs": {}, "model": "", "backend": None, "counts": {}, "versions": {}}
+        return cls(**{**missing, **values})
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "Manifest":
+        """The run's manifest.json: every reader of the file goes through here."""
+        path = Path(run_dir) / MANIFEST
+        if not path.is_file():
+            raise SelfSpecError(f"{run_dir}: no {MANIFEST} (not a finished run)")
+        return cls.from_dict(fileio.read_json(path))
+
+
+def is_complete(path: Path) -> bool:
+    return (path / MANIFEST).is_file() and (path / DATA).is_file()
 
 
 @dataclass
@@ -95,21 +126,3 @@ def check(result, job) -> Generated:
         if not isinstance(row.get("rejected"), str):
             raise SelfSpecError(f"{where}: rejected[{i}] has no string `rejected` (its reason)")
     return result
-
-
-def write(run_dir: Path, result: Generated, messages: bool) -> dict:
-    """A finished run's files; the manifest last. Chat-format runs (and `messages: true`) get chat `messages`."""
-    manifest = result.manifest.to_dict()
-    data = result.data
-    if result.manifest.prompt_format == "chat" or messages:  # chat-format runs train on the messages
-        data = [{**row, "messages": as_messages(row)} for row in data]
-    fileio.write_jsonl(run_dir / "instructions.jsonl", result.instructions)
-    fileio.write_jsonl(run_dir / "rejected.jsonl", result.rejected)
-    if not data:  # nothing to train on: no data.jsonl, so the run is not complete, but `inspect` reads it
-        manifest["unfinished"] = manifest["unfinished"] or "no triplet survived the filters"
-        fileio.write_json(run_dir / rundirs.MANIFEST, manifest)
-        return manifest
-    fileio.write_jsonl(run_dir / rundirs.DATA, data)
-    fileio.write_text(run_dir / "README.md", dataset_card(manifest, data))
-    fileio.write_json(run_dir / rundirs.MANIFEST, manifest)
-    return manifest

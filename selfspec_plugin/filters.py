@@ -115,7 +115,7 @@ class NoveltyPool:
         qset = frozenset(query)
         candidates: list[int] = []
         for n in self.lengths:
-            need = max(1, math.ceil(a * (m + n) / 2))  # at least one shared token, as before
+            need = max(1, math.ceil(a * (m + n) / 2))  # a pair sharing no token is never similar
             if need > min(m, n):
                 continue
             ids: set[int] = set()
@@ -182,7 +182,8 @@ def novelty_check(threshold: float, existing: list[str]) -> Check:
 
 
 # The Alpaca placeholder for an empty input ("<noinput>"): seen in the seeds' format, a small generator writes it as
-# its whole answer (91 of 1,065 triplets in docs/results.md's run) or inside one; such a triplet teaches nothing.
+# its whole answer or inside one (docs/benchmarks.md, "Measurements behind code choices"); such a triplet teaches
+# nothing.
 PLACEHOLDER = re.compile(r"<\s*no\s*input\s*>|^\W*no\s*input\W*$", re.IGNORECASE)
 
 

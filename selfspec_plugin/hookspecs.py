@@ -11,11 +11,11 @@ hookimpl = pluggy.HookimplMarker("selfspec")
 
 @hookspec
 def register_backends(register):
-    """Register generation backends: `register(name, factory)`; `factory(model, options)` returns an
-    object with `chat_capable` (the tokenizer has a chat template), optionally `chat_model` (the model was trained
-    to chat: `backends.chat_model`; `prompt_format: auto` uses it, default `chat_capable`),
-    `generate(prompts, sampling, prompt_format) -> list[Completion]` and `close()`.
-    `selfspec eval` and `selfspec iterate` also call `generate(..., adapter=DIR)` to apply a LoRA adapter."""
+    """Register generation backends: `register(name, factory)`; `factory(model, options)` returns an object with
+    `generate(prompts, sampling, prompt_format, adapter=None) -> list[Completion]` and `close()`. Subclassing
+    `selfspec_plugin.backends.base.Backend` declares its abilities and options (class attributes with defaults:
+    `chat_capable`, `chat_model`, `serves_adapters`, `Options`, `not_output`, ...); a factory that does not subclass
+    gets the same defaults. `selfspec eval` and `selfspec iterate` call `generate(..., adapter=DIR)`."""
 
 
 @hookspec
@@ -45,8 +45,9 @@ def check_job(job):
 
 @hookspec(firstresult=True)
 def generate_dataset(job, backend, progress):
-    """Generate a `Job`'s data with an open backend (resuming from the run directory `job.dir` is the
-    implementation's business) and return a `selfspec_plugin.dataset.Generated`: the training triplets, the
-    rejected items with their reasons, the kept instructions and a `dataset.Manifest` (`run_key` = `job.key`).
-    The runner checks it and writes data.jsonl, rejected.jsonl, instructions.jsonl, the dataset card and
-    manifest.json (last). The first non-None result wins; the built-in is the self-specialization pipeline."""
+    """Generate a `Job`'s data with an open backend (None for `seeds_only`: no engine is started; resuming from the
+    run directory `job.dir` is the implementation's business; `job.begin()` starts the folder) and return a
+    `selfspec_plugin.dataset.Generated`: the training triplets, the rejected items with their reasons, the kept
+    instructions and a `dataset.Manifest` (`run_key` = `job.key`). The runner checks it and writes data.jsonl,
+    rejected.jsonl, instructions.jsonl, the dataset card and manifest.json (last). The first non-None result wins;
+    the built-in is the self-specialization pipeline."""

@@ -12,8 +12,6 @@ resumes, when its adapter and run exist and the adapter was trained with the sam
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -21,82 +19,26 @@ from pathlib import Path
 
 import yaml
 
-from . import fileio, rundirs
+from . import fileio
+from .dataset import DATA, Manifest, is_complete
 from .errors import SelfSpecError
-from .runner import make_job
-
-AXOLOTL_OUTPUT_DIR = "./model-out"  # Axolotl's default output_dir
-TRAINED = "selfspec-trained.json"  # in an output_dir: which config trained the adapter there
-NOT_TRAINING = ("rounds", "eval", "eval_after_train")  # selfspec keys that leave the adapter as it is
+from .provenance import TRAINED, training_fingerprint, write_trained
+from .recipe import read, resolve_paths
+from .runner import AXOLOTL_OUTPUT_DIR, make_job
 
 
-def training_fingerprint(cfg: dict) -> str:
-    """A hash of everything in an Axolotl config that shapes its adapter (all of it, but iterate/eval keys)."""
-    block = {k: v for k, v in (cfg.get("selfspec") or {}).items() if k not in NOT_TRAINING}
-    return hashlib.sha256(json.dumps({**cfg, "selfspec": block}, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def record_training(
-    config_path: str,
-    output_dir: str,
-    training_format: str | None = None,
-    data: str | None = None,
-    steps: dict | None = None,
-) -> None:
-    """Called by the plugin after `axolotl train` CONFIG has saved its adapter in output_dir; `training_format` (the
-    dataset's Axolotl type: chat_template or alpaca) tells `selfspec eval` which prompts the adapter knows, `data`
-    (the run's data.jsonl) which held-out items it may have seen, and `steps` (the trainer's own count,
-    `training_steps`) how long it trained: what `match_steps_of` reads."""
-    from .recipe import read, resolve_paths
-
-    raw = read(config_path)  # as `selfspec iterate` reads it: input paths resolved against its folder
+def record_training(config_path: str, output_dir: str, *details) -> None:
+    """Called by the plugin after `axolotl train` CONFIG has saved its adapter in output_dir: the config read as
+    `selfspec iterate` reads it (input paths resolved against its folder), fingerprinted in the adapter's marker;
+    `details`: provenance.write_trained's training_format, data and steps."""
+    raw = read(config_path)
     raw["selfspec"] = resolve_paths(raw["selfspec"], Path(config_path).absolute().parent)[0]
-    fileio.write_json(
-        Path(output_dir) / TRAINED,
-        {
-            "config": str(config_path),
-            "config_sha256": training_fingerprint(raw),
-            "training_format": training_format,
-            "data": str(Path(data).absolute()) if data else None,
-            **(steps or {}),
-        },
-    )
-
-
-def training_steps(trainer, state) -> dict:
-    """How long an Axolotl (HF) trainer trained, in its own accounting: optimizer steps taken (`global_step`, which
-    a resumed run restores from its checkpoint), the epochs over its data that makes, and the batch they came in."""
-    args = trainer.args
-    return {
-        "optimizer_steps": state.global_step,
-        "epochs": round(state.epoch or 0.0, 3),
-        "examples": len(trainer.train_dataset) if hasattr(trainer.train_dataset, "__len__") else None,
-        "micro_batch_size": args.per_device_train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "world_size": args.world_size,
-    }
-
-
-def matched_steps(output_dir: str) -> int:
-    """`selfspec.match_steps_of`: the optimizer steps that trained the adapter in output_dir, from its marker."""
-    marker = Path(output_dir) / TRAINED
-    if not marker.is_file():
-        raise SelfSpecError(
-            f"selfspec.match_steps_of: no {TRAINED} in {output_dir}: train that adapter first (`axolotl train` with "
-            "the selfspec plugin writes it), or set Axolotl's max_steps yourself"
-        )
-    steps = fileio.read_json(marker).get("optimizer_steps")
-    if not isinstance(steps, int) or steps < 1:
-        raise SelfSpecError(
-            f"selfspec.match_steps_of: {marker} records no optimizer steps (trained before selfspec recorded them): "
-            "set Axolotl's max_steps to that run's step count (its checkpoint's trainer_state.json, global_step)"
-        )
-    return steps
+    write_trained(raw, config_path, output_dir, *details)
 
 
 def retrain_reason(out: Path, run_dir: Path, cfg: dict) -> str | None:
     """Why round's output dir cannot be reused as it is (None: it can)."""
-    if not (out / "adapter_model.safetensors").is_file() or not rundirs.is_complete(run_dir):
+    if not (out / "adapter_model.safetensors").is_file() or not is_complete(run_dir):
         return "not trained yet"
     marker = out / TRAINED
     if not marker.is_file():
@@ -121,8 +63,8 @@ def round_config(raw: dict, r: int, previous: dict | None) -> dict:
 
 def changed_responses(previous_run: Path, run: Path) -> tuple[int, int]:
     """(responses that differ, triplets compared) between two rounds' data, matched by item id."""
-    before = {row["id"]: row["output"] for row in fileio.read_jsonl(previous_run / rundirs.DATA)}
-    after = [row for row in fileio.read_jsonl(run / rundirs.DATA) if row["id"] in before]
+    before = {row["id"]: row["output"] for row in fileio.read_jsonl(previous_run / DATA)}
+    after = [row for row in fileio.read_jsonl(run / DATA) if row["id"] in before]
     return sum(row["output"] != before[row["id"]] for row in after), len(after)
 
 
@@ -154,13 +96,13 @@ def iterate(recipe: Path, raw: dict, rounds: int | None = None, train=axolotl_tr
                 fileio.write_text(path, yaml.safe_dump(cfg, sort_keys=False))
             print(f"selfspec: round {r} of {rounds}: axolotl train {path} ({reason})", file=sys.stderr)
             train(path)
-        manifest = fileio.read_json(run_dir / rundirs.MANIFEST)
+        manifest = Manifest.load(run_dir)
         summary = {
             "round": r,
             "output_dir": str(out),
             "run_dir": str(run_dir),
             "recipe": str(path),
-            "triplets": manifest["counts"]["triplets"],
+            "triplets": manifest.counts["triplets"],
         }
         if previous:
             summary["changed_responses"] = changed_responses(Path(previous["run_dir"]), run_dir)

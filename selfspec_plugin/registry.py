@@ -7,6 +7,7 @@ import functools
 import pluggy
 
 from . import hookspecs
+from .backends.base import ability, backend_options
 from .errors import SelfSpecError
 from .filters import FilterSpec
 
@@ -74,7 +75,7 @@ def require(factory, what: str) -> None:
     that says how to install the missing one, before any work starts."""
     import importlib.util
 
-    for module, hint in getattr(factory, "requires", {}).items():
+    for module, hint in ability(factory, "requires").items():
         if importlib.util.find_spec(module) is None:
             raise SelfSpecError(f"{what} needs the {module!r} package, which is not installed: {hint}")
 
@@ -82,6 +83,23 @@ def require(factory, what: str) -> None:
 def backend(name: str):
     """The registered backend factory (class) called `name`; an unknown name is an error listing the others."""
     return factory("backend", name, backends())
+
+
+def backend_settings(config) -> dict:
+    """What the chosen backend's factory receives from a `selfspec:` block (backends.base.backend_options: the
+    backend decides, and checks them against its own options model)."""
+    return backend_options(config.backend, backend(config.backend), config)
+
+
+def option_blocks() -> dict:
+    """The `selfspec:` keys that registered backends own ({key: factory}; `vllm`, `ray`), beside the chosen
+    backend's `backend_options`."""
+    found = {}
+    for factory in backends().values():
+        key = ability(factory, "options_key")
+        if key != "backend_options":
+            found.setdefault(key, factory)
+    return found
 
 
 def make_backend(name: str, model: str, options: dict):

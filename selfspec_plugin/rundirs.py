@@ -20,6 +20,7 @@ A run that differs from another (finished or not) only in its amounts starts fro
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -33,15 +34,14 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from . import registry
-from .config import SelfSpecConfig, VllmOptions
+from .backends.base import ability, output_options, validated
+from .config import SelfSpecConfig
+from .dataset import INPUTS, MANIFEST, Manifest, is_complete
 from .errors import SelfSpecError
 from .fileio import check_file, make_dir, read_json, resolved_note, sha256_file, write_bytes, write_json
 from .prompts import templates_hash
 
-MANIFEST = "manifest.json"
-INPUTS = "inputs.json"  # written when a run starts: lets a later run with other amounts find it unfinished
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-DATA = "data.jsonl"
 AMOUNTS = (
     "num_instructions",
     "num_triplets",
@@ -71,6 +71,14 @@ class Job:
     @property
     def dir(self) -> Path:
         return self.runs_dir / self.key
+
+    def begin(self) -> list[str]:
+        """Start the run's folder: its inputs.json (unless there), and the rounds and chunks of every other run it
+        extends (`extend_from`; none for an iterative round, which answers another run's instructions). Returns the
+        runs it took files from. The pipeline persists through this, never through the run layer's modules."""
+        if not (self.dir / INPUTS).is_file():
+            write_json(self.dir / INPUTS, self.inputs)
+        return [] if self.config.previous_round else extend_from(self.dir, self.inputs)
 
     def to_json(self) -> str:
         """For the generation child: the job with its inputs, so the child does not hash gigabytes again."""
@@ -168,6 +176,18 @@ def model_fingerprint(model: str) -> dict:
     return {"files": small, "weights": weights}
 
 
+def output_settings(settings: dict, backend) -> dict:
+    """The settings as the run key sees them. The one rule for backend options, each backend's own declaration:
+    every options block a registered backend owns (`vllm:`) as its options model reads it, and the chosen
+    backend's `backend_options`, less the options it declares `not_output` (how fast or where, and secrets)."""
+    out = dict(settings)
+    for key, owner in registry.option_blocks().items():
+        if key in out:
+            out[key] = output_options(owner, validated(owner, key, out[key]))
+    out["backend_options"] = output_options(backend, out["backend_options"])
+    return out
+
+
 def run_inputs(job: Job) -> dict:
     """Everything that shapes the output, as plain data."""
     not_generated = {
@@ -184,13 +204,9 @@ def run_inputs(job: Job) -> dict:
         "match_steps_of",
         "strict",
     }
-    settings = job.config.model_dump(exclude=not_generated)
-    # options that change how fast or where, not what is generated (and secrets), as declared: not in the key
     backend = registry.backends().get(job.config.backend)
-    fast = getattr(backend, "not_output", ())
-    settings["vllm"] = {k: v for k, v in settings["vllm"].items() if k not in VllmOptions.not_output}
-    settings["backend_options"] = {k: v for k, v in settings["backend_options"].items() if k not in fast}
-    remote = getattr(backend, "remote_model", False) and not Path(job.model).is_dir()  # a name on a server
+    settings = output_settings(job.config.model_dump(exclude=not_generated), backend)
+    remote = ability(backend, "remote_model") and not Path(job.model).is_dir()  # a name on a server
     previous = job.config.previous_round
     return {
         "seeds_sha256": pinned_sha256(job.config.seeds, "seeds", job.config.seeds_sha256),
@@ -239,7 +255,12 @@ def pinned_sha256(
 # its key) and the settings left at their defaults (a new setting whose default keeps the old behaviour leaves
 # every key as it was) are not part of a run's identity.
 PATHS = ("seeds", "corpus", "previous_round")
-DEFAULTS = SelfSpecConfig(seeds="").model_dump()
+
+
+@functools.cache
+def defaults() -> dict:
+    """Every setting at its default, as the key sees settings (`output_settings`)."""
+    return output_settings(SelfSpecConfig(seeds="").model_dump(), None)
 
 
 def _changed(values: dict, defaults: dict) -> dict:
@@ -258,7 +279,7 @@ def _changed(values: dict, defaults: dict) -> dict:
 def identity(inputs: dict, leave_out: tuple[str, ...] = ()) -> dict:
     """What makes a run's output, as hashed: `inputs` without file paths and default settings."""
     settings = {k: v for k, v in inputs["settings"].items() if k not in PATHS + leave_out}
-    return {**inputs, "settings": _changed(settings, DEFAULTS)}
+    return {**inputs, "settings": _changed(settings, defaults())}
 
 
 def _digest(obj: dict) -> str:
@@ -280,11 +301,9 @@ def generation_key(inputs: dict) -> str:
 
 def _inputs_of(path: Path) -> Optional[dict]:
     """A run directory's inputs: from its manifest when finished, else from the inputs.json written at its start."""
-    for name in (MANIFEST, INPUTS):
-        if (path / name).is_file():
-            found = read_json(path / name)
-            return found.get("inputs", found) if name == MANIFEST else found
-    return None
+    if (path / MANIFEST).is_file():
+        return Manifest.load(path).inputs
+    return read_json(path / INPUTS) if (path / INPUTS).is_file() else None
 
 
 def extend_from(run_dir: Path, inputs: dict) -> list[str]:
@@ -313,10 +332,6 @@ def extend_from(run_dir: Path, inputs: dict) -> list[str]:
     return used
 
 
-def is_complete(path: Path) -> bool:
-    return (path / MANIFEST).is_file() and (path / DATA).is_file()
-
-
 def is_run(path: Path) -> bool:
     """A run directory, finished or not: its inputs.json is written when it starts, its manifest when it ends."""
     return path.is_dir() and ((path / MANIFEST).is_file() or (path / INPUTS).is_file())
@@ -331,13 +346,13 @@ def runs_in(folder: Path) -> list[dict]:
     funnel, else None), rounds and chunks written}."""
     found = []
     for path in (p for p in folder.iterdir() if is_run(p)) if folder.is_dir() else ():
-        manifest = read_json(path / MANIFEST) if (path / MANIFEST).is_file() else {}
+        manifest = Manifest.load(path) if (path / MANIFEST).is_file() else None
         found.append(
             {
                 "dir": path,
                 "finished": is_complete(path),
                 "changed": _last_change(path),
-                "counts": manifest.get("counts"),
+                "counts": manifest.counts if manifest else None,
                 "rounds": len(list(path.glob("instructions/*.jsonl"))),
                 "chunks": len(list(path.glob("responses/*.jsonl"))),
             }

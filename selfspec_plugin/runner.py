@@ -1,5 +1,6 @@
-"""Owns a generation run: cache lookup, the `check_job` and `generate_dataset` hooks, the backend's lifetime, the
-result checked and written (dataset.py), and the child processes."""
+"""Owns a generation run: the Job made from a recipe's block, cache lookup, the `check_job` and `generate_dataset`
+hooks, the backend's lifetime, the result checked (dataset.check) and its files written, and the child processes.
+The run layer: it imports neither the eval nor the report (what a run says of itself is funnel.py's)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,35 @@ from pathlib import Path
 from . import dataset, fileio, quiet, registry, rundirs
 from .backends import start_options
 from .config import SelfSpecConfig
+from .dataset import CARD, DATA, INSTRUCTIONS, MANIFEST, REJECTED, Generated, Manifest, is_complete
 from .errors import SelfSpecError
-from .report import advice, funnel_text, poor_run, summary
+from .funnel import advice, dataset_card, funnel_text, poor_run, summary
+from .prompts import as_messages
+from .provenance import provenance
+
+# Axolotl's own default output_dir (its config model's): a recipe without one keeps its runs where `axolotl train`
+# and `axolotl preprocess` would, so `selfspec generate` and training share one run instead of generating twice.
+AXOLOTL_OUTPUT_DIR = "./model-out"
+
+
+def runs_dir(config: SelfSpecConfig, output_dir: str | None) -> Path:
+    """Where a recipe's runs live: `selfspec.runs_dir`, else <output_dir>/selfspec with Axolotl's default."""
+    return Path(config.runs_dir or Path(output_dir or AXOLOTL_OUTPUT_DIR) / "selfspec")
 
 
 def make_job(block: dict, base_model: str | None, output_dir: str | None, recipe: str | None = None) -> rundirs.Job:
     """Resolve a `selfspec:` block plus the surrounding Axolotl config into a Job (`recipe`: the file it came from,
     recorded in the manifest)."""
-    from .recipe import provenance
-
     config = block if isinstance(block, SelfSpecConfig) else SelfSpecConfig(**block)
     model = config.model or base_model
     if not model:
         raise SelfSpecError("selfspec.model: no generator model (set selfspec.model or base_model)")
-    runs_dir = Path(config.runs_dir or Path(output_dir or ".") / "selfspec")
-    return rundirs.Job(config, str(model), runs_dir, provenance(recipe) if recipe and Path(recipe).is_file() else None)
+    return rundirs.Job(
+        config,
+        str(model),
+        runs_dir(config, output_dir),
+        provenance(recipe) if recipe and Path(recipe).is_file() else None,
+    )
 
 
 # Set by torchrun/accelerate for the training ranks. The generator (and eval) child is one standalone process:
@@ -60,9 +75,9 @@ def child_env() -> dict:
 
 
 def _cached(run_dir: Path, strict: bool = False) -> bool:
-    if rundirs.is_complete(run_dir):
+    if is_complete(run_dir):
         print(f"selfspec: reusing cached run {run_dir}", file=sys.stderr)
-        review(fileio.read_json(run_dir / rundirs.MANIFEST), run_dir, strict)
+        review(Manifest.load(run_dir).to_dict(), run_dir, strict)
         return True
     return False
 
@@ -82,26 +97,44 @@ def generate(job: rundirs.Job, progress: bool = True) -> Path:
     with rundirs.writer_lock(run_dir):  # concurrent runs (or ranks) of one job: one generates, the rest wait
         if _cached(run_dir, cfg.strict):
             return run_dir
-        if cfg.seeds_only:  # the control: the seeds are the data, no engine
-            from .pipeline import seeds_only_run
-
-            result = seeds_only_run(job)
-        else:
-            adapters = [cfg.previous_round.adapter] if cfg.previous_round else []  # an iterative round: base + adapter
-            factory = registry.backend(cfg.backend)
-            backend = factory(job.model, start_options(cfg.backend, factory, cfg.backend_settings(), adapters))
-            try:
-                result = registry.get_plugin_manager().hook.generate_dataset(
-                    job=job, backend=backend, progress=progress
-                )
-            finally:
+        backend = None if cfg.seeds_only else start_backend(job)  # the seeds-only control starts no engine
+        try:
+            result = registry.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=progress)
+        finally:
+            if backend is not None:
                 backend.close()
-        manifest = dataset.write(run_dir, dataset.check(result, job), cfg.messages)
+        manifest = write_run(run_dir, dataset.check(result, job), cfg.messages)
     if manifest.get("unfinished"):
         raise SelfSpecError(unfinished_message(manifest, run_dir))
     print(summary(manifest, run_dir), file=sys.stderr)
     review(manifest, run_dir, cfg.strict)
     return run_dir
+
+
+def start_backend(job: rundirs.Job):
+    """The job's backend, started; an iterative round's serves the previous round's adapter beside the base."""
+    cfg = job.config
+    adapters = [cfg.previous_round.adapter] if cfg.previous_round else []
+    factory = registry.backend(cfg.backend)
+    return factory(job.model, start_options(cfg.backend, factory, registry.backend_settings(cfg), adapters))
+
+
+def write_run(run_dir: Path, result: Generated, messages: bool) -> dict:
+    """A finished run's files; the manifest last. Chat-format runs (and `messages: true`) get chat `messages`."""
+    manifest = result.manifest.to_dict()
+    data = result.data
+    if result.manifest.prompt_format == "chat" or messages:  # chat-format runs train on the messages
+        data = [{**row, "messages": as_messages(row)} for row in data]
+    fileio.write_jsonl(run_dir / INSTRUCTIONS, result.instructions)
+    fileio.write_jsonl(run_dir / REJECTED, result.rejected)
+    if not data:  # nothing to train on: no data.jsonl, so the run is not complete, but `inspect` reads it
+        manifest["unfinished"] = manifest["unfinished"] or "no triplet survived the filters"
+        fileio.write_json(run_dir / MANIFEST, manifest)
+        return manifest
+    fileio.write_jsonl(run_dir / DATA, data)
+    fileio.write_text(run_dir / CARD, dataset_card(manifest, data))
+    fileio.write_json(run_dir / MANIFEST, manifest)
+    return manifest
 
 
 def unfinished_message(manifest: dict, run_dir: Path) -> str:
@@ -115,7 +148,7 @@ def unfinished_message(manifest: dict, run_dir: Path) -> str:
 
 def review(manifest: dict, run_dir: Path, strict: bool) -> None:
     """Warn about a poor run before anything trains on it (`strict`: stop instead)."""
-    warnings = poor_run(manifest, fileio.read_jsonl(run_dir / rundirs.DATA))
+    warnings = poor_run(manifest, fileio.read_jsonl(run_dir / DATA))
     for warning in warnings:
         print(f"selfspec: warning: {warning}", file=sys.stderr)
     if warnings and strict:
@@ -136,17 +169,6 @@ def run_child(task: dict, what: str) -> None:
         code = subprocess.run(cmd, env=child_env()).returncode if quiet.verbose() else quiet.run(cmd, env=child_env())
     if code != 0:
         raise SelfSpecError(f"selfspec: {what} failed (exit code {code}); see the messages above")
-
-
-def run_child_task(task: dict) -> None:
-    """The child's side of `run_child`."""
-    if "generate" in task:
-        generate(rundirs.Job.from_json(task["generate"]))
-    else:
-        from .eval import evaluate_recipe
-
-        _, out_dir = evaluate_recipe(task["eval"]["config"], adapters=[f"adapter={task['eval']['adapter']}"])
-        print(fileio.read_text(out_dir / "eval.md"), end="")
 
 
 def generate_in_child(job: rundirs.Job) -> Path:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from . import fileio, rundirs
+from . import fileio
+from .dataset import DATA, Manifest
 from .prompts import alpaca_prompt
 
 # Axolotl key -> TRL (`trl sft` config) key, value unchanged.
@@ -128,15 +129,14 @@ def trl_rows(rows: list[dict], chat: bool) -> list[dict]:
 
 def export_trl(raw: dict, run_dir: Path, out: Path) -> Path:
     """Write OUT/train.jsonl and OUT/sft.yaml for a finished run of the recipe `raw`; returns sft.yaml's path."""
-    manifest = fileio.read_json(run_dir / rundirs.MANIFEST)
-    chat = manifest.get("training_format") == "chat_template"
+    manifest = Manifest.load(run_dir)
+    chat = manifest.prompt_format == "chat"
     data = out.resolve() / "train.jsonl"
-    fileio.write_jsonl(data, trl_rows(fileio.read_jsonl(run_dir / rundirs.DATA), chat))
+    fileio.write_jsonl(data, trl_rows(fileio.read_jsonl(run_dir / DATA), chat))
     config, unmapped = trl_config(raw, data)
     head = [
         f"# `trl sft --config {out / 'sft.yaml'}`: written by `selfspec export-trl` from run {run_dir}",
-        f"# ({manifest['counts']['triplets']} triplets, {'chat' if chat else 'Alpaca'} prompts; "
-        "loss on the completion).",
+        f"# ({manifest.counts['triplets']} triplets, {'chat' if chat else 'Alpaca'} prompts; loss on the completion).",
         "# Recipe settings with no TRL equivalent (not applied):" if unmapped else "# Every recipe setting is mapped.",
     ]
     if "output_dir" in config:

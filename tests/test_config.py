@@ -21,7 +21,6 @@ def test_paper_defaults():
         ({"rouge_threshold": 0}, "rouge_threshold"),
         ({"rouge_threshold": 1.2}, "rouge_threshold"),
         ({"num_instructions": 0}, "num_instructions"),
-        ({"vllm": {"max_model_len": 512, "tensor_paralel_size": 2}}, "vllm.tensor_paralel_size"),
     ],
 )
 def test_bad_keys_and_values_name_the_field(extra, field):
@@ -29,6 +28,22 @@ def test_bad_keys_and_values_name_the_field(extra, field):
         SelfSpecConfig(seeds="s.jsonl", **extra)
     locs = [".".join(map(str, e["loc"])) for e in err.value.errors()]
     assert field in locs
+
+
+@pytest.mark.parametrize(
+    "extra, line",
+    [
+        ({"vllm": {"max_model_len": 512, "tensor_paralel_size": 2}}, "selfspec.vllm.tensor_paralel_size: unknown key"),
+        ({"vllm": {"gpu_memory_utilization": 2}}, "selfspec.vllm.gpu_memory_utilization: Input should be less"),
+        ({"backend": "openai", "ray": {"replicas": 0}}, "selfspec.ray.replicas: Input should be greater than 0"),
+    ],
+)
+def test_a_backends_own_block_is_checked_by_its_options_model_whatever_the_backend(extra, line):
+    # The `vllm:` and `ray:` blocks belong to their backends (config.py imports none): the block's check asks them.
+    from selfspec_plugin.recipe import block_problems
+
+    problems = block_problems({"seeds": "s.jsonl", **extra})
+    assert len(problems) == 1 and problems[0].startswith(line), problems
 
 
 def test_seeds_required_and_word_bounds_consistent():

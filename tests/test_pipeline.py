@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from selfspec_plugin import hookimpl, registry, report
+from selfspec_plugin import funnel, hookimpl, registry, report
 from selfspec_plugin.backends import Completion
 from selfspec_plugin.cli import main
 from selfspec_plugin.errors import SelfSpecError
@@ -256,7 +256,7 @@ def test_num_triplets_brainstorms_until_exactly_that_many_pass_every_filter(scri
     rejected = [json.loads(line) for line in (run_dir / "rejected.jsonl").read_text().splitlines()]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert len(data) == 7 and manifest["counts"]["requested"] == 7
-    assert manifest["counts"]["requested_unit"] == "triplets" and "7 of 7 requested" in report.summary(
+    assert manifest["counts"]["requested_unit"] == "triplets" and "7 of 7 requested" in funnel.summary(
         manifest, run_dir
     )
     reasons = [r["rejected"] for r in rejected]
@@ -373,7 +373,7 @@ def test_too_few_triplets_warn_with_the_leading_reasons_and_their_fixes():
         },
         "inputs": {"settings": {"response_max_tokens": 16}},
     }
-    (warning,) = report.poor_run(manifest, [{"output": "A full answer about the kinase."}])
+    (warning,) = funnel.poor_run(manifest, [{"output": "A full answer about the kinase."}])
     assert warning.startswith("only 1 triplets for the 4 instructions requested")
     assert "truncated_response 3: answers were cut at response_max_tokens=16: raise it" in warning
     assert "over_quota" not in warning

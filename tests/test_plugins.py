@@ -87,7 +87,66 @@ def test_no_backend_name_decides_a_capability_outside_backends():
             if isinstance(node, ast.Compare):
                 consts = [c.value for c in ast.walk(node) if isinstance(c, ast.Constant)]
                 found += [f"{path.name}:{node.lineno}: {v!r}" for v in consts if v in names]
+            # nor reads a backend's own options by its name (`settings["vllm"]`, `cfg.vllm`): the backend declares
+            # which of them shape the output (its `not_output`), one mechanism, read through backends.base
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value in names:
+                found.append(f"{path.name}:{node.lineno}: [{node.slice.value!r}]")
+            if isinstance(node, ast.Attribute) and node.attr in names | {"not_output", "VllmOptions", "RayOptions"}:
+                found.append(f"{path.name}:{node.lineno}: .{node.attr}")
+            if isinstance(node, ast.ImportFrom) and any(a.name in ("VllmOptions", "RayOptions") for a in node.names):
+                found.append(f"{path.name}:{node.lineno}: imports an options model")
     assert found == []
+
+
+def test_a_backend_that_does_not_subclass_backend_keeps_working(tmp_path):
+    """A third-party factory that declares nothing gets Backend's defaults; one that declares `not_output` has those
+    options left out of the run key, as the built-ins do."""
+    from selfspec_plugin.backends.base import Backend, ability, output_options, start_options
+    from selfspec_plugin.config import SelfSpecConfig
+    from selfspec_plugin.runner import make_job, start_backend
+
+    class Plain:  # no base class, no declarations
+        def __init__(self, model, options):
+            self.model, self.options = model, options
+
+        def generate(self, prompts, sampling, prompt_format, adapter=None):
+            return []
+
+        def close(self):
+            pass
+
+    class Declared(Plain):
+        not_output = frozenset({"speed"})
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register):
+            register("plain", Plain)
+            register("declared", Declared)
+
+    pm = registry.get_plugin_manager()
+    plugin = Plugin()
+    pm.register(plugin, name="plain-plugin")
+    try:
+        for name in ("serves_adapters", "constrains_decoding", "remote_model", "Options", "context_tokens"):
+            assert ability(Plain, name) == getattr(Backend, name)
+        assert output_options(Plain, {"a": 1}) == {"a": 1} and output_options(Declared, {"speed": 2}) == {}
+        with pytest.raises(SelfSpecError, match="'plain' cannot apply a LoRA adapter"):
+            start_options("plain", Plain, {}, ["adapter-dir"])
+        (tmp_path / "model").mkdir()
+        (tmp_path / "model" / "config.json").write_text("{}")
+        (tmp_path / "s.jsonl").write_text('{"instruction": "Name it.", "output": "x"}\n')
+
+        def job(backend, options):
+            block = {"seeds": str(tmp_path / "s.jsonl"), "backend": backend, "backend_options": options}
+            return make_job(SelfSpecConfig(**block), str(tmp_path / "model"), str(tmp_path / "out"))
+
+        started = start_backend(job("plain", {"x": 1}))
+        assert isinstance(started, Plain) and started.options == {"x": 1, "trust_remote_code": False}
+        assert job("declared", {"speed": 1}).key == job("declared", {"speed": 9}).key
+        assert job("plain", {"speed": 1}).key != job("plain", {"speed": 9}).key
+    finally:
+        pm.unregister(plugin)
 
 
 def test_backend_options_are_checked_against_the_backends_own_options():
@@ -95,11 +154,13 @@ def test_backend_options_are_checked_against_the_backends_own_options():
 
     cfg = SelfSpecConfig(seeds="s", backend="openai", backend_options={"base_url": "http://x/v1", "concurency": 4})
     with pytest.raises(SelfSpecError, match="backend 'openai': selfspec.backend_options.concurency: Extra inputs"):
-        cfg.backend_settings()
+        registry.backend_settings(cfg)
     cfg = SelfSpecConfig(seeds="s", backend="transformers", backend_options={"batch_size": 0})
     with pytest.raises(SelfSpecError, match="selfspec.backend_options.batch_size: Input should be greater than 0"):
-        cfg.backend_settings()
-    assert SelfSpecConfig(seeds="s", backend="transformers", backend_options={"device": "cpu"}).backend_settings() == {
+        registry.backend_settings(cfg)
+    assert registry.backend_settings(
+        SelfSpecConfig(seeds="s", backend="transformers", backend_options={"device": "cpu"})
+    ) == {
         "device": "cpu",
         "trust_remote_code": False,
     }

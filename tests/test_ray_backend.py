@@ -7,12 +7,12 @@ import pytest
 from conftest import ROOT
 from test_backends import SMALL
 
-from selfspec_plugin import dataset, fileio, registry, rundirs
+from selfspec_plugin import dataset, fileio, registry
 from selfspec_plugin.backends import Sampling, start_options
 from selfspec_plugin.backends.ray_replicas import RayBackend, core_slices, stripes
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.prompts import brainstorm_prompt
-from selfspec_plugin.runner import make_job
+from selfspec_plugin.runner import make_job, write_run
 from selfspec_plugin.seeds import load_seeds
 
 SEEDS = ROOT / "tests" / "data" / "seeds.jsonl"
@@ -39,7 +39,7 @@ def test_ray_settings_reach_the_backend_but_not_the_run_key(tmp_path):
     (model / "config.json").write_text('{"model_type": "llama"}')
     block = {"seeds": str(SEEDS), "backend": "ray", "vllm": {"max_model_len": 1024}}
     job = make_job({**block, "ray": {"replicas": 2, "address": "auto"}}, str(model), str(tmp_path))
-    settings = job.config.backend_settings()
+    settings = registry.backend_settings(job.config)
     assert settings["ray"] == {"replicas": 2, "address": "auto"} and settings["max_model_len"] == 1024
     assert job.dir == make_job(block, str(model), str(tmp_path)).dir
     assert job.dir != make_job({**block, "backend": "vllm"}, str(model), str(tmp_path)).dir
@@ -68,11 +68,11 @@ def test_two_replicas_serve_one_run_and_answer_like_one_engine(tiny_model, tmp_p
         small = {**SMALL, "backend": "ray", "ray": {"replicas": 2}}
         job = make_job(small, str(tiny_model), str(tmp_path))
         result = registry.get_plugin_manager().hook.generate_dataset(job=job, backend=backend, progress=False)
-        dataset.write(job.dir, dataset.check(result, job), messages=False)  # as runner.generate does
+        write_run(job.dir, dataset.check(result, job), messages=False)  # as runner.generate does
     finally:
         backend.close()
     run_dir = job.dir
-    manifest = json.loads((run_dir / rundirs.MANIFEST).read_text())
-    data = fileio.read_jsonl(run_dir / rundirs.DATA)
+    manifest = json.loads((run_dir / dataset.MANIFEST).read_text())
+    data = fileio.read_jsonl(run_dir / dataset.DATA)
     assert manifest["backend"] == "ray" and manifest["counts"]["triplets"] == len(data) > 0
     assert min(backend.served) > 16  # the run's calls went to both replicas

@@ -26,7 +26,45 @@ GPU = (
 
 
 def test_the_recipes_are_there():
-    assert {"smoke-cpu.yml", "biomed.yml", "finance.yml"} <= {p.name for p in RECIPES}
+    # Every recipe in recipes/ is one RECIPES validates (a new one is picked up by the glob), and the ones the
+    # README and docs name are among them.
+    named = {"smoke-cpu.yml", "biomed.yml", "finance.yml", "gemma-biomed.yml", "contracts-cpu.yml"}
+    assert named <= {p.name for p in RECIPES}
+    assert all(p.is_file() for p in RECIPES), [p for p in RECIPES if not p.is_file()]
+
+
+def test_a_recipe_without_output_dir_has_one_run_for_selfspec_generate_and_axolotl(tmp_path, monkeypatch):
+    """Regression: `make_job` put the runs of a recipe without `output_dir` under ./selfspec, Axolotl under its own
+    default (./model-out): `selfspec generate` and `axolotl preprocess`/`train` then pointed at two run folders, and
+    training generated again the data that was cached. Axolotl's default is read from Axolotl itself here."""
+    from axolotl.cli.config import prepare_plugins
+    from axolotl.utils.config import validate_config
+    from axolotl.utils.dict import DictDefault
+
+    from selfspec_plugin.axolotl_plugin import selfspec_block
+    from selfspec_plugin.cli import recipe_job
+    from selfspec_plugin.runner import make_job
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "seeds.jsonl").write_text('{"instruction": "Name it.", "output": "x"}\n')
+    raw = yaml.safe_load((ROOT / "recipes" / "smoke-cpu.yml").read_text())
+    raw = {k: v for k, v in raw.items() if k not in ("output_dir", "dataset_prepared_path")}
+    raw["base_model"] = str(tmp_path / "model")
+    raw["selfspec"] = {"seeds": "seeds.jsonl", "num_instructions": 4}
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+
+    _, job = recipe_job(str(recipe))  # `selfspec generate RECIPE`
+    cfg = DictDefault(copy.deepcopy(raw))  # what the plugin's load_datasets gets under `axolotl preprocess`
+    prepare_plugins(cfg)
+    cfg = DictDefault(validate_config(cfg, *CPU))
+    cfg.axolotl_config_path = str(recipe)
+    assert cfg.output_dir  # Axolotl filled in its default
+    plugin_job = make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir, cfg.axolotl_config_path)
+    assert plugin_job.runs_dir.resolve() == job.runs_dir.resolve() == (tmp_path / cfg.output_dir / "selfspec").resolve()
+    assert plugin_job.dir.resolve() == job.dir.resolve()
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)

@@ -5,7 +5,7 @@ import json
 import pytest
 from test_pipeline import job, model_dir, scripted  # noqa: F401  (fixtures)
 
-from selfspec_plugin import filters, report
+from selfspec_plugin import filters, funnel, report
 from selfspec_plugin.cli import main
 from selfspec_plugin.runner import generate
 
@@ -75,7 +75,7 @@ def test_label_shares_show_a_collapse_to_one_answer(scripted, model_dir, tmp_pat
     rows[9]["output"] = "A sentence that is far too long to be a label."
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    shares = report.label_shares(rows)
+    shares = funnel.label_shares(rows)
     assert shares["short"] == 9 and shares["total"] == 10
     assert shares["labels"] == [("no", 6, 0.667), ("yes", 2, 0.222), ("cystic fibrosis", 1, 0.111)]
 

@@ -92,9 +92,9 @@ def test_yaml_is_safe_loaded(tmp_path, capsys):
 
 
 def test_trust_remote_code_is_off_unless_set():
-    assert SelfSpecConfig(seeds="s").backend_settings()["trust_remote_code"] is False
-    assert SelfSpecConfig(seeds="s", backend="transformers").backend_settings()["trust_remote_code"] is False
-    assert SelfSpecConfig(seeds="s", trust_remote_code=True).backend_settings()["trust_remote_code"] is True
+    assert registry.backend_settings(SelfSpecConfig(seeds="s"))["trust_remote_code"] is False
+    assert registry.backend_settings(SelfSpecConfig(seeds="s", backend="transformers"))["trust_remote_code"] is False
+    assert registry.backend_settings(SelfSpecConfig(seeds="s", trust_remote_code=True))["trust_remote_code"] is True
 
 
 SINKS = {"eval", "exec", "compile", "__import__"}  # builtins that run code

