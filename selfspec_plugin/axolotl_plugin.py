@@ -48,13 +48,18 @@ def selfspec_block(cfg: DictDefault) -> dict:
     )
 
 
+# The Axolotl dataset type that trains each prompt format: the one place Axolotl's words for them are used.
+AXOLOTL_TYPES = {"completion": "alpaca", "chat": "chat_template"}
+TRAINED_IN = {axolotl: ours for ours, axolotl in AXOLOTL_TYPES.items()}
+
+
 def dataset_entry(run_dir) -> dict:
-    """Axolotl's `datasets:` entry for a finished run, in the format it was generated in (the manifest's
-    `training_format`): a chat model trains on `messages` through its own chat template (loss on the assistant
-    turn), a base model on the Alpaca template."""
-    training_format = Manifest.load(run_dir).training_format
-    entry = {"path": str(run_dir / DATA), "ds_type": "json", "type": training_format}
-    if training_format == "chat_template":
+    """Axolotl's `datasets:` entry for a finished run, in the prompt format it was generated in (the manifest's):
+    `chat` trains on `messages` through the model's own chat template (loss on the assistant turn), `completion`
+    on the Alpaca template."""
+    prompt_format = Manifest.load(run_dir).prompt_format
+    entry = {"path": str(run_dir / DATA), "ds_type": "json", "type": AXOLOTL_TYPES[prompt_format]}
+    if prompt_format == "chat":
         entry.update(field_messages="messages", roles_to_train=["assistant"])
     return entry
 
@@ -117,7 +122,8 @@ class SelfSpecPlugin(BasePlugin):
         entry = dataset_entry(run_dir)
         rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
         print(
-            f"selfspec: rank {rank} of {world}: training on {entry['path']} (format {entry['type']})",
+            f"selfspec: rank {rank} of {world}: training on {entry['path']} "
+            f"(format {TRAINED_IN[entry['type']]}: Axolotl's type {entry['type']})",
             file=sys.stderr,
             flush=True,
         )
@@ -164,7 +170,8 @@ class SelfSpecPlugin(BasePlugin):
                     "of": str(Path(cfg.selfspec["match_steps_of"]).absolute()),
                     "optimizer_steps": cfg.max_steps,
                 }
-            record_training(cfg.axolotl_config_path, cfg.output_dir, trained.get("type"), data, steps)
+            trained_in = TRAINED_IN.get(trained.get("type")) if data else None
+            record_training(cfg.axolotl_config_path, cfg.output_dir, trained_in, data, steps)
         evaluated = bool(cfg.selfspec.get("eval_after_train"))
         if evaluated:
             result = evaluate_in_child(make_job(selfspec_block(cfg), cfg.base_model, cfg.output_dir), cfg.output_dir)

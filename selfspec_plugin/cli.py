@@ -226,9 +226,10 @@ def _funnel_line(run: dict) -> str:
     "--formats",
     "formats",
     multiple=True,
-    type=click.Choice(["alpaca", "chat"]),
-    help="a prompt format added for every model; repeat (default: the base in both, each adapter in its "
-    "training format)",
+    type=click.Choice(["completion", "chat", "alpaca"]),
+    help="a prompt format added for every model: completion (the Alpaca template) or chat (the model's chat "
+    "template; alpaca: the older name of completion); repeat (default: the base in both, each adapter in the "
+    "format it was trained in)",
 )
 @click.option("--out", help="output directory (default: ADAPTER/eval)")
 @click.option(

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .filters import BLACKLIST
+from .prompts import prompt_format
 
 SHA256 = r"^[0-9a-fA-F]{64}$"
 
@@ -32,11 +33,17 @@ class EvalOptions(BaseModel):
         description="Pins: task file (as written in `tasks`) "
         "-> its sha256; a changed file stops the eval (`selfspec recipe pack` fills them).",
     )
-    formats: list[Literal["alpaca", "chat"]] = Field(
+    formats: list[Literal["completion", "chat"]] = Field(
         default_factory=list,
-        description="Prompt formats added for every model (default: the base in both, each adapter in the one it "
-        "was trained in).",
+        description="Prompt formats added for every model, completion (the Alpaca template) or chat (the model's "
+        "chat template); `alpaca`, the older name of completion, is read as it (default: the base in both, each "
+        "adapter in the one it was trained in).",
     )
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _old_format_names(cls, value):
+        return [prompt_format(v) for v in value] if isinstance(value, list) else value
+
     merge: Union[bool, Literal["auto"]] = Field(
         "auto",
         description="Score each adapter as base + adapter merged into plain weights (PEFT merge_and_unload, cached "
@@ -85,7 +92,8 @@ class SelfSpecConfig(BaseModel):
     prompt_format: Literal["auto", "completion", "chat"] = Field(
         "auto",
         description="auto: chat if the model is a chat/instruct model (its chat template ends an assistant "
-        "turn with its own end-of-sequence token), else completion. The training format follows.",
+        "turn with its own end-of-sequence token), else completion. The data trains in the same format: chat in "
+        "the model's chat template, completion in the Alpaca template.",
     )
     seed: int = Field(42, description="Run seed; every request's sampling seed derives from it and the item id.")
     trust_remote_code: bool = Field(

@@ -13,6 +13,7 @@ from typing import Optional
 
 from . import fileio
 from .errors import SelfSpecError
+from .prompts import FORMATS, prompt_format
 
 # The files of one run directory (rundirs.py describes the layout).
 MANIFEST = "manifest.json"  # written last: its presence (with DATA) marks the run complete
@@ -22,8 +23,6 @@ INSTRUCTIONS = "instructions.jsonl"  # the kept instructions (`selfspec iterate`
 REJECTED = "rejected.jsonl"
 CARD = "README.md"  # the dataset card
 
-TRAINING_FORMATS = {"chat": "chat_template", "completion": "alpaca"}  # how it was prompted -> Axolotl dataset type
-PROMPT_FORMATS = {v: k for k, v in TRAINING_FORMATS.items()}
 FIELDS = ("id", "instruction", "input", "output")
 COUNTS = ("instructions_kept", "triplets", "rejected", "requested", "seeds")
 STAGES = ("instructions", "responses")
@@ -37,7 +36,7 @@ class Manifest:
     inputs: dict  # the Job's inputs: what the key hashes
     model: str
     backend: Optional[str]  # None: no engine ran (the seeds-only control)
-    prompt_format: str  # "chat" or "completion": how the generator was prompted; the training format follows
+    prompt_format: str  # prompts.FORMATS: how the generator was prompted, and so the format the data trains in
     counts: dict  # instructions_kept, triplets, rejected {reason: n}, requested, seeds
     versions: dict
     stages: dict = field(
@@ -55,21 +54,16 @@ class Manifest:
     wall_seconds: float = 0.0
     unfinished: Optional[str] = None  # why a run that kept no triplet has no data.jsonl (`selfspec inspect` reads it)
 
-    @property
-    def training_format(self) -> str:
-        return TRAINING_FORMATS[self.prompt_format]
-
     def to_dict(self) -> dict:
-        return {**asdict(self), "training_format": self.training_format}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Manifest":
-        """A manifest as written by any version: keys it no longer has are left out (`training_format` follows from
-        `prompt_format`), keys it gained keep their defaults."""
+        """A manifest as written by any version: keys it no longer has are left out (such as `training_format`,
+        the Axolotl dataset type, which follows from `prompt_format`), keys it gained keep their defaults."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in raw.items() if k in known}
-        if "prompt_format" not in values:  # (the oldest manifests recorded only the Axolotl dataset type)
-            values["prompt_format"] = PROMPT_FORMATS.get(raw.get("training_format"), "completion")
+        values["prompt_format"] = prompt_format(values.get("prompt_format") or raw.get("training_format")) or FORMATS[0]
         missing = {"run_key": "", "inputs": {}, "model": "", "backend": None, "counts": {}, "versions": {}}
         return cls(**{**missing, **values})
 
@@ -106,9 +100,9 @@ def check(result, job) -> Generated:
         raise SelfSpecError(f"{where}: manifest is a {type(manifest).__name__}, expected dataset.Manifest")
     if manifest.run_key != job.key:
         raise SelfSpecError(f"{where}: manifest.run_key {manifest.run_key!r} is not the job's key {job.key!r}")
-    if manifest.prompt_format not in TRAINING_FORMATS:
+    if manifest.prompt_format not in FORMATS:
         raise SelfSpecError(
-            f"{where}: manifest.prompt_format {manifest.prompt_format!r} is not one of {', '.join(TRAINING_FORMATS)}"
+            f"{where}: manifest.prompt_format {manifest.prompt_format!r} is not one of {', '.join(FORMATS)}"
         )
     missing = [k for k in COUNTS if k not in manifest.counts] + [k for k in STAGES if k not in manifest.stages]
     if missing:

@@ -30,7 +30,7 @@ from .runner import AXOLOTL_OUTPUT_DIR, make_job
 def record_training(config_path: str, output_dir: str, *details) -> None:
     """Called by the plugin after `axolotl train` CONFIG has saved its adapter in output_dir: the config read as
     `selfspec iterate` reads it (input paths resolved against its folder), fingerprinted in the adapter's marker;
-    `details`: provenance.write_trained's training_format, data and steps."""
+    `details`: provenance.write_trained's prompt_format, data and steps."""
     raw = read(config_path)
     raw["selfspec"] = resolve_paths(raw["selfspec"], Path(config_path).absolute().parent)[0]
     write_trained(raw, config_path, output_dir, *details)

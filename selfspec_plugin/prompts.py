@@ -14,6 +14,19 @@ from dataclasses import dataclass, field
 
 NO_INPUT = "<noinput>"
 
+# The prompt format, the one vocabulary for generation, training and evaluation (docs/architecture.md): a base
+# model is prompted in `completion` (plain text; it trains and is scored in the Alpaca template), a chat model in
+# `chat` (its own chat template, in which it also trains and is scored).
+FORMATS = ("completion", "chat")
+# Words that files written by earlier versions (manifests, selfspec-trained.json, eval.json, recipes' eval.formats)
+# use for the same two formats: Axolotl's dataset types and the eval's old name for `completion`.
+OLD_FORMATS = {"alpaca": "completion", "chat_template": "chat"}
+
+
+def prompt_format(word: str | None) -> str | None:
+    """A format as any version wrote it, in this vocabulary (None and unknown words as they are)."""
+    return OLD_FORMATS.get(word, word) if isinstance(word, str) else word
+
 BRAINSTORM_HEADER = """You are asked to come up with a set of diverse task instructions about {domain}. These task instructions will be given to a language model and we will evaluate the language model for completing the instructions.
 
 Here are the requirements:

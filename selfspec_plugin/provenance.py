@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import fileio
 from .errors import SelfSpecError
+from .prompts import prompt_format as in_vocabulary
 
 BUNDLE = "bundle.json"  # in an unpacked bundle: its name and the versions it was packed with
 TRAINED = "selfspec-trained.json"  # in an output_dir: which config trained the adapter there
@@ -49,20 +50,20 @@ def write_trained(
     raw: dict,
     config_path: str,
     output_dir: str,
-    training_format: str | None = None,
+    prompt_format: str | None = None,
     data: str | None = None,
     steps: dict | None = None,
 ) -> None:
     """The adapter's marker in output_dir: `raw` is the config that trained it, its input paths resolved (as
-    `selfspec iterate` reads it); `training_format` (the dataset's Axolotl type) tells `selfspec eval` which prompts
-    the adapter knows, `data` (the run's data.jsonl) which held-out items it may have seen, and `steps`
+    `selfspec iterate` reads it); `prompt_format` (prompts.FORMATS) tells `selfspec eval` which prompts the adapter
+    knows, `data` (the run's data.jsonl) which held-out items it may have seen, and `steps`
     (`training_steps`) how long it trained: what `match_steps_of` reads."""
     fileio.write_json(
         Path(output_dir) / TRAINED,
         {
             "config": str(config_path),
             "config_sha256": training_fingerprint(raw),
-            "training_format": training_format,
+            "prompt_format": in_vocabulary(prompt_format),
             "data": str(Path(data).absolute()) if data else None,
             **(steps or {}),
         },
@@ -70,9 +71,14 @@ def write_trained(
 
 
 def read_trained(output_dir: str | Path) -> dict | None:
-    """An adapter folder's marker, or None when no `axolotl train` with this plugin wrote one."""
+    """An adapter folder's marker, or None when no `axolotl train` with this plugin wrote one. A marker written by
+    an earlier version names the format by the Axolotl dataset type (`training_format`): read as `prompt_format`."""
     marker = Path(output_dir) / TRAINED
-    return fileio.read_json(marker) if marker.is_file() else None
+    if not marker.is_file():
+        return None
+    found = fileio.read_json(marker)
+    old = found.pop("training_format", None)
+    return {**found, "prompt_format": in_vocabulary(found.get("prompt_format") or old)}
 
 
 def training_steps(trainer, state) -> dict:

@@ -134,10 +134,10 @@ def trained_chat(tmp_path_factory):
 def test_a_chat_model_generates_and_trains_in_its_chat_template(trained_chat):
     work, model, run_dir, proc = trained_chat
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert (manifest["prompt_format"], manifest["training_format"]) == ("chat", "chat_template")
+    assert manifest["prompt_format"] == "chat" and "training_format" not in manifest  # (recorded once)
     data = read_jsonl(run_dir / "data.jsonl")
     assert data and all(r["messages"][-1] == {"role": "assistant", "content": r["output"]} for r in data)
-    assert "(format chat_template)" in proc.stderr and (work / "out" / "adapter_model.safetensors").is_file()
+    assert "(format chat: Axolotl's type chat_template)" in proc.stderr and (work / "out" / "adapter_model.safetensors").is_file()
     from selfspec_plugin.eval import trained_format
 
     assert trained_format(str(work / "out")) == "chat"  # `selfspec eval` will prompt this adapter in chat format
@@ -152,8 +152,8 @@ def test_a_chat_model_generates_and_trains_in_its_chat_template(trained_chat):
 def test_a_base_model_trains_in_the_alpaca_template(trained):
     work, _, run_dir, proc = trained
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert (manifest["prompt_format"], manifest["training_format"]) == ("completion", "alpaca")
-    assert "(format alpaca)" in proc.stderr
+    assert manifest["prompt_format"] == "completion" and "training_format" not in manifest
+    assert "(format completion: Axolotl's type alpaca)" in proc.stderr
     rows = prepared_rows(work / "out", json.loads((run_dir / "manifest.json").read_text())["model"])
     outputs = {r["output"] for r in read_jsonl(run_dir / "data.jsonl")}
     for text, trained in rows:
@@ -279,13 +279,13 @@ def test_eval_after_train_scores_base_and_adapter_through_vllm_lora(trained):
     out = work / "out" / "eval"
     result = json.loads((out / "eval.json").read_text())
     assert result["backend"] == "vllm"
-    # the tiny model has no chat template and trained in alpaca (the marker the plugin wrote says so)
+    # the tiny model has no chat template and trained in completion (the marker the plugin wrote says so)
     assert [(m["label"], m["adapter"], m["format"]) for m in result["models"]] == [
-        ("base", None, "alpaca"),
-        ("adapter", str(work / "out"), "alpaca"),
+        ("base", None, "completion"),
+        ("adapter", str(work / "out"), "completion"),
     ]
     marker = json.loads((work / "out" / "selfspec-trained.json").read_text())
-    assert marker["training_format"] == "alpaca"
+    assert marker["prompt_format"] == "completion"
     assert Path(marker["data"]).resolve() == (run_dir / "data.jsonl").resolve()  # what eval's overlap check reads
     assert {r["task"] for r in result["training_overlap"]} == {r["task"] for r in result["rows"]}
     assert {(r["model"], r["k"]) for r in result["rows"]} == {(m, k) for m in ("base", "adapter") for k in (0, 1)}

@@ -14,6 +14,7 @@ from tiny_model import random_lora
 
 from selfspec_plugin import report
 from selfspec_plugin.axolotl_plugin import tracker_metrics
+from selfspec_plugin.config import EvalOptions
 from selfspec_plugin.errors import SelfSpecError
 from selfspec_plugin.eval import run as evaluate
 from selfspec_plugin.eval import scoring, tasks
@@ -359,14 +360,20 @@ def test_models_default_to_their_training_format(random_adapter, tmp_path):
 
     chat = tmp_path / "chat"
     shutil.copytree(random_adapter, chat)
-    (chat / "selfspec-trained.json").write_text(json.dumps({"training_format": "chat_template"}))
+    (chat / "selfspec-trained.json").write_text(json.dumps({"prompt_format": "chat"}))
     specs = evaluate.model_specs([f"selfspec={chat}", str(random_adapter)], [])
     assert [(s["name"], s["formats"]) for s in specs] == [
-        ("base", ["alpaca", "chat"]),
+        ("base", ["completion", "chat"]),
         ("selfspec", ["chat"]),
-        (Path(random_adapter).name, ["alpaca"]),
+        (Path(random_adapter).name, ["completion"]),
     ]
-    assert evaluate.model_specs([f"x={chat}"], ["alpaca"])[1]["formats"] == ["alpaca", "chat"]  # --formats adds
+    assert evaluate.model_specs([f"x={chat}"], ["completion"])[1]["formats"] == ["completion", "chat"]  # --formats
+    old = tmp_path / "old"  # a marker an earlier version wrote names Axolotl's dataset type
+    shutil.copytree(random_adapter, old)
+    for written, read in (("chat_template", "chat"), ("alpaca", "completion")):
+        (old / "selfspec-trained.json").write_text(json.dumps({"training_format": written}))
+        assert evaluate.model_specs([f"x={old}"], [])[1]["formats"] == [read]
+    assert EvalOptions(formats=["alpaca", "chat"]).formats == ["completion", "chat"]  # a recipe's old word
     with pytest.raises(SelfSpecError, match="the name 'base' is taken"):
         evaluate.model_specs([f"base={chat}"], [])
     with pytest.raises(SelfSpecError, match="--adapter .*not a PEFT LoRA adapter"):
@@ -404,7 +411,7 @@ def test_selfspec_eval_scores_three_models_on_one_engine(tiny_model, random_adap
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())
-    models = ("base", "one", "two")  # the tiny model has no chat template: every model in alpaca
+    models = ("base", "one", "two")  # the tiny model has no chat template: every model in completion
     assert [m["label"] for m in result["models"]] == list(models)
     assert {(r["model"], r["k"]) for r in result["rows"]} == {(m, k) for m in models for k in (0, 1)}
     assert len(result["rows"]) == 3 * 2 * 10

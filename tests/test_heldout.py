@@ -97,7 +97,7 @@ def test_eval_names_the_items_an_adapters_training_data_reaches(tmp_path):
     old.mkdir()
     recipe = tmp_path / "recipe.yml"
     recipe.write_text(yaml.safe_dump({"base_model": "m", "selfspec": {"seeds": "s.jsonl"}}))
-    record_training(str(recipe), str(adapter), "chat_template", str(run / "data.jsonl"))  # as the plugin does
+    record_training(str(recipe), str(adapter), "chat", str(run / "data.jsonl"))  # as the plugin does
     task = Task("qa", "labels", "Answer.", [], TASK["instances"], "eval.jsonl", labels=["helicase", "positive"])
     models = [
         {"name": "base", "adapter": None},
@@ -175,7 +175,7 @@ def test_selfspec_eval_warns_and_reports_the_overlap(tmp_path, capsys):
             {"base_model": str(model), "selfspec": {"seeds": str(SEEDS), "backend": "echo", "eval": {"shots": [0]}}}
         )
     )
-    record_training(str(recipe), str(adapter), "alpaca", str(run / "data.jsonl"))
+    record_training(str(recipe), str(adapter), "completion", str(run / "data.jsonl"))
     plugin = EchoPlugin()
     registry.get_plugin_manager().register(plugin)
     try:

@@ -463,7 +463,7 @@ def test_seeds_only_trains_on_the_seeds_without_an_engine(scripted, tiny_model, 
     data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
     assert [(r["instruction"], r["output"]) for r in data] == [(s["instruction"], s["output"]) for s in seeds]
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["seeds_only"] and manifest["training_format"] == "alpaca"  # the tiny model has no chat template
+    assert manifest["seeds_only"] and manifest["prompt_format"] == "completion"  # the tiny model has no chat template
     assert manifest["counts"]["triplets"] == len(seeds) and not (run_dir / "instructions").exists()
     assert (
         f"seeds only     {len(seeds)} seed tasks in data.jsonl (no generation: the control)" in capsys.readouterr().err
@@ -472,7 +472,7 @@ def test_seeds_only_trains_on_the_seeds_without_an_engine(scripted, tiny_model, 
     assert job(tiny_model, tmp_path).dir != run_dir  # its own run key
     chat = generate(job(tiny_chat_model_dir(), tmp_path / "chat", seeds_only=True), progress=False)
     rows = [json.loads(line) for line in (chat / "data.jsonl").read_text().splitlines()]
-    assert json.loads((chat / "manifest.json").read_text())["training_format"] == "chat_template"
+    assert json.loads((chat / "manifest.json").read_text())["prompt_format"] == "chat"
     assert rows[0]["messages"][-1] == {"role": "assistant", "content": rows[0]["output"]}
 
 

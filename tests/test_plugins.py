@@ -210,7 +210,7 @@ def test_a_plugin_replaces_the_pipeline_through_its_hooks_alone(scripted, model_
         data = [json.loads(line) for line in (run_dir / "data.jsonl").read_text().splitlines()]
         assert [r["output"] for r in data] == ["terme 0", "terme 1", "terme 2"] and not scripted.instances[0].calls
         manifest = json.loads((run_dir / "manifest.json").read_text())
-        assert manifest["training_format"] == "alpaca" and manifest["backend"] == "scripted"
+        assert manifest["prompt_format"] == "completion" and manifest["backend"] == "scripted"
         assert (run_dir / "README.md").is_file() and (run_dir / "rejected.jsonl").read_text().count("\n") == 1
 
         Translated.generate_dataset = hookimpl(lambda self, job, backend, progress: {"data": []})

@@ -182,3 +182,30 @@ def test_weights_enter_the_run_key_by_content_and_their_hash_is_cached(tmp_path,
     assert weights.stat().st_size == 4096 and key() != before
     weights.write_bytes(b"A" * 4096)
     assert key() == before  # the content, not the file's history, is the identity
+
+
+def test_committed_files_with_the_old_format_words_load_in_the_one_vocabulary():
+    # The committed evidence was written when manifests and markers named Axolotl's dataset type (`training_format`)
+    # and the eval said `alpaca` for completion: every file still loads, in the words of prompts.FORMATS.
+    from selfspec_plugin.eval.run import model_specs
+    from selfspec_plugin.prompts import FORMATS
+
+    manifests = sorted((ROOT / "docs" / "results").glob("**/manifest.json"))
+    manifests += sorted((ROOT / "benchmarks" / "results").glob("**/manifest.json"))
+    assert len(manifests) >= 10
+    for path in manifests:
+        raw = json.loads(path.read_text())
+        loaded = dataset.Manifest.load(path.parent)
+        assert loaded.prompt_format in FORMATS, path
+        old = {"chat_template": "chat", "alpaca": "completion"}.get(raw.get("training_format"))
+        assert loaded.prompt_format == (raw.get("prompt_format") or old), path
+        assert "training_format" not in loaded.to_dict()  # recorded once from now on
+    adapters = ROOT / "docs" / "results" / "adapters"
+    specs = model_specs([f"{p.name}={p}" for p in sorted(adapters.iterdir())], [])
+    assert [(s["name"], s["formats"]) for s in specs] == [
+        ("base", ["completion", "chat"]),
+        ("seeds-only", ["chat"]),  # their markers say training_format: chat_template
+        ("selfspec", ["chat"]),
+    ]
+    eval_json = json.loads((ROOT / "docs" / "results" / "eval.json").read_text())
+    assert {dataset.prompt_format(m["format"]) for m in eval_json["models"]} == set(FORMATS)

@@ -1,7 +1,8 @@
 """`selfspec eval`: the base model and any number of adapters on the same held-out items, with the same prompts.
 
-Prompts are BoX-style (task definition, k demonstrations, the input) in the Alpaca template or the model's chat
-template: the base is scored in both, each adapter in the format it was trained in. Every model is scored with
+Prompts are BoX-style (task definition, k demonstrations, the input) in one of the two prompt formats
+(prompts.FORMATS): `completion` (the Alpaca template) or `chat` (the model's chat template). The base is scored in
+both, each adapter in the format it was trained in. Every model is scored with
 BoX token F1 and ROUGE-L (metrics.py, the paper's metric) and its task's primary metric (labels: accuracy with
 input-blind baselines and answer shares; lists: set F1; yes/no-prefixed answers: label and text apart); k > 0
 is repeated over several demonstration samplings (mean ± std); every adapter gets paired bootstrap 95%
@@ -25,7 +26,7 @@ from pathlib import Path
 from .. import fileio, registry, rundirs
 from ..backends.base import Sampling, ability, adapter_rank, output_options, serves_adapters, start_options
 from ..errors import SelfSpecError
-from ..prompts import Prompt, alpaca_prompt
+from ..prompts import FORMATS, Prompt, alpaca_prompt
 from ..provenance import read_trained
 from ..report import markdown_table, overlap_lines
 from .scoring import PRIMARY, summarize
@@ -122,7 +123,8 @@ def _generate(
 
     texts: list[str] = []
     kwargs = {"adapter": entry["adapter"]} if entry["adapter"] else {}
-    prompt_format, stop = ("completion", STOP) if entry["format"] == "alpaca" else ("chat", ())
+    prompt_format = entry["format"]
+    stop = STOP if prompt_format == "completion" else ()
     with tqdm(total=sum(map(len, groups)), desc=f"selfspec eval: {label}", unit="prompt", disable=not progress) as bar:
         for group, file in zip(groups, files):
             if file.is_file():
@@ -189,17 +191,14 @@ def merge_wanted(merge: bool | str, factory) -> bool:
     return not torch.cuda.is_available()
 
 
-FORMATS = {"chat_template": "chat", "alpaca": "alpaca"}  # training format (run manifest) -> prompt format
-
-
 def trained(adapter: str) -> dict:
     """The marker the plugin writes after `axolotl train` ({} when there is none)."""
     return read_trained(adapter) or {}
 
 
 def trained_format(adapter: str) -> str | None:
-    """The prompt format an adapter was trained in."""
-    return FORMATS.get(trained(adapter).get("training_format", ""))
+    """The prompt format an adapter was trained in (None: unknown)."""
+    return trained(adapter).get("prompt_format")
 
 
 def training_overlap(tasks: list[Task], models: list[dict], limit: int | None) -> list[dict]:
@@ -235,10 +234,15 @@ def training_overlap(tasks: list[Task], models: list[dict], limit: int | None) -
     return rows
 
 
+def ordered(formats: set[str]) -> list[str]:
+    """Formats in prompts.FORMATS' order (completion, then chat): the columns of the tables keep one order."""
+    return [f for f in FORMATS if f in formats]
+
+
 def model_specs(adapters: list[str], formats: list[str]) -> list[dict]:
     """`--adapter [NAME=]DIR ...` -> the models to score: the base in both formats, each adapter in the format
-    it was trained in (alpaca when unknown); `formats` are added for every model."""
-    specs = [{"name": "base", "adapter": None, "formats": sorted({"alpaca", "chat", *formats})}]
+    it was trained in (completion when unknown); `formats` are added for every model."""
+    specs = [{"name": "base", "adapter": None, "formats": ordered({*FORMATS, *formats})}]
     for arg in adapters:
         name, sep, path = arg.partition("=")
         name, path = (name, path) if sep else (Path(arg).name or "adapter", arg)
@@ -248,7 +252,7 @@ def model_specs(adapters: list[str], formats: list[str]) -> list[dict]:
             adapter_rank(path)
         except SelfSpecError as exc:
             raise SelfSpecError(f"--adapter {exc}") from None
-        specs.append({"name": name, "adapter": path, "formats": sorted({trained_format(path) or "alpaca", *formats})})
+        specs.append({"name": name, "adapter": path, "formats": ordered({trained_format(path) or FORMATS[0], *formats})})
     return specs
 
 
@@ -311,7 +315,7 @@ def _entries(specs: list[dict], chat: bool) -> list[dict]:
     entries only when the model has a chat template."""
     entries = []
     for spec in specs:
-        formats = [f for f in spec["formats"] if chat or f != "chat"] or ["alpaca"]
+        formats = [f for f in spec["formats"] if chat or f != "chat"] or ["completion"]
         entries += [
             {
                 "label": spec["name"] if len(formats) == 1 else f"{spec['name']} [{prompt_format}]",
@@ -380,9 +384,12 @@ def evaluate(
     def files(entry: dict) -> list[Path]:
         weights = Path(entry["adapter"], "adapter_model.safetensors") if entry["adapter"] else None
         served = {"merged": True} if entry["adapter"] and not lora else {}  # another numeric path: its own cache
+        # The cache files keep the format's word of the versions that named them (`alpaca` for completion), so the
+        # predictions already on disk are reused.
+        cached_as = {"completion": "alpaca"}.get(entry["format"], entry["format"])
         return cache_files(
             cache,
-            {**identity, "format": entry["format"], "adapter": weights and fileio.sha256_file(weights), **served},
+            {**identity, "format": cached_as, "adapter": weights and fileio.sha256_file(weights), **served},
             groups,
         )
 
