@@ -39,6 +39,7 @@ class EvalOptions(BaseModel):
         "chat template); `alpaca`, the older name of completion, is read as it (default: the base in both, each "
         "adapter in the one it was trained in).",
     )
+
     @field_validator("formats", mode="before")
     @classmethod
     def _old_format_names(cls, value):

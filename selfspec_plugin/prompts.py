@@ -27,6 +27,7 @@ def prompt_format(word: str | None) -> str | None:
     """A format as any version wrote it, in this vocabulary (None and unknown words as they are)."""
     return OLD_FORMATS.get(word, word) if isinstance(word, str) else word
 
+
 BRAINSTORM_HEADER = """You are asked to come up with a set of diverse task instructions about {domain}. These task instructions will be given to a language model and we will evaluate the language model for completing the instructions.
 
 Here are the requirements:

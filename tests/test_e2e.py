@@ -137,7 +137,10 @@ def test_a_chat_model_generates_and_trains_in_its_chat_template(trained_chat):
     assert manifest["prompt_format"] == "chat" and "training_format" not in manifest  # (recorded once)
     data = read_jsonl(run_dir / "data.jsonl")
     assert data and all(r["messages"][-1] == {"role": "assistant", "content": r["output"]} for r in data)
-    assert "(format chat: Axolotl's type chat_template)" in proc.stderr and (work / "out" / "adapter_model.safetensors").is_file()
+    assert (
+        "(format chat: Axolotl's type chat_template)" in proc.stderr
+        and (work / "out" / "adapter_model.safetensors").is_file()
+    )
     from selfspec_plugin.eval import trained_format
 
     assert trained_format(str(work / "out")) == "chat"  # `selfspec eval` will prompt this adapter in chat format

@@ -252,7 +252,9 @@ def model_specs(adapters: list[str], formats: list[str]) -> list[dict]:
             adapter_rank(path)
         except SelfSpecError as exc:
             raise SelfSpecError(f"--adapter {exc}") from None
-        specs.append({"name": name, "adapter": path, "formats": ordered({trained_format(path) or FORMATS[0], *formats})})
+        specs.append(
+            {"name": name, "adapter": path, "formats": ordered({trained_format(path) or FORMATS[0], *formats})}
+        )
     return specs
 
 
