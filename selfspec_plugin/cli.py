@@ -546,7 +546,7 @@ def child(job: str) -> None:
 
     task = read_json(Path(job))
     if "generate" in task:
-        generate(Job.from_json(task["generate"]))
+        generate(Job.from_json(task["generate"]), checked=task.get("checked", False))
     else:  # (here, not in the runner: the run layer does not import the eval)
         from .eval import evaluate_recipe
 

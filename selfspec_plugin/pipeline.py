@@ -24,7 +24,6 @@ from .filters import drift, run_checks, seed_texts
 from .prompts import brainstorm_prompt, parse_brainstorm, prompt_digest, response_prompt
 from .provenance import versions
 from .retrieval import load_corpus, run_corpus
-from .seeds import load_seeds
 
 ALPACA_FIELDS = ("instruction", "input", "output")
 
@@ -350,15 +349,18 @@ def funnel(kept, data, rejected) -> dict:
     return {"instructions_kept": len(kept), "triplets": len(data), "rejected": dict(sorted(reasons.items()))}
 
 
-def check_inputs(cfg) -> None:
+def check_inputs(job) -> None:
     """Validate the names of the backend, retriever and filters, the seeds and the corpus before anything is written
-    or an engine starts (the built-in `check_job`)."""
+    or an engine starts (the built-in `check_job`, run once per run: a child process the runner started for a
+    checked job does not check it again). The seeds are the job's (read once); the corpus is read here to check
+    its content, and again where the run cuts it into chunks in the generator's own tokens."""
+    cfg = job.config
     registry.require(registry.backend(cfg.backend), f"selfspec.backend: {cfg.backend!r}")
     registry.backend_settings(cfg)  # its options checked against the backend's own options model
     if cfg.corpus:
         registry.factory("retriever", cfg.retriever, registry.retrievers())
     filter_specs(cfg.filters)
-    seeds = load_seeds(cfg.seeds)
+    seeds = job.seeds
     need = max(cfg.instruction_demos, cfg.response_demos)
     if len(seeds) < need:
         raise SelfSpecError(
@@ -382,8 +384,7 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
     """Run (or resume) the pipeline in its run directory (rounds and chunks, written as they are made); the
     runner writes the result's files."""
     cfg = job.config
-    inputs, run_dir = job.inputs, job.dir
-    seeds = load_seeds(cfg.seeds)
+    inputs, run_dir, seeds = job.inputs, job.dir, job.seeds
     prompt_format = resolve_prompt_format(cfg.prompt_format, backend)
     start = time.time()
     extended = job.begin()  # (the run layer's: inputs.json, and the rounds and chunks of runs it extends)
@@ -454,8 +455,7 @@ def seeds_only_run(job) -> Generated:
 
     from transformers import AutoTokenizer
 
-    cfg = job.config
-    seeds = load_seeds(cfg.seeds)
+    cfg, seeds = job.config, job.seeds
     tokenizer = AutoTokenizer.from_pretrained(job.model, trust_remote_code=cfg.trust_remote_code)
     model = SimpleNamespace(
         chat_capable=bool(getattr(tokenizer, "chat_template", None)), chat_model=chat_model(tokenizer, job.model)

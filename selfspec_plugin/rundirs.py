@@ -40,6 +40,7 @@ from .dataset import INPUTS, MANIFEST, Manifest, is_complete
 from .errors import SelfSpecError
 from .fileio import check_file, make_dir, read_json, resolved_note, sha256_file, write_bytes, write_json
 from .prompts import templates_hash
+from .seeds import load_seeds
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 AMOUNTS = (
@@ -64,6 +65,12 @@ class Job:
         are hashed (and pins checked) here, and every user of the run key reads it from the job."""
         return run_inputs(self)
 
+    @cached_property
+    def seeds(self) -> list[dict]:
+        """The seed tasks, read and checked once per run (seeds.load_seeds): the `check_job` hook and the pipeline
+        read them here, and the generation child gets them with the job."""
+        return load_seeds(self.config.seeds)
+
     @property
     def key(self) -> str:
         return run_key(self.inputs)
@@ -81,7 +88,8 @@ class Job:
         return [] if self.config.previous_round else extend_from(self.dir, self.inputs)
 
     def to_json(self) -> str:
-        """For the generation child: the job with its inputs, so the child does not hash gigabytes again."""
+        """For the generation child: the job with its inputs and seeds, so the child neither hashes gigabytes nor
+        reads the seeds again."""
         return json.dumps(
             {
                 "config": self.config.model_dump(),
@@ -89,6 +97,7 @@ class Job:
                 "runs_dir": str(self.runs_dir),
                 "recipe": self.recipe,
                 "inputs": self.inputs,
+                "seeds": self.seeds,
             }
         )
 
@@ -96,8 +105,9 @@ class Job:
     def from_json(cls, text: str) -> "Job":
         raw = json.loads(text)
         job = cls(SelfSpecConfig(**raw["config"]), raw["model"], Path(raw["runs_dir"]), raw.get("recipe"))
-        if raw.get("inputs"):
-            job.__dict__["inputs"] = raw["inputs"]  # (cached_property's own slot)
+        for computed in ("inputs", "seeds"):
+            if raw.get(computed):
+                job.__dict__[computed] = raw[computed]  # (cached_property's own slot)
         return job
 
 

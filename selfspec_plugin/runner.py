@@ -88,12 +88,14 @@ def check_job(job: rundirs.Job) -> None:
     registry.get_plugin_manager().hook.check_job(job=job)
 
 
-def generate(job: rundirs.Job, progress: bool = True) -> Path:
-    """Run the job in this process (or reuse its finished run); returns the run directory."""
+def generate(job: rundirs.Job, progress: bool = True, checked: bool = False) -> Path:
+    """Run the job in this process (or reuse its finished run); returns the run directory. `checked`: the parent
+    that started this process ran `check_job` on the job already."""
     run_dir, cfg = job.dir, job.config
     if _cached(run_dir, cfg.strict):
         return run_dir
-    check_job(job)
+    if not checked:
+        check_job(job)
     with rundirs.writer_lock(run_dir):  # concurrent runs (or ranks) of one job: one generates, the rest wait
         if _cached(run_dir, cfg.strict):
             return run_dir
@@ -176,8 +178,8 @@ def generate_in_child(job: rundirs.Job) -> Path:
     run_dir = job.dir
     if _cached(run_dir, job.config.strict):
         return run_dir
-    check_job(job)  # a bad name or file: fail here, before the runs folder is made
-    run_child({"generate": job.to_json()}, "generation")
+    check_job(job)  # a bad name or file: fail here, before the runs folder is made (and only here)
+    run_child({"generate": job.to_json(), "checked": True}, "generation")
     return run_dir
 
 

@@ -663,6 +663,32 @@ def test_the_child_process_keeps_its_parents_environment(scripted, model_dir, tm
     assert main(["inspect", str(the_job.dir)]) == 0 and os.environ["HF_HUB_OFFLINE"] == "1"
 
 
+def test_a_run_reads_and_checks_its_seeds_once(scripted, model_dir, tmp_path, monkeypatch):
+    """Parent and generation child together: `check_job` runs once (in the parent, before the child starts), and
+    the seeds are read once and handed to the child with the job (the pipeline reads them from the job)."""
+    from selfspec_plugin import fileio, rundirs, runner
+
+    counts = {"load_seeds": 0, "check_job": 0}
+
+    def counted(name, real):
+        def call(*args, **kwargs):
+            counts[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    def in_process(task, what):  # runner.run_child, without the subprocess: the child's reads are counted too
+        fileio.write_json(tmp_path / "task.json", task)
+        assert main(["child", str(tmp_path / "task.json")]) == 0
+
+    monkeypatch.setattr(rundirs, "load_seeds", counted("load_seeds", rundirs.load_seeds))
+    monkeypatch.setattr(runner, "check_job", counted("check_job", runner.check_job))
+    monkeypatch.setattr(runner, "run_child", in_process)
+    the_job = job(model_dir, tmp_path)
+    assert runner.generate_in_child(the_job) == the_job.dir and (the_job.dir / "manifest.json").is_file()
+    assert counts == {"load_seeds": 1, "check_job": 1}
+
+
 def test_the_child_does_not_inherit_a_launchers_rank_variables_or_its_thread_count(monkeypatch):
     """Under `accelerate launch` a rank has RANK, ACCELERATE_* and OMP_NUM_THREADS (1 on CPU): the generator child
     is one standalone process that uses the machine, as `selfspec generate` does. Outside a launcher, a user's

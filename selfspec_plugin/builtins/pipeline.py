@@ -5,7 +5,7 @@ from ..hookspecs import hookimpl
 def check_job(job):
     from ..pipeline import check_inputs
 
-    check_inputs(job.config)
+    check_inputs(job)
     return True
 
 
