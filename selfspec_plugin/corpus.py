@@ -14,13 +14,14 @@ on. A section longer than a chunk is cut at a paragraph break, else a sentence e
 second half of the window (why: a chunk that stops mid-sentence gives the model half a fact), and the next chunk
 repeats the last `chunk_overlap` tokens.
 
-A single .jsonl, .parquet or .txt file without `chunk_tokens` reads as before (retrieval.load_corpus): one record
+A single .jsonl, .parquet or .txt file without `chunk_tokens` is read as records (retrieval.load_corpus): one record
 (one line of a .txt) is one document, whole, with its own id, and the run key hashes the file.
 
 Bad files (docs/architecture.md, "Corpus files"): in a folder or glob a file that cannot give text is skipped
 and counted with its reason (`selfspec corpus inspect` lists them, a run prints them), so one broken PDF does not
 stop a run over a hundred good ones; a malformed .jsonl or .parquet (structured data, a user's own export) is an
-error naming the file and line, as before; a corpus with no text left is an error listing every skip. All of it
+error naming the file and line (structured data is not a found document: a bad line is the user's to
+fix); a corpus with no text left is an error listing every skip. All of it
 happens before the run's folder is written.
 """
 
@@ -66,11 +67,11 @@ class Corpus:
     sections: list[dict] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    records: bool = False  # a single .jsonl/.parquet/.txt of records: read as before (whole records, own ids)
+    records: bool = False  # a single .jsonl/.parquet/.txt of records: whole records, with their own ids
 
 
 def is_record_file(spec: str | Path) -> bool:
-    """A single .jsonl, .parquet or .txt corpus file, read one record (line) per document as before."""
+    """A single .jsonl, .parquet or .txt corpus file, read one record (line) per document."""
     path = Path(spec)
     return path.is_file() and path.suffix.lower() not in (".md", ".markdown", ".html", ".htm", ".pdf")
 
@@ -408,7 +409,8 @@ def chunk(corpus: Corpus, chunk_tokens: int | None, overlap: int | None, tokeniz
 
 
 def corpus_digest(spec: str, text_field: str = "text") -> str:
-    """What the run key (and a `corpus_sha256` pin) hashes. A single record file: its bytes, as before. A folder,
+    """What the run key (and a `corpus_sha256` pin) hashes. A single record file: its bytes
+    (its records are the documents as they are). A folder,
     glob or document file: the extracted text of every section with its source and place, and CHUNKER_VERSION.
     Why the text and not the files' bytes plus the extractors' versions: a re-saved PDF with the same text, or a
     pypdf upgrade that extracts the same text, keeps the key, and any change in what the model reads changes it.

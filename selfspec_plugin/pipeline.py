@@ -109,7 +109,8 @@ def _generate_chunk(
 
 def draw(request: int, samples: int) -> int:
     """The request whose demos a request uses: `samples` consecutive requests (`instruction_samples`,
-    `response_samples`) share the first one's draw (with 1, each its own, as before the settings existed)."""
+    `response_samples`) share the first one's draw (with 1, each its own:
+    the default keeps the run keys and data of recipes that do not set them)."""
     return request - request % samples
 
 
