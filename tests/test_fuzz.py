@@ -81,9 +81,15 @@ CHECKS = {
 @given(instruction=st.text(), inp=st.text(), output=st.text(), finish=st.sampled_from(["stop", "length"]))
 def test_filters_return_a_reason_or_none(instruction, inp, output, finish):
     rec = {"instruction": instruction, "input": inp, "output": output, "finish_reason": finish}
-    for stage, checks in CHECKS.items():
-        reason = filters.run_checks(checks, rec)
+    reasons = {stage: filters.run_checks(checks, rec) for stage, checks in CHECKS.items()}
+    for reason in reasons.values():
         assert reason is None or (isinstance(reason, str) and reason)
+    # and the decisions any input must get: an instruction under 4 words (the paper's "<= 3") never passes, nor does a
+    # response cut at the token cap or with no text
+    if len(instruction.split()) < 4:
+        assert reasons["instruction"] is not None, rec
+    if finish == "length" or not output.strip():
+        assert reasons["response"] is not None, rec
 
 
 @settings(max_examples=25, deadline=None)
