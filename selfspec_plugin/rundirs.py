@@ -239,7 +239,11 @@ def pinned_sha256(
 # its key) and the settings left at their defaults (a new setting whose default keeps the old behaviour leaves
 # every key as it was) are not part of a run's identity.
 PATHS = ("seeds", "corpus", "previous_round")
-DEFAULTS = SelfSpecConfig(seeds="").model_dump()
+# A setting whose default changed what a run generates is compared with the value that generates as before it
+# existed: runs at the new default get new keys (their chunks are not mixed with older runs' ones), and setting the
+# old value finds the runs made before.
+GENERATED_AS_BEFORE = {"stop_loops": False}
+DEFAULTS = {**SelfSpecConfig(seeds="").model_dump(), **GENERATED_AS_BEFORE}
 
 
 def _changed(values: dict, defaults: dict) -> dict:

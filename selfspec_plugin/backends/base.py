@@ -16,6 +16,9 @@ class Sampling:
     top_p: float
     max_tokens: int
     seed: int  # the run seed; each request gets item_seed(seed, prompt.id)
+    # end a request whose output has begun to repeat itself (loops.looping) and report it as cut at max_tokens;
+    # honoured by the backends that declare `stops_loops`
+    stop_loops: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ def adapter_rank(adapter: str | Path) -> int:
 #   remote_model: bool               the model is a name on a server, not a local directory to fingerprint
 #   requires: {module: install hint} checked before any work starts
 #   constrains_decoding: bool        a prompt's `pattern` (a regular expression) constrains what it generates
+#   stops_loops: bool                `Sampling.stop_loops` ends a looping request early (loops.looping), its
+#                                    Completion then reported as cut at the cap (finish_reason "length")
 #   prompt_tokens(prompts, fmt)      each prompt's length in tokens; with `context_tokens` (the model's context), the
 #   context_tokens: int              pipeline shortens an over-long prompt instead of leaving it to the backend
 def serves_adapters(factory) -> bool:
