@@ -141,3 +141,18 @@ def test_a_loop_is_stopped_early_and_still_rejected_as_cut_at_the_cap(looping_mo
                     assert verdicts[0] == verdicts[1] and verdicts[1][-1] in ("truncated", "unparseable")
     finally:
         backend.close()
+
+
+def test_stop_loops_is_part_of_the_run_key_and_false_finds_the_runs_made_before_it():
+    """On by default, it changes what a run generates (the loops it cuts, and through the engine's batches other
+    greedy answers: docs/benchmarks.md), so a default run gets a key of its own; false is the old behaviour and keys."""
+    from selfspec_plugin.config import SelfSpecConfig
+    from selfspec_plugin.rundirs import identity, run_key
+
+    def inputs(**settings) -> dict:
+        return {"model": {"sha256": "m"}, "settings": SelfSpecConfig(seeds="s.jsonl", **settings).model_dump()}
+
+    assert SelfSpecConfig(seeds="s.jsonl").stop_loops is True
+    assert identity(inputs())["settings"] == {"stop_loops": True}
+    assert identity(inputs(stop_loops=False))["settings"] == {}  # what the key hashed before the setting existed
+    assert run_key(inputs()) != run_key(inputs(stop_loops=False))
