@@ -7,7 +7,7 @@ The rule: the tail of the sequence is periodic, i.e. for some period p <= MAX_PE
 equal the token p places before them, and that repeated run is both long (>= MIN_RUN tokens) and at least
 MIN_COPIES - 1 whole extra copies of the cycle. A greedy decoder that has copied one cycle of >= MIN_RUN tokens
 from its own output is in a state it entered before and, in practice, never leaves it before the cap. The
-thresholds were chosen on real generations with SmolLM2-135M's tokenizer (docs/benchmarks.md, "Stopping loops"):
+thresholds were chosen on real generations with SmolLM2-135M's tokenizer (docs/benchmarks.md, "B7 and issue 32"):
 at these values the rule cuts none of the kept outputs measured there.
 """
 
@@ -42,17 +42,24 @@ def looping(
     n = len(token_ids)
     if n < min_run + 1:
         return False
-    for p in range(1, min(max_period, n - 1) + 1):
+    # Called for every request at every decoding step: only a period p at which the last token recurs can repeat,
+    # and list.index finds those in C (in fluent text, few or none), nearest first
+    last = token_ids[-1]
+    before = list(token_ids[-1 - min(max_period, n - 1) : -1])[::-1]  # before[p - 1] is the token p places back
+    p = 0
+    while True:
+        try:
+            p = before.index(last, p) + 1
+        except ValueError:
+            return False
         need = max(min_run, (min_copies - 1) * p)
         if need > n - p:  # not enough tokens for this period, nor for any longer one
-            break
-        # the common case, a tail that does not repeat, fails on the first or second comparison
-        run = 0
+            return False
+        run = 1
         while run < need and token_ids[n - 1 - run] == token_ids[n - 1 - run - p]:
             run += 1
         if run >= need:
             return True
-    return False
 
 
 def first_loop(token_ids: Sequence[int], **rule) -> int | None:
