@@ -167,6 +167,14 @@ class SelfSpecConfig(BaseModel):
     )
     response_temperature: float = Field(0.0, ge=0, description="0 = greedy (paper).")
     response_max_tokens: int = Field(512, gt=0)
+    stop_loops: bool = Field(
+        True,
+        description="End a generation (answer or brainstorming item) once it repeats one cycle of tokens four times "
+        "in a row, instead of decoding the loop to the token cap; it is still rejected as cut at the cap (`truncated`, "
+        "`truncated_response`), for fewer tokens. Backends that can (vllm, ray, transformers). On SmolLM2 outputs it "
+        "cut no kept triplet; the shorter batches can still change other greedy answers (docs/benchmarks.md, B7 and "
+        "issue 32). Part of the run key. false: decode to the cap, as (and with the run keys) before the setting.",
+    )
     chunk_size: int = Field(256, gt=0, description="Responses per chunk: the unit of resumption.")
 
     rouge_threshold: float = Field(

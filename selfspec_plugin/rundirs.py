@@ -267,10 +267,16 @@ def pinned_sha256(
 PATHS = ("seeds", "corpus", "previous_round")
 
 
+# A setting whose default changed what a run generates is compared with the value that generates as before it
+# existed: runs at the new default get new keys (their chunks are not mixed with older runs' ones), and setting the
+# old value finds the runs made before.
+GENERATED_AS_BEFORE = {"stop_loops": False}
+
+
 @functools.cache
 def defaults() -> dict:
-    """Every setting at its default, as the key sees settings (`output_settings`)."""
-    return output_settings(SelfSpecConfig(seeds="").model_dump(), None)
+    """Every setting at its default, as the key sees settings (`output_settings`); GENERATED_AS_BEFORE's as before."""
+    return output_settings({**SelfSpecConfig(seeds="").model_dump(), **GENERATED_AS_BEFORE}, None)
 
 
 def _changed(values: dict, defaults: dict) -> dict:

@@ -18,6 +18,9 @@ class Sampling:
     top_p: float
     max_tokens: int
     seed: int  # the run seed; each request gets item_seed(seed, prompt.id)
+    # end a request whose output has begun to repeat itself (loops.looping) and report it as cut at max_tokens;
+    # honoured by the backends that declare `stops_loops`
+    stop_loops: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class Backend(abc.ABC):
     # that path is several times slower than plain weights without CUDA: `eval.merge: auto` merges adapters there
     slow_adapters_on_cpu: ClassVar[bool] = False
     constrains_decoding: ClassVar[bool] = False  # a prompt's `pattern` (a regular expression) constrains its output
+    # `Sampling.stop_loops` ends a looping request early (loops.looping); its Completion is then reported as cut at
+    # the cap (finish_reason "length")
+    stops_loops: ClassVar[bool] = False
     remote_model: ClassVar[bool] = False  # the model is a name on a server, not a local directory to fingerprint
     requires: ClassVar[dict] = {}  # {module: install hint}, checked before any work starts
     # Its options: a pydantic model (extra keys are errors), the `selfspec:` key they are read from, and those of

