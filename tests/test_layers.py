@@ -22,10 +22,11 @@ LAYERS = {
         "demo_model",
         "corpus",
         "plots",
+        "loops",
     ],
     "contract": ["hookspecs", "dataset", "provenance"],
-    "plumbing": ["backends", "backends.base", "backends.vllm", "backends.ray_replicas", "backends.openai"]
-    + ["backends.transformers", "config", "registry"],
+    "plumbing": ["backends", "backends.base", "backends.vllm", "backends.vllm_loops", "backends.ray_replicas"]
+    + ["backends.openai", "backends.transformers", "config", "registry"],
     "pipeline": ["seeds", "retrieval", "pipeline", "heldout"],
     "funnel": ["funnel"],
     "run": ["rundirs", "runner"],
