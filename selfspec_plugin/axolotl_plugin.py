@@ -13,8 +13,10 @@ from axolotl.utils.dict import DictDefault
 
 from . import quiet
 from .dataset import DATA, MANIFEST, Manifest, is_complete
+from .funnel import funnel_text
 from .iterate import record_training
 from .provenance import matched_steps, training_steps
+from .recipe import block_problems, invalid_block, resolve, seed_warnings
 from .runner import evaluate_in_child, generate_in_child, make_job
 
 LOG = logging.getLogger("selfspec")
@@ -41,8 +43,6 @@ def _place_cpu_ranks(cfg: DictDefault) -> None:
 def selfspec_block(cfg: DictDefault) -> dict:
     """The `selfspec:` block with its input paths resolved against the recipe's folder (Axolotl records the file
     it read in `axolotl_config_path`; without one, the current directory)."""
-    from .recipe import resolve
-
     return resolve(
         dict(cfg.selfspec), Path(cfg.axolotl_config_path).absolute().parent if cfg.axolotl_config_path else Path.cwd()
     )
@@ -89,8 +89,6 @@ class SelfSpecPlugin(BasePlugin):
         # (an unknown key with its closest known one), not as pydantic's dump of the merged model.
         block = cfg.get("selfspec")
         if isinstance(block, dict):
-            from .recipe import block_problems, invalid_block
-
             problems = block_problems(dict(block))
             if problems:
                 raise invalid_block(str(cfg.get("axolotl_config_path") or "config"), problems)
@@ -113,8 +111,6 @@ class SelfSpecPlugin(BasePlugin):
                 "selfspec: rounds: %d is run by `selfspec iterate`; `axolotl train` runs round 1", job.config.rounds
             )
         if os.environ.get("RANK", "0") == "0" and not is_complete(job.dir):  # a new run: said before it starts
-            from .recipe import seed_warnings
-
             for line in seed_warnings(job):
                 LOG.warning("selfspec: %s", line)
         run_dir = generate_in_child(job)  # every rank asks; one generates, the others wait for it (a file lock)
@@ -193,8 +189,6 @@ class SelfSpecPlugin(BasePlugin):
 def closing_summary(manifest: dict, run_dir: Path, adapter: Path, recipe: str, has_tasks: bool, evaluated: bool) -> str:
     """The last lines of `axolotl train`: what the data was, where it and the adapter are, what to run next
     (`has_tasks`: the recipe names its eval tasks; `evaluated`: eval_after_train has scored the adapter)."""
-    from .funnel import funnel_text
-
     counts = manifest["counts"]
     funnel = f"{counts['triplets']} seed tasks (seeds only)" if manifest.get("seeds_only") else funnel_text(counts)
     lines = [

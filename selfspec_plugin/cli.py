@@ -10,9 +10,23 @@ from pathlib import Path
 
 import click
 
-from . import demo_model, quiet  # light: demo_model's list (torch is imported when converting), quiet's stdlib
+from . import corpus, demo_model, fileio, quiet, registry, runner  # light: torch, vLLM... are imported when used
+from . import recipe as recipes  # (`recipe` is the command group)
+from .backends.base import require_adapters
+from .config import SelfSpecConfig
 from .dataset import DATA, MANIFEST, is_complete
 from .errors import SelfSpecError
+from .eval import evaluate_recipe, load_tasks
+from .funnel import funnel_text
+from .heldout import check as heldout_check
+from .heldout import describe, document_items, read_triplets, seed_items, triplet_items
+from .iterate import iterate as iterate_rounds
+from .pipeline import filter_records
+from .report import html_report, inspect
+from .retrieval import load_corpus
+from .rundirs import Job, is_run, runs_in
+from .seeds import check_seeds, load_seeds
+from .trl_export import export_trl as write_trl_export
 
 # Set (unless already set) by every `selfspec` command: no model hub, no usage statistics. docs/install.md lists
 # them; WANDB_MODE is left alone so that a recipe's own `use_wandb` still logs.
@@ -85,17 +99,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def load_recipe(path: str) -> dict:
     """An Axolotl YAML with a `selfspec:` block, its input paths resolved against the recipe's folder."""
-    from . import recipe
-
-    return recipe.load(path)
+    return recipes.load(path)
 
 
 def recipe_job(path: str):
     """The recipe's raw config (input paths resolved) and its generation job."""
-    from .runner import make_job
-
     raw = load_recipe(path)
-    return raw, make_job(raw["selfspec"], raw.get("base_model"), raw.get("output_dir"), path)
+    return raw, runner.make_job(raw["selfspec"], raw.get("base_model"), raw.get("output_dir"), path)
 
 
 no_progress = click.option("--no-progress", is_flag=True, help="hide progress bars")
@@ -106,19 +116,15 @@ no_progress = click.option("--no-progress", is_flag=True, help="hide progress ba
 @no_progress
 def generate(config: str, no_progress: bool) -> None:
     """Generate (or reuse) the dataset of an Axolotl CONFIG's `selfspec:` block; prints data.jsonl's path."""
-    from .runner import generate
-
     _, job = recipe_job(config)
     warn_before_run(job)
-    click.echo(generate(job, progress=not no_progress) / DATA)
+    click.echo(runner.generate(job, progress=not no_progress) / DATA)
 
 
 def warn_before_run(job) -> None:
     """Seeds that will not fit the token caps, or too few of them: said before a new run spends its time."""
-    from .recipe import seed_warnings
-
     if not is_complete(job.dir):  # (a cached run is reused as it is)
-        for line in seed_warnings(job):
+        for line in recipes.seed_warnings(job):
             click.echo(f"selfspec: warning: {line}", err=True)
 
 
@@ -128,16 +134,11 @@ def warn_before_run(job) -> None:
 def iterate(config: str, rounds: int | None) -> None:
     """Iterative self-specialization: round r's responses come from round r-1's adapter
     (round 1 = `axolotl train CONFIG`)."""
-    from . import registry
-    from .backends.base import require_adapters
-    from .iterate import iterate
-    from .runner import check_job
-
     raw, job = recipe_job(config)
-    check_job(job)  # bad names or files: fail before round 1's `axolotl train`
+    runner.check_job(job)  # bad names or files: fail before round 1's `axolotl train`
     if (rounds or job.config.rounds) > 1:  # rounds 2+ answer with the previous adapter: the backend must serve it
         require_adapters(job.config.backend, registry.backend(job.config.backend))
-    for row in iterate(Path(config), raw, rounds):
+    for row in iterate_rounds(Path(config), raw, rounds):
         changed = row.get("changed_responses")
         note = f", responses changed vs round {row['round'] - 1}: {changed[0]}/{changed[1]}" if changed else ""
         click.echo(
@@ -153,9 +154,6 @@ def iterate(config: str, rounds: int | None) -> None:
 def inspect_run(target: str, samples: int, report: bool) -> None:
     """A finished run: funnel, rejection reasons, label shares, random samples. A runs folder or a recipe: its runs,
     newest first, one line each."""
-    from .report import html_report, inspect
-    from .rundirs import is_run
-
     path = Path(target)
     if path.is_file():  # a recipe: its runs folder, found as `selfspec generate` finds it
         _, job = recipe_job(target)
@@ -180,8 +178,6 @@ def _current_key(job) -> str | None:
 def _list_runs(folder: Path, current: str | None, report: bool) -> None:
     from datetime import datetime
 
-    from .rundirs import runs_in
-
     if report:
         raise SelfSpecError("--report takes one run: selfspec inspect RUN --report")
     runs = runs_in(folder)
@@ -202,7 +198,6 @@ def _funnel_line(run: dict) -> str:
     c, state = run["counts"], "finished" if run["finished"] else "unfinished"
     if not c:
         return f"{state}: {run['rounds']} brainstorming round(s), {run['chunks']} response chunk(s) written"
-    from .funnel import funnel_text
 
     return f"{state}: {funnel_text(c, top=3)}"
 
@@ -241,8 +236,6 @@ def _funnel_line(run: dict) -> str:
 @no_progress
 def eval_models(config, adapters, tasks, shots, samplings, limit, formats, out, merge, no_progress) -> None:
     """Score the base model and trained adapters on held-out tasks, on one engine."""
-    from .eval import evaluate_recipe
-
     raw = load_recipe(config)
     try:
         shots = [int(k) for k in shots.split(",")] if shots else None
@@ -278,11 +271,6 @@ def eval_models(config, adapters, tasks, shots, samplings, limit, formats, out, 
 def filter_file(input_file: str, output: str, threshold: float, seeds: str | None) -> None:
     """The novelty + heuristic filters on an existing alpaca jsonl INPUT; kept rows go to OUTPUT, rejected ones to
     OUTPUT with .rejected.jsonl."""
-    from . import fileio
-    from .config import SelfSpecConfig
-    from .pipeline import filter_records
-    from .seeds import load_seeds
-
     records = []
     for lineno, rec in fileio.jsonl_objects(Path(input_file)):
         if not isinstance(rec.get("instruction"), str):
@@ -345,10 +333,6 @@ overlap_option = click.option(
 @overlap_option
 def seeds_check(files, threshold: float, against, corpus, overlap: float) -> None:
     """Validate seed FILES: schema, duplicates, ROUGE-L overlap, task-type balance (and held-out leaks)."""
-    from .heldout import document_items, seed_items
-    from .retrieval import load_corpus
-    from .seeds import check_seeds, load_seeds
-
     failed = False
     if against:
         _stray_specs(files, against, "seed file")
@@ -384,8 +368,6 @@ def seeds_check(files, threshold: float, against, corpus, overlap: float) -> Non
 def decontaminate(runs, against, threshold: float, overlap: float) -> None:
     """Check generated data against held-out tasks: each RUN (a run folder or its data.jsonl; other jsonl of
     {instruction, input, output} too) fails when a triplet copies a held-out input or holds its question, answered."""
-    from .heldout import read_triplets, triplet_items
-
     _stray_specs(runs, against, "run folder or data.jsonl")
     if _check_against([(run, triplet_items(read_triplets(run))) for run in runs], against, threshold, overlap):
         raise SelfSpecError("held-out check failed: the generated data holds held-out items (above)")
@@ -404,11 +386,8 @@ def _stray_specs(files, against, what: str) -> None:
 def _check_against(sources: list[tuple[str, list[dict]]], against, threshold: float, overlap: float) -> bool:
     """Items (heldout.seed_items, document_items, triplet_items) too close to held-out instances: each leak on stderr,
     counts per task on stdout; True when there is one."""
-    from .eval import load_tasks
-    from .heldout import check, describe
-
     tasks = [t for spec in against for t in load_tasks(spec)]
-    found = [(path, f) for path, items in sources for f in check(items, tasks, threshold, overlap)]
+    found = [(path, f) for path, items in sources for f in heldout_check(items, tasks, threshold, overlap)]
     for path, f in found:
         click.echo(f"error: {path}: {describe(f, threshold)}", err=True)
     for task in tasks:
@@ -443,10 +422,6 @@ def corpus_inspect(path: str, model, chunk_tokens, chunk_overlap, text_field, sh
     file, folder or glob) or of RECIPE.yml's corpus (with its model and chunk settings)."""
     import json
 
-    from . import corpus
-    from .config import SelfSpecConfig
-    from .recipe import _tokenizer
-
     cfg = SelfSpecConfig(seeds="")
     if path.endswith((".yml", ".yaml")) and Path(path).is_file():
         raw = load_recipe(path)
@@ -454,7 +429,7 @@ def corpus_inspect(path: str, model, chunk_tokens, chunk_overlap, text_field, sh
         if not cfg.corpus:
             raise SelfSpecError(f"{path}: its selfspec block has no corpus")
         path, model = cfg.corpus, model or cfg.model or raw.get("base_model")
-    tokenizer = _tokenizer(model, cfg.trust_remote_code) if model else None
+    tokenizer = recipes._tokenizer(model, cfg.trust_remote_code) if model else None
     if model and tokenizer is None:
         raise SelfSpecError(f"--model: no tokenizer in {model} (a local model folder)")
     size = chunk_tokens or cfg.chunk_tokens
@@ -476,9 +451,7 @@ def recipe() -> None:
 def recipe_check(recipe_path: str) -> None:
     """Everything a receiver wants to know of RECIPE.yml or BUNDLE.tar.gz before spending GPU hours; never starts
     an engine."""
-    from .recipe import check
-
-    lines = check(recipe_path)
+    lines = recipes.check(recipe_path)
     for status, text in lines:
         click.echo(f"{status:5s} {text}")
     failed, warned = (sum(status == s for status, _ in lines) for s in ("FAIL", "warn"))
@@ -499,9 +472,7 @@ def recipe_check(recipe_path: str) -> None:
 )
 def recipe_pack(recipe_path: str, output: str, no_corpus: bool, drop_absolute_paths: bool) -> None:
     """The recipe (its comments kept), its seeds, corpus and eval task files, pins and versions, as one .tar.gz."""
-    from .recipe import pack
-
-    click.echo(pack(recipe_path, output, with_corpus=not no_corpus, drop_absolute=drop_absolute_paths))
+    click.echo(recipes.pack(recipe_path, output, with_corpus=not no_corpus, drop_absolute=drop_absolute_paths))
 
 
 @recipe.command("unpack")
@@ -509,9 +480,7 @@ def recipe_pack(recipe_path: str, output: str, no_corpus: bool, drop_absolute_pa
 @click.argument("dest")
 def recipe_unpack(bundle: str, dest: str) -> None:
     """A bundle into a new folder DEST (refuses absolute paths, .. and links)."""
-    from .recipe import unpack
-
-    click.echo(unpack(bundle, dest))
+    click.echo(recipes.unpack(bundle, dest))
 
 
 @cli.command("export-trl")
@@ -519,11 +488,9 @@ def recipe_unpack(bundle: str, dest: str) -> None:
 @click.option("-o", "--output", required=True, help="folder for sft.yaml and train.jsonl")
 def export_trl(config: str, output: str) -> None:
     """Generate or reuse the run, then write a `trl sft` config + dataset for it."""
-    from .runner import generate_in_child
-    from .trl_export import export_trl
-
     raw, job = recipe_job(config)
-    click.echo(export_trl(raw, generate_in_child(job), Path(output)))  # generated or reused as `axolotl train` would
+    run_dir = runner.generate_in_child(job)  # generated or reused as `axolotl train` would
+    click.echo(write_trl_export(raw, run_dir, Path(output)))
 
 
 @cli.command("fetch-demo-model")
@@ -540,18 +507,12 @@ def fetch_demo_model(name: str, out: str | None, force: bool) -> None:
 @click.argument("job")
 def child(job: str) -> None:
     """Internal: runner.run_child's process (generation or eval, from a job file)."""
-    from .fileio import read_json, read_text
-    from .rundirs import Job
-    from .runner import generate
-
-    task = read_json(Path(job))
+    task = fileio.read_json(Path(job))
     if "generate" in task:
-        generate(Job.from_json(task["generate"]), checked=task.get("checked", False))
+        runner.generate(Job.from_json(task["generate"]), checked=task.get("checked", False))
     else:  # (here, not in the runner: the run layer does not import the eval)
-        from .eval import evaluate_recipe
-
         _, out_dir = evaluate_recipe(task["eval"]["config"], adapters=[f"adapter={task['eval']['adapter']}"])
-        print(read_text(out_dir / "eval.md"), end="")
+        print(fileio.read_text(out_dir / "eval.md"), end="")
 
 
 if __name__ == "__main__":

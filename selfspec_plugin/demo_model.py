@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SelfSpecError
+from .gguf_tokenizer import hf_tokenizer
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,6 @@ def smollm2_tokenizer(gguf: Path):
 
 def gemma_tokenizer(gguf: Path):
     # transformers' GGUF tokenizer for Gemma-3 is wrong (single-character ids, no <bos>): rebuilt from the metadata.
-    from .gguf_tokenizer import hf_tokenizer
-
     return hf_tokenizer(gguf)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from .corpus import cited_sources
 from .dataset import DATA
 from .filters import short_answer
 
@@ -176,8 +177,6 @@ Instruction lengths: {lengths}.
 
 def _sources_line(data: list[dict]) -> str:
     """The corpus files the responses were grounded on (a folder corpus's chunk ids name them: `file#p3-…`)."""
-    from .corpus import cited_sources
-
     cited = cited_sources(data)
     if not cited:
         return ""

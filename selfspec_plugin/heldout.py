@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import SelfSpecError
 from .fileio import jsonl_objects
+from .filters import NoveltyPool
 
 N = 4  # the n of the word n-grams of the `answered` rule
 FIELDS = {"instruction": None, "input": "", "output": ""}  # a record's text, and its value when absent (None: needed)
@@ -34,8 +35,6 @@ def grams(ws: list[str], n: int = N) -> set[str]:
 def copies(queries: list[str], pooled: list[str], threshold: float) -> list[tuple[int, int, float]]:
     """(query, pooled text, ROUGE-L F) for every query with a pooled text above `threshold`: the first such in
     NoveltyPool's order, whose length and prefix filters skip most pairs unscored."""
-    from .filters import NoveltyPool
-
     pool = NoveltyPool(threshold)
     for text in pooled:
         pool.add(text)

@@ -17,8 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from . import fileio
 from .dataset import DATA, Manifest, is_complete
 from .errors import SelfSpecError
@@ -79,6 +77,8 @@ def axolotl_train(recipe: Path) -> None:
 
 def iterate(recipe: Path, raw: dict, rounds: int | None = None, train=axolotl_train) -> list[dict]:
     """Run (or resume) `rounds` rounds; one summary per round: output dir, run dir, triplets, changed responses."""
+    import yaml  # (here: `selfspec --help` does not load it)
+
     rounds = rounds or int(raw["selfspec"].get("rounds", 1))
     if rounds < 1:
         raise SelfSpecError(f"--rounds must be at least 1, got {rounds}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from . import fileio
+
 BASE, ADAPTER = "#9aa5b1", "#2f6fb2"
 
 
@@ -27,8 +29,6 @@ def _png(fig) -> bytes:
 
 def eval_chart(result: dict, path: Path) -> None:
     """Every model's primary metric per task, one panel per number of demonstrations, std as error bars."""
-    from . import fileio
-
     plt = _pyplot()
     shots = sorted({r["k"] for r in result["rows"]})
     tasks = list(dict.fromkeys(r["task"] for r in result["rows"]))

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import fileio, rundirs
+from . import fileio, registry, rundirs, yamltext
+from .backends.base import ability
+from .config import SelfSpecConfig
+from .corpus import corpus_digest, corpus_files, read_corpus
 from .errors import SelfSpecError
-from .provenance import BUNDLE, versions
+from .eval.tasks import spec_path
+from .pipeline import filter_specs
+from .provenance import BUNDLE, matched_steps, versions
+from .runner import make_job
+from .seeds import check_seeds, few_seeds, load_seeds, token_cap_warnings
 
 
 def _resolve(path: str, folder: Path) -> str:
@@ -21,8 +28,6 @@ def _resolve(path: str, folder: Path) -> str:
 
 def task_path(spec: str) -> tuple[str, str]:
     """An eval task spec as (prefix, path): `pubmedqa:DIR` -> ('pubmedqa:', 'DIR'), a task file -> ('', FILE)."""
-    from .eval.tasks import spec_path
-
     return spec_path(spec)
 
 
@@ -142,8 +147,6 @@ def field_errors(exc, root=None, prefix: tuple = ()) -> list[str]:
     """A pydantic ValidationError of the `selfspec:` block (or of `root`, the model of its block `prefix`, such as a
     backend's options): one `selfspec.<field>: <why>` line per field, each field once (a value that fails several
     ways is reported by its first reason)."""
-    from .config import SelfSpecConfig
-
     lines: dict[str, str] = {}
     for error in exc.errors():
         loc = tuple(error["loc"])
@@ -157,9 +160,6 @@ def _option_block_problems(block: dict) -> list[str]:
     """The blocks that backends own (`vllm:`, `ray:`), each against its owner's options model, whatever the chosen
     backend: a typo in a block that is not used yet is still a typo."""
     from pydantic import ValidationError
-
-    from . import registry
-    from .backends.base import ability
 
     problems = []
     for key, owner in registry.option_blocks().items():
@@ -176,9 +176,6 @@ def _option_block_problems(block: dict) -> list[str]:
 def _registered_names(block: dict) -> list[str]:
     """The block's plugin names (backend, retriever, filters) that no installed plugin registers: reported with
     its field errors, not one run later."""
-    from . import registry
-    from .pipeline import filter_specs
-
     checks = [
         lambda kind=kind: registry.factory(kind, block[kind], getattr(registry, f"{kind}s")())
         for kind in ("backend", "retriever")
@@ -199,9 +196,6 @@ def block_problems(block: dict) -> list[str]:
     """Every problem of a `selfspec:` block in one pass, each once: its fields (an unknown key with the closest
     known one) and the plugin names it uses."""
     from pydantic import ValidationError
-
-    from . import registry
-    from .config import SelfSpecConfig
 
     try:
         cfg = SelfSpecConfig(**block)
@@ -245,8 +239,6 @@ def _bundle_files(block: dict, with_corpus: bool) -> tuple[dict, dict[str, Path]
         raise SelfSpecError("selfspec.previous_round: this is a round of `selfspec iterate`; pack the round-1 recipe")
     for key, folder in (("seeds", "seeds"), ("corpus", "corpus")):
         if key == "corpus" and out.get(key) and not Path(out[key]).is_file():  # a folder or glob: its files
-            from .corpus import corpus_digest, corpus_files
-
             spec = out[key]
             name = Path(spec).name if Path(spec).is_dir() else "files"
             pin = corpus_digest(spec, out.get("corpus_text_field", "text"))
@@ -308,8 +300,6 @@ def packed_text(text: str, written: dict, block: dict, drop: list[tuple[str, ...
     """The bundle's recipe.yml: the recipe's own text with the packed values set (its comments kept), or, where its
     layout is not one yamltext edits, re-dumped; and whether the comments were kept."""
     import yaml
-
-    from . import yamltext
 
     want = {**written, "selfspec": block}
     for keys in drop:
@@ -497,11 +487,6 @@ def check(path: str | Path) -> list[tuple[str, str]]:
 
 
 def _check_recipe(path: Path) -> list[tuple[str, str]]:
-    from . import registry
-    from .config import SelfSpecConfig
-    from .runner import make_job
-    from .seeds import check_seeds
-
     raw = read(path)
     lines: list[tuple[str, str]] = [("info", f"recipe {path.absolute()}")]
     problems, machine = _axolotl_problems(raw)
@@ -572,8 +557,6 @@ def _check_recipe(path: Path) -> list[tuple[str, str]]:
 def _steps_lines(output_dir: str | None) -> list[tuple[str, str]]:
     """`match_steps_of`: how many optimizer steps this run will take, or why that is not known yet (a warning: the
     arm it matches is often trained after the recipes are written)."""
-    from .provenance import matched_steps
-
     if not output_dir:
         return []
     try:
@@ -585,8 +568,6 @@ def _steps_lines(output_dir: str | None) -> list[tuple[str, str]]:
 
 def _corpus_lines(spec: str, text_field: str) -> list[tuple[str, str]]:
     """A folder corpus in brief (`selfspec corpus inspect` tells more): files read, sections, each skipped file."""
-    from .corpus import read_corpus
-
     found = read_corpus(spec, text_field)  # (read once already for the pin: an error was reported there)
     counts = f"{len(found.files)} file(s) read, {len(found.sections)} section(s), {len(found.skipped)} skipped"
     return [("ok", f"corpus: {counts}")] + [("warn", f"corpus: skipped {name}: {why}") for name, why in found.skipped]
@@ -596,8 +577,6 @@ def seed_warnings(job, count: bool = True) -> list[str]:
     """What a run's seeds say about its settings before it starts: too few of them (with `count`), or longer than
     its token caps in the generator's own tokens (when its tokenizer is in a local model folder). Bad seeds are
     errors elsewhere."""
-    from .seeds import few_seeds, load_seeds, token_cap_warnings
-
     cfg = job.config
     try:
         seeds = load_seeds(cfg.seeds, [])

@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from . import fileio
+from . import fileio, plots
 from .dataset import DATA, REJECTED, Manifest
 from .funnel import advice, label_shares, summary
 
@@ -255,8 +255,6 @@ def report_stats(manifest: dict, data: list[dict]) -> dict:
 
 def html_report(run_dir: Path, samples: int = 8, seed: int = 0) -> Path:
     """`selfspec inspect RUN_DIR --report`: run_dir/report/ with report.html (figures embedded) + the PNGs."""
-    from . import plots
-
     run_dir = Path(run_dir)
     manifest = Manifest.load(run_dir).to_dict()
     data = fileio.read_jsonl(run_dir / DATA)

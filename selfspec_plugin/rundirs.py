@@ -36,6 +36,7 @@ from typing import Iterator, Optional
 from . import registry
 from .backends.base import ability, output_options, validated
 from .config import SelfSpecConfig
+from .corpus import corpus_digest, is_record_file
 from .dataset import INPUTS, MANIFEST, Manifest, is_complete
 from .errors import SelfSpecError
 from .fileio import check_file, make_dir, read_json, resolved_note, sha256_file, write_bytes, write_json
@@ -248,8 +249,6 @@ def pinned_sha256(
     """The file's sha256 (a folder corpus's: of its extracted text, corpus.corpus_digest); a recipe that pinned
     another one stops here, before any engine starts or file is written."""
     if key == "corpus":
-        from .corpus import corpus_digest, is_record_file
-
         actual, what = corpus_digest(path, text_field), "the file has" if is_record_file(path) else "its text has"
     else:
         actual, what = sha256_file(check_file(Path(path), f"selfspec.{key}")), "the file has"

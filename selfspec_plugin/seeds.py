@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .errors import SelfSpecError
 from .fileio import check_file, jsonl_objects, read_text
+from .filters import NoveltyPool
 
 REQUIRED = ("instruction", "output")
 OPTIONAL = ("id", "task_type", "input")
@@ -161,8 +162,6 @@ def check_seeds(path: str | Path, threshold: float = 0.7) -> tuple[list[str], li
     """Lint a seeds file: returns (errors, warnings, task-type counts). Schema problems are errors;
     repeated tasks too; near-duplicate instructions (ROUGE-L F > threshold) and a dominant task type are warnings."""
     from collections import Counter
-
-    from .filters import NoveltyPool
 
     errors: list[str] = []
     warnings: list[str] = []

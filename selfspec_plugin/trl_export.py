@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from . import fileio
 from .dataset import DATA, Manifest
 from .prompts import alpaca_prompt
@@ -129,6 +127,8 @@ def trl_rows(rows: list[dict], chat: bool) -> list[dict]:
 
 def export_trl(raw: dict, run_dir: Path, out: Path) -> Path:
     """Write OUT/train.jsonl and OUT/sft.yaml for a finished run of the recipe `raw`; returns sft.yaml's path."""
+    import yaml  # (here: `selfspec --help` does not load it)
+
     manifest = Manifest.load(run_dir)
     chat = manifest.prompt_format == "chat"
     data = out.resolve() / "train.jsonl"

@@ -1,13 +1,12 @@
+from ..backends.openai import OpenAIBackend
+from ..backends.ray_replicas import RayBackend
+from ..backends.transformers import TransformersBackend
+from ..backends.vllm import VLLMBackend
 from ..hookspecs import hookimpl
 
 
 @hookimpl
 def register_backends(register):
-    from ..backends.openai import OpenAIBackend
-    from ..backends.ray_replicas import RayBackend
-    from ..backends.transformers import TransformersBackend
-    from ..backends.vllm import VLLMBackend
-
     register("vllm", VLLMBackend)
     register("openai", OpenAIBackend)
     register("transformers", TransformersBackend)

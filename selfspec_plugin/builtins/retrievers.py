@@ -1,8 +1,7 @@
 from ..hookspecs import hookimpl
+from ..retrieval import BM25Retriever
 
 
 @hookimpl
 def register_retrievers(register):
-    from ..retrieval import BM25Retriever
-
     register("bm25", BM25Retriever)

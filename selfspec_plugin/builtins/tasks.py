@@ -1,9 +1,8 @@
+from ..eval.tasks import BUILTIN
 from ..hookspecs import hookimpl
 
 
 @hookimpl
 def register_tasks(register):
-    from ..eval.tasks import BUILTIN
-
     for name, loader in BUILTIN.items():
         register(name, loader)

@@ -25,7 +25,10 @@ from pathlib import Path
 
 from .. import fileio, registry, rundirs
 from ..backends.base import Sampling, ability, adapter_rank, output_options, serves_adapters, start_options
+from ..config import EvalOptions, SelfSpecConfig
 from ..errors import SelfSpecError
+from ..heldout import reached, read_triplets, snippet
+from ..plots import eval_chart
 from ..prompts import FORMATS, Prompt, alpaca_prompt
 from ..provenance import read_trained
 from ..report import markdown_table, overlap_lines
@@ -205,8 +208,6 @@ def training_overlap(tasks: list[Task], models: list[dict], limit: int | None) -
     """Per adapter and task: how many of the scored items the adapter's training data (the data.jsonl its marker
     names) reaches by the rules of `selfspec decontaminate`, with two examples. An adapter whose data is unknown
     (trained before the marker named it, or moved) gets one row with a `note` instead."""
-    from ..heldout import reached, read_triplets, snippet
-
     rows = []
     for m in (m for m in models if m["adapter"]):
         data = trained(m["adapter"]).get("data")
@@ -269,8 +270,6 @@ def evaluate_recipe(
     """`selfspec eval CONFIG`: the config's model, backend and `selfspec.eval` settings, flags overriding them.
     The adapters default to the config's output_dir when a trained adapter is there."""
     from pydantic import ValidationError
-
-    from ..config import EvalOptions, SelfSpecConfig
 
     cfg = SelfSpecConfig(**raw["selfspec"])
     try:
@@ -447,8 +446,6 @@ def evaluate(
 
 
 def write_results(out_dir: Path, result: dict, requests: list[dict], preds: dict[str, list[str]]) -> None:
-    from ..plots import eval_chart
-
     out_dir.mkdir(parents=True, exist_ok=True)
     fileio.write_jsonl(
         out_dir / "predictions.jsonl",

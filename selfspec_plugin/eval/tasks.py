@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .. import fileio
+from .. import fileio, registry
 from ..errors import SelfSpecError
 
 KINDS = ("text", "labels", "entities", "labeled_text")
@@ -39,8 +39,6 @@ class Task:
 
 def loaders() -> dict:
     """Task loaders by spec prefix, from every plugin's `register_tasks`."""
-    from .. import registry
-
     return registry.task_loaders()
 
 
