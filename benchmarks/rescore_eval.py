@@ -33,12 +33,22 @@ def rescore(folder: Path) -> dict:
     names = {t["task"] for t in old["tasks"]}
     tasks = [t for spec in SPECS for t in load_tasks(spec) if t.name in names]
     models = list(dict.fromkeys(r["model"] for r in rows))
-    first = [r for r in rows if r["model"] == models[0]]
-    requests = [{"task": r["task"], "k": r["k"], "sampling": r["sampling"], "gold": r["gold"]} for r in first]
+    # every request any model was scored on (the base may have more k: `base_shots`), in the eval's own order
+    keys = list(dict.fromkeys((r["task"], r["k"], r["sampling"], r["item"]) for r in rows))
+    gold = {(r["task"], r["k"], r["sampling"], r["item"]): r["gold"] for r in rows}
+    requests = [{"task": t, "k": k, "sampling": s, "gold": gold[(t, k, s, i)]} for t, k, s, i in keys]
     by_key = {(r["model"], r["task"], r["k"], r["sampling"], r["item"]): r["prediction"] for r in rows}
-    preds = {m: [by_key[(m, r["task"], r["k"], r["sampling"], r["item"])] for r in first] for m in models}
-    pairs = list(dict.fromkeys((d["reference"], d["model"]) for d in old["deltas"]))
-    return summarize(tasks, requests, preds, pairs)
+    preds = {m: [by_key.get((m, *key)) for key in keys] for m in models}
+    same_k = [d for d in old["deltas"] if "reference_k" not in d]
+    cross = [d for d in old["deltas"] if "reference_k" in d]
+    pairs = list(dict.fromkeys((d["reference"], d["model"]) for d in same_k))
+    return summarize(
+        tasks,
+        requests,
+        preds,
+        pairs,
+        list(dict.fromkeys((d["reference"], d["reference_k"], d["model"], d["k"]) for d in cross)),
+    )
 
 
 def main() -> None:
@@ -52,7 +62,8 @@ def main() -> None:
         t = d["primary"]
         if t["significant"] or t["p_bh"] < 0.05:
             print(
-                f"{d['task']} k={d['k']} {d['model']} - {d['reference']}: {100 * t['diff']:+.1f} "
+                f"{d['task']} k={d['k']} {d['model']} - {d['reference']} (k={d.get('reference_k', d['k'])}): "
+                f"{100 * t['diff']:+.1f} "
                 f"[{100 * t['ci'][0]:+.1f}, {100 * t['ci'][1]:+.1f}] p {t['p']:.4f} Holm {t['p_holm']:.3f} "
                 f"BH {t['p_bh']:.3f}"
             )

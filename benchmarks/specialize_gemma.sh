@@ -6,7 +6,8 @@
 #   1. fetch the model; 2. generate 2,000 triplets (BM25-grounded responses, the data-quality gates) + the data
 #   report; 3. per training seed: axolotl train selfspec, then the seeds-only control matched to it;
 #   4. selfspec eval (the base at k = 5 before any training; after each seed's pair, the base and every adapter so
-#   far at k = 0, adapters merged into the weights on CPU) on the 10 held-out tasks, PubMedQA test (500) and
+#   far at k = 0 with the base's k = 5 beside them, `--base-shots 5`: every adapter paired with the base at k = 0
+#   and at k = 5; adapters merged into the weights on CPU) on the 10 held-out tasks, PubMedQA test (500) and
 #   NCBI-disease test (100).
 #   bash benchmarks/specialize_gemma.sh              (days on 2 CPU cores: every stage resumes or is reused, so
 #   SEEDS=1 bash benchmarks/specialize_gemma.sh       it runs in legs; rerun it after an interruption. SEEDS picks
@@ -62,8 +63,8 @@ arm base 1
 [ -s "$OUT/eval-base-k5/eval.json" ] ||
   stage eval-base-k5 selfspec eval "$OUT/base/recipe.yml" --no-progress --shots 5 --samplings 1 --out "$OUT/eval-base-k5"
 # Per training seed: selfspec, its equal-steps control, then k = 0 for the base and every adapter trained so far on
-# one set of items (paired intervals between all of them): the first seed's verdict comes before the second's
-# training starts.
+# one set of items, the base's k = 5 read back from eval-base-k5's cache (paired intervals between all of them, and
+# each adapter against the base at k = 5): the first seed's verdict comes before the second's training starts.
 ADAPTERS=()
 for seed in $SEEDS; do
   arm "selfspec-s$seed" "$seed"
@@ -71,7 +72,9 @@ for seed in $SEEDS; do
   arm "seeds-only-s$seed" "$seed" "$OUT/selfspec-s$seed"
   train "seeds-only-s$seed"
   ADAPTERS+=(--adapter "selfspec-s$seed=$OUT/selfspec-s$seed" --adapter "seeds-only-s$seed=$OUT/seeds-only-s$seed")
-  stage "eval-k0-s$seed" selfspec eval "$OUT/base/recipe.yml" --no-progress --shots 0 "${ADAPTERS[@]}" --out "$OUT/eval"
+  mkdir -p "$OUT/eval/cache" && cp -n "$OUT/eval-base-k5/cache/"* "$OUT/eval/cache/"
+  stage "eval-k0-s$seed" selfspec eval "$OUT/base/recipe.yml" --no-progress --shots 0 --base-shots 5 --samplings 1 \
+    "${ADAPTERS[@]}" --out "$OUT/eval"
 done
 # The evidence beside docs/results.md: adapters (a few MB each, with the marker that names their data, format and
 # optimizer steps), predictions, the generated data, trainer logs, stage times.

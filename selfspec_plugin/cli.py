@@ -202,6 +202,13 @@ def _funnel_line(run: dict) -> str:
     return f"{state}: {funnel_text(c, top=3)}"
 
 
+def _numbers(flag: str, text: str | None) -> list[int] | None:
+    try:
+        return [int(k) for k in text.split(",")] if text else None
+    except ValueError:
+        raise SelfSpecError(f"{flag}: expected numbers separated by commas, got {text!r}") from None
+
+
 @cli.command("eval")
 @click.argument("config")
 @click.option(
@@ -214,6 +221,10 @@ def _funnel_line(run: dict) -> str:
 )
 @click.option("--task", "--tasks", "tasks", multiple=True, metavar="SPEC", help=f"a task spec ({TASK_SPECS}); repeat")
 @click.option("--shots", help="demonstrations per prompt, e.g. 0,1,5")
+@click.option(
+    "--base-shots",
+    help="more k at which the base alone is scored, each adapter compared with it there, e.g. 5 (the paper's baseline)",
+)
 @click.option("--samplings", type=int, help="demonstration samplings for k > 0 (default 3)")
 @click.option("--limit", type=int, help="score at most N instances per task")
 @click.option(
@@ -234,20 +245,17 @@ def _funnel_line(run: dict) -> str:
     "auto (default: selfspec.eval.merge) = without CUDA on a backend whose LoRA path is slow there (vllm)",
 )
 @no_progress
-def eval_models(config, adapters, tasks, shots, samplings, limit, formats, out, merge, no_progress) -> None:
+def eval_models(config, adapters, tasks, shots, base_shots, samplings, limit, formats, out, merge, no_progress) -> None:
     """Score the base model and trained adapters on held-out tasks, on one engine."""
     raw = load_recipe(config)
-    try:
-        shots = [int(k) for k in shots.split(",")] if shots else None
-    except ValueError:
-        raise SelfSpecError(f"--shots: expected numbers separated by commas, got {shots!r}") from None
     result, out_dir = evaluate_recipe(
         raw,
         adapters=list(adapters) or None,
         tasks=list(tasks) or None,
         out=out,
         progress=not no_progress,
-        shots=shots,
+        shots=_numbers("--shots", shots),
+        base_shots=_numbers("--base-shots", base_shots),
         samplings=samplings,
         limit=limit,
         formats=list(formats) or None,

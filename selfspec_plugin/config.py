@@ -5,7 +5,7 @@ Unknown keys and out-of-range values fail validation with the field's name (pyda
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,6 +25,11 @@ class EvalOptions(BaseModel):
     )
     shots: list[int] = Field(
         default_factory=lambda: [0, 1, 5], description="Demonstrations per prompt (paper: 0, 1, 5)."
+    )
+    base_shots: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list,
+        description="More k at which the base alone is scored, each adapter compared with it there (the paper's "
+        "baseline: the base at k = 5 against the adapters at k = 0).",
     )
     samplings: int = Field(3, gt=0, description="Demonstration samplings for k > 0 (mean ± std).")
     limit: Optional[int] = Field(None, gt=0, description="Score at most this many instances per task.")

@@ -41,6 +41,8 @@ def eval_chart(result: dict, path: Path) -> None:
     width = 0.8 / len(models)
     for ax, k in zip(axes[:, 0], shots):
         for j, model in enumerate(models):
+            if (model, tasks[0], k) not in rows:  # not scored at this k (`base_shots`: the base only)
+                continue
             vals = [100 * rows[(model, t, k)]["primary"] for t in tasks]
             errs = [100 * rows[(model, t, k)]["primary_std"] for t in tasks]
             xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(tasks))]
@@ -56,7 +58,7 @@ def eval_chart(result: dict, path: Path) -> None:
             ax.bar_label(bars, fmt="%.0f", fontsize=6, padding=1)
         avg = {a["model"]: 100 * a["primary"] for a in result["averages"] if a["k"] == k}
         ax.set_title(
-            f"k = {k} demonstrations — average " + ", ".join(f"{m} {avg[m]:.1f}" for m in models),
+            f"k = {k} demonstrations — average " + ", ".join(f"{m} {avg[m]:.1f}" for m in models if m in avg),
             loc="left",
             fontsize=9,
         )

@@ -390,6 +390,11 @@ def _ci(d: dict) -> str:
     return cell
 
 
+def _reference(delta: dict) -> str:
+    """The reference of a paired difference, with its own k when it was scored at another (the base at k = 5)."""
+    return f"{delta['reference']} (k={delta['reference_k']})" if "reference_k" in delta else delta["reference"]
+
+
 def _p(p: float) -> str:
     return f"{p:.3f}" if p >= 0.001 else "<0.001"
 
@@ -419,13 +424,14 @@ def markdown_table(result: dict) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for k in result["shots"]:
         for t in kinds:
-            first = rows[(labels[0], t, k)]
+            scored = [rows.get((m, t, k)) for m in labels]  # None: a model not scored at this k (`base_shots`)
+            first = next(r for r in scored if r)
             lines.append(
                 "| "
                 + " | ".join(
                     [t, str(k), str(first["n"]), kinds[t]]
-                    + [_pm(rows[(m, t, k)], "primary") for m in labels]
-                    + [_pm(rows[(m, t, k)], "f1") for m in labels]
+                    + [_pm(r, "primary") if r else "–" for r in scored]
+                    + [_pm(r, "f1") if r else "–" for r in scored]
                 )
                 + " |"
             )
@@ -441,7 +447,7 @@ def markdown_table(result: dict) -> str:
             "|---|---|---|---|---|",
         ]
         lines += [
-            f"| {d['task']} | {d['k']} | {d['model']} − {d['reference']} | {_ci(d['primary'])} | {_ci(d['f1'])} |"
+            f"| {d['task']} | {d['k']} | {d['model']} − {_reference(d)} | {_ci(d['primary'])} | {_ci(d['f1'])} |"
             for d in result["deltas"]
         ]
         if many := many_comparisons(result["deltas"]):
@@ -471,6 +477,8 @@ def _how_asked(result: dict) -> str:
         if any(k > 0 for k in result["shots"])
         else "k = 0 only: no demonstrations, one prompt per item"
     )
+    if result.get("base_shots"):
+        demos += f"; the base alone also at k = {', '.join(map(str, result['base_shots']))}"
     items = f"at most {result['limit']} items per task" if result["limit"] else "every item of each task"
     return f"{demos}; {items}."
 

@@ -139,6 +139,64 @@ def test_summarize_scores_every_model_on_the_same_items():
     )
 
 
+def test_the_base_alone_at_more_k_is_compared_with_every_adapter_on_the_same_items():
+    """`base_shots`: the base scored at k = 1 too, the adapters at k = 0 only; each adapter's k = 0 is paired with
+    the base's k = 1 item by item (the paper's baseline), and nothing is made up for the cells nobody scored."""
+    task = toy_task(kind="labels", labels=["yes", "no"], n=20)
+    reqs = evaluate.plan([task], [0, 1], 2, None, 0)
+    at0 = [r["k"] == 0 for r in reqs]
+    gold = [f"{r['gold']}" for r in reqs]
+    preds = {
+        "base": [g if (r["k"] == 1 and r["item"] < 15) else "maybe" for g, r in zip(gold, reqs)],  # 15/20 at k=1
+        "adapter": [g if k0 else None for g, k0 in zip(gold, at0)],  # 20/20 at k = 0, not scored at k = 1
+    }
+    out = scoring.summarize([task], reqs, preds, [("base", "adapter")], [("base", 1, "adapter", 0)])
+    assert {(r["model"], r["k"]) for r in out["rows"]} == {("base", 0), ("base", 1), ("adapter", 0)}
+    assert {(a["model"], a["k"]) for a in out["averages"]} == {("base", 0), ("base", 1), ("adapter", 0)}
+    deltas = {(d["reference"], d.get("reference_k", d["k"]), d["model"], d["k"], d["task"]): d for d in out["deltas"]}
+    assert set(deltas) == {
+        (ref, rk, "adapter", 0, t) for ref, rk in (("base", 0), ("base", 1)) for t in ("toy", "average")
+    }
+    assert deltas[("base", 0, "adapter", 0, "toy")]["primary"]["diff"] == 1.0
+    # paired item by item: the 5 items the base misses at k = 1 are the only differences
+    assert deltas[("base", 1, "adapter", 0, "toy")]["primary"]["diff"] == 0.25
+    assert "reference_k" not in deltas[("base", 0, "adapter", 0, "toy")]  # a same-k delta is written as before
+    result = {
+        **out,
+        "tasks": [{"task": "toy", "primary": "accuracy"}],
+        "samplings": 2,
+        "shots": [0, 1],
+        "base_shots": [1],
+        "model": "m",
+        "models": [
+            {"label": "base", "adapter": None, "format": "completion"},
+            {"label": "adapter", "adapter": "a", "format": "completion"},
+        ],
+        "backend": "b",
+        "limit": None,
+        "wall_seconds": 1,
+    }
+    table = report.markdown_table(result)
+    assert "| toy | 1 | 20 | accuracy | 75.0 ± 0.0 | – |" in table
+    assert "| average | 0 | adapter − base (k=1) | +25.0 [" in table
+    assert "the base alone also at k = 1" in table
+
+
+def test_an_eval_of_fewer_k_leaves_the_cache_files_a_combined_eval_reads():
+    """Cache files per task and k: the base at `--shots 1` alone, then `--shots 0 --base-shots 1`, name the base's
+    k = 1 predictions alike, so the combined eval scores nothing twice."""
+    tasks_ = [toy_task("a"), toy_task("b")]
+    identity = {"model": "m", "format": "alpaca", "adapter": None}
+    alone = evaluate.cache_files(Path("c"), identity, evaluate._groups(evaluate.plan(tasks_, [1], 1, None, 0)))
+    both = evaluate._groups(evaluate.plan(tasks_, [0, 1], 1, None, 0))
+    combined = evaluate.cache_files(Path("c"), identity, both)
+    assert len(combined) == 4 and set(alone) < set(combined)
+    assert [g[0]["k"] for g in both] == [0, 1, 0, 1]
+    assert (
+        evaluate.spread(both, [False, True, False, True], ["x"] * 12) == [None] * 6 + ["x"] * 6 + [None] * 6 + ["x"] * 6
+    )
+
+
 def test_label_tasks_have_baselines_shares_and_a_parse_count():
     golds = ["yes"] * 6 + ["no"] * 2 + ["maybe"] * 2
     out = scoring.task_scores(
@@ -428,6 +486,51 @@ def test_selfspec_eval_scores_three_models_on_one_engine(tiny_model, random_adap
     assert (tmp_path / "eval" / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| factoid_qa | 0 | 3 | token F1 |" in (tmp_path / "eval" / "eval.md").read_text()
     assert "| average | 0 | two − one |" in proc.stdout
+
+
+@pytest.mark.slow
+def test_base_shots_on_the_tiny_model_reuse_an_earlier_eval_of_the_base(tiny_model, random_adapter, tmp_path):
+    """The experiment's order: the base at k = 1 first (before any adapter exists), the adapter later; the
+    combined `--shots 0 --base-shots 1` eval reads the first eval's cache and writes the cross-k comparison."""
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(
+        f"base_model: {tiny_model}\nselfspec:\n  seeds: {ROOT / 'tests' / 'data' / 'seeds.jsonl'}\n"
+        f"  backend: transformers\n  eval: {{samplings: 1, limit: 2}}\noutput_dir: {tmp_path / 'out'}\n"
+    )
+    task = ["--task", str(ROOT / "seeds" / "eval" / "biomed.jsonl")]
+
+    def run(*args):
+        proc = subprocess.run(
+            [sys.executable, "-m", "selfspec_plugin.cli", "eval", str(recipe), "--no-progress", *task, *args],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    run("--shots", "1", "--out", str(tmp_path / "base-k1"))
+    shutil.copytree(tmp_path / "base-k1" / "cache", tmp_path / "eval" / "cache")
+    before = {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in (tmp_path / "eval" / "cache").iterdir()}
+    assert len(before) == 10  # one file per task at k = 1
+    out = run(
+        "--shots", "0", "--base-shots", "1", "--adapter", f"one={random_adapter}", "--out", str(tmp_path / "eval")
+    )
+    after = {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in (tmp_path / "eval" / "cache").iterdir()}
+    assert {name: after[name] for name in before} == before  # read back, not scored again
+    assert len(after) == 10 + 2 * 10  # the base and the adapter at k = 0
+    result = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert result["shots"] == [0, 1] and result["base_shots"] == [1]
+    assert {(r["model"], r["k"]) for r in result["rows"]} == {("base", 0), ("base", 1), ("one", 0)}
+    cross = [d for d in result["deltas"] if "reference_k" in d]
+    assert len(cross) == 11 and {(d["reference"], d["reference_k"], d["model"], d["k"]) for d in cross} == {
+        ("base", 1, "one", 0)
+    }
+    preds = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 3 * 10 * 2 and not any(p["model"] == "one" and p["k"] == 1 for p in preds)
+    first = [json.loads(line) for line in (tmp_path / "base-k1" / "predictions.jsonl").read_text().splitlines()]
+    assert [p for p in preds if p["k"] == 1] == first  # the same base predictions at k = 1
+    assert "| average | 0 | one − base (k=1) |" in out and "| factoid_qa | 1 | 2 | token F1 |" in out
 
 
 def test_eval_numbers_reach_the_trainings_trackio_project(tmp_path):

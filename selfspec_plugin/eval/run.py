@@ -94,10 +94,20 @@ def clean(text: str) -> str:
 
 
 def _groups(requests: list[dict]) -> list[list[dict]]:
-    """The requests of one task together: one engine call each (the task's own max_tokens)."""
+    """The requests of one task at one k together: one engine call and one cache file each (the task's own
+    max_tokens), so a model scored at fewer k than another (`base_shots`) shares the cache files of the k it is
+    scored at, and an eval at one k finds the files of an earlier eval at that k."""
     from itertools import groupby
 
-    return [list(group) for _, group in groupby(requests, key=lambda r: r["task"])]
+    return [list(group) for _, group in groupby(requests, key=lambda r: (r["task"], r["k"]))]
+
+
+def spread(groups: list[list[dict]], mine: list[bool], texts: list[str]) -> list[str | None]:
+    """A model's completions of the groups it is scored on (`mine`), in request order, None for the others."""
+    it, out = iter(texts), []
+    for group, scored in zip(groups, mine):
+        out += [next(it) if scored else None for _ in group]
+    return out
 
 
 def cache_files(cache: Path, identity: dict, groups: list[list[dict]]) -> list[Path]:
@@ -275,7 +285,9 @@ def evaluate_recipe(
     try:
         options = EvalOptions(**{**cfg.eval.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
     except ValidationError as exc:
-        raise SelfSpecError("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
+        raise SelfSpecError(
+            "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        ) from None
     model = cfg.model or raw.get("base_model")
     if not model:
         raise SelfSpecError("selfspec.model: no model to evaluate (set selfspec.model or base_model)")
@@ -297,7 +309,9 @@ def evaluate_recipe(
         )
     out_dir = Path(out) if out else Path(specs[-1]["adapter"] or output_dir) / "eval"
     merge = merge_wanted(options.merge, registry.backend(cfg.backend))
-    settings = Settings(tuple(options.shots), options.samplings, options.limit, cfg.seed, merge)
+    settings = Settings(
+        tuple(options.shots), options.samplings, options.limit, cfg.seed, merge, tuple(options.base_shots)
+    )
     result = evaluate(
         str(model),
         loaded,
@@ -341,6 +355,20 @@ def _pairs(entries: list[dict]) -> list[tuple[str, str]]:
     ]
 
 
+def _cross_pairs(entries: list[dict], shots: tuple[int, ...], base_shots: tuple[int, ...]) -> list[tuple]:
+    """The paper's baseline comparison: every adapter at each of `shots` against the base in its format at each k
+    only the base is scored at (`base_shots`): (reference, its k, model, the model's k)."""
+    base = {e["format"]: e["label"] for e in entries if e["adapter"] is None}
+    extra = [k for k in base_shots if k not in shots]
+    return [
+        (base[e["format"]], kb, e["label"], k)
+        for e in entries
+        if e["adapter"] is not None and e["format"] in base
+        for k in shots
+        for kb in extra
+    ]
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the items are asked: demonstrations per prompt (k), samplings of them for k > 0, items per task, seed."""
@@ -350,6 +378,7 @@ class Settings:
     limit: int | None = None
     seed: int = 0
     merge: bool = False  # adapters scored as merged weights (one engine each), not per request
+    base_shots: tuple[int, ...] = ()  # more k for the base only (the paper's baseline: the base at k = 5)
 
 
 def evaluate(
@@ -366,7 +395,8 @@ def evaluate(
     """Score the base model and any number of adapters (`model_specs`) on one engine where the backend serves
     adapters per request; write eval.json/.md/.png + predictions."""
     shots, samplings, limit, seed = list(settings.shots), settings.samplings, settings.limit, settings.seed
-    requests = plan(tasks, shots, samplings, limit, seed)
+    every_k = sorted({*shots, *settings.base_shots})
+    requests = plan(tasks, every_k, samplings, limit, seed)
     groups = _groups(requests)
     overlap = training_overlap(tasks, models, limit)  # before the engine: a leak is worth knowing before hours of it
     for line in overlap_lines([r for r in overlap if r.get("overlapping")]):
@@ -382,6 +412,13 @@ def evaluate(
         "options": output_options(factory, options),
     }
 
+    def scored(entry: dict) -> list[bool]:  # which groups the entry is scored on: the base at base_shots too
+        ks = {*shots, *(settings.base_shots if entry["adapter"] is None else ())}
+        return [group[0]["k"] in ks for group in groups]
+
+    def mine(entry: dict) -> list[list[dict]]:
+        return [g for g, s in zip(groups, scored(entry)) if s]
+
     def files(entry: dict) -> list[Path]:
         weights = Path(entry["adapter"], "adapter_model.safetensors") if entry["adapter"] else None
         served = {"merged": True} if entry["adapter"] and not lora else {}  # another numeric path: its own cache
@@ -391,7 +428,7 @@ def evaluate(
         return cache_files(
             cache,
             {**identity, "format": cached_as, "adapter": weights and fileio.sha256_file(weights), **served},
-            groups,
+            mine(entry),
         )
 
     backend = factory(model, start_options(backend_name, factory, options, adapters if lora else []))
@@ -399,7 +436,8 @@ def evaluate(
     try:
         for e in entries:
             if e["adapter"] is None or lora:
-                preds[e["label"]] = _generate(backend, groups, files(e), e, progress, e["label"])
+                texts = _generate(backend, mine(e), files(e), e, progress, e["label"])
+                preds[e["label"]] = spread(groups, scored(e), texts)
     finally:
         backend.close()
     for e in entries:
@@ -412,7 +450,8 @@ def evaluate(
         try:
             # The adapter is in the weights now: named again, a backend that serves adapters would apply it twice.
             plain = {**e, "adapter": None}
-            preds[e["label"]] = _generate(backend, groups, kept, plain, progress, f"{e['label']} (merged)")
+            texts = _generate(backend, mine(e), kept, plain, progress, f"{e['label']} (merged)")
+            preds[e["label"]] = spread(groups, scored(e), texts)
         finally:
             if backend is not None:
                 backend.close()
@@ -422,7 +461,8 @@ def evaluate(
         "model": model,
         "backend": backend_name,
         "models": [{k: e[k] for k in ("label", "name", "adapter", "format")} for e in entries],
-        "shots": shots,
+        "shots": every_k,
+        "base_shots": [k for k in settings.base_shots if k not in shots],
         "samplings": samplings,
         "limit": limit,
         "seed": seed,
@@ -438,7 +478,7 @@ def evaluate(
             }
             for t in tasks
         ],
-        **summarize(tasks, requests, preds, _pairs(entries)),
+        **summarize(tasks, requests, preds, _pairs(entries), _cross_pairs(entries, tuple(shots), settings.base_shots)),
         "training_overlap": overlap,
     }
     write_results(out_dir, result, requests, preds)
@@ -461,6 +501,7 @@ def write_results(out_dir: Path, result: dict, requests: list[dict], preds: dict
             }
             for model, texts in preds.items()
             for i, r in enumerate(requests)
+            if texts[i] is not None
         ),
     )
     fileio.write_text(out_dir / "eval.md", markdown_table(result))

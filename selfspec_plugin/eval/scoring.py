@@ -75,11 +75,17 @@ def _row(model: str, task: str, k: int, runs: list[dict]) -> dict:
 
 
 def summarize(
-    tasks: list, requests: list[dict], preds: dict[str, list[str]], pairs: list[tuple[str, str]] | None = None
+    tasks: list,
+    requests: list[dict],
+    preds: dict[str, list[str | None]],
+    pairs: list[tuple[str, str]] | None = None,
+    cross: list[tuple[str, int, str, int]] = (),
 ) -> dict:
     """Rows (model × task × k), per-model averages, and for each (reference, model) pair (default: the first model
-    against each other one) paired bootstrap deltas of the primary metric and of F1, per task and averaged over
-    tasks, each with its sign-flip p-value adjusted for the number of comparisons."""
+    against each other one) at every k both are scored at, and each `cross` pair (reference, its k, model, the
+    model's k), paired bootstrap deltas of the primary metric and of F1, per task and averaged over tasks, each
+    with its sign-flip p-value adjusted for the number of comparisons. A model's None predictions are requests it
+    was not scored on (a k only the base is scored at)."""
     by_name = {t.name: t for t in tasks}
     cells: dict[tuple, list[int]] = {}
     for idx, r in enumerate(requests):
@@ -88,6 +94,8 @@ def summarize(
     for model, texts in preds.items():
         groups: dict[tuple, list[dict]] = {}
         for (task, k, s), idxs in cells.items():
+            if texts[idxs[0]] is None:
+                continue
             scored = task_scores(by_name[task], [texts[i] for i in idxs], [requests[i]["gold"] for i in idxs])
             groups.setdefault((task, k), []).append(scored)
         for (task, k), runs in groups.items():
@@ -97,6 +105,7 @@ def summarize(
                     statistics.fmean(v) for v in zip(*(run[f"{metric}_items"] for run in runs))
                 ]
     shots = sorted({r["k"] for r in rows})
+    arms = {(r["model"], r["k"]) for r in rows}
     averages = [
         {
             "model": model,
@@ -108,30 +117,32 @@ def summarize(
         }
         for model in preds
         for k in shots
+        if (model, k) in arms
     ]
     names = list(preds)
     pairs = [(names[0], other) for other in names[1:]] if pairs is None else pairs
+    compared = [(ref, k, model, k) for ref, model in pairs for k in shots if {(ref, k), (model, k)} <= arms]
     order = [t.name for t in tasks if t.name in {r["task"] for r in rows}]
     deltas = []
-    for ref, model in pairs:
-        for k in shots:
-            for task in [*order, "average"]:
-                scope = order if task == "average" else [task]
-                deltas.append(
-                    {
-                        "task": task,
-                        "k": k,
-                        "reference": ref,
-                        "model": model,
-                        **{
-                            metric: metrics.stratified_bootstrap(
-                                [items[(ref, t, k, metric)] for t in scope],
-                                [items[(model, t, k, metric)] for t in scope],
-                            )
-                            for metric in ("primary", "f1")
-                        },
-                    }
-                )
+    for ref, ref_k, model, k in [*compared, *cross]:
+        for task in [*order, "average"]:
+            scope = order if task == "average" else [task]
+            deltas.append(
+                {
+                    "task": task,
+                    "k": k,
+                    "reference": ref,
+                    **({"reference_k": ref_k} if ref_k != k else {}),
+                    "model": model,
+                    **{
+                        metric: metrics.stratified_bootstrap(
+                            [items[(ref, t, ref_k, metric)] for t in scope],
+                            [items[(model, t, k, metric)] for t in scope],
+                        )
+                        for metric in ("primary", "f1")
+                    },
+                }
+            )
     adjust_for_many(deltas)
     return {"rows": rows, "averages": averages, "deltas": deltas}
 
