@@ -11,7 +11,9 @@ seeds as Alpaca jsonl) from the same base model for `--steps` optimizer steps, o
 - chunked_ce: `chunked_cross_entropy: true` (Axolotl's torchtune-style loss: the logits are still made whole, the
   float32 upcast and the loss go a chunk at a time; compiled with torch.compile);
 - liger_flce: the Liger plugin's fused linear cross-entropy (the logits never made whole; Triton kernels);
-- lora_fp32: plain LoRA on float32 weights (no NF4 dequantisation in every matmul).
+- lora_fp32: plain LoRA on float32 weights (no NF4 dequantisation in every matmul);
+- plugin_all_logits / plugin_loss_logits: QLoRA through the selfspec plugin (`seeds_only`: the same 80 seeds), the
+  output layer on every position, then only where the loss reads (`selfspec.loss_logits_only`).
 
 Seconds per step = the time between the first and the last logged loss (`logging_steps: 1`) divided by the steps
 between them, so model loading, tokenisation and the first step's warm-up are left out; the wall time to exit is
@@ -52,6 +54,8 @@ BASE = {  # B5's CPU QLoRA settings with the experiment's (recipes/gemma-biomed.
     "gradient_accumulation_steps": 2,
     "sequence_len": 1024,
 }
+PLUGIN = {"plugins": ["selfspec_plugin.SelfSpecPlugin"]}
+SEEDS_ONLY = {"seeds": str(ROOT / "seeds" / "biomed.jsonl"), "seeds_only": True}
 VARIANTS = {
     "plain": {},
     "packing": {"sample_packing": True, "pad_to_sequence_len": True},
@@ -66,6 +70,10 @@ VARIANTS = {
     "chunked_ce": {"chunked_cross_entropy": True},
     "liger_flce": {"plugins": ["axolotl.integrations.liger.LigerPlugin"], "liger_fused_linear_cross_entropy": True},
     "lora_fp32": {"adapter": "lora", "load_in_4bit": False},
+    # through the plugin (the experiment's path: `selfspec.seeds_only`, the same 80 seeds as its data), with the
+    # output layer on every position, then only on the positions the loss reads (selfspec.loss_logits_only)
+    "plugin_all_logits": {**PLUGIN, "selfspec": {**SEEDS_ONLY, "loss_logits_only": False}},
+    "plugin_loss_logits": {**PLUGIN, "selfspec": {**SEEDS_ONLY, "loss_logits_only": True}},
 }
 
 

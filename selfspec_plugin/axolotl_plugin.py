@@ -12,12 +12,14 @@ from axolotl.integrations.base import BasePlugin
 from axolotl.utils.dict import DictDefault
 
 from . import quiet
+from .config import SelfSpecConfig
 from .dataset import DATA, MANIFEST, Manifest, is_complete
 from .funnel import funnel_text
 from .iterate import record_training
+from .loss_logits import keep_loss_logits_only
 from .provenance import matched_steps, training_steps
 from .recipe import block_problems, invalid_block, resolve, seed_warnings
-from .runner import evaluate_in_child, generate_in_child, make_job
+from .runner import evaluate_in_child, generate_in_child, make_job, training_threads
 
 LOG = logging.getLogger("selfspec")
 PLACEHOLDER = "selfspec:generated"
@@ -135,6 +137,35 @@ class SelfSpecPlugin(BasePlugin):
         if steps:  # Axolotl counts min(its epochs' steps, max_steps) here, for warmup_ratio and logging: the run's own
             meta.total_num_steps = steps
         return meta
+
+    def pre_model_load(self, cfg: DictDefault) -> None:
+        """A CPU rank that `accelerate launch` left at one thread trains on its share of the cores."""
+        import torch
+
+        if not cfg.selfspec:
+            return
+        threads = training_threads(os.environ, len(os.sched_getaffinity(0)), torch.cuda.is_available())
+        if threads:
+            torch.set_num_threads(threads)
+            print(
+                f"selfspec: training on {threads} CPU threads, not the one thread `accelerate launch` gives a CPU "
+                "rank by default (export OMP_NUM_THREADS=N, N > 1, to choose another count)",
+                file=sys.stderr,
+            )
+
+    def post_model_load(self, cfg: DictDefault, model) -> None:
+        """`selfspec.loss_logits_only`: the output layer on the positions the loss reads only (supervised training:
+        preference training reads the logits of every position)."""
+        if not cfg.selfspec or cfg.rl or cfg.orpo_alpha:
+            return
+        if not cfg.selfspec.get("loss_logits_only", SelfSpecConfig.model_fields["loss_logits_only"].default):
+            return
+        if keep_loss_logits_only(model):
+            print("selfspec: the output layer runs only where the loss reads (loss_logits_only)", file=sys.stderr)
+        else:
+            LOG.info(
+                "selfspec: loss_logits_only: %s is not a causal LM it can patch; trained as is", type(model).__name__
+            )
 
     def add_callbacks_post_trainer(self, cfg: DictDefault, trainer) -> list:
         """A callback that keeps the trainer's own step count at the end of training, for the adapter's marker."""

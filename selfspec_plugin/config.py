@@ -229,6 +229,13 @@ class SelfSpecConfig(BaseModel):
         "records the optimizer steps): train for exactly that many optimizer steps (Axolotl's `max_steps`, epochs "
         "over this run's data as needed). The equal-steps seeds-only control; a path as Axolotl reads output_dir.",
     )
+    loss_logits_only: bool = Field(
+        True,
+        description="In training, run the output layer only on the positions the loss reads (the answers under "
+        "`train_on_inputs: false`): the same loss and gradients, without projecting the prompt and the padding "
+        "onto the vocabulary: 2-2.8x the tokens per second of Gemma-3-270M QLoRA on CPU (docs/benchmarks.md, B10). "
+        "Transformers' causal LMs; any other model trains as it would without it.",
+    )
     keep_datasets: bool = Field(
         False,
         description="Train on the config's own `datasets:` beside the generated data "

@@ -213,6 +213,7 @@ def run_inputs(job: Job) -> dict:
         "corpus_sha256",
         "keep_datasets",
         "match_steps_of",
+        "loss_logits_only",
         "strict",
     }
     backend = registry.backends().get(job.config.backend)

@@ -64,14 +64,30 @@ LAUNCHER_ENV = (
 )
 
 
+def _launched(env) -> bool:
+    """Started by `accelerate launch` (what `axolotl train` does): it marks its processes with ACCELERATE_*."""
+    return any(k.startswith("ACCELERATE_") for k in env)
+
+
 def child_env() -> dict:
     """This process's environment without the launcher's rank variables. Under `accelerate launch` that includes
     OMP_NUM_THREADS, which it sets for every rank (1 on CPU unless told otherwise): the generator would run vLLM
     on one core, at half the speed on 2 cores, and bf16 outputs depend on the thread count, so the same run key
     would hold other data than under `selfspec generate` (docs/benchmarks.md, B7)."""
-    launched = any(k.startswith("ACCELERATE_") for k in os.environ)
-    drop = LAUNCHER_ENV + (("OMP_NUM_THREADS",) if launched else ())
+    drop = LAUNCHER_ENV + (("OMP_NUM_THREADS",) if _launched(os.environ) else ())
     return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("ACCELERATE_")}
+
+
+def training_threads(env, cores: int, cuda: bool) -> int | None:
+    """Threads for a CPU training rank's torch, or None to leave them. `accelerate launch` gives every rank
+    OMP_NUM_THREADS=1 on a CPU machine unless it was set (it would size it from the cores only with its `--cpu`
+    flag, which `axolotl train` does not pass): a 2-core machine trained on one core, at 0.58x the speed (B10).
+    A rank launched so gets its share of the cores instead; a GPU rank, a thread count other than 1, or a process
+    no launcher started keeps what it has."""
+    if cuda or not _launched(env) or env.get("OMP_NUM_THREADS") != "1":
+        return None
+    share = cores // max(1, int(env.get("LOCAL_WORLD_SIZE", "1")))
+    return share if share > 1 else None
 
 
 def _cached(run_dir: Path, strict: bool = False) -> bool:

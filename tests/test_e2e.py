@@ -2,6 +2,7 @@
 with the tiny model, Axolotl trains a QLoRA adapter on the generated data."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -253,6 +254,10 @@ def test_axolotl_train_generates_with_vllm_and_saves_an_adapter(trained):
     assert adapter["peft_type"] == "LORA" and adapter["r"] == 8 and adapter["lora_alpha"] == 16
     assert {"q_proj", "v_proj", "down_proj"} <= set(adapter["target_modules"])
     assert "train_loss" in proc.stdout + proc.stderr
+    # the plugin's training path: logits only where the loss reads, on every core accelerate left idle
+    assert "selfspec: the output layer runs only where the loss reads (loss_logits_only)" in proc.stderr
+    if len(os.sched_getaffinity(0)) > 1 and not os.environ.get("OMP_NUM_THREADS"):
+        assert f"selfspec: training on {len(os.sched_getaffinity(0))} CPU threads" in proc.stderr
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     data = read_jsonl(run_dir / "data.jsonl")

@@ -23,6 +23,7 @@ LAYERS = {
         "corpus",
         "plots",
         "loops",
+        "loss_logits",
     ],
     "contract": ["hookspecs", "dataset", "provenance"],
     "plumbing": ["backends", "backends.base", "backends.vllm", "backends.vllm_loops", "backends.ray_replicas"]

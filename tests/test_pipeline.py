@@ -705,3 +705,15 @@ def test_the_child_does_not_inherit_a_launchers_rank_variables_or_its_thread_cou
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
     env = child_env()
     assert not {"OMP_NUM_THREADS", "RANK", "ACCELERATE_MIXED_PRECISION"} & set(env) and env["PATH"]
+
+
+def test_a_cpu_rank_left_at_one_thread_by_accelerate_trains_on_its_share_of_the_cores():
+    from selfspec_plugin.runner import training_threads
+
+    rank = {"ACCELERATE_MIXED_PRECISION": "no", "OMP_NUM_THREADS": "1", "RANK": "0"}
+    assert training_threads(rank, cores=2, cuda=False) == 2
+    assert training_threads({**rank, "LOCAL_WORLD_SIZE": "2"}, cores=8, cuda=False) == 4  # two ranks share 8 cores
+    assert training_threads({**rank, "LOCAL_WORLD_SIZE": "2"}, cores=2, cuda=False) is None  # one core each already
+    assert training_threads(rank, cores=2, cuda=True) is None  # a GPU rank's CPU threads are not its work
+    assert training_threads({**rank, "OMP_NUM_THREADS": "3"}, cores=16, cuda=False) is None  # a count someone chose
+    assert training_threads({"OMP_NUM_THREADS": "1"}, cores=2, cuda=False) is None  # no launcher: the user's 1
