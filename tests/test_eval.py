@@ -81,6 +81,22 @@ def test_limit_takes_the_same_items_every_time():
     assert evaluate.subsample(task, 100) == task.instances
 
 
+def toy_result(out: dict, labels: list[str], prompt_format: str, **settings) -> dict:
+    """eval.json around summarize's output for the toy task at k = 0 and 1 (the base first, the rest adapters)."""
+    return {
+        **out,
+        "tasks": [{"task": "toy", "primary": "accuracy"}],
+        "samplings": 2,
+        "shots": [0, 1],
+        "model": "m",
+        "models": [{"label": m, "adapter": None if m == "base" else m, "format": prompt_format} for m in labels],
+        "backend": "b",
+        "limit": None,
+        "wall_seconds": 1,
+        **settings,
+    }
+
+
 def test_summarize_scores_every_model_on_the_same_items():
     task = toy_task(kind="labels", labels=["yes", "no"], n=20)
     reqs = evaluate.plan([task], [0, 1], 2, None, 0)
@@ -112,17 +128,7 @@ def test_summarize_scores_every_model_on_the_same_items():
     assert delta[("base", "adapter", "toy", 0)]["primary"]["p_holm"] < 0.05  # 20 of 20 items better
     assert {(a["model"], a["k"]): a["f1"] for a in out["averages"]}[("adapter", 1)] == 1.0
 
-    result = {
-        **out,
-        "tasks": [{"task": "toy", "primary": "accuracy"}],
-        "samplings": 2,
-        "shots": [0, 1],
-        "model": "m",
-        "models": [{"label": m, "adapter": None if m == "base" else m, "format": "alpaca"} for m in preds],
-        "backend": "b",
-        "limit": None,
-        "wall_seconds": 1,
-    }
+    result = toy_result(out, list(preds), "alpaca")
     table = report.markdown_table(result)
     assert "| toy | 0 | 20 | accuracy | 0.0 | 100.0 | 50.0 |" in table
     # p = 1/2001 (no sign flip of 20 wins reaches 100), Holm: times the 12 comparisons of the family
@@ -161,22 +167,7 @@ def test_the_base_alone_at_more_k_is_compared_with_every_adapter_on_the_same_ite
     # paired item by item: the 5 items the base misses at k = 1 are the only differences
     assert deltas[("base", 1, "adapter", 0, "toy")]["primary"]["diff"] == 0.25
     assert "reference_k" not in deltas[("base", 0, "adapter", 0, "toy")]  # a same-k delta is written as before
-    result = {
-        **out,
-        "tasks": [{"task": "toy", "primary": "accuracy"}],
-        "samplings": 2,
-        "shots": [0, 1],
-        "base_shots": [1],
-        "model": "m",
-        "models": [
-            {"label": "base", "adapter": None, "format": "completion"},
-            {"label": "adapter", "adapter": "a", "format": "completion"},
-        ],
-        "backend": "b",
-        "limit": None,
-        "wall_seconds": 1,
-    }
-    table = report.markdown_table(result)
+    table = report.markdown_table(toy_result(out, ["base", "adapter"], "completion", base_shots=[1]))
     assert "| toy | 1 | 20 | accuracy | 75.0 ± 0.0 | – |" in table
     assert "| average | 0 | adapter − base (k=1) | +25.0 [" in table
     assert "the base alone also at k = 1" in table
