@@ -162,9 +162,10 @@ class SelfSpecPlugin(BasePlugin):
             return
         if keep_loss_logits_only(model):
             print("selfspec: the output layer runs only where the loss reads (loss_logits_only)", file=sys.stderr)
-        else:
-            LOG.info(
-                "selfspec: loss_logits_only: %s is not a causal LM it can patch; trained as is", type(model).__name__
+        else:  # said, not silent: the user expects the faster path
+            print(
+                f"selfspec: loss_logits_only: {type(model).__name__} is not a causal LM it can patch; trained as is",
+                file=sys.stderr,
             )
 
     def add_callbacks_post_trainer(self, cfg: DictDefault, trainer) -> list:

@@ -81,7 +81,7 @@ def child_env() -> dict:
 def training_threads(env, cores: int, cuda: bool) -> int | None:
     """Threads for a CPU training rank's torch, or None to leave them. `accelerate launch` gives every rank
     OMP_NUM_THREADS=1 on a CPU machine unless it was set (it would size it from the cores only with its `--cpu`
-    flag, which `axolotl train` does not pass): a 2-core machine trained on one core, at 0.58x the speed (B10).
+    flag, which `axolotl train` does not pass): a 2-core machine trained on one core (docs/benchmarks.md, B10).
     A rank launched so gets its share of the cores instead; a GPU rank, a thread count other than 1, or a process
     no launcher started keeps what it has."""
     if cuda or not _launched(env) or env.get("OMP_NUM_THREADS") != "1":
