@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import ROOT
 from test_pipeline import job, model_dir, scripted  # noqa: F401  (fixtures)
 
 from selfspec_plugin import filters, funnel, report
@@ -99,3 +100,24 @@ def test_drift_scores_instructions_against_the_seed_vocabulary():
     assert d["lowest"] == ["b", "a", "c"] and d["below"] == 1 and d["scored"] == 3
     assert d["median"] == 0.667  # "a": 4 of its 6 content words (not "protein", "encoded") are the seeds'
     assert filters.drift(data, seeds, threshold=0.9)["below"] == 3
+
+
+def test_the_results_page_tables_come_from_the_committed_eval():
+    """benchmarks/results_table.py renders docs/results.md's scores table from the committed eval.json: every task
+    row of the page is what the tool makes of the evidence (the Gemma section is made the same way)."""
+    import subprocess
+    import sys
+
+    pairs = ["selfspec=base [chat]", "seeds-only=base [chat]", "selfspec=seeds-only"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "results_table.py"), str(ROOT / "docs" / "results")]
+        + [arg for pair in pairs for arg in ("--pair", pair)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    page = (ROOT / "docs" / "results.md").read_text()
+    scores = proc.stdout.split("\n\n")[0].splitlines()[2:]  # the first table's rows
+    tasks = [line for line in scores if not line.startswith(("| **average**", "| average"))]
+    assert len(tasks) == 12 and all(row in page for row in tasks), [row for row in tasks if row not in page]
+    assert "| pubmedqa | yes 98%, no 1%, unparseable 1% | no 89%, yes 10% |" in proc.stdout
