@@ -19,6 +19,11 @@ def arm_name(label: str, k: int, table_k: int) -> str:
     return label if k == table_k else f"{label} (k={k})"
 
 
+def reference(delta: dict, k: int) -> str:
+    """A difference's reference as a column name: its label, with its own k when that is not the table's."""
+    return arm_name(delta["reference"], delta.get("reference_k", k), k)
+
+
 def cell(test: dict) -> str:
     star = " *" if test["significant"] else ""
     holm = f", Holm {test['p_holm']:.2f}" if "p_holm" in test and test["significant"] else ""
@@ -28,14 +33,14 @@ def cell(test: dict) -> str:
 def flipped(d: dict, k: int) -> dict:
     """The same difference read the other way round (reference − model): signs and interval ends swapped."""
     turn = lambda t: {**t, "diff": 0.0 - t["diff"], "ci": [0.0 - t["ci"][1], 0.0 - t["ci"][0]]}  # noqa: E731
-    return {**d, "model": arm_name(d["reference"], d.get("reference_k", k), k), "reference": d["model"],
+    return {**d, "model": reference(d, k), "reference": d["model"],
             "primary": turn(d["primary"]), "f1": turn(d["f1"])}  # fmt: skip
 
 
 def tables(result: dict, k: int, pairs: list[tuple[str, str]] | None = None) -> str:
     """The markdown of the two tables for the models at k (and the references they were compared with)."""
     deltas = [d for d in result["deltas"] if d["k"] == k]
-    by = {(d["model"], arm_name(d["reference"], d.get("reference_k", k), k), d["task"]): d for d in deltas}
+    by = {(d["model"], reference(d, k), d["task"]): d for d in deltas}
     for f in (flipped(d, k) for d in deltas if "reference_k" not in d):
         by.setdefault((f["model"], f["reference"], f["task"]), f)
     if pairs:
@@ -44,9 +49,7 @@ def tables(result: dict, k: int, pairs: list[tuple[str, str]] | None = None) -> 
             raise SystemExit(f"no such difference in the eval: {missing}")
         comparisons = pairs
     else:
-        comparisons = list(
-            dict.fromkeys((d["model"], arm_name(d["reference"], d.get("reference_k", k), k)) for d in deltas)
-        )
+        comparisons = list(dict.fromkeys((d["model"], reference(d, k)) for d in deltas))
     arms = [
         (m["label"], k)
         for m in result["models"]
