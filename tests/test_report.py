@@ -121,3 +121,39 @@ def test_the_results_page_tables_come_from_the_committed_eval():
     tasks = [line for line in scores if not line.startswith(("| **average**", "| average"))]
     assert len(tasks) == 12 and all(row in page for row in tasks), [row for row in tasks if row not in page]
     assert "| pubmedqa | yes 98%, no 1%, unparseable 1% | no 89%, yes 10% |" in proc.stdout
+
+
+def test_every_generated_token_is_charged_to_an_items_fate(tmp_path):
+    """benchmarks/b7_tokens.py (issue 32's accounting in docs/benchmarks.md): on the committed B7 demo legs every
+    token the manifests counted is charged to a kept item or a rejection reason, and the page's numbers are what
+    it computes from them."""
+    import subprocess
+    import sys
+
+    legs = sorted((ROOT / "benchmarks" / "results" / "b7").glob("7fe1741-demo@*"))
+    out = tmp_path / "tokens.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "b7_tokens.py"),
+            *map(str, legs),
+            "--label",
+            "x",
+            "--result",
+            str(out),
+        ],
+        capture_output=True,
+        check=True,
+    )
+    pool = json.loads(out.read_text())["pools"]["x"]
+    manifests = [json.loads((leg / "manifest.json").read_text()) for leg in legs]
+    stages = [m["stages"][s]["tokens"] for m in manifests for s in ("instructions", "responses")]
+    assert len(legs) == 3 and pool["generated_tokens"] == sum(stages) == 10232
+    assert pool["triplets"] == sum(m["counts"]["triplets"] for m in manifests)
+    assert sum(f["items"] for f in pool["fates"].values()) == sum(
+        len((leg / name).read_text().splitlines()) for leg in legs for name in ("data.jsonl", "rejected.jsonl")
+    )
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    parse_waste_free = pool["ceiling_if_free"]["parse waste (truncated, unparseable)"]
+    assert f"| **kept triplets per 1K generated tokens** | **{pool['triplets_per_1k_tokens']}** |" in page
+    assert f"| ceiling if parse waste (truncated + unparseable) had cost nothing | {parse_waste_free} |" in page
