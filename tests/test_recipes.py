@@ -126,7 +126,7 @@ def test_recipe_check_says_how_many_steps_a_matched_control_will_take(tmp_path):
 
 
 def test_the_gemma_experiments_recipe_still_names_the_run_its_data_was_generated_in(monkeypatch):
-    """Issue 30's generation takes many CPU sessions in one run folder, b9e46caed4611946 (its inputs.json is in
+    """Issue 30's generation takes CPU sessions in one run folder, 6be3a464f4b812f4 (its inputs.json is in
     docs/results/gemma/): a change to the recipe, the seeds, the corpus, the prompts, the filters or the run key's
     code that gives the recipe another key would start the generation over. The model's fingerprint is the
     committed one (the converted weights are not in a checkout)."""
@@ -139,5 +139,5 @@ def test_the_gemma_experiments_recipe_still_names_the_run_its_data_was_generated
     monkeypatch.setattr(rundirs, "model_fingerprint", lambda model: committed["model"])
     raw = load(ROOT / "recipes" / "gemma-biomed.yml")
     job = make_job(raw["selfspec"], raw["base_model"], raw["output_dir"], str(ROOT / "recipes" / "gemma-biomed.yml"))
-    assert job.key == "b9e46caed4611946"
+    assert job.key == "6be3a464f4b812f4"
     assert rundirs.identity(job.inputs) == rundirs.identity(committed)

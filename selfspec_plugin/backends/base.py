@@ -21,6 +21,9 @@ class Sampling:
     # end a request whose output has begun to repeat itself (loops.looping) and report it as cut at max_tokens;
     # honoured by the backends that declare `stops_loops`
     stop_loops: bool = False
+    # sample temperature/top-p from the top of the distribution (backends/nucleus.py); honoured by the backends that
+    # declare `samples_top_p`
+    fast_top_p: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class Backend(abc.ABC):
     # `Sampling.stop_loops` ends a looping request early (loops.looping); its Completion is then reported as cut at
     # the cap (finish_reason "length")
     stops_loops: ClassVar[bool] = False
+    samples_top_p: ClassVar[bool] = False  # `Sampling.fast_top_p` draws sampled tokens with backends/nucleus.py
     remote_model: ClassVar[bool] = False  # the model is a name on a server, not a local directory to fingerprint
     requires: ClassVar[dict] = {}  # {module: install hint}, checked before any work starts
     # Its options: a pydantic model (extra keys are errors), the `selfspec:` key they are read from, and those of

@@ -80,6 +80,7 @@ class RayBackend(Backend):
     name = "ray"
     constrains_decoding = True  # its replicas are VLLMBackends
     stops_loops = True  # the same
+    samples_top_p = True  # the same
     serves_adapters = True  # every replica is a vLLM engine
     slow_adapters_on_cpu = True
     adapter_options = staticmethod(vllm_lora_options)

