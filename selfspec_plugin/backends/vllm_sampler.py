@@ -28,7 +28,6 @@ class _Request:
 
 class TopPSampler(LogitsProcessor):
     def __init__(self, vllm_config, device: torch.device, is_pin_memory: bool):
-        self.device = device
         self.requests: dict[int, _Request] = {}  # persistent-batch row -> its request
 
     def is_argmax_invariant(self) -> bool:
