@@ -123,3 +123,24 @@ def test_the_engine_draws_per_request_and_a_nucleus_of_one_is_greedy(tiny_model)
         assert [c.text for c in one] == [c.text for c in greedy]
     finally:
         backend.close()
+
+
+def test_a_request_the_engine_takes_up_again_continues_its_stream():
+    """vLLM recomputes a preempted request by adding it to the batch again with the tokens it had generated: its
+    stream goes on from there instead of repeating its first numbers."""
+    import random
+
+    from vllm import SamplingParams
+    from vllm.v1.sample.logits_processor import BatchUpdate
+
+    from selfspec_plugin.backends.vllm import SAMPLE_KEY
+    from selfspec_plugin.backends.vllm_sampler import TopPSampler
+
+    sampler = TopPSampler(None, torch.device("cpu"), False)
+    params = SamplingParams(temperature=0.0, extra_args={SAMPLE_KEY: [1.0, 0.9, 17]})
+    added = [(0, params, [1, 2], []), (1, params, [1, 2], [5, 6, 7]), (2, SamplingParams(), [1], [])]
+    sampler.update_state(BatchUpdate(batch_size=3, removed=[], added=added, moved=[]))
+    stream = random.Random(17)
+    first = [stream.random() for _ in range(4)]
+    assert sorted(sampler.requests) == [0, 1]  # a request without the key is the engine's
+    assert sampler.requests[0].stream.random() == first[0] and sampler.requests[1].stream.random() == first[3]

@@ -20,10 +20,14 @@ from .vllm import SAMPLE_KEY
 
 
 class _Request:
-    """A sampled request's settings and random stream: one uniform number per generated token."""
+    """A sampled request's settings and random stream: one uniform number per generated token. A request that joins
+    the batch with tokens already generated (vLLM recomputes a preempted request) takes up its stream where they
+    left it."""
 
-    def __init__(self, temperature: float, top_p: float, seed: int):
+    def __init__(self, temperature: float, top_p: float, seed: int, generated: int = 0):
         self.temperature, self.top_p, self.stream = temperature, top_p, random.Random(seed)
+        for _ in range(generated):
+            self.stream.random()
 
 
 class TopPSampler(LogitsProcessor):
@@ -34,9 +38,9 @@ class TopPSampler(LogitsProcessor):
         return False  # it decides the greedy step's token: that is its point
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
-        def new(params, _prompt_ids, _output_ids):
+        def new(params, _prompt_ids, output_ids):
             args = (params.extra_args or {}).get(SAMPLE_KEY)
-            return _Request(*args) if args else None
+            return _Request(*args, generated=len(output_ids)) if args else None
 
         process_dict_updates(self.requests, batch_update, new)
 
