@@ -39,18 +39,21 @@ def test_plan_builds_one_request_per_item_k_and_sampling():
     assert len(reqs) == (6 + 3) * (1 + 3 + 3)
     assert len({r["prompt"].id for r in reqs}) == len(reqs)
     one = [r for r in reqs if r["task"] == "a" and r["k"] == 2]
-    demos = {r["sampling"]: r["prompt"].text.split("Examples:")[1].split("### Input")[0] for r in one}
-    assert len(set(demos.values())) > 1  # samplings draw different demonstrations ...
-    assert all(
-        r["prompt"].text.split("Examples:")[1].split("### Input")[0] == demos[r["sampling"]] for r in one
-    )  # ... shared by items
-    zero = next(r for r in reqs if r["k"] == 0)
-    assert "Examples:" not in zero["prompt"].text and zero["prompt"].text.endswith(
-        "### Input:\ninput 0\n\n### Response:\n"
-    )
-    from selfspec_plugin.prompts import ALPACA_WITH_INPUT
+    from selfspec_plugin.prompts import ALPACA_WITH_INPUT, alpaca_prompt
 
-    assert zero["prompt"].text.startswith(ALPACA_WITH_INPUT)  # the template the adapter was trained with
+    def shown(r: dict) -> str:  # the demonstrations: every turn before the item's own
+        return r["prompt"].text.rsplit(ALPACA_WITH_INPUT, 1)[0]
+
+    demos = {r["sampling"]: shown(r) for r in one}
+    assert len(set(demos.values())) > 1  # samplings draw different demonstrations ...
+    assert all(shown(r) == demos[r["sampling"]] for r in one)  # ... shared by items
+    # each a whole turn of the template, answered, then the item's turn
+    item = one[0]["prompt"].text.rsplit(ALPACA_WITH_INPUT, 1)[1]
+    assert demos[0].count("### Response:\ndemo output ") == 2 and item.endswith("### Response:\n")
+    assert [m["role"] for m in one[0]["prompt"].messages] == ["user", "assistant"] * 2 + ["user"]
+    zero = next(r for r in reqs if r["k"] == 0)
+    assert zero["prompt"].text == alpaca_prompt("Do a.", "input 0")  # the template the adapter was trained with
+    assert zero["prompt"].messages == ({"role": "user", "content": "Do a.\n\nInput: input 0"},)
     # the same demonstrations in another process (another hash seed): nothing depends on hash() or on state
     code = (
         "import json; from test_eval import toy_task; from selfspec_plugin.eval import run as evaluate; "

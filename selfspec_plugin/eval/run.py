@@ -57,12 +57,20 @@ def sample_shots(task: Task, k: int, sampling: int, seed: int) -> list[dict]:
 
 
 def build_prompt(prompt_id: str, task: Task, demos: list[dict], instance: dict) -> Prompt:
-    instruction = task.definition
-    if demos:
-        instruction += "\n\nExamples:\n\n" + "\n\n".join(f"Input: {d['input']}\nOutput: {d['output']}" for d in demos)
-    text = alpaca_prompt(instruction, instance["input"])  # the template Alpaca-trained adapters learned
-    messages = ({"role": "user", "content": f"{instruction}\n\nInput: {instance['input']}"},)
-    return Prompt(id=prompt_id, text=text, messages=messages)
+    """The task definition and the instance in the Alpaca template Alpaca-trained adapters learned (or one user turn
+    of a chat template), each demonstration before it as a whole turn of the same template, answered: a base model
+    then sees the answer's place filled k times before its own (a list of "Input: / Output:" lines inside the
+    instruction had Gemma-3-270M base write "Input:" where its answer belonged)."""
+
+    def ask(inp: str) -> str:
+        return f"{task.definition}\n\nInput: {inp}"
+
+    text = "".join(f"{alpaca_prompt(task.definition, d['input'])}{d['output']}\n\n" for d in demos)
+    turns = [
+        ({"role": "user", "content": ask(d["input"])}, {"role": "assistant", "content": d["output"]}) for d in demos
+    ]
+    messages = (*(m for turn in turns for m in turn), {"role": "user", "content": ask(instance["input"])})
+    return Prompt(id=prompt_id, text=text + alpaca_prompt(task.definition, instance["input"]), messages=messages)
 
 
 def plan(tasks: list[Task], shots: list[int], samplings: int, limit: int | None, seed: int) -> list[dict]:
