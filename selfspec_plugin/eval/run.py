@@ -57,10 +57,10 @@ def sample_shots(task: Task, k: int, sampling: int, seed: int) -> list[dict]:
 
 
 def build_prompt(prompt_id: str, task: Task, demos: list[dict], instance: dict) -> Prompt:
-    """The task definition and the instance in the Alpaca template Alpaca-trained adapters learned (or one user turn
-    of a chat template), each demonstration before it as a whole turn of the same template, answered: a base model
-    then sees the answer's place filled k times before its own (a list of "Input: / Output:" lines inside the
-    instruction had Gemma-3-270M base write "Input:" where its answer belonged)."""
+    """The task definition and the instance in the Alpaca template Alpaca-trained adapters learned (or as a user
+    turn of a chat template), each demonstration before it as a whole turn of the same template, answered: a base
+    model sees the answer's place filled k times before its own, and answers there instead of starting another
+    example (docs/eval.md)."""
 
     def ask(inp: str) -> str:
         return f"{task.definition}\n\nInput: {inp}"
