@@ -61,13 +61,19 @@ def sample_seeds(seeds: list[dict], k: int, key: str) -> list[dict]:
 
 
 class Stats:
+    """A stage's tokens: every completion the run used (each prompt is asked for once), whether this process
+    generated it or an earlier, interrupted one did, so a resumed run reports the whole run; and the tokens and
+    seconds this process spent generating its own (its speed)."""
+
     def __init__(self):
-        self.tokens = 0
-        self.seconds = 0.0
+        self.tokens, self.generated, self.seconds = 0, 0, 0.0
 
     def add(self, completions, seconds: float) -> None:
-        self.tokens += sum(c.tokens for c in completions)
+        self.generated += sum(c.tokens for c in completions)
         self.seconds += seconds
+
+    def use(self, rows: list[dict]) -> None:
+        self.tokens += sum(row["tokens"] for row in rows)
 
 
 def _generate_chunk(
@@ -104,7 +110,9 @@ def _generate_chunk(
             }
         )
         fileio.write_jsonl(path, list(done.values()))
-    return [done[p.id] for p in prompts]
+    rows = [done[p.id] for p in prompts]
+    stats.use(rows)
+    return rows
 
 
 def draw(request: int, samples: int) -> int:
@@ -301,17 +309,25 @@ class Generation:
         return {
             "instructions": {
                 **instructions,
-                "tokens": self.brainstormed.tokens,
-                "seconds": round(self.brainstormed.seconds, 2),
+                **_totals(self.brainstormed),
                 "shortened": self.shortened["instructions"],
             },
             "responses": {
                 "chunks": math.ceil(len(self.kept) / self.cfg.chunk_size),
-                "tokens": self.answered.tokens,
-                "seconds": round(self.answered.seconds, 2),
+                **_totals(self.answered),
                 "shortened": self.shortened["responses"],
             },
         }
+
+
+def _totals(stats: Stats) -> dict:
+    """A stage's tokens in the run; of them, those an earlier, interrupted process generated (its seconds are not
+    known here: `seconds` is this process's generation time)."""
+    return {
+        "tokens": stats.tokens,
+        "resumed_tokens": stats.tokens - stats.generated,
+        "seconds": round(stats.seconds, 2),
+    }
 
 
 def brainstorm_then_answer(gen: Generation, progress: bool) -> None:
@@ -414,7 +430,7 @@ def run_pipeline(job, backend, progress: bool = True) -> Generated:
         )
     report_shortened(gen.shortened, ability(backend, "context_tokens"))
     stages = gen.stages(reused)
-    generated = stages["instructions"]["tokens"] + stages["responses"]["tokens"]
+    generated = sum(stages[s]["tokens"] - stages[s]["resumed_tokens"] for s in ("instructions", "responses"))
     gen_seconds = stages["instructions"]["seconds"] + stages["responses"]["seconds"]
     manifest = Manifest(
         run_key=job.key,

@@ -202,11 +202,19 @@ def test_round_size_shrinks_the_last_round_to_what_the_yield_says_is_missing():
 def test_resume_recomputes_only_missing_chunks(scripted, model_dir, tmp_path):
     run_dir = generate(job(model_dir, tmp_path), progress=False)
     original = (run_dir / "data.jsonl").read_bytes()
+    whole = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    answers = [json.loads(line) for line in (run_dir / "responses" / "chunk-00002.jsonl").read_text().splitlines()]
     for name in ("manifest.json", "data.jsonl", "responses/chunk-00002.jsonl"):
         (run_dir / name).unlink()
     generate(job(model_dir, tmp_path), progress=False)
     assert scripted.instances[1].calls == [["r1-p2-0", "r1-p3-0", "r2-p0-0"]]  # chunk 2, nothing else
     assert (run_dir / "data.jsonl").read_bytes() == original
+    # the resumed run's manifest counts the whole run's tokens, and says which an earlier process generated
+    resumed = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    assert [resumed[s]["tokens"] for s in resumed] == [whole[s]["tokens"] for s in whole]
+    assert resumed["instructions"]["resumed_tokens"] == whole["instructions"]["tokens"]  # every round was on disk
+    assert resumed["responses"]["resumed_tokens"] == whole["responses"]["tokens"] - sum(a["tokens"] for a in answers)
+    assert whole["responses"]["resumed_tokens"] == 0
     generate(job(model_dir, tmp_path), progress=False)  # complete: no backend at all
     assert len(scripted.instances) == 2
 
@@ -268,12 +276,17 @@ def test_num_triplets_brainstorms_until_exactly_that_many_pass_every_filter(scri
     kinds = ["brainstorm" if c[0].count("-") == 1 else "answer" for c in calls]
     runs = [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]
     assert runs == ["brainstorm", "answer"] * (len(runs) // 2) and len(runs) >= 4
-    # resumable: a run killed after its first chunk of answers ends with the same data
+    # resumable: a run killed after its first chunk of answers ends with the same data and the same token counts
     original = (run_dir / "data.jsonl").read_bytes()
+    tokens = [manifest["stages"][s]["tokens"] for s in ("instructions", "responses")]
+    chunks = [run_dir / "responses" / f"chunk-{c:05d}.jsonl" for c in range(manifest["stages"]["responses"]["chunks"])]
+    assert tokens[1] == sum(json.loads(line)["tokens"] for c in chunks for line in c.read_text().splitlines())
     for path in [run_dir / "manifest.json", run_dir / "data.jsonl", *sorted(run_dir.glob("responses/*"))[1:]]:
         path.unlink()
     generate(target, progress=False)
     assert (run_dir / "data.jsonl").read_bytes() == original
+    resumed = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    assert [resumed[s]["tokens"] for s in ("instructions", "responses")] == tokens
 
 
 def test_an_over_long_prompt_loses_documents_then_demos_never_its_task(scripted, model_dir, tmp_path):
