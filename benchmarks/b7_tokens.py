@@ -20,6 +20,8 @@ from pathlib import Path
 
 from benchlib import ROOT, header, write_result
 
+from selfspec_plugin.fileio import read_jsonl
+
 PARSE_WASTE = ("truncated", "unparseable")
 CAPS = (128, 192, 256)  # lower brainstorm caps to weigh: tokens saved against kept items lost
 # Stop strings a brainstorm could carry, as patterns over its completion: what each would save on the items that
@@ -31,14 +33,10 @@ STOPS = {
 TARGET = 6.0  # issue 32: kept triplets per 1K generated tokens on the demo recipe
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def fates(run_dir: Path) -> dict[str, str]:
     """Item id -> "kept" or its rejection reason (without its detail: `copied`, not `copied:input`)."""
-    out = {r["id"]: r["rejected"].split(":")[0] for r in rows(run_dir / "rejected.jsonl")}
-    out.update({r["id"]: "kept" for r in rows(run_dir / "data.jsonl")})
+    out = {r["id"]: r["rejected"].split(":")[0] for r in read_jsonl(run_dir / "rejected.jsonl")}
+    out.update({r["id"]: "kept" for r in read_jsonl(run_dir / "data.jsonl")})
     return out
 
 
@@ -49,14 +47,14 @@ def account(run_dir: Path) -> dict:
     for item in fate:
         items_of[item.rsplit("-", 1)[0]].append(item)
     brainstorm, answer, items = Counter(), Counter(), Counter(fate.values())
-    completions = [row for path in sorted((run_dir / "instructions").glob("round-*.jsonl")) for row in rows(path)]
+    completions = [row for path in sorted((run_dir / "instructions").glob("round-*.jsonl")) for row in read_jsonl(path)]
     for row in completions:
         made = items_of.get(row["id"]) or [None]
         for item in made:
             brainstorm[fate.get(item, "nothing parsed")] += row["tokens"] / len(made)
     answered = set()
     for path in sorted((run_dir / "responses").glob("chunk-*.jsonl")):
-        for row in rows(path):
+        for row in read_jsonl(path):
             answer[fate[row["id"]]] += row["tokens"]
             answered.add(row["id"].rsplit("-", 1)[0])
     return {
