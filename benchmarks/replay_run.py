@@ -6,6 +6,10 @@ rejected.jsonl the run would have written had it stopped there (benchmarks/b7_to
 
 The run is the one RECIPE names (its run key; `--set` changes a `selfspec:` setting first, e.g. to name a run made
 before a setting's default changed). The replay stops at the first round or chunk that is not on disk.
+
+It also reads the run's legs back from the times its round and chunk files were written: a pause of more than
+`--gap` minutes between two writes ends a leg. A leg's minutes run from its first write to its last, so they leave
+out each leg's engine start and first round (a run in legs is resumed by a process that records only its own time).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import json
 import shutil
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -47,11 +52,30 @@ class Replay:
         raise NotOnDisk
 
 
+def legs(run_dir: Path, gap_minutes: float) -> list[dict]:
+    """The run's legs from its files' write times: [{"start", "end" (UTC), "minutes", "files"}]."""
+    times = sorted(
+        p.stat().st_mtime for p in [*run_dir.glob("instructions/*.jsonl"), *run_dir.glob("responses/*.jsonl")]
+    )
+    found: list[list[float]] = []
+    for t in times:
+        if found and t - found[-1][-1] <= 60 * gap_minutes:
+            found[-1].append(t)
+        else:
+            found.append([t])
+    utc = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M")  # noqa: E731
+    return [
+        {"start": utc(f[0]), "end": utc(f[-1]), "minutes": round((f[-1] - f[0]) / 60, 1), "files": len(f)}
+        for f in found
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("recipe")
     ap.add_argument("out", type=Path, help="the copy of the run folder to write")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a selfspec setting (YAML value)")
+    ap.add_argument("--gap", type=float, default=5.0, help="minutes between two writes that end a leg")
     args = ap.parse_args()
     raw = load(args.recipe)
     for item in args.set:
@@ -76,6 +100,7 @@ def main() -> None:
         "instructions_kept": len(gen.kept),
         "triplets": len(gen.data),
         "rejected": dict(Counter(r["rejected"].split(":")[0] for r in gen.rejected).most_common()),
+        "legs": legs(job.dir, args.gap),
     }
     print(json.dumps(summary, indent=1))
 

@@ -157,3 +157,30 @@ def test_every_generated_token_is_charged_to_an_items_fate(tmp_path):
     parse_waste_free = pool["ceiling_if_free"]["parse waste (truncated, unparseable)"]
     assert f"| **kept triplets per 1K generated tokens** | **{pool['triplets_per_1k_tokens']}** |" in page
     assert f"| ceiling if parse waste (truncated + unparseable) had cost nothing | {parse_waste_free} |" in page
+
+
+def test_a_runs_legs_are_read_back_from_its_files_write_times(tmp_path):
+    """benchmarks/replay_run.py's legs (docs/results.md's generation times): a pause longer than the gap between two
+    written rounds or chunks ends a leg; a leg's minutes run from its first write to its last."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location("replay_run", ROOT / "benchmarks" / "replay_run.py")
+    replay_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay_run)
+    t0 = 1_765_000_000  # 2025-12-06 05:46:40 UTC
+    writes = {
+        "instructions/round-00000.jsonl": 0,
+        "responses/chunk-00000.jsonl": 90,
+        "instructions/round-00001.jsonl": 240,
+    }
+    writes["instructions/round-00002.jsonl"] = 240 + 3600  # an hour's pause: a second leg
+    for name, offset in writes.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+        os.utime(tmp_path / name, (t0 + offset, t0 + offset))
+    assert replay_run.legs(tmp_path, gap_minutes=5) == [
+        {"start": "2025-12-06 05:46", "end": "2025-12-06 05:50", "minutes": 4.0, "files": 3},
+        {"start": "2025-12-06 06:50", "end": "2025-12-06 06:50", "minutes": 0.0, "files": 1},
+    ]
+    assert len(replay_run.legs(tmp_path, gap_minutes=61)) == 1
