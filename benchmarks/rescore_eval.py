@@ -27,26 +27,34 @@ SPECS = [
 ]
 
 
-def rescore(folder: Path) -> dict:
+def load(folder: Path) -> tuple[dict, list, list[dict]]:
+    """An eval folder's eval.json, its tasks (from the task files) and its predictions.jsonl rows."""
     old = json.loads((folder / "eval.json").read_text())
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     names = {t["task"] for t in old["tasks"]}
-    tasks = [t for spec in SPECS for t in load_tasks(spec) if t.name in names]
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    # every request any model was scored on (the base may have more k: `base_shots`), in the eval's own order
+    return old, [t for spec in SPECS for t in load_tasks(spec) if t.name in names], rows
+
+
+def score(tasks: list, rows: list[dict], pairs: list[tuple[str, str]], cross: list[tuple]) -> dict:
+    """summarize() over prediction rows: every request any model was scored on (the base may have more k:
+    `base_shots`), in the rows' own order; a model's None is a request it was not scored on."""
     keys = list(dict.fromkeys((r["task"], r["k"], r["sampling"], r["item"]) for r in rows))
     gold = {(r["task"], r["k"], r["sampling"], r["item"]): r["gold"] for r in rows}
     requests = [{"task": t, "k": k, "sampling": s, "gold": gold[(t, k, s, i)]} for t, k, s, i in keys]
     by_key = {(r["model"], r["task"], r["k"], r["sampling"], r["item"]): r["prediction"] for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
     preds = {m: [by_key.get((m, *key)) for key in keys] for m in models}
+    return summarize(tasks, requests, preds, pairs, cross)
+
+
+def rescore(folder: Path) -> dict:
+    old, tasks, rows = load(folder)
     same_k = [d for d in old["deltas"] if "reference_k" not in d]
     cross = [d for d in old["deltas"] if "reference_k" in d]
-    pairs = list(dict.fromkeys((d["reference"], d["model"]) for d in same_k))
-    return summarize(
+    return score(
         tasks,
-        requests,
-        preds,
-        pairs,
+        rows,
+        list(dict.fromkeys((d["reference"], d["model"]) for d in same_k)),
         list(dict.fromkeys((d["reference"], d["reference_k"], d["model"], d["k"]) for d in cross)),
     )
 

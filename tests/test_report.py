@@ -184,3 +184,31 @@ def test_a_runs_legs_are_read_back_from_its_files_write_times(tmp_path):
         {"start": "2025-12-06 06:50", "end": "2025-12-06 06:50", "minutes": 0.0, "files": 1},
     ]
     assert len(replay_run.legs(tmp_path, gap_minutes=61)) == 1
+
+
+def test_an_arm_trained_with_several_seeds_is_scored_as_the_mean_of_its_adapters(tmp_path):
+    """benchmarks/pool_seeds.py (docs/results.md's Gemma section: two training seeds per adapter): on the committed
+    SmolLM2 eval, the two adapters pooled as one arm score each item as their mean, so the pooled average and its
+    difference from the base are the means of the two adapters' own (the eval's committed numbers)."""
+    import subprocess
+    import sys
+
+    script, committed = ROOT / "benchmarks" / "pool_seeds.py", ROOT / "docs" / "results"
+    run = [sys.executable, str(script), str(committed), str(tmp_path / "pooled")]
+    proc = subprocess.run(
+        run + ["--pool", "both=selfspec,seeds-only", "--pair", "both=base [chat]"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    result, old = (json.loads((d / "eval.json").read_text()) for d in (tmp_path / "pooled", committed))
+    average = {(a["model"], a["k"]): a["primary"] for a in old["averages"]}
+    pooled = {(a["model"], a["k"]): a["primary"] for a in result["averages"]}
+    assert pooled[("both", 0)] == pytest.approx((average[("selfspec", 0)] + average[("seeds-only", 0)]) / 2)
+    assert pooled[("base [chat]", 0)] == pytest.approx(average[("base [chat]", 0)])
+    diff = {(d["model"], d["reference"]): d["primary"]["diff"] for d in old["deltas"] if d["task"] == "average"}
+    (both,) = [d["primary"]["diff"] for d in result["deltas"] if d["task"] == "average"]
+    expected = (diff[("selfspec", "base [chat]")] + diff[("seeds-only", "base [chat]")]) / 2
+    assert both == pytest.approx(expected) and "| **average** |  |  | 19.7 | 19.6 | 21.1 |" in proc.stdout
+    wrong = subprocess.run(
+        run + ["--pool", "x=selfspec,nope", "--pair", "x=base [chat]"], capture_output=True, text=True
+    )
+    assert wrong.returncode != 0 and "nope" in wrong.stderr
