@@ -108,7 +108,9 @@ def recipe_job(path: str):
     return raw, runner.make_job(raw["selfspec"], raw.get("base_model"), raw.get("output_dir"), path)
 
 
-no_progress = click.option("--no-progress", is_flag=True, help="hide progress bars")
+no_progress = click.option(
+    "--no-progress", is_flag=True, help="no progress bars (generate: a line per brainstorming round instead, for logs)"
+)
 
 
 @cli.command()

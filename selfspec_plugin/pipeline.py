@@ -330,13 +330,39 @@ def _totals(stats: Stats) -> dict:
     }
 
 
+class RoundLog:
+    """Progress for a log file (progress bars off: `--no-progress`, a run in the background): a line per
+    brainstorming round this process generated, with the count so far; rounds a resumed run reads back from disk
+    print nothing."""
+
+    def __init__(self, gen: Generation, what: str, target: int, enabled: bool):
+        self.gen, self.what, self.target, self.enabled = gen, what, target, enabled
+        self.tokens, self.clock = self._generated(), time.perf_counter()
+
+    def _generated(self) -> int:
+        return self.gen.brainstormed.generated + self.gen.answered.generated
+
+    def round(self, have: int) -> None:
+        tokens, clock = self._generated(), time.perf_counter()
+        if self.enabled and tokens > self.tokens:
+            print(
+                f"selfspec: round {self.gen.rounds}: {have} of {self.target} {self.what}, {tokens - self.tokens} "
+                f"tokens in {clock - self.clock:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.tokens, self.clock = tokens, clock
+
+
 def brainstorm_then_answer(gen: Generation, progress: bool) -> None:
     """`num_instructions`: brainstorm rounds until that many instructions are kept, then answer them all."""
     cfg = gen.cfg
+    log = RoundLog(gen, "instructions", cfg.num_instructions, not progress)
     with tqdm(total=cfg.num_instructions, desc="selfspec: instructions", unit="instr", disable=not progress) as bar:
         while gen.rounds < cfg.max_rounds and len(gen.kept) < cfg.num_instructions:
             size = round_size(cfg.prompts_per_round, cfg.num_instructions - len(gen.kept), len(gen.kept), gen.prompted)
             bar.update(min(gen.brainstorm_round(size), bar.total - bar.n))
+            log.round(len(gen.kept))
     chunks = math.ceil(len(gen.kept) / cfg.chunk_size)
     with tqdm(total=chunks, desc="selfspec: responses", unit="chunk", disable=not progress) as bar:
         gen.answer(0, bar)
@@ -346,6 +372,7 @@ def answer_each_round(gen: Generation, progress: bool) -> None:
     """`num_triplets`: after every brainstorming round, answer its instructions; the next round is sized from the
     triplets kept per prompt so far; stop when the target is met (exactly: the surplus is `over_quota`)."""
     cfg = gen.cfg
+    log = RoundLog(gen, "triplets", cfg.num_triplets, not progress)
     with tqdm(total=cfg.num_triplets, desc="selfspec: triplets", unit="triplet", disable=not progress) as bar:
         while gen.rounds < cfg.max_rounds and len(gen.data) < cfg.num_triplets:
             size = round_size(cfg.prompts_per_round, cfg.num_triplets - len(gen.data), len(gen.data), gen.prompted)
@@ -353,6 +380,7 @@ def answer_each_round(gen: Generation, progress: bool) -> None:
             gen.brainstorm_round(size)
             gen.answer(before)
             bar.update(min(len(gen.data), bar.total) - bar.n)
+            log.round(len(gen.data))
 
 
 def filter_records(

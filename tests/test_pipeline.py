@@ -289,6 +289,20 @@ def test_num_triplets_brainstorms_until_exactly_that_many_pass_every_filter(scri
     assert [resumed[s]["tokens"] for s in ("instructions", "responses")] == tokens
 
 
+def test_without_progress_bars_each_generated_round_logs_one_line(scripted, model_dir, tmp_path, capsys):
+    """`--no-progress` (a run in the background, its output in a log file): a line per brainstorming round this
+    process generated, with the count so far; a resumed run's rounds read back from disk print none."""
+    target = job(model_dir, tmp_path, num_instructions=5000, num_triplets=7, backend_options={"mode": "labels"})
+    run_dir = generate(target, progress=False)
+    rounds = [c for c in scripted.instances[0].calls if c[0].count("-") == 1]  # brainstorm prompt ids: r<n>-p<i>
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("selfspec: round ")]
+    assert len(lines) == len(rounds) >= 2 and lines[0].startswith("selfspec: round 1: ")
+    assert lines[-1].startswith(f"selfspec: round {len(rounds)}: 7 of 7 triplets, ") and lines[-1].endswith(" s")
+    (run_dir / "manifest.json").unlink()  # unfinished: every round and chunk still on disk
+    generate(target, progress=False)
+    assert "selfspec: round " not in capsys.readouterr().err
+
+
 def test_an_over_long_prompt_loses_documents_then_demos_never_its_task(scripted, model_dir, tmp_path):
     corpus = tmp_path / "corpus.jsonl"
     long_doc = " ".join(["kinase"] * 300)
