@@ -56,6 +56,11 @@ def build_checks(stage: str, settings: dict, names: list[str] | None) -> list:
     return [s.build(settings) for s in chosen]
 
 
+def filter_settings(cfg, seeds: list[dict]) -> dict:
+    """What a run's filters are built from: its settings, the seeds' instructions (novelty) and texts (off-domain)."""
+    return {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds], "reference": seed_texts(seeds)}
+
+
 def sample_seeds(seeds: list[dict], k: int, key: str) -> list[dict]:
     return random.Random(key).sample(seeds, min(k, len(seeds)))
 
@@ -167,7 +172,7 @@ class Generation:
     def __init__(self, job, run_dir: Path, backend, prompt_format: str, seeds: list[dict]):
         cfg = self.cfg = job.config
         self.run_dir, self.backend, self.prompt_format, self.seeds = run_dir, backend, prompt_format, seeds
-        settings = {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds], "reference": seed_texts(seeds)}
+        settings = filter_settings(cfg, seeds)
         self.instruction_checks = build_checks("instruction", settings, cfg.filters)
         self.response_checks = build_checks("response", settings, cfg.filters)
         abilities = {

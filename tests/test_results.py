@@ -63,14 +63,13 @@ def test_the_committed_gemma_data_passes_every_gate_of_its_recipe_again():
     whose rule changes later without a new run fails this: the committed evidence would no longer be what the
     filters keep (filters are named in the run key, their code is not)."""
     from selfspec_plugin.config import SelfSpecConfig
-    from selfspec_plugin.filters import seed_texts
-    from selfspec_plugin.pipeline import filter_records
+    from selfspec_plugin.pipeline import filter_records, filter_settings
     from selfspec_plugin.recipe import load
     from selfspec_plugin.seeds import load_seeds
 
     cfg = SelfSpecConfig(**load(str(ROOT / "recipes" / "gemma-biomed.yml"))["selfspec"])
-    seeds = load_seeds(cfg.seeds)
-    settings = {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds], "reference": seed_texts(seeds)}
+    settings = filter_settings(cfg, load_seeds(cfg.seeds))
     data = [json.loads(line) for line in (RESULTS / "gemma" / "data.jsonl").read_text().splitlines()]
-    kept, rejected = filter_records([{k: d[k] for k in ("instruction", "input", "output")} for d in data], settings)
+    rows = [{k: d[k] for k in ("instruction", "input", "output")} for d in data]
+    kept, rejected = filter_records(rows, settings, cfg.filters)
     assert len(data) == 2000 and not rejected, [(r["rejected"], r["instruction"][:60]) for r in rejected[:5]]
