@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from rescore_eval import load, score
-from results_table import tables
+from results_table import arm_name, tables
 
 from selfspec_plugin.report import many_comparisons
 
@@ -66,9 +66,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     out = {"pooled_from": str(args.folder), "pools": pools, "models": models, "tasks": old["tasks"], **result}
     (args.out / "eval.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(
-        tables(out, args.k, [(m, r if not k else f"{r} (k={k})") for r, k, m, _ in cross] + [(m, r) for r, m in same])
-    )
+    print(tables(out, args.k, [(m, arm_name(r, k, args.k)) for r, k, m, _ in cross] + [(m, r) for r, m in same]))
     print(many_comparisons(result["deltas"]))
 
 
