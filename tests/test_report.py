@@ -123,6 +123,29 @@ def test_the_results_page_tables_come_from_the_committed_eval():
     assert "| pubmedqa | yes 98%, no 1%, unparseable 1% | no 89%, yes 10% |" in proc.stdout
 
 
+def test_the_gemma_verdict_table_comes_from_the_committed_eval(tmp_path):
+    """benchmarks/pool_seeds.py renders docs/results.md's Gemma verdict table (each arm's two training seeds pooled,
+    the three pairs the page declared before any adapter was scored) from the committed k = 0 eval: every row of the
+    page's table, averages included, is what the tool makes of the evidence."""
+    import subprocess
+    import sys
+
+    pools = ["selfspec=selfspec-s1,selfspec-s2", "seeds-only=seeds-only-s1,seeds-only-s2"]
+    pairs = ["selfspec=base", "selfspec=base@5", "selfspec=seeds-only"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pool_seeds.py"), str(ROOT / "docs" / "results" / "gemma" / "eval")]
+        + [str(tmp_path)]
+        + [arg for pool in pools for arg in ("--pool", pool)]
+        + [arg for pair in pairs for arg in ("--pair", pair)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    page = (ROOT / "docs" / "results.md").read_text()
+    rows = proc.stdout.split("\n\n")[0].splitlines()[2:]
+    assert len(rows) == 14 and all(row in page for row in rows), [row for row in rows if row not in page]
+
+
 def test_every_generated_token_is_charged_to_an_items_fate(tmp_path):
     """benchmarks/b7_tokens.py (issue 32's accounting in docs/benchmarks.md): on the committed B7 demo legs every
     token the manifests counted is charged to a kept item or a rejection reason, and the page's numbers are what
