@@ -170,14 +170,6 @@ class SelfSpecConfig(BaseModel):
         description="Consecutive response prompts that share one draw of demos: one prompt prefix, which vLLM's "
         "prefix cache computes once for all of them (on a CPU the demos' prefill is most of a response's cost).",
     )
-    match_label_demos: bool = Field(
-        True,
-        description="Answer a task that asks for no label (the `unasked_label` gate's rule) with demos whose answers "
-        'are not a bare label: a drawn seed answered "yes", "no", "positive"... is replaced by another. On '
-        "SmolLM2-135M every bare label answering such a task (52 of 52 in B7's biomed200 legs) had one among its "
-        "demos (docs/benchmarks.md, B7 under the gates). Part of the run key. false: demos drawn from all seeds, as "
-        "in the paper (and with the run keys) before the setting.",
-    )
     response_temperature: float = Field(0.0, ge=0, description="0 = greedy (paper).")
     response_max_tokens: int = Field(512, gt=0)
     stop_loops: bool = Field(

@@ -294,11 +294,6 @@ def asks_for(rec: dict, family: str) -> bool:
     )
 
 
-def asks_label(rec: dict) -> bool:
-    """Does the task ask for a label of any family?"""
-    return any(asks_for(rec, family) for family in LABEL_CUES)
-
-
 def unasked_label_check(rec: dict) -> Optional[str]:
     """`unasked_label:LABEL`: a bare label (yes/no/maybe, true/false, positive/negative/neutral) answering a task
     that asks for no label. A small generator falls back on "no" for anything it cannot answer, and an adapter

@@ -20,7 +20,7 @@ from . import fileio, registry
 from .backends.base import Sampling, ability, chat_model, is_chat_model
 from .dataset import INSTRUCTIONS, Generated, Manifest, is_complete
 from .errors import SelfSpecError
-from .filters import asks_label, bare_label, drift, run_checks, seed_texts
+from .filters import drift, run_checks, seed_texts
 from .prompts import brainstorm_prompt, parse_brainstorm, prompt_digest, response_prompt
 from .provenance import versions
 from .retrieval import load_corpus, run_corpus
@@ -61,18 +61,8 @@ def filter_settings(cfg, seeds: list[dict]) -> dict:
     return {**cfg.model_dump(), "existing": [s["instruction"] for s in seeds], "reference": seed_texts(seeds)}
 
 
-def sample_seeds(seeds: list[dict], k: int, key: str, keep=None) -> list[dict]:
-    """`k` seeds drawn for `key`. With `keep`, a drawn seed it refuses is replaced, in its place, by one drawn
-    from the seeds it accepts (while any are left), so a draw with none to replace is the same as without it."""
-    rng = random.Random(key)
-    demos = rng.sample(seeds, min(k, len(seeds)))
-    if keep is None:
-        return demos
-    spare = [s for s in seeds if keep(s) and s not in demos]
-    for i, demo in enumerate(demos):
-        if not keep(demo) and spare:
-            demos[i] = spare.pop(rng.randrange(len(spare)))
-    return demos
+def sample_seeds(seeds: list[dict], k: int, key: str) -> list[dict]:
+    return random.Random(key).sample(seeds, min(k, len(seeds)))
 
 
 class Stats:
@@ -195,9 +185,6 @@ class Generation:
         self.response_sampling = Sampling(cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed, **abilities)
         self.adapter = cfg.previous_round.adapter if cfg.previous_round else None
         self.grammar = cfg.brainstorm_grammar and ability(backend, "constrains_decoding")
-        # A demo answered with a bare label is what a small generator copies into a task that asks for none
-        # (B8: every such answer in B7's biomed200 legs had one among its demos): such tasks get demos without.
-        self.plain_demo = (lambda seed: not bare_label(seed["output"])) if cfg.match_label_demos else None
         self.retriever = None
         if cfg.corpus:
             docs = run_corpus(cfg, backend)
@@ -275,7 +262,6 @@ class Generation:
                         self.seeds,
                         cfg.response_demos,
                         f"{cfg.seed}:demos:{self.kept[draw(first + i, cfg.response_samples)]['id']}",
-                        None if asks_label(items[i]) else self.plain_demo,
                     ),
                     tuple(h["text"] for h in found),
                 )

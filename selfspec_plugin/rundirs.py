@@ -270,7 +270,7 @@ PATHS = ("seeds", "corpus", "previous_round")
 # A setting whose default changed what a run generates is compared with the value that generates as before it
 # existed: runs at the new default get new keys (their chunks are not mixed with older runs' ones), and setting the
 # old value finds the runs made before.
-GENERATED_AS_BEFORE = {"stop_loops": False, "fast_top_p": False, "match_label_demos": False}
+GENERATED_AS_BEFORE = {"stop_loops": False, "fast_top_p": False}
 
 
 @functools.cache

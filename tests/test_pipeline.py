@@ -13,8 +13,7 @@ from selfspec_plugin import funnel, hookimpl, registry, report
 from selfspec_plugin.backends import Completion
 from selfspec_plugin.cli import main
 from selfspec_plugin.errors import SelfSpecError
-from selfspec_plugin.filters import bare_label
-from selfspec_plugin.pipeline import fit_prompts, round_size, sample_seeds
+from selfspec_plugin.pipeline import fit_prompts, round_size
 from selfspec_plugin.prompts import Prompt
 from selfspec_plugin.runner import generate, make_job
 
@@ -191,37 +190,6 @@ def test_response_samples_share_one_draw_of_demos_across_chunks(scripted, model_
     assert len(shared) == len(alone) == 11
     assert shared == [alone[0]] * 4 + [alone[4]] * 4 + [alone[8]] * 3
     assert len({str(d) for d in alone}) == 11
-
-
-def test_a_task_that_asks_no_label_gets_no_demo_answered_with_one(scripted, model_dir, tmp_path):
-    """`match_label_demos` (default): the scripted tasks ("Explain ...") ask for no label, so no response prompt shows
-    a seed answered "yes", "true" or "positive"; a draw that held none is the one made without the setting, and with
-    it false every draw is as before (some with label demos: the test seeds hold 3 of 12)."""
-
-    def demo_outputs(out, **settings):
-        generate(job(model_dir, out, **settings), progress=False)
-        requests = scripted.instances[-1].requests
-        return [[m["content"] for m in p.messages[2:-1:2]] for prompts, _ in requests for p in prompts if not p.prefix]
-
-    matched, drawn = demo_outputs(tmp_path / "matched"), demo_outputs(tmp_path / "drawn", match_label_demos=False)
-    assert len(matched) == len(drawn) == 11
-    assert not any(bare_label(o) for demos in matched for o in demos)
-    assert any(bare_label(o) for demos in drawn for o in demos)
-    assert [m for m, d in zip(matched, drawn) if not any(map(bare_label, d))] == [
-        d for d in drawn if not any(map(bare_label, d))
-    ]
-
-
-def test_sample_seeds_replaces_only_what_keep_refuses_in_place():
-    seeds = [{"id": i, "output": "yes" if i % 2 else f"answer {i}"} for i in range(10)]
-    plain = lambda s: not bare_label(s["output"])  # noqa: E731
-    for key in map(str, range(50)):
-        drawn, kept = sample_seeds(seeds, 4, key), sample_seeds(seeds, 4, key, plain)
-        assert all(map(plain, kept)) and len({s["id"] for s in kept}) == 4
-        assert [k for k, d in zip(kept, drawn) if plain(d)] == [d for d in drawn if plain(d)]  # kept in place
-        assert kept == sample_seeds(seeds, 4, key, plain)  # a function of the key
-    few = sample_seeds(seeds[:3], 3, "k", plain)  # two plain seeds: the labelled one stays rather than leave a gap
-    assert len(few) == 3 and sum(map(plain, few)) == 2
 
 
 def test_round_size_shrinks_the_last_round_to_what_the_yield_says_is_missing():
