@@ -102,47 +102,45 @@ def test_drift_scores_instructions_against_the_seed_vocabulary():
     assert filters.drift(data, seeds, threshold=0.9)["below"] == 3
 
 
-def test_the_results_page_tables_come_from_the_committed_eval():
-    """benchmarks/results_table.py renders docs/results.md's scores table from the committed eval.json: every task
-    row of the page is what the tool makes of the evidence (the Gemma section is made the same way)."""
+RESULTS_PAGE = ROOT / "docs" / "results.md"
+
+
+def options(flag: str, values: list[str]) -> list[str]:
+    return [arg for value in values for arg in (flag, value)]
+
+
+def first_table(script: str, *args) -> tuple[list[str], str]:
+    """Run a benchmarks/ script that renders docs/results.md's tables; the rows of the first table it prints
+    (below its header and rule) and its whole output."""
     import subprocess
     import sys
 
-    pairs = ["selfspec=base [chat]", "seeds-only=base [chat]", "selfspec=seeds-only"]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "results_table.py"), str(ROOT / "docs" / "results")]
-        + [arg for pair in pairs for arg in ("--pair", pair)],
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, str(ROOT / "benchmarks" / script), *map(str, args)], capture_output=True, text=True, check=True
     )
-    page = (ROOT / "docs" / "results.md").read_text()
-    scores = proc.stdout.split("\n\n")[0].splitlines()[2:]  # the first table's rows
+    return proc.stdout.split("\n\n")[0].splitlines()[2:], proc.stdout
+
+
+def test_the_results_page_tables_come_from_the_committed_eval():
+    """benchmarks/results_table.py renders docs/results.md's scores table from the committed eval.json: every task
+    row of the page is what the tool makes of the evidence (the Gemma section is made the same way)."""
+    pairs = ["selfspec=base [chat]", "seeds-only=base [chat]", "selfspec=seeds-only"]
+    scores, out = first_table("results_table.py", ROOT / "docs" / "results", *options("--pair", pairs))
     tasks = [line for line in scores if not line.startswith(("| **average**", "| average"))]
+    page = RESULTS_PAGE.read_text()
     assert len(tasks) == 12 and all(row in page for row in tasks), [row for row in tasks if row not in page]
-    assert "| pubmedqa | yes 98%, no 1%, unparseable 1% | no 89%, yes 10% |" in proc.stdout
+    assert "| pubmedqa | yes 98%, no 1%, unparseable 1% | no 89%, yes 10% |" in out
 
 
 def test_the_gemma_verdict_table_comes_from_the_committed_eval(tmp_path):
     """benchmarks/pool_seeds.py renders docs/results.md's Gemma verdict table (each arm's two training seeds pooled,
     the three pairs the page declared before any adapter was scored) from the committed k = 0 eval: every row of the
     page's table, averages included, is what the tool makes of the evidence."""
-    import subprocess
-    import sys
-
     pools = ["selfspec=selfspec-s1,selfspec-s2", "seeds-only=seeds-only-s1,seeds-only-s2"]
     pairs = ["selfspec=base", "selfspec=base@5", "selfspec=seeds-only"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "pool_seeds.py"), str(ROOT / "docs" / "results" / "gemma" / "eval")]
-        + [str(tmp_path)]
-        + [arg for pool in pools for arg in ("--pool", pool)]
-        + [arg for pair in pairs for arg in ("--pair", pair)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    page = (ROOT / "docs" / "results.md").read_text()
-    rows = proc.stdout.split("\n\n")[0].splitlines()[2:]
+    evidence = ROOT / "docs" / "results" / "gemma" / "eval"
+    rows, _ = first_table("pool_seeds.py", evidence, tmp_path, *options("--pool", pools), *options("--pair", pairs))
+    page = RESULTS_PAGE.read_text()
     assert len(rows) == 14 and all(row in page for row in rows), [row for row in rows if row not in page]
 
 
