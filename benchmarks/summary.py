@@ -72,7 +72,8 @@ def b2(r: dict) -> list[str]:
     lines += [
         "",
         f"Medians of {r['repeats']} repetitions; transformers batch size "
-        f"{r['models'][0]['transformers_batch_size']}, fp32.",
+        f"{r['models'][0]['transformers_batch_size']}; both engines in the dtype the model's preset names "
+        "(b1_overhead.PRESETS), the transformers backend in fp32 where it names none.",
     ]
     return lines
 
