@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every CPU benchmark of docs/benchmarks.md, one after the other (never two at once: they share 2 cores),
-# each writing benchmarks/results/<name>.json, then the tables of docs/benchmarks.md. About 2.5 hours on 2 cores
-# (B1 and B2 on the tiny model, SmolLM2-135M and Gemma-3-270M: ~1.5 hours of it; run them alone with --models tiny).
+# each writing benchmarks/results/<name>.json, then the tables of docs/benchmarks.md. About 2 hours on 2 cores
+# (B1 and B2 on the tiny model, SmolLM2-135M and Gemma-3-270M: ~1 hour of it; run them alone with --models tiny).
 #   bash benchmarks/run_all.sh                         (after `make install`)
 #   bash benchmarks/run_all.sh b1_overhead b2_engines  (some of them)
 set -euo pipefail
