@@ -191,6 +191,7 @@ def main() -> None:
     ap.add_argument("--only", choices=sorted(LEGS), action="append", help="legs to run (default: all)")
     ap.add_argument("--revs", choices=["before", "after"], action="append", help="revisions to run (default: both)")
     ap.add_argument("--seeds", default="", help="run seeds of the demo leg, comma-separated (default: the recipe's)")
+    ap.add_argument("--biomed-seeds", default="", help="run seeds of the biomed200 leg (default: the recipe's)")
     ap.add_argument("--result", default=str(RESULT), help="the results file (legs already there are kept)")
     args = ap.parse_args()
     path = Path(args.result)
@@ -203,11 +204,14 @@ def main() -> None:
         )
     )
     legs = result.setdefault("legs", {})
-    seeds = [int(s) for s in args.seeds.split(",") if s] or [None]
+    seeds = {
+        "demo": [int(s) for s in args.seeds.split(",") if s] or [None],
+        "biomed200": [int(s) for s in args.biomed_seeds.split(",") if s] or [None],
+    }
     for which in args.revs or ["before", "after"]:
         rev = getattr(args, which)
         for leg in args.only or list(LEGS):
-            for seed in seeds if leg == "demo" else [None]:
+            for seed in seeds[leg]:
                 print(f"b7: {which} ({rev}) {leg_name(leg, seed)}", file=sys.stderr, flush=True)
                 legs[f"{which}:{leg_name(leg, seed)}"] = run_leg(rev, leg, seed)
                 write_result(str(path), result)
