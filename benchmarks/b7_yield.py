@@ -7,9 +7,10 @@ Each revision is checked out (`git worktree`) into .cache/b7/<rev> and runs `sel
 only, no training) on that revision's own recipes/smoke-cpu.yml ("demo"), and on the same recipe raised to
 200 instructions ("biomed200"; prompts_per_round 32, max_rounds 100, chunk_size 50). Every leg starts from an
 empty run directory. `--seeds` runs the demo leg once per run seed ("demo@43", ...): a 20-instruction run keeps
-13-18 triplets, so one seed's ratio moves by ~15 % with two triplets; the pooled ratio (all seeds' triplets over
-all their CPU time) is the steadier number. CPU time is the generate process's and its children's user + system time (the vLLM
-engine included, start-up too), so it is the cost a user pays; `engine_s` is the time inside backend calls.
+5-18 triplets, so one seed's ratio moves by 15-40 % with two triplets; the pooled ratio (all seeds' triplets over
+all their CPU time) is the steadier number. `--biomed-seeds` does the same for biomed200 ("biomed200@43", ...).
+CPU time is the generate process's and its children's user + system time (the vLLM engine included, start-up
+too), so it is the cost a user pays; `engine_s` is the time inside backend calls.
 Results: benchmarks/results/b7_yield.json (legs already there for another revision are kept).
 """
 
