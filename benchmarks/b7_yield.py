@@ -152,6 +152,11 @@ def measure(run_dir: Path, rev: str, leg: str, wall: float, cpu: float) -> dict:
     }
 
 
+def run_seeds(text: str) -> list[int | None]:
+    """`--seeds 42,43`: those run seeds; none given: the recipe's own (None)."""
+    return [int(s) for s in text.split(",") if s] or [None]
+
+
 def pooled(runs: list[dict]) -> dict:
     """Several legs as one: their triplets over their CPU minutes and generated tokens, their parse waste."""
     triplets = sum(r["triplets"] for r in runs)
@@ -205,10 +210,7 @@ def main() -> None:
         )
     )
     legs = result.setdefault("legs", {})
-    seeds = {
-        "demo": [int(s) for s in args.seeds.split(",") if s] or [None],
-        "biomed200": [int(s) for s in args.biomed_seeds.split(",") if s] or [None],
-    }
+    seeds = {"demo": run_seeds(args.seeds), "biomed200": run_seeds(args.biomed_seeds)}
     for which in args.revs or ["before", "after"]:
         rev = getattr(args, which)
         for leg in args.only or list(LEGS):
