@@ -5,7 +5,8 @@ for two revisions of selfspec on the same machine with the same venv and the pac
 
 Each revision is checked out (`git worktree`) into .cache/b7/<rev> and runs `selfspec generate` (generation
 only, no training) on that revision's own recipes/smoke-cpu.yml ("demo"), and on the same recipe raised to
-200 instructions ("biomed200"; prompts_per_round 32, max_rounds 100, chunk_size 50). Every leg starts from an
+200 instructions ("biomed200"; prompts_per_round 32, max_rounds 100, chunk_size 50) or, at the experiment's scale,
+1,300 ("biomed1300": >= 500 triplets after the gates; rounds of 64, chunks of 50). Every leg starts from an
 empty run directory. `--seeds` runs the demo leg once per run seed ("demo@43", ...): a 20-instruction run keeps
 5-18 triplets, so one seed's ratio moves by 15-40 % with two triplets; the pooled ratio (all seeds' triplets over
 all their CPU time) is the steadier number. `--biomed-seeds` does the same for biomed200 ("biomed200@43", ...).
@@ -37,6 +38,8 @@ WORK = ROOT / ".cache" / "b7"
 LEGS = {
     "demo": {},
     "biomed200": {"num_instructions": 200, "prompts_per_round": 32, "max_rounds": 100, "chunk_size": 50},
+    # experiment scale (>= 500 triplets after the gates), in the Gemma experiment recipe's CPU-sized rounds and chunks
+    "biomed1300": {"num_instructions": 1300, "prompts_per_round": 64, "max_rounds": 200, "chunk_size": 50},
 }
 PARSE_WASTE = ("unparseable", "truncated")
 ENV = {**OFFLINE_ENV, "WANDB_MODE": "disabled"}
@@ -135,6 +138,7 @@ def measure(run_dir: Path, rev: str, leg: str, wall: float, cpu: float) -> dict:
             )
         },
         "prompts": stages["instructions"]["prompts"],
+        "stopped": stages["instructions"].get("stopped", 0),  # requests stopped at the quota (stop_at_quota)
         "parsed_items": parsed,
         "instructions_kept": kept,
         "triplets": triplets,
@@ -214,7 +218,7 @@ def main() -> None:
     for which in args.revs or ["before", "after"]:
         rev = getattr(args, which)
         for leg in args.only or list(LEGS):
-            for seed in seeds[leg]:
+            for seed in seeds.get(leg, [None]):
                 print(f"b7: {which} ({rev}) {leg_name(leg, seed)}", file=sys.stderr, flush=True)
                 legs[f"{which}:{leg_name(leg, seed)}"] = run_leg(rev, leg, seed)
                 write_result(str(path), result)

@@ -85,7 +85,8 @@ class SelfSpecConfig(BaseModel):
         5000,
         gt=0,
         description="Novel instructions to generate (paper: ~5K): every instruction of the round that reaches it is "
-        "answered, and at most this many triplets are kept (the rest: `over_quota`).",
+        "answered (that round stops early under `stop_at_quota`), and at most this many triplets are kept (the rest: "
+        "`over_quota`).",
     )
     num_triplets: Optional[int] = Field(
         None,
@@ -187,6 +188,14 @@ class SelfSpecConfig(BaseModel):
         "vocabulary and draws a random number per vocabulary entry for every token: ~4x faster brainstorming on "
         "Gemma-3-270M's 262K tokens (docs/benchmarks.md, B13). The same distribution, another random stream: part of "
         "the run key. Backends that can (vllm, ray). false: the engine's sampler, as (and with the run keys) before.",
+    )
+    stop_at_quota: bool = Field(
+        True,
+        description="`num_instructions`: stop the brainstorming round that reaches the quota once its finished "
+        "completions have made that many instructions, instead of decoding the rest (mostly items running to the "
+        "cap) to their end; the stopped requests' tokens are counted (manifest: stages.instructions.stopped). "
+        "Backends that can (vllm). Part of the run key of `num_instructions` runs. false: the whole round is "
+        "decoded and all its passing instructions kept, as (and with the run keys) before the setting.",
     )
     chunk_size: int = Field(256, gt=0, description="Responses per chunk: the unit of resumption.")
 

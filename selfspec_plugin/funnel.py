@@ -107,6 +107,7 @@ def summary(manifest: dict, run_dir: Path) -> str:
         [
             f"selfspec: run {run_dir}",
             f"  brainstorming  {s['instructions']['rounds']} rounds, {s['instructions']['prompts']} prompts"
+            + (f" ({s['instructions']['stopped']} stopped at the quota)" if s["instructions"].get("stopped") else "")
             + (
                 f" (instructions reused from {s['instructions']['reused_from']})"
                 if "reused_from" in s["instructions"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import fileio, registry
-from .backends.base import Sampling, ability, chat_model, is_chat_model
+from .backends.base import Completion, Sampling, ability, chat_model, is_chat_model
 from .dataset import INSTRUCTIONS, Generated, Manifest, is_complete
 from .errors import SelfSpecError
 from .filters import drift, run_checks, seed_texts
@@ -82,7 +82,15 @@ class Stats:
 
 
 def _generate_chunk(
-    path: Path, backend, prompts, sampling, prompt_format, stats: Stats, adapter: str | None = None
+    path: Path,
+    backend,
+    prompts,
+    sampling,
+    prompt_format,
+    stats: Stats,
+    adapter: str | None = None,
+    enough=None,
+    quota: int | None = None,
 ) -> list[dict]:
     """Load a finished chunk from disk, or generate it and write it atomically.
 
@@ -90,6 +98,10 @@ def _generate_chunk(
     digest). A chunk that holds exactly these prompts is returned as is; one that
     holds some of them (another `chunk_size`, the short last round of a smaller run being extended, a chunk that
     grows round by round under `num_triplets`) has only the missing ones generated and keeps the rows it had.
+    `enough` (a function of the finished completions by prompt id, the rows it had first, stopping at `quota`) is
+    passed on to a backend that `stops_early`; the requests it stops are rows too (finish_reason "abort", with
+    their `quota`), reused only by a call that stops the same whole chunk at the same quota (a resumed run); any
+    other generates them again.
     """
     digests = {p.id: prompt_digest(p) for p in prompts}
     done = {
@@ -97,10 +109,17 @@ def _generate_chunk(
         for r in (fileio.read_jsonl(path) if path.is_file() else [])
         if r["id"] not in digests or r.get("prompt") == digests[r["id"]]
     }
+    same_stop = enough is not None and all(p.id in done for p in prompts)
+    done = {k: r for k, r in done.items() if r["finish_reason"] != "abort" or (same_stop and r.get("quota") == quota)}
     todo = [p for p in prompts if p.id not in done]
     if todo:
         start = time.perf_counter()
-        completions = backend.generate(todo, sampling, prompt_format, **({"adapter": adapter} if adapter else {}))
+        had = {k: Completion(r["text"], r["finish_reason"], r["tokens"]) for k, r in done.items() if k in digests}
+        extra = {
+            **({"adapter": adapter} if adapter else {}),
+            **({"enough": lambda new: enough({**had, **{todo[i].id: c for i, c in new.items()}})} if enough else {}),
+        }
+        completions = backend.generate(todo, sampling, prompt_format, **extra)
         stats.add(completions, time.perf_counter() - start)
         done.update(
             {
@@ -110,6 +129,7 @@ def _generate_chunk(
                     "finish_reason": c.finish_reason,
                     "tokens": c.tokens,
                     "prompt": digests[p.id],
+                    **({"quota": quota} if c.finish_reason == "abort" else {}),
                 }
                 for p, c in zip(todo, completions)
             }
@@ -185,6 +205,8 @@ class Generation:
         self.response_sampling = Sampling(cfg.response_temperature, 1.0, cfg.response_max_tokens, cfg.seed, **abilities)
         self.adapter = cfg.previous_round.adapter if cfg.previous_round else None
         self.grammar = cfg.brainstorm_grammar and ability(backend, "constrains_decoding")
+        self.stops_early = cfg.stop_at_quota and ability(backend, "stops_early")
+        self.settings = settings
         self.retriever = None
         if cfg.corpus:
             docs = run_corpus(cfg, backend)
@@ -194,10 +216,43 @@ class Generation:
         self.data: list[dict] = []
         self.rejected: list[dict] = []
         self.shortened = {"instructions": 0, "responses": 0}
-        self.brainstormed, self.answered, self.rounds, self.prompted = Stats(), Stats(), 0, 0
+        self.brainstormed, self.answered, self.rounds, self.prompted, self.stopped = Stats(), Stats(), 0, 0, 0
 
-    def brainstorm_round(self, size: int) -> int:
-        """Brainstorm round number `self.rounds` with `size` prompts; returns how many instructions it kept."""
+    def parsed(self, prompt, row: dict, checks: list) -> list[dict]:
+        """The items of one brainstorming completion, each through `checks` (its `rejected`: a reason or None)."""
+        items = parse_brainstorm(prompt.prefix, row["text"], row["finish_reason"] == "length")
+        return [
+            {"id": f"{row['id']}-{k}", **item, "rejected": item.get("rejected") or run_checks(checks, item)}
+            for k, item in enumerate(items)
+        ]
+
+    def can_stop(self, size: int, need: int | None) -> bool:
+        """A round stops at the quota only where it can reach it: `need` at most its items (`instruction_items`
+        per prompt); earlier rounds of a large run run whole, without the filters' second pass."""
+        return bool(need) and self.stops_early and need <= size * self.cfg.instruction_items
+
+    def until_kept(self, prompts: list, need: int):
+        """`stop_at_quota`: a round's `enough`: true once its completions, in the order they finished, have made
+        `need` instructions that pass the instruction filters (a fresh set of them, holding the instructions kept so
+        far). What the round keeps is then decided as for any round, in prompt order over its finished completions:
+        the same count, unless two near-duplicates finished in the other order (then the run takes one more round)."""
+        existing = self.settings["existing"] + [k["instruction"] for k in self.kept]
+        checks = build_checks("instruction", {**self.settings, "existing": existing}, self.cfg.filters)
+        by_id, seen, kept = {p.id: p for p in prompts}, set(), [0]
+
+        def enough(done: dict) -> bool:
+            for pid in sorted(done.keys() - seen, key=list(by_id).index):
+                seen.add(pid)
+                row = {"id": pid, "text": done[pid].text, "finish_reason": done[pid].finish_reason}
+                kept[0] += sum(not item["rejected"] for item in self.parsed(by_id[pid], row, checks))
+            return kept[0] >= need
+
+        return enough
+
+    def brainstorm_round(self, size: int, need: int | None = None) -> int:
+        """Brainstorm round number `self.rounds` with `size` prompts; returns how many instructions it kept. With
+        `need` (instructions still missing) and `stop_at_quota`, the round stops once its finished completions have
+        made that many (`until_kept`)."""
         cfg, rnd = self.cfg, self.rounds
         self.rounds, self.prompted = rnd + 1, self.prompted + size
         grammar = cfg.instruction_max_tokens if self.grammar else None
@@ -231,13 +286,14 @@ class Generation:
             self.instruction_sampling,
             self.prompt_format,
             self.brainstormed,
+            **({"enough": self.until_kept(runnable, need), "quota": need} if self.can_stop(size, need) else {}),
         )
         before = len(self.kept)
         for prompt, row in zip(runnable, rows):
-            for k, item in enumerate(parse_brainstorm(prompt.prefix, row["text"], row["finish_reason"] == "length")):
-                item = {"id": f"{row['id']}-{k}", **item}
-                if "rejected" not in item:
-                    item["rejected"] = run_checks(self.instruction_checks, item)
+            if row["finish_reason"] == "abort":  # stopped unfinished: the quota was met (no item, its tokens counted)
+                self.stopped += 1
+                continue
+            for item in self.parsed(prompt, row, self.instruction_checks):
                 if item["rejected"]:
                     self.rejected.append({"stage": "instruction", **item})
                 else:  # the whole last round's passing items, as in the Alpaca reference: they are paid for
@@ -310,7 +366,7 @@ class Generation:
                 bar.update(1)
 
     def stages(self, reused: dict | None = None) -> dict:
-        instructions = reused or {"rounds": self.rounds, "prompts": self.prompted}
+        instructions = reused or {"rounds": self.rounds, "prompts": self.prompted, "stopped": self.stopped}
         return {
             "instructions": {
                 **instructions,
@@ -365,8 +421,9 @@ def brainstorm_then_answer(gen: Generation, progress: bool) -> None:
     log = RoundLog(gen, "instructions", cfg.num_instructions, not progress)
     with tqdm(total=cfg.num_instructions, desc="selfspec: instructions", unit="instr", disable=not progress) as bar:
         while gen.rounds < cfg.max_rounds and len(gen.kept) < cfg.num_instructions:
-            size = round_size(cfg.prompts_per_round, cfg.num_instructions - len(gen.kept), len(gen.kept), gen.prompted)
-            bar.update(min(gen.brainstorm_round(size), bar.total - bar.n))
+            need = cfg.num_instructions - len(gen.kept)
+            size = round_size(cfg.prompts_per_round, need, len(gen.kept), gen.prompted)
+            bar.update(min(gen.brainstorm_round(size, need), bar.total - bar.n))
             log.round(len(gen.kept))
     chunks = math.ceil(len(gen.kept) / cfg.chunk_size)
     with tqdm(total=chunks, desc="selfspec: responses", unit="chunk", disable=not progress) as bar:

@@ -29,7 +29,7 @@ class Sampling:
 @dataclass(frozen=True)
 class Completion:
     text: str
-    finish_reason: str  # "stop" or "length"
+    finish_reason: str  # "stop", "length", or "abort" (stopped unfinished: Backend.stops_early)
     tokens: int
 
 
@@ -106,6 +106,10 @@ class Backend(abc.ABC):
     # the cap (finish_reason "length")
     stops_loops: ClassVar[bool] = False
     samples_top_p: ClassVar[bool] = False  # `Sampling.fast_top_p` draws sampled tokens with backends/nucleus.py
+    # generate() takes `enough=`: a function of the completions finished so far ({position: Completion}), asked as
+    # they finish; once it says True the others are stopped and come back with finish_reason "abort" (their text
+    # and tokens so far)
+    stops_early: ClassVar[bool] = False
     remote_model: ClassVar[bool] = False  # the model is a name on a server, not a local directory to fingerprint
     requires: ClassVar[dict] = {}  # {module: install hint}, checked before any work starts
     # Its options: a pydantic model (extra keys are errors), the `selfspec:` key they are read from, and those of

