@@ -3,12 +3,11 @@ made that many instructions (docs/benchmarks.md, "B7 and issue 31: stopping the 
 
 The pipeline's side runs on a scripted backend that declares `stops_early` (registered through the hook like any
 third-party one); the engine's side, that vLLM's step loop gives the same outputs as `LLM.generate` and stops where
-it is told, on the real engine with the tests' tiny model."""
+it is told, is in test_engine.py (on the packaged SmolLM2)."""
 
 import json
 
 import pytest
-from conftest import ROOT
 from test_pipeline import job, model_dir, novel  # noqa: F401  (model_dir: a fixture)
 
 from selfspec_plugin import hookimpl, registry
@@ -128,37 +127,3 @@ def test_stop_at_quota_is_in_the_key_of_num_instructions_runs_whose_backend_can_
     assert key_settings(backend="stopping")["stop_at_quota"] is True
     assert "stop_at_quota" not in key_settings(backend="stopping", num_triplets=5, num_instructions=5000)
     assert "stop_at_quota" not in key_settings(backend="scripted_absent")  # a backend that cannot stop: no say
-
-
-@pytest.mark.slow
-def test_the_engines_step_loop_gives_generates_outputs_and_stops_where_it_is_told(demo_model):
-    """SmolLM2's brainstorming items end at different lengths (the tests' tiny model writes to the cap), in the demo
-    recipe's bfloat16, where a request's numbers depend on its batch: the same batch, step by step, until the stop."""
-    from selfspec_plugin.backends import Sampling
-    from selfspec_plugin.pipeline import sample_seeds
-    from selfspec_plugin.prompts import brainstorm_prompt
-    from selfspec_plugin.seeds import load_seeds
-
-    seeds = load_seeds(ROOT / "seeds" / "biomed.jsonl")
-    prompts = [brainstorm_prompt(f"p{i}", sample_seeds(seeds, 3, f"d{i}"), "biomedicine", 1) for i in range(8)]
-    sampling = Sampling(1.0, 0.98, 64, 42, stop_loops=True, fast_top_p=True)
-    backend = registry.make_backend("vllm", str(demo_model), {"dtype": "bfloat16", "max_model_len": 2048})
-    try:
-        plain = backend.generate(prompts, sampling, "chat")
-        looped = backend.generate(prompts, sampling, "chat", enough=lambda done: False)
-        asked = []
-        stopped = backend.generate(
-            prompts, sampling, "chat", enough=lambda done: asked.append(len(done)) or len(done) >= 2
-        )
-        after = backend.generate(prompts, sampling, "chat")  # the aborted requests left nothing in the engine
-    finally:
-        backend.close()
-    assert looped == plain == after  # the same requests through the engine's steps: the same completions
-    assert sorted(c.tokens for c in plain)[1] < max(c.tokens for c in plain)  # 2 end before the last: a stop to make
-    finished = [i for i, c in enumerate(stopped) if c.finish_reason != "abort"]
-    assert asked[-1] >= 2 and len(finished) == asked[-1] < len(prompts)
-    for i, (full, cut) in enumerate(zip(plain, stopped)):
-        if i in finished:
-            assert cut == full
-        else:  # what it had written when it was stopped: the beginning of what it would have written
-            assert 0 < cut.tokens < full.tokens and full.text.startswith(cut.text)
