@@ -205,10 +205,14 @@ def b7(r: dict) -> list[str]:
         rejected = ", ".join(f"{k} {v}" for k, v in leg["rejected"].items())
         lines.append(f"| {name} ({leg['rev']}) | " + " | ".join(cells) + f" | {rejected} |")
     lines.append("")
-    for rev in sorted({leg["rev"] for leg in legs.values()}, reverse=True):
-        settings = next(leg["settings"] for leg in legs.values() if leg["rev"] == rev)
+    recipes = {}  # one line per revision and recipe: a leg that raises the recipe (biomed1300) gets its own
+    for leg in legs.values():
+        settings = leg["settings"]
         recipe = ", ".join(f"{k} {settings[k]}" for k in B7_RECIPE if settings.get(k) is not None)
-        lines.append(f"Recipe at {rev}: {recipe}.  ")
+        recipes.setdefault((leg["rev"], recipe), []).append(leg["leg"].split("@")[0])
+    for (rev, recipe), names in sorted(recipes.items(), reverse=True):
+        which = f" ({', '.join(dict.fromkeys(names))})" if sum(r == rev for r, _ in recipes) > 1 else ""
+        lines.append(f"Recipe at {rev}{which}: {recipe}.  ")
     for label, ratio in r.get("ratios", {}).items():
         before, after = ratio["parse_waste"]
         lines += [
