@@ -183,6 +183,15 @@ def fit_prompts(specs: list[tuple], build, backend, prompt_format: str, max_toke
     return prompts, shortened
 
 
+def checked_items(prompt, row: dict, checks: list) -> list[dict]:
+    """The items of one brainstorming completion, each through `checks` (its `rejected`: a reason or None)."""
+    items = parse_brainstorm(prompt.prefix, row["text"], row["finish_reason"] == "length")
+    return [
+        {"id": f"{row['id']}-{k}", **item, "rejected": item.get("rejected") or run_checks(checks, item)}
+        for k, item in enumerate(items)
+    ]
+
+
 class Generation:
     """One run's two stages and what they have made so far. Brainstorming appends whole rounds of kept
     instructions, and the response stage answers the kept instructions from a position on, in chunks of
@@ -218,14 +227,6 @@ class Generation:
         self.shortened = {"instructions": 0, "responses": 0}
         self.brainstormed, self.answered, self.rounds, self.prompted, self.stopped = Stats(), Stats(), 0, 0, 0
 
-    def parsed(self, prompt, row: dict, checks: list) -> list[dict]:
-        """The items of one brainstorming completion, each through `checks` (its `rejected`: a reason or None)."""
-        items = parse_brainstorm(prompt.prefix, row["text"], row["finish_reason"] == "length")
-        return [
-            {"id": f"{row['id']}-{k}", **item, "rejected": item.get("rejected") or run_checks(checks, item)}
-            for k, item in enumerate(items)
-        ]
-
     def can_stop(self, size: int, need: int | None) -> bool:
         """A round stops at the quota only where it can reach it: `need` at most its items (`instruction_items`
         per prompt); earlier rounds of a large run run whole, without the filters' second pass."""
@@ -239,12 +240,13 @@ class Generation:
         existing = self.settings["existing"] + [k["instruction"] for k in self.kept]
         checks = build_checks("instruction", {**self.settings, "existing": existing}, self.cfg.filters)
         by_id, seen, kept = {p.id: p for p in prompts}, set(), [0]
+        order = {pid: i for i, pid in enumerate(by_id)}
 
         def enough(done: dict) -> bool:
-            for pid in sorted(done.keys() - seen, key=list(by_id).index):
+            for pid in sorted(done.keys() - seen, key=order.__getitem__):
                 seen.add(pid)
                 row = {"id": pid, "text": done[pid].text, "finish_reason": done[pid].finish_reason}
-                kept[0] += sum(not item["rejected"] for item in self.parsed(by_id[pid], row, checks))
+                kept[0] += sum(not item["rejected"] for item in checked_items(by_id[pid], row, checks))
             return kept[0] >= need
 
         return enough
@@ -293,7 +295,7 @@ class Generation:
             if row["finish_reason"] == "abort":  # stopped unfinished: the quota was met (no item, its tokens counted)
                 self.stopped += 1
                 continue
-            for item in self.parsed(prompt, row, self.instruction_checks):
+            for item in checked_items(prompt, row, self.instruction_checks):
                 if item["rejected"]:
                     self.rejected.append({"stage": "instruction", **item})
                 else:  # the whole last round's passing items, as in the Alpaca reference: they are paid for
