@@ -140,8 +140,19 @@ class SelfSpecConfig(BaseModel):
     prompts_per_round: int = Field(
         256,
         gt=0,
-        description="Brainstorming prompts per round: one engine call, so "
-        "large enough to fill vLLM's batch (256 seqs on CPU, 1024 on H100).",
+        description="Brainstorming prompts per round: the requests decoding at once (a round is its own engine call "
+        "unless `rounds_per_call` streams several), so large enough to fill vLLM's batch (256 seqs on CPU, 1024 on "
+        "H100).",
+    )
+    rounds_per_call: int = Field(
+        8,
+        gt=0,
+        description="`num_instructions`: brainstorming rounds generated as one engine call, at most "
+        "`prompts_per_round` requests decoding at once and the next round's taking the places of those that finish "
+        "(continuous batching across rounds), so that a round's last few long requests do not decode at a batch of "
+        "a few (docs/benchmarks.md, B7). The call is the unit of resumption: a killed run generates its unfinished "
+        "call again, so as many rounds. Backends that can (vllm). Part of the run key of `num_instructions` runs "
+        "(bf16 outputs depend on the batch). 1: a round per call, as (and with the run keys) before the setting.",
     )
     max_rounds: int = Field(200, gt=0, description="Stop brainstorming after this many rounds even if short.")
 

