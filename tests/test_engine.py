@@ -75,9 +75,7 @@ def test_the_engines_step_loop_gives_generates_outputs_and_stops_where_it_is_tol
             assert 0 < cut.tokens < full.tokens and full.text.startswith(cut.text)
 
 
-def test_a_window_keeps_that_many_requests_in_the_engine_and_starts_the_next_as_one_finishes(
-    smollm2_bf16, monkeypatch
-):
+def test_a_window_keeps_that_many_requests_in_the_engine_and_starts_the_next_as_one_finishes(smollm2_bf16, monkeypatch):
     """`rounds_per_call`: 8 brainstorming requests through a window of 3. The engine never holds more than 3, holds 3
     while requests are waiting, and every request completes; stopped at 2 finished, those never started come back
     empty. (In bfloat16 a request's numbers depend on its batch, so the texts are not compared with a plain call's.)"""

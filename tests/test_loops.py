@@ -153,7 +153,14 @@ def test_stop_loops_is_part_of_the_run_key_and_false_finds_the_runs_made_before_
         return {"model": {"sha256": "m"}, "settings": SelfSpecConfig(seeds="s.jsonl", **settings).model_dump()}
 
     assert SelfSpecConfig(seeds="s.jsonl").stop_loops is True
-    assert identity(inputs())["settings"] == {"stop_loops": True, "fast_top_p": True, "stop_at_quota": True}
+    assert identity(inputs())["settings"] == {
+        "stop_loops": True,
+        "fast_top_p": True,
+        "stop_at_quota": True,
+        "rounds_per_call": 8,
+    }
     # what the key hashed before the settings existed
-    assert identity(inputs(stop_loops=False, fast_top_p=False, stop_at_quota=False))["settings"] == {}
+    assert (
+        identity(inputs(stop_loops=False, fast_top_p=False, stop_at_quota=False, rounds_per_call=1))["settings"] == {}
+    )
     assert run_key(inputs()) != run_key(inputs(stop_loops=False))

@@ -190,9 +190,10 @@ def test_a_round_per_call_is_the_old_run_and_rounds_per_call_is_keyed_where_it_a
         return job(model_dir, tmp_path, **extra).inputs["settings"]
 
     assert key_settings(backend="refilling")["rounds_per_call"] == 8
-    assert "rounds_per_call" not in identity({"settings": key_settings(backend="refilling", rounds_per_call=1)})[
-        "settings"
-    ]
+    assert (
+        "rounds_per_call"
+        not in identity({"settings": key_settings(backend="refilling", rounds_per_call=1)})["settings"]
+    )
     assert one.name == run_key(job(model_dir, tmp_path, backend="refilling", **settings, rounds_per_call=1).inputs)
     assert "rounds_per_call" not in key_settings(backend="refilling", num_triplets=5, num_instructions=5000)
     assert "rounds_per_call" not in key_settings(backend="stopping")  # a backend that cannot refill: no say
