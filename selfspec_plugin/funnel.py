@@ -106,7 +106,13 @@ def summary(manifest: dict, run_dir: Path) -> str:
     return "\n".join(
         [
             f"selfspec: run {run_dir}",
-            f"  brainstorming  {s['instructions']['rounds']} rounds, {s['instructions']['prompts']} prompts"
+            f"  brainstorming  {s['instructions']['rounds']} rounds"
+            + (
+                f" in {calls} engine call{'s' * (calls > 1)}"
+                if (calls := s["instructions"].get("calls")) and calls != s["instructions"]["rounds"]
+                else ""
+            )
+            + f", {s['instructions']['prompts']} prompts started"
             + (f" ({s['instructions']['stopped']} stopped at the quota)" if s["instructions"].get("stopped") else "")
             + (
                 f" (instructions reused from {s['instructions']['reused_from']})"

@@ -236,6 +236,7 @@ class Generation:
         self.rejected: list[dict] = []
         self.shortened = {"instructions": 0, "responses": 0}
         self.brainstormed, self.answered, self.rounds, self.prompted, self.stopped = Stats(), Stats(), 0, 0, 0
+        self.calls = 0  # engine calls of brainstorming: a call holds `rounds_per_call` rounds
 
     def can_stop(self, size: int, need: int | None) -> bool:
         """A round stops at the quota only where it can reach it: `need` at most its items (`instruction_items`
@@ -295,7 +296,7 @@ class Generation:
         finished completions have made that many (`until_kept`); what it never started costs nothing and is not
         counted as prompted."""
         first = self.rounds
-        self.rounds += len(sizes)
+        self.rounds, self.calls = self.rounds + len(sizes), self.calls + 1
         files = [
             (self.run_dir / "instructions" / f"round-{rnd:05d}.jsonl", self.round_prompts(rnd, size))
             for rnd, size in enumerate(sizes, first)
@@ -386,7 +387,12 @@ class Generation:
                 bar.update(1)
 
     def stages(self, reused: dict | None = None) -> dict:
-        instructions = reused or {"rounds": self.rounds, "prompts": self.prompted, "stopped": self.stopped}
+        instructions = reused or {
+            "rounds": self.rounds,
+            "calls": self.calls,
+            "prompts": self.prompted,
+            "stopped": self.stopped,
+        }
         return {
             "instructions": {
                 **instructions,

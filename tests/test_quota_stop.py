@@ -164,6 +164,7 @@ def test_rounds_per_call_streams_a_calls_rounds_and_resumes_a_call_whole(stoppin
     assert len(stopped) == 4 and all(r["tokens"] > 0 for r in stopped)  # a window of 8: all 20 had started
     assert manifest["stages"]["instructions"] | {"tokens": 0, "seconds": 0} == {
         "rounds": 6,
+        "calls": 2,
         "prompts": 44,
         "stopped": 4,
         "tokens": 0,
@@ -199,7 +200,7 @@ def test_a_round_per_call_is_the_old_run_and_rounds_per_call_is_keyed_where_it_a
     assert "rounds_per_call" not in key_settings(backend="stopping")  # a backend that cannot refill: no say
 
 
-def test_a_call_larger_than_the_quota_needs_stops_before_starting_the_rest(stopping, model_dir, tmp_path):
+def test_a_call_larger_than_the_quota_needs_stops_before_starting_the_rest(stopping, model_dir, tmp_path, capsys):
     """The demo's case: 10 instructions, a first call of 5 rounds of 4 (nothing known of the yield yet); the call
     stops at the quota with a few requests running and the rest never started (no text, 0 tokens, not prompted)."""
     settings = {"backend": "refilling", "num_instructions": 10, "prompts_per_round": 4, "rounds_per_call": 5}
@@ -213,3 +214,5 @@ def test_a_call_larger_than_the_quota_needs_stops_before_starting_the_rest(stopp
     assert all(r["text"] == "" for r in unstarted)
     instructions = json.loads((run / "manifest.json").read_text())["stages"]["instructions"]
     assert instructions["stopped"] == len(stopped) and instructions["prompts"] == 20 - len(unstarted)
+    summary = capsys.readouterr().err
+    assert f"5 rounds in 1 engine call, {20 - len(unstarted)} prompts started ({len(stopped)} stopped" in summary
