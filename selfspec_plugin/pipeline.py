@@ -239,8 +239,8 @@ class Generation:
         self.calls = 0  # engine calls of brainstorming: a call holds `rounds_per_call` rounds
 
     def can_stop(self, size: int, need: int | None) -> bool:
-        """A round stops at the quota only where it can reach it: `need` at most its items (`instruction_items`
-        per prompt); earlier rounds of a large run run whole, without the filters' second pass."""
+        """A brainstorming call stops at the quota only where it can reach it: `need` at most its items
+        (`instruction_items` per prompt); earlier calls of a large run run whole, without the filters' second pass."""
         return bool(need) and self.stops_early and need <= size * self.cfg.instruction_items
 
     def until_kept(self, prompts: list, need: int):
@@ -303,7 +303,7 @@ class Generation:
         ]
         runnable = [p for _, group in files for p in group]
         stop = {"enough": self.until_kept(runnable, need), "quota": need} if self.can_stop(sum(sizes), need) else {}
-        window = {"window": self.cfg.prompts_per_round} if self.per_call > 1 else {}
+        window = {"window": self.cfg.prompts_per_round} if len(sizes) > 1 else {}  # (a backend that `refills`)
         results = _generate(
             files, self.backend, self.instruction_sampling, self.prompt_format, self.brainstormed, **stop, **window
         )

@@ -82,7 +82,7 @@ def test_a_window_keeps_that_many_requests_in_the_engine_and_starts_the_next_as_
     from selfspec_plugin.backends import Sampling
 
     backend, prompts = smollm2_bf16, brainstorms("w", 8)
-    sampling = Sampling(1.0, 0.98, 64, 42, stop_loops=True, fast_top_p=True)
+    sampling = Sampling(1.0, 0.98, 32, 42, stop_loops=True, fast_top_p=True)
     engine, held = backend.llm.llm_engine, []
     step = engine.step
     monkeypatch.setattr(engine, "step", lambda: held.append(engine.get_num_unfinished_requests()) or step())
