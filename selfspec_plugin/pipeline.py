@@ -273,7 +273,7 @@ class Generation:
             return count(done) >= need
 
         def as_needed(done: dict) -> int:
-            return round_size(window, need - count(done), kept[0], len(seen))
+            return round_size(window, need - count(done), kept[0], len(seen), margin=2.0)
 
         return enough, (as_needed if window and self.cfg.refill_as_needed else window)
 
