@@ -208,15 +208,6 @@ class SelfSpecConfig(BaseModel):
         "Backends that can (vllm). Part of the run key of `num_instructions` runs. false: the whole round is "
         "decoded and all its passing instructions kept, as (and with the run keys) before the setting.",
     )
-    refill_as_needed: bool = Field(
-        True,
-        description="`num_instructions`, a call of several rounds (`rounds_per_call`) that can reach the quota: once "
-        "its finished completions have kept instructions, start only as many further requests as the missing ones "
-        "need at the rate so far (plus a margin), instead of refilling every place that frees up, so that the call "
-        "does not end with a full window of requests stopped in flight, their tokens thrown away (docs/benchmarks.md, "
-        "B7 and issue 32). Backends that can (vllm). Part of the run key of `num_instructions` runs. false: every "
-        "place refilled, as (and with the run keys) before the setting.",
-    )
     chunk_size: int = Field(256, gt=0, description="Responses per chunk: the unit of resumption.")
 
     rouge_threshold: float = Field(

@@ -90,7 +90,7 @@ def _generate(
     adapter: str | None = None,
     enough=None,
     quota: int | None = None,
-    window=None,
+    window: int | None = None,
 ) -> list[list[dict]]:
     """Load finished files (a response chunk, a call's brainstorming rounds) from disk, or generate their prompts
     in one backend call and write each file atomically.
@@ -100,8 +100,7 @@ def _generate(
     (another `chunk_size`, the short last round of a smaller run being extended, a chunk that grows round by round
     under `num_triplets`) has only the missing ones generated and keeps the rows it had.
     `enough` (a function of the finished completions by prompt id, the rows it had first, stopping at `quota`) is
-    passed on to a backend that `stops_early`, and `window` (n, or a function of the same completions giving n) to
-    one that `refills`; the requests it stops are rows
+    passed on to a backend that `stops_early`, and `window` to one that `refills`; the requests it stops are rows
     too (finish_reason "abort", with their `quota`), reused only by a call that stops the same whole set of files at
     the same quota (a resumed run); any other generates them again.
     """
@@ -122,14 +121,10 @@ def _generate(
     if todo:
         start = time.perf_counter()
         had = {k: Completion(r["text"], r["finish_reason"], r["tokens"]) for k, r in done.items()}
-
-        def so_far(ask):  # a function of the finished completions by prompt id, asked by the backend by position
-            return lambda new: ask({**had, **{todo[i].id: c for i, c in new.items()}})
-
         extra = {
             **({"adapter": adapter} if adapter else {}),
-            **({"enough": so_far(enough)} if enough else {}),
-            **({"window": so_far(window) if callable(window) else window} if window else {}),
+            **({"enough": lambda new: enough({**had, **{todo[i].id: c for i, c in new.items()}})} if enough else {}),
+            **({"window": window} if window else {}),
         }
         completions = backend.generate(todo, sampling, prompt_format, **extra)
         stats.add(completions, time.perf_counter() - start)
@@ -248,34 +243,24 @@ class Generation:
         (`instruction_items` per prompt); earlier calls of a large run run whole, without the filters' second pass."""
         return bool(need) and self.stops_early and need <= size * self.cfg.instruction_items
 
-    def until_kept(self, prompts: list, need: int, window: int | None):
-        """`stop_at_quota`: a call's `enough`: true once its completions, in the order they finished, have made
+    def until_kept(self, prompts: list, need: int):
+        """`stop_at_quota`: a round's `enough`: true once its completions, in the order they finished, have made
         `need` instructions that pass the instruction filters (a fresh set of them, holding the instructions kept so
-        far). What the call keeps is then decided as for any round, in prompt order over its finished completions:
-        the same count, unless two near-duplicates finished in the other order (then the run takes one more call).
-        Returned with the call's window: under `refill_as_needed` a function of the same completions, `window`
-        requests decoding at once until some have kept instructions, then only as many as the missing ones need at
-        the rate so far (`round_size`, its margin included), so that the call does not end with a full window of
-        requests stopped in flight; when those fall short, the places free up again."""
+        far). What the round keeps is then decided as for any round, in prompt order over its finished completions:
+        the same count, unless two near-duplicates finished in the other order (then the run takes one more round)."""
         existing = self.settings["existing"] + [k["instruction"] for k in self.kept]
         checks = build_checks("instruction", {**self.settings, "existing": existing}, self.cfg.filters)
         by_id, seen, kept = {p.id: p for p in prompts}, set(), [0]
         order = {pid: i for i, pid in enumerate(by_id)}
 
-        def count(done: dict) -> int:
+        def enough(done: dict) -> bool:
             for pid in sorted(done.keys() - seen, key=order.__getitem__):
                 seen.add(pid)
                 row = {"id": pid, "text": done[pid].text, "finish_reason": done[pid].finish_reason}
                 kept[0] += sum(not item["rejected"] for item in checked_items(by_id[pid], row, checks))
-            return kept[0]
+            return kept[0] >= need
 
-        def enough(done: dict) -> bool:
-            return count(done) >= need
-
-        def as_needed(done: dict) -> int:
-            return round_size(window, need - count(done), kept[0], len(seen), margin=2.0)
-
-        return enough, (as_needed if window and self.cfg.refill_as_needed else window)
+        return enough
 
     def round_prompts(self, rnd: int, size: int) -> list:
         """Brainstorming round `rnd`'s `size` prompts that fit the context (the others rejected `prompt_too_long`)."""
@@ -317,18 +302,10 @@ class Generation:
             for rnd, size in enumerate(sizes, first)
         ]
         runnable = [p for _, group in files for p in group]
-        window, stop = self.cfg.prompts_per_round if len(sizes) > 1 else None, {}  # (a backend that `refills`)
-        if self.can_stop(sum(sizes), need):
-            enough, window = self.until_kept(runnable, need, window)
-            stop = {"enough": enough, "quota": need}
+        stop = {"enough": self.until_kept(runnable, need), "quota": need} if self.can_stop(sum(sizes), need) else {}
+        window = {"window": self.cfg.prompts_per_round} if len(sizes) > 1 else {}  # (a backend that `refills`)
         results = _generate(
-            files,
-            self.backend,
-            self.instruction_sampling,
-            self.prompt_format,
-            self.brainstormed,
-            **stop,
-            **({"window": window} if window else {}),
+            files, self.backend, self.instruction_sampling, self.prompt_format, self.brainstormed, **stop, **window
         )
         before, unstarted = len(self.kept), 0
         for (_, group), rows in zip(files, results):

@@ -218,13 +218,8 @@ def run_inputs(job: Job) -> dict:
     }
     backend = registry.backends().get(job.config.backend)
     cfg = job.config  # under these no brainstorming round stops at a quota, nor shares a call with the next
-    streams = cfg.stop_at_quota and cfg.rounds_per_call > 1  # (a call of several rounds that stops at the quota)
-    for setting, needs, acts in (
-        ("stop_at_quota", ("stops_early",), True),
-        ("rounds_per_call", ("refills",), True),
-        ("refill_as_needed", ("stops_early", "refills"), streams),
-    ):
-        if cfg.num_triplets or cfg.previous_round or not acts or not all(ability(backend, n) for n in needs):
+    for setting, needs in (("stop_at_quota", "stops_early"), ("rounds_per_call", "refills")):
+        if cfg.num_triplets or cfg.previous_round or not ability(backend, needs):
             not_generated.add(setting)
     settings = output_settings(job.config.model_dump(exclude=not_generated), backend)
     remote = ability(backend, "remote_model") and not Path(job.model).is_dir()  # a name on a server
@@ -279,13 +274,7 @@ PATHS = ("seeds", "corpus", "previous_round")
 # A setting whose default changed what a run generates is compared with the value that generates as before it
 # existed: runs at the new default get new keys (their chunks are not mixed with older runs' ones), and setting the
 # old value finds the runs made before.
-GENERATED_AS_BEFORE = {
-    "stop_loops": False,
-    "fast_top_p": False,
-    "stop_at_quota": False,
-    "rounds_per_call": 1,
-    "refill_as_needed": False,
-}
+GENERATED_AS_BEFORE = {"stop_loops": False, "fast_top_p": False, "stop_at_quota": False, "rounds_per_call": 1}
 
 
 @functools.cache

@@ -32,7 +32,7 @@ class Stopping:
     made: list = []
 
     def __init__(self, model, options):
-        self.calls, self.windows, self.places = [], [], []
+        self.calls, self.windows = [], []
         Stopping.made.append(self)
 
     def generate(self, prompts, sampling, mode, enough=None, window=None):
@@ -40,30 +40,20 @@ class Stopping:
         self.windows.append(window)
         if not prompts[0].prefix:  # answers
             return [Completion(f"Answer {novel(p.id, 3)}", "stop", 5) for p in prompts]
+        free, start, end = [0] * (window or len(prompts)), {}, {}
+        for i in range(len(prompts)):  # in prompt order, each in the first place to free up
+            start[i] = heapq.heappop(free)
+            end[i] = start[i] + 10 + (7 * i) % 23
+            heapq.heappush(free, end[i])
         text = {i: f" Explain {novel(p.id, 6)}.\n4. Input:\n{novel(p.id + 'i', 4)}\n" for i, p in enumerate(prompts)}
-        places = window({}) if callable(window) else window or len(prompts)
-        self.places.append([places])
-        start, running, done, step = {}, [], {}, 0
-        while True:
-            while len(start) < len(prompts) and len(running) < places:  # in prompt order, as places free up
-                i = len(start)
-                start[i] = step
-                heapq.heappush(running, (step + 10 + (7 * i) % 23, i))
-            if not running:
+        done, at = {}, None
+        for step in sorted(set(end.values())):
+            done.update({i: Completion(text[i], "stop", end[i] - start[i]) for i in end if end[i] == step})
+            if enough is not None and len(done) < len(prompts) and enough(dict(done)):
+                at = step
                 break
-            step = running[0][0]
-            while running and running[0][0] == step:
-                i = heapq.heappop(running)[1]
-                done[i] = Completion(text[i], "stop", step - start[i])
-            if len(done) < len(prompts) and enough is not None and enough(dict(done)):
-                break
-            if callable(window):
-                places = window(dict(done))
-                self.places[-1].append(places)
-        ran = {i: step - start[i] for i in start if i not in done}
-        return [
-            done.get(i) or Completion(text[i][: ran.get(i, 0)], "abort", ran.get(i, 0)) for i in range(len(prompts))
-        ]
+        ran = {i: max(0, at - start[i]) for i in start if i not in done} if at is not None else {}
+        return [done.get(i) or Completion(text[i][: ran[i]], "abort", ran[i]) for i in range(len(prompts))]
 
     def close(self):
         pass
@@ -158,29 +148,25 @@ def test_stop_at_quota_is_in_the_key_of_num_instructions_runs_whose_backend_can_
 def test_rounds_per_call_streams_a_calls_rounds_and_resumes_a_call_whole(stopping, model_dir, tmp_path):
     """Rounds of 8, 3 to a call: the first call sends 24 prompts through a window of 8; it keeps 24 of the 40
     instructions, so the second is sized to the 16 missing (+25 %: 20 prompts, rounds of 8, 8 and 4) and stops at the
-    quota, the prompts it never started costing nothing. Its window starts at 8 and, as its finished completions
-    keep instructions (all of them here), narrows to what the missing ones need (`refill_as_needed`: +25 %), so
-    that it stops with 2 requests running instead of 4. Every round has its own file; a resumed run reads the calls
+    quota, the prompts it never started costing nothing. Every round has its own file; a resumed run reads the calls
     back and generates nothing."""
     settings = {"backend": "refilling", "num_instructions": 40, "prompts_per_round": 8, "rounds_per_call": 3}
     run = generate(job(model_dir, tmp_path, **settings, instruction_items=1), progress=False)
     (backend,) = stopping
     brainstorms = [c for c in backend.calls if all(i.count("-") == 1 for i in c)]
-    assert [len(c) for c in brainstorms] == [24, 20] and backend.windows[0] == 8 and callable(backend.windows[1])
-    places = backend.places[1]  # the second call's window, asked as its requests finish
-    assert places[0] == 8 and places[-1] == 2 and places == sorted(places, reverse=True)
+    assert [len(c) for c in brainstorms] == [24, 20] and backend.windows[:2] == [8, 8]
     assert brainstorms[0][8] == "r1-p0" and brainstorms[1][-1] == "r5-p3"
     files = sorted((run / "instructions").glob("round-*.jsonl"))
     assert [len(rows(f)) for f in files] == [8, 8, 8, 8, 8, 4]
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["counts"]["instructions_kept"] == 40
-    aborted = [r for f in files[3:] for r in rows(f) if r["finish_reason"] == "abort"]
-    assert [r["tokens"] > 0 for r in aborted] == [True, True, False, False]  # 2 stopped running, 2 never started
+    stopped = [r for f in files[3:] for r in rows(f) if r["finish_reason"] == "abort"]
+    assert len(stopped) == 4 and all(r["tokens"] > 0 for r in stopped)  # a window of 8: all 20 had started
     assert manifest["stages"]["instructions"] | {"tokens": 0, "seconds": 0} == {
         "rounds": 6,
         "calls": 2,
-        "prompts": 42,
-        "stopped": 2,
+        "prompts": 44,
+        "stopped": 4,
         "tokens": 0,
         "resumed_tokens": 0,
         "seconds": 0,
@@ -193,30 +179,6 @@ def test_rounds_per_call_streams_a_calls_rounds_and_resumes_a_call_whole(stoppin
     assert generate(job(model_dir, tmp_path, **settings, instruction_items=1), progress=False) == run
     assert all(i.count("-") == 2 for c in stopping[1].calls for i in c)  # answers only
     assert (run / "data.jsonl").read_bytes() == data
-
-
-def test_every_place_refilled_stops_a_full_window_and_refill_as_needed_is_keyed_where_it_acts(
-    stopping, model_dir, tmp_path
-):
-    """`refill_as_needed: false`: the same run's second call refills every place that frees up, so it stops with
-    its whole window of 4 requests running (all 20 had started), more tokens for the same instructions."""
-    settings = {"backend": "refilling", "num_instructions": 40, "prompts_per_round": 8, "rounds_per_call": 3}
-    as_needed = generate(job(model_dir, tmp_path / "a", **settings, instruction_items=1), progress=False)
-    full = generate(job(model_dir, tmp_path / "b", **settings, instruction_items=1, refill_as_needed=False))
-    assert stopping[1].windows[:2] == [8, 8] and as_needed.name != full.name
-    counts = [json.loads((run / "manifest.json").read_text())["stages"]["instructions"] for run in (as_needed, full)]
-    assert [(c["prompts"], c["stopped"]) for c in counts] == [(42, 2), (44, 4)]
-    assert counts[0]["tokens"] < counts[1]["tokens"]
-    for name in ("data.jsonl", "instructions.jsonl"):  # the same instructions and triplets
-        assert [r["instruction"] for r in rows(as_needed / name)] == [r["instruction"] for r in rows(full / name)]
-
-    def key_settings(**extra):
-        return job(model_dir, tmp_path, **extra).inputs["settings"]
-
-    assert key_settings(backend="refilling")["refill_as_needed"] is True
-    for quiet in ({"rounds_per_call": 1}, {"stop_at_quota": False}, {"num_triplets": 5, "num_instructions": 5000}):
-        assert "refill_as_needed" not in key_settings(backend="refilling", **quiet)  # where it does not act
-    assert "refill_as_needed" not in key_settings(backend="stopping")  # a backend that cannot refill: no say
 
 
 def test_a_round_per_call_is_the_old_run_and_rounds_per_call_is_keyed_where_it_acts(stopping, model_dir, tmp_path):
@@ -243,7 +205,7 @@ def test_a_call_larger_than_the_quota_needs_stops_before_starting_the_rest(stopp
     stops at the quota with a few requests running and the rest never started (no text, 0 tokens, not prompted)."""
     settings = {"backend": "refilling", "num_instructions": 10, "prompts_per_round": 4, "rounds_per_call": 5}
     run = generate(job(model_dir, tmp_path, **settings, instruction_items=1), progress=False)
-    assert [len(c) for c in stopping[0].calls][:1] == [20] and stopping[0].places[0][0] == 4
+    assert [len(c) for c in stopping[0].calls][:1] == [20] and stopping[0].windows[0] == 4
     brainstormed = [r for f in sorted((run / "instructions").glob("round-*.jsonl")) for r in rows(f)]
     assert len(brainstormed) == 20
     unstarted = [r for r in brainstormed if r["finish_reason"] == "abort" and r["tokens"] == 0]

@@ -111,9 +111,7 @@ class Backend(abc.ABC):
     # and tokens so far)
     stops_early: ClassVar[bool] = False
     # generate() takes `window=n`: at most n requests decode at once, the next ones (in order) taking the places of
-    # those that finish, so that a call of several brainstorming rounds runs as one stream (`rounds_per_call`); or
-    # `window=f`, f a function of the completions finished so far (as for `enough`) giving n, asked as they finish
-    # (`refill_as_needed`)
+    # those that finish, so that a call of several brainstorming rounds runs as one stream (`rounds_per_call`)
     refills: ClassVar[bool] = False
     remote_model: ClassVar[bool] = False  # the model is a name on a server, not a local directory to fingerprint
     requires: ClassVar[dict] = {}  # {module: install hint}, checked before any work starts

