@@ -49,6 +49,9 @@ def account(run_dir: Path) -> dict:
     brainstorm, answer, items = Counter(), Counter(), Counter(fate.values())
     completions = [row for path in sorted((run_dir / "instructions").glob("round-*.jsonl")) for row in read_jsonl(path)]
     for row in completions:
+        if row["finish_reason"] == "abort":  # stopped at the quota (stop_at_quota): no item, its tokens spent
+            brainstorm["stopped at the quota"] += row["tokens"]
+            continue
         made = items_of.get(row["id"]) or [None]
         for item in made:
             brainstorm[fate.get(item, "nothing parsed")] += row["tokens"] / len(made)

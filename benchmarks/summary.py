@@ -257,6 +257,7 @@ def render() -> str:
         ("b7_yield_issue31", b7),
         ("b7_yield_quota", b7),
         ("b7_yield_stream", b7),
+        ("b7_yield_refill", b7),
         ("b8_quality", b8),
         ("b9_corpus_recall", b9),
     ):

@@ -144,32 +144,32 @@ def test_the_gemma_verdict_table_comes_from_the_committed_eval(tmp_path):
     assert len(rows) == 14 and all(row in page for row in rows), [row for row in rows if row not in page]
 
 
+B7_RUNS = ROOT / "benchmarks" / "results" / "b7"
+
+
+def token_pool(legs: list, out) -> dict:
+    """benchmarks/b7_tokens.py's pooled accounting of these committed B7 legs."""
+    import subprocess
+    import sys
+
+    script = [sys.executable, str(ROOT / "benchmarks" / "b7_tokens.py"), *map(str, legs)]
+    subprocess.run([*script, "--label", "x", "--result", str(out)], capture_output=True, check=True)
+    return json.loads(out.read_text())["pools"]["x"]
+
+
+def manifest_tokens(legs: list) -> int:
+    manifests = [json.loads((leg / "manifest.json").read_text()) for leg in legs]
+    return sum(m["stages"][s]["tokens"] for m in manifests for s in ("instructions", "responses"))
+
+
 def test_every_generated_token_is_charged_to_an_items_fate(tmp_path):
     """benchmarks/b7_tokens.py (issue 32's accounting in docs/benchmarks.md): on the committed B7 demo legs every
     token the manifests counted is charged to a kept item or a rejection reason, and the page's numbers are what
     it computes from them."""
-    import subprocess
-    import sys
-
-    legs = sorted((ROOT / "benchmarks" / "results" / "b7").glob("7fe1741-demo@*"))
-    out = tmp_path / "tokens.json"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "b7_tokens.py"),
-            *map(str, legs),
-            "--label",
-            "x",
-            "--result",
-            str(out),
-        ],
-        capture_output=True,
-        check=True,
-    )
-    pool = json.loads(out.read_text())["pools"]["x"]
+    legs = sorted(B7_RUNS.glob("7fe1741-demo@*"))
+    pool = token_pool(legs, tmp_path / "tokens.json")
     manifests = [json.loads((leg / "manifest.json").read_text()) for leg in legs]
-    stages = [m["stages"][s]["tokens"] for m in manifests for s in ("instructions", "responses")]
-    assert len(legs) == 3 and pool["generated_tokens"] == sum(stages) == 10232
+    assert len(legs) == 3 and pool["generated_tokens"] == manifest_tokens(legs) == 10232
     assert pool["triplets"] == sum(m["counts"]["triplets"] for m in manifests)
     assert sum(f["items"] for f in pool["fates"].values()) == sum(
         len((leg / name).read_text().splitlines()) for leg in legs for name in ("data.jsonl", "rejected.jsonl")
@@ -178,6 +178,30 @@ def test_every_generated_token_is_charged_to_an_items_fate(tmp_path):
     parse_waste_free = pool["ceiling_if_free"]["parse waste (truncated, unparseable)"]
     assert f"| **kept triplets per 1K generated tokens** | **{pool['triplets_per_1k_tokens']}** |" in page
     assert f"| ceiling if parse waste (truncated + unparseable) had cost nothing | {parse_waste_free} |" in page
+
+
+def test_a_stopped_requests_tokens_are_charged_to_the_quota(tmp_path):
+    """The same accounting on legs that stop at the quota (the committed biomed200 legs of f39ad2f and of the
+    reverted refill_as_needed, 1192bd3): a stopped request's tokens go to "stopped at the quota", every counted
+    token is charged, and the page's numbers (where the waste moved) are what it computes."""
+    from selfspec_plugin.fileio import read_jsonl
+
+    charged = {}
+    for rev in ("f39ad2f", "1192bd3"):
+        legs = sorted(B7_RUNS.glob(f"xeon-{rev}-biomed200@*"))
+        pool = token_pool(legs, tmp_path / f"{rev}.json")
+        rows = [r for leg in legs for f in (leg / "instructions").glob("round-*.jsonl") for r in read_jsonl(f)]
+        stopped = sum(r["tokens"] for r in rows if r["finish_reason"] == "abort")
+        assert len(legs) == 2 and pool["fates"]["stopped at the quota"]["brainstorm_tokens"] == stopped > 0
+        assert pool["generated_tokens"] == manifest_tokens(legs)
+        charged[rev] = {fate: f"{spent['brainstorm_tokens']:,}" for fate, spent in pool["fates"].items()}
+    page = " ".join((ROOT / "docs" / "benchmarks.md").read_text().split())
+    before, after = charged["f39ad2f"], charged["1192bd3"]
+    moved = (
+        f"the stopped requests' tokens fell {before['stopped at the quota']} → {after['stopped at the quota']} "
+        f"and the `truncated` items' rose {before['truncated']} → {after['truncated']}"
+    )
+    assert moved in page
 
 
 def test_a_runs_legs_are_read_back_from_its_files_write_times(tmp_path):
