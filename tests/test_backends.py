@@ -69,6 +69,8 @@ def test_transformers_backend_runs_the_pipeline_reproducibly(tiny_model, tmp_pat
     first = backend.generate(prompts, sampling, "completion")
     assert backend.generate(prompts[::-1], sampling, "completion")[::-1] == first  # per-item seeds
     assert all(c.tokens > 0 for c in first)
+    # the stop strings' criterion (it embeds the whole vocabulary) was built for the first call and reused
+    assert list(backend.stop_strings) == [tuple(sorted(prompts[0].stop))]
     run_dir = generate(make_job({**SMALL, "backend": "transformers"}, str(tiny_model), str(tmp_path)), progress=False)
     manifest, data = read_run(run_dir)
     assert manifest["backend"] == "transformers" and manifest["counts"]["triplets"] == len(data) > 0

@@ -98,7 +98,7 @@ def test_committed_gemma_adapters_reproduce_the_committed_predictions(gemma_mode
     """docs/results.md's Gemma run: its first seed's adapters (selfspec and the equal-steps seeds-only control), on the
     model `selfspec fetch-demo-model gemma-3-270m` makes, re-make the committed k = 0 predictions
     (docs/results/gemma/eval/predictions.jsonl: vLLM, bfloat16, adapters merged into the weights) with PEFT on the
-    transformers backend. Two items of each of the 12 tasks (48 predictions): a third costs the suite about a minute
+    transformers backend. Two items of each of the 12 tasks (48 predictions): a third costs the suite about 40 s
     more, and the suite is kept under 15 minutes on a 2-core machine."""
     specs = [
         str(ROOT / "seeds" / "eval" / "biomed.jsonl"),

@@ -79,6 +79,7 @@ class TransformersBackend(Backend):
         )
         self.batch_size = o.batch_size
         self.adapters: dict[str, str] = {}  # adapter directory -> its PEFT adapter name
+        self.stop_strings: dict[tuple, object] = {}  # stop strings -> their StopStringCriteria (_stop_criterion)
         self.chat_capable = bool(getattr(self.tokenizer, "chat_template", None))
         self.chat_model = chat_model(self.tokenizer, model)
         self.context_tokens = getattr(self.model.config, "max_position_embeddings", None)
@@ -104,6 +105,17 @@ class TransformersBackend(Backend):
         self.model.set_adapter(self.adapters[adapter])
         return self.model, nullcontext()
 
+    def _stop_criterion(self, stop: tuple[str, ...]):
+        """transformers' criterion for these stop strings, built once per backend: building one embeds every token
+        of the vocabulary (~3 s for Gemma's 262K tokens, in every batch when passed as `stop_strings=`), and
+        transformers' own cache of them never hits, as its key holds `get_vocab()`'s order, which differs from call
+        to call (docs/benchmarks.md, B2)."""
+        if stop not in self.stop_strings:
+            from transformers import StopStringCriteria
+
+            self.stop_strings[stop] = StopStringCriteria(self.tokenizer, list(stop))
+        return self.stop_strings[stop]
+
     def _run(
         self, texts: list[str], prompts: list, sampling: Sampling, prompt_format: str, adapter: str | None
     ) -> list[Completion]:
@@ -123,10 +135,11 @@ class TransformersBackend(Backend):
             seeds = [item_seed(sampling.seed, p.id) for p in prompts]
             sampler = seeded_sampler(self.torch, seeds, sampling.temperature, sampling.top_p, self.device)
             kwargs["logits_processor"] = LogitsProcessorList([sampler])
-        if stop:
-            kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
+        criteria = [self._stop_criterion(tuple(stop))] if stop else []
         if sampling.stop_loops:
-            kwargs["stopping_criteria"] = StoppingCriteriaList([loop_stopper(self.torch, enc["input_ids"].shape[1])])
+            criteria.append(loop_stopper(self.torch, enc["input_ids"].shape[1]))
+        if criteria:
+            kwargs["stopping_criteria"] = StoppingCriteriaList(criteria)
         model, context = self._model(adapter)
         with self.torch.no_grad(), context:
             out = model.generate(**enc, **kwargs)
