@@ -107,7 +107,7 @@ class TransformersBackend(Backend):
 
     def _stop_criterion(self, stop: tuple[str, ...]):
         """transformers' criterion for these stop strings, built once per backend: building one embeds every token
-        of the vocabulary (~3 s for Gemma's 262K tokens, in every batch when passed as `stop_strings=`), and
+        of the vocabulary (2.5-4.8 s for Gemma's 262K tokens, in every batch when passed as `stop_strings=`), and
         transformers' own cache of them never hits, as its key holds `get_vocab()`'s order, which differs from call
         to call (docs/benchmarks.md, B2)."""
         if stop not in self.stop_strings:
