@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,14 +127,38 @@ def gemma_tokenizer(gguf: Path):
 TOKENIZERS = {SMOLLM2.name: smollm2_tokenizer, GEMMA3.name: gemma_tokenizer}
 
 
+@contextmanager
+def parsed_once():
+    """Every `gguf.GGUFReader` of one file the same reader while converting: transformers parses the GGUF for the
+    config and again for the weights, and the Gemma tokenizer rebuild a third time, and each parse walks the
+    metadata's arrays in Python (~10 s for Gemma's 262K pieces, scores and types)."""
+    import gguf
+
+    real, readers = gguf.GGUFReader, {}
+
+    def reader(path, mode="r"):
+        key = (str(Path(path).resolve()), mode)
+        if key not in readers:
+            readers[key] = real(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = reader
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = real
+
+
 def convert(model: DemoModel, gguf: Path, out: Path) -> Path:
     """Dequantise the GGUF to a bf16 safetensors directory with its tokenizer (written to out.tmp, then renamed)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    tokenizer = TOKENIZERS[model.name](gguf)
-    # bf16: the dtype both models were trained in; its rounding is far below the 4-bit quantisation (docs/install.md).
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+    with parsed_once():
+        tokenizer = TOKENIZERS[model.name](gguf)
+        # bf16: the dtype both models were trained in; its rounding is far below the 4-bit quantisation
+        # (docs/install.md).
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # GGUF-loaded models refuse to serialise; rebuild a plain one

@@ -165,3 +165,25 @@ def test_fetch_demo_model_names_its_models():
     assert "smollm2-135m-instruct|gemma-3-270m" in help_text
     result = CliRunner().invoke(cli, ["fetch-demo-model", "llama-7b"])
     assert result.exit_code != 0 and "llama-7b" in result.output
+
+
+def test_a_conversion_parses_its_gguf_once(tmp_path):
+    """`demo_model.parsed_once`: every reader of one GGUF file during a conversion is the same parse (transformers
+    reads the file for the config and the weights, the tokenizer rebuild once more), and the library's own class is
+    back afterwards."""
+    import gguf
+
+    path = tmp_path / "small.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_array("tokenizer.ggml.tokens", [f"piece{i}" for i in range(50)])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    real = gguf.GGUFReader
+    with demo_model.parsed_once():
+        from gguf import GGUFReader  # as transformers and gguf_tokenizer import it, at call time
+
+        first = GGUFReader(path)
+        assert GGUFReader(str(tmp_path / "." / "small.gguf")) is first and isinstance(first, real)
+        assert first.fields["tokenizer.ggml.tokens"].contents()[-1] == "piece49"
+    assert gguf.GGUFReader is real and real(path) is not first
