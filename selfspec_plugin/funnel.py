@@ -97,6 +97,19 @@ def poor_run(manifest: dict, data: list[dict]) -> list[str]:
     return warnings
 
 
+def brainstorming(ins: dict) -> str:
+    """The funnel's brainstorming line: its rounds (and engine calls, where a call held several), the prompts
+    started, those stopped at the quota, and where reused instructions came from."""
+    calls = ins.get("calls")
+    return (
+        f"{ins['rounds']} rounds"
+        + (f" in {calls} engine call{'s' * (calls > 1)}" if calls and calls != ins["rounds"] else "")
+        + f", {ins['prompts']} prompts started"
+        + (f" ({ins['stopped']} stopped at the quota)" if ins.get("stopped") else "")
+        + (f" (instructions reused from {ins['reused_from']})" if "reused_from" in ins else "")
+    )
+
+
 def summary(manifest: dict, run_dir: Path) -> str:
     """The funnel of a finished run on one screen."""
     c, s = manifest["counts"], manifest["stages"]
@@ -106,19 +119,7 @@ def summary(manifest: dict, run_dir: Path) -> str:
     return "\n".join(
         [
             f"selfspec: run {run_dir}",
-            f"  brainstorming  {s['instructions']['rounds']} rounds"
-            + (
-                f" in {calls} engine call{'s' * (calls > 1)}"
-                if (calls := s["instructions"].get("calls")) and calls != s["instructions"]["rounds"]
-                else ""
-            )
-            + f", {s['instructions']['prompts']} prompts started"
-            + (f" ({s['instructions']['stopped']} stopped at the quota)" if s["instructions"].get("stopped") else "")
-            + (
-                f" (instructions reused from {s['instructions']['reused_from']})"
-                if "reused_from" in s["instructions"]
-                else ""
-            ),
+            f"  brainstorming  {brainstorming(s['instructions'])}",
             *(
                 [
                     f"  instructions   {c['instructions_kept']} kept",
