@@ -131,7 +131,7 @@ TOKENIZERS = {SMOLLM2.name: smollm2_tokenizer, GEMMA3.name: gemma_tokenizer}
 def parsed_once():
     """Every `gguf.GGUFReader` of one file the same reader while converting: transformers parses the GGUF for the
     config and again for the weights, and the Gemma tokenizer rebuild a third time, and each parse walks the
-    metadata's arrays in Python (~10 s for Gemma's 262K pieces, scores and types)."""
+    metadata's arrays (a large vocabulary's pieces, scores and types) in Python (measured in docs/install.md)."""
     import gguf
 
     real, readers = gguf.GGUFReader, {}

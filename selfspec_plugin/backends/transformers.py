@@ -107,9 +107,9 @@ class TransformersBackend(Backend):
 
     def _stop_criterion(self, stop: tuple[str, ...]):
         """transformers' criterion for these stop strings, built once per backend: building one embeds every token
-        of the vocabulary (2.5-4.8 s for Gemma's 262K tokens, in every batch when passed as `stop_strings=`), and
-        transformers' own cache of them never hits, as its key holds `get_vocab()`'s order, which differs from call
-        to call (docs/benchmarks.md, B2)."""
+        of the vocabulary (seconds on a large one, in every batch when passed as `stop_strings=`), and transformers'
+        own cache of them never hits, as its key holds `get_vocab()`'s order, which differs from call to call
+        (measured in docs/benchmarks.md, B2)."""
         if stop not in self.stop_strings:
             from transformers import StopStringCriteria
 
